@@ -13,6 +13,7 @@ Subclasses state their channels and geometry in ``describe()``.
 from __future__ import annotations
 
 import abc
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -56,6 +57,8 @@ class Driver(abc.ABC):
     name: ClassVar[str] = ""
     #: Default serial settings for the instrument.
     baudrate: ClassVar[int] = 115200
+    #: Drivers whose port is open now; the test suite fails a test that leaks one.
+    open_instances: ClassVar[weakref.WeakSet[Driver]] = weakref.WeakSet()
 
     def __init__(self, port: str, *, stream_id: str | None = None, **options: Any) -> None:
         self.port_url = port
@@ -138,8 +141,9 @@ class LineDriver(Driver):
     # --- Driver API ----------------------------------------------------------------
     def open(self) -> StreamDescriptor:
         close_quietly(self._port)
-        self._port = open_port(self.port_url, baudrate=int(self.options.get("baudrate",
-                                                                           self.baudrate)))
+        baud = int(self.options.get("baudrate", self.baudrate))
+        self._port = open_port(self.port_url, baudrate=baud)
+        Driver.open_instances.add(self)
         # After (re)attaching, the first bytes are usually the middle of a line.
         self._framer.reset(discard_first_partial=True)
         if self._opened_once:
@@ -151,6 +155,7 @@ class LineDriver(Driver):
     def close(self) -> None:
         close_quietly(self._port)
         self._port = None
+        Driver.open_instances.discard(self)
 
     def feed(self, data: bytes) -> None:
         """Push raw bytes through framer and parser (also used by `uxo decode`)."""

@@ -1,0 +1,153 @@
+"""The ``uxo`` command: ``acquire`` here, every other sub-command from entry points.
+
+Sub-commands are contributed through the ``uxo.commands`` entry-point group
+(see pyproject.toml), so the simulator, recorder and any plug-in package add
+commands without this module importing them. A plug-in that fails to load
+is reported and skipped; the rest of the tool keeps working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from importlib.metadata import entry_points
+
+from acquisition import __version__
+from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
+
+log = logging.getLogger("uxo")
+
+
+def _register_acquire(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "acquire",
+        help="run the acquisition service on a port",
+        description="Read an instrument on a port URL, process, publish events and record.",
+    )
+    p.add_argument("--driver", required=True, help="driver name (see `uxo drivers`)")
+    p.add_argument("--port", required=True,
+                   help="port URL: /dev/ttyUSB0, hwgrep://VID:PID, socket://h:p, sim://demo")
+    p.add_argument("--fallback-port", action="append", default=[],
+                   help="URL to try when --port cannot be opened (e.g. hwgrep://0403:6001)")
+    p.add_argument("--stream-id", help="stream name (default: driver name)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="driver option, repeatable (e.g. kind=total, rate_hz=10)")
+    p.add_argument("--publish", metavar="ENDPOINT", help="ZeroMQ endpoint to bind, "
+                   "e.g. tcp://*:5556")
+    p.add_argument("--record", metavar="FILE", help="HDF5 file to record to")
+    p.add_argument("--session", help="session id (default: random)")
+    p.add_argument("--no-process", action="store_true", help="acquire and record only")
+    p.add_argument("--decimate", type=int, default=1,
+                   help="publish every k-th sample of data blocks (default 1: full rate)")
+    p.add_argument("--stall", type=float, default=3.0, help="stall watchdog, seconds")
+    p.add_argument("--idle-exit", type=float, metavar="S",
+                   help="stop when no data arrived for S seconds")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE",
+                   help="operator/site metadata recorded as provenance, repeatable")
+    add_field_arguments(p)
+    p.set_defaults(func=_cmd_acquire)
+
+
+def _cmd_acquire(args: argparse.Namespace) -> int:
+    from acquisition.drivers import registry
+    from acquisition.events import Anomaly, StateChange, Target
+    from acquisition.service import AcquisitionService, ServiceConfig
+
+    options = parse_options(args.opt)
+    if args.stream_id:
+        options["stream_id"] = args.stream_id
+    try:
+        driver = registry.create(args.driver, args.port, **options)
+    except (LookupError, TypeError, ValueError) as exc:
+        print(f"uxo acquire: {exc}", file=sys.stderr)
+        return 2
+    config = ServiceConfig(
+        publish=args.publish,
+        record=args.record,
+        earth_field=field_from_args(args),
+        process=not args.no_process,
+        block_decimation=max(1, args.decimate),
+        stall_s=args.stall,
+        idle_exit_s=args.idle_exit,
+        max_runtime_s=args.duration,
+        provenance={f"meta_{k}": str(v) for k, v in parse_options(args.meta).items()},
+    )
+    if args.session:
+        config.session = args.session
+
+    def show(ev: Anomaly | Target | StateChange) -> None:
+        if isinstance(ev, Target):
+            print(f"target  #{ev.target_id} x={ev.x:.2f} y={ev.y:.2f} depth={ev.depth:.2f} m "
+                  f"moment={ev.moment_abs:.3g} A m2 {ev.size_class} q={ev.quality:.2f}",
+                  flush=True)
+        elif isinstance(ev, Anomaly):
+            print(f"anomaly lane {ev.lane} x={ev.x:.2f} y={ev.y:.2f} "
+                  f"{ev.amplitude_nT:+.1f} nT", flush=True)
+        else:
+            print(f"state   {ev.state} {ev.reason}", flush=True)
+
+    service = AcquisitionService(driver, config, on_event=show,
+                                 runner_options={"fallback_urls": tuple(args.fallback_port)})
+    # SIGTERM ends the session as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    print(f"session {config.session}: {args.driver} on {args.port}", flush=True)
+    summary = service.run()
+    print(f"stopped: {summary.samples} samples in {summary.blocks} blocks, "
+          f"{len(summary.targets)} targets", flush=True)
+    for f in summary.record_files:
+        print(f"recorded: {f}")
+    if summary.recorder_error:
+        print(f"recorder error: {summary.recorder_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _register_drivers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("drivers", help="list the drivers that are installed")
+    p.set_defaults(func=_cmd_drivers)
+
+
+def _cmd_drivers(args: argparse.Namespace) -> int:
+    from acquisition.drivers import registry
+
+    for name in registry.available():
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uxo", description="UXO detector acquisition")
+    parser.add_argument("--version", action="version", version=f"uxo {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _register_acquire(sub)
+    _register_drivers(sub)
+    for ep in sorted(entry_points(group="uxo.commands"), key=lambda e: e.name):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken plug-in must not take the tool down
+            log.warning("command %s unavailable: %s", ep.name, exc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
