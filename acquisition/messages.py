@@ -63,7 +63,15 @@ REQUIRED_HEADER = ("v", "kind", "session", "stream", "seq", "t_ns")
 
 
 class MessageError(ValueError):
-    """A frame sequence that is not a valid message of this schema."""
+    """A frame sequence that is not a valid message of this schema.
+
+    ``reason`` is a short stable code (``"msgpack"``, ``"version"``, ``"kind"``,
+    ``"array_size"``...) that subscribers use to count rejects by cause.
+    """
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -93,8 +101,13 @@ def topic_for(kind: str, stream: str = "") -> str:
     return f"{prefix}.{stream}" if stream and prefix != "session" else prefix
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes})
+
+
 def _clean(value: Any) -> Any:
     """Make a value msgpack-safe and strict-map-key safe (str keys, no numpy)."""
+    if type(value) in _PLAIN:  # the common case, checked first: headers are mostly scalars
+        return value
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -106,93 +119,124 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _wire_dtype(dtype: np.dtype) -> str:
+    # numpy spells one-byte types "|u1" (no byte order); the wire always says "<".
+    s = dtype.str
+    return "<" + s[1:] if s[0] == "|" else s
+
+
 def encode(msg: Message) -> list[bytes]:
-    """Frames for a message. The header's ``arrays`` entry is written here."""
+    """Frames for a message. The header's ``arrays`` entry is written here.
+
+    Refuses (`MessageError`) anything that `decode` would reject, so a
+    publisher never puts a message on the wire that no subscriber can read.
+    """
     header = dict(msg.header)
     missing = [k for k in REQUIRED_HEADER if k not in header]
     if missing:
-        raise MessageError(f"header lacks {missing}")
+        raise MessageError(f"header lacks {missing}", "missing_field")
+    topic = msg.topic.encode("utf-8")
+    if len(topic) > MAX_TOPIC_BYTES:
+        raise MessageError("topic too long", "topic")
+    if len(msg.arrays) > MAX_ARRAYS:
+        raise MessageError(f"{len(msg.arrays)} arrays, at most {MAX_ARRAYS}", "arrays")
     frames: list[bytes] = []
     specs = []
     for name, arr in msg.arrays.items():
         a = np.ascontiguousarray(arr)
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        dt = a.dtype.str
+        dt = _wire_dtype(a.dtype)
         if dt not in ALLOWED_DTYPES:
-            raise MessageError(f"array {name!r}: dtype {dt} not allowed on the wire")
-        specs.append({"name": name, "dtype": dt, "shape": list(a.shape)})
+            raise MessageError(f"array {name!r}: dtype {dt} not allowed on the wire", "array_spec")
+        if not 1 <= a.ndim <= 3:
+            raise MessageError(f"array {name!r}: {a.ndim} dimensions, need 1-3", "array_spec")
+        if a.nbytes > MAX_ARRAY_BYTES:
+            raise MessageError(f"array {name!r}: {a.nbytes} bytes is too large", "array_size")
+        specs.append({"name": str(name), "dtype": dt, "shape": list(a.shape)})
         frames.append(a.tobytes())
     header["arrays"] = specs
     packed = msgpack.packb(_clean(header), use_bin_type=True)
-    return [msg.topic.encode("utf-8"), packed, *frames]
+    if len(packed) > MAX_HEADER_BYTES:
+        raise MessageError("header too large", "header_size")
+    return [topic, packed, *frames]
 
 
 def decode(frames: list[bytes]) -> Message:
     """Parse and validate frames; raise `MessageError` on anything malformed."""
     if len(frames) < 2:
-        raise MessageError(f"expected at least 2 frames, got {len(frames)}")
+        raise MessageError(f"expected at least 2 frames, got {len(frames)}", "frames")
+    if len(frames) > 2 + MAX_ARRAYS:
+        raise MessageError(f"{len(frames)} frames, at most {2 + MAX_ARRAYS}", "frames")
     topic_b, header_b, *array_frames = frames
     if len(topic_b) > MAX_TOPIC_BYTES:
-        raise MessageError("topic too long")
+        raise MessageError("topic too long", "topic")
     try:
         topic = bytes(topic_b).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MessageError("topic is not UTF-8") from exc
+        raise MessageError("topic is not UTF-8", "topic") from exc
     if len(header_b) > MAX_HEADER_BYTES:
-        raise MessageError("header too large")
+        raise MessageError("header too large", "header_size")
     try:
-        header = msgpack.unpackb(
-            bytes(header_b),
-            raw=False,
-            strict_map_key=True,
-            max_buffer_size=MAX_HEADER_BYTES,
-        )
+        # The length was bounded above, and msgpack bounds every container by the
+        # buffer length, so a hostile header cannot make it allocate more.
+        header = msgpack.unpackb(bytes(header_b), raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types
-        raise MessageError(f"header is not valid msgpack: {exc}") from exc
+        raise MessageError(f"header is not valid msgpack: {exc}", "msgpack") from exc
     if not isinstance(header, dict):
-        raise MessageError("header is not a map")
+        raise MessageError("header is not a map", "header_type")
     for key in REQUIRED_HEADER:
         if key not in header:
-            raise MessageError(f"header lacks {key!r}")
-    if header["v"] != SCHEMA_VERSION:
-        raise MessageError(f"unsupported schema version {header['v']!r}")
-    if header["kind"] not in KINDS:
-        raise MessageError(f"unknown kind {header['kind']!r}")
-    if not isinstance(header["seq"], int) or isinstance(header["seq"], bool):
-        raise MessageError("seq is not an integer")
-    if not isinstance(header["t_ns"], int) or isinstance(header["t_ns"], bool):
-        raise MessageError("t_ns is not an integer")
+            raise MessageError(f"header lacks {key!r}", "missing_field")
+    if not _is_int(header["v"]) or header["v"] != SCHEMA_VERSION:
+        raise MessageError(f"unsupported schema version {header['v']!r}", "version")
+    if not isinstance(header["kind"], str) or header["kind"] not in KINDS:
+        raise MessageError(f"unknown kind {header['kind']!r}", "kind")
+    if not _is_int(header["seq"]) or header["seq"] < 0:
+        raise MessageError("seq is not a non-negative integer", "field_type")
+    if not _is_int(header["t_ns"]):
+        raise MessageError("t_ns is not an integer", "field_type")
     if not isinstance(header["stream"], str) or not isinstance(header["session"], str):
-        raise MessageError("stream and session must be strings")
+        raise MessageError("stream and session must be strings", "field_type")
     specs = header.get("arrays", [])
     if not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
-        raise MessageError("bad arrays list")
+        raise MessageError("bad arrays list", "arrays")
     if len(specs) != len(array_frames):
-        raise MessageError(f"header names {len(specs)} arrays but {len(array_frames)} follow")
+        raise MessageError(
+            f"header names {len(specs)} arrays but {len(array_frames)} follow", "arrays"
+        )
     arrays: dict[str, np.ndarray] = {}
     for spec, buf in zip(specs, array_frames, strict=True):
-        arrays.update([_decode_array(spec, buf)])
+        name, arr = _decode_array(spec, buf)
+        if name in arrays:
+            raise MessageError(f"array {name!r} appears twice", "array_spec")
+        arrays[name] = arr
     return Message(topic=topic, header=header, arrays=arrays)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _decode_array(spec: Any, buf: bytes) -> tuple[str, np.ndarray]:
     if not isinstance(spec, dict):
-        raise MessageError("array spec is not a map")
+        raise MessageError("array spec is not a map", "array_spec")
     name, dt, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
-    if not isinstance(name, str) or dt not in ALLOWED_DTYPES:
-        raise MessageError(f"bad array spec {spec!r}")
+    if not isinstance(name, str) or not isinstance(dt, str) or dt not in ALLOWED_DTYPES:
+        raise MessageError(f"bad array spec {spec!r:.200}", "array_spec")
     if (
         not isinstance(shape, list)
         or not 1 <= len(shape) <= 3
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+        or not all(_is_int(s) and s >= 0 for s in shape)
     ):
-        raise MessageError(f"bad array shape {shape!r}")
+        raise MessageError(f"bad array shape {shape!r:.200}", "array_spec")
     dtype = np.dtype(dt)
     expected = math.prod(shape) * dtype.itemsize
     if expected > MAX_ARRAY_BYTES:
-        raise MessageError("array too large")
+        raise MessageError("array too large", "array_size")
     if len(buf) != expected:
-        raise MessageError(f"array {name!r}: {len(buf)} bytes, shape needs {expected}")
+        raise MessageError(
+            f"array {name!r}: {len(buf)} bytes, shape needs {expected}", "array_size"
+        )
     return name, np.frombuffer(bytes(buf), dtype=dtype).reshape(shape)
 
 
@@ -214,8 +258,8 @@ def descriptor_from_message(msg: Message) -> StreamDescriptor:
     _expect(msg, "descriptor")
     try:
         return StreamDescriptor.from_dict(msg.header["descriptor"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MessageError(f"bad descriptor: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MessageError(f"bad descriptor: {exc}", "content") from exc
 
 
 def block_message(
@@ -257,8 +301,8 @@ def block_from_message(msg: Message) -> SampleBlock:
             device_time_ns=h.get("device_time_ns"),
             flags=BlockFlags(int(h.get("flags", 0))),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MessageError(f"bad block: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MessageError(f"bad block: {exc}", "content") from exc
 
 
 def anomaly_message(a: Anomaly, session: str, t_ns: int) -> Message:
@@ -270,8 +314,8 @@ def anomaly_from_message(msg: Message) -> Anomaly:
     _expect(msg, "anomaly")
     try:
         return Anomaly.from_dict(msg.header["anomaly"])
-    except (KeyError, TypeError) as exc:
-        raise MessageError(f"bad anomaly: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MessageError(f"bad anomaly: {exc}", "content") from exc
 
 
 def target_message(t: Target, session: str, t_ns: int) -> Message:
@@ -282,14 +326,33 @@ def target_message(t: Target, session: str, t_ns: int) -> Message:
 def target_from_message(msg: Message) -> Target:
     _expect(msg, "target")
     try:
-        return Target.from_dict(msg.header["target"])
-    except (KeyError, TypeError) as exc:
-        raise MessageError(f"bad target: {exc}") from exc
+        t = Target.from_dict(msg.header["target"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MessageError(f"bad target: {exc}", "content") from exc
+    if len(t.moment) != 3:
+        raise MessageError("bad target: moment needs 3 components", "content")
+    return t
 
 
 def state_message(s: StateChange, session: str, t_ns: int) -> Message:
     return Message(topic_for("state", s.stream_id),
                    _header("state", session, s.stream_id, t_ns, state=s.to_dict()))
+
+
+def state_from_message(msg: Message) -> StateChange:
+    _expect(msg, "state")
+    d = msg.header.get("state")
+    if not isinstance(d, dict) or not isinstance(d.get("state"), str):
+        raise MessageError("bad state: no state name", "content")
+    try:
+        return StateChange(
+            stream_id=str(d.get("stream_id", msg.stream)),
+            state=d["state"],
+            reason=str(d.get("reason", "")),
+            t_ns=int(d.get("t_ns", 0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise MessageError(f"bad state: {exc}", "content") from exc
 
 
 def heartbeat_message(
@@ -307,4 +370,4 @@ def session_message(kind: str, session: str, t_ns: int, **info: Any) -> Message:
 
 def _expect(msg: Message, kind: str) -> None:
     if msg.kind != kind:
-        raise MessageError(f"expected a {kind} message, got {msg.kind}")
+        raise MessageError(f"expected a {kind} message, got {msg.kind}", "kind")

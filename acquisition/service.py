@@ -46,17 +46,20 @@ class Pipeline(Protocol):
 
 
 def make_pipeline(desc: StreamDescriptor, field: EarthField,
-                  options: dict[str, Any] | None = None) -> Pipeline | None:
-    """The processing pipeline a stream's geometry calls for, or None."""
+                  config: Any = None) -> Pipeline | None:
+    """The processing pipeline a stream's geometry calls for, or None.
+
+    ``config`` is the pipeline's own config object (LaneConfig, BoreholeConfig).
+    """
     kind = desc.geometry.get("kind")
     if desc.geometry.get("probe") or kind == "borehole":
         from acquisition.borehole.pipeline import BoreholePipeline
 
-        return BoreholePipeline(desc, field, **(options or {}))
+        return BoreholePipeline(desc, field, config)
     if kind in ("gradient", "total") and desc.position_dims >= 2:
         from acquisition.dsp.pipeline import LanePipeline
 
-        return LanePipeline(desc, field, **(options or {}))
+        return LanePipeline(desc, field, config)
     return None
 
 
@@ -78,7 +81,8 @@ class ServiceConfig:
     #: Stop after this long in total (None: never).
     max_runtime_s: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
-    pipeline_options: dict[str, Any] = field(default_factory=dict)
+    #: The pipeline's config object (LaneConfig, BoreholeConfig), None for defaults.
+    pipeline_config: Any = None
 
 
 @dataclass
@@ -152,7 +156,7 @@ class AcquisitionService:
             self.publisher.add_stream(desc)
         if self.config.process:
             self.pipeline = make_pipeline(desc, self.config.earth_field,
-                                          self.config.pipeline_options)
+                                          self.config.pipeline_config)
         if self.config.record:
             self._open_sink(desc)
 
@@ -162,7 +166,7 @@ class AcquisitionService:
         provenance = {
             **self._session_info(),
             "driver_options": {k: str(v) for k, v in self.driver.options.items()},
-            "pipeline_options": {k: str(v) for k, v in self.config.pipeline_options.items()},
+            "pipeline_config": repr(self.config.pipeline_config),
         }
         try:
             self.sink = RecorderSink(self.config.record, session=self.config.session,

@@ -144,8 +144,7 @@ class LineDriver(Driver):
         baud = int(self.options.get("baudrate", self.baudrate))
         self._port = open_port(self.port_url, baudrate=baud)
         Driver.open_instances.add(self)
-        # After (re)attaching, the first bytes are usually the middle of a line.
-        self._framer.reset(discard_first_partial=True)
+        self._framer.reset()
         if self._opened_once:
             self._flags_for_next |= BlockFlags.RECONNECT
         self._opened_once = True

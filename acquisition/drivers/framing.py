@@ -22,22 +22,23 @@ class FramerStats:
 class LineFramer:
     """Split a byte stream into lines; state is only the unfinished tail."""
 
-    def __init__(self, max_line: int = 512, *, discard_first_partial: bool = False) -> None:
+    def __init__(self, max_line: int = 512) -> None:
         if max_line < 8:
             raise ValueError("max_line must be at least 8 bytes")
         self.max_line = max_line
         self.stats = FramerStats()
         self._tail = b""
-        # When attaching to a running device the first line is usually cut.
-        self._skip_until_newline = discard_first_partial
         self._overflowing = False
 
-    def reset(self, *, discard_first_partial: bool = True) -> None:
-        """Forget the tail (after a reconnect the old half line is worthless)."""
+    def reset(self) -> None:
+        """Forget the tail (after a reconnect the old half line is worthless).
+
+        A half line at the start of the new connection is not dropped here: it
+        reaches the parser, which rejects and counts it like any bad line.
+        """
         if self._tail:
             self.stats.discarded_bytes += len(self._tail)
         self._tail = b""
-        self._skip_until_newline = discard_first_partial
         self._overflowing = False
 
     @property
@@ -54,10 +55,6 @@ class LineFramer:
         buf = self._tail + data if self._tail else bytes(data)
         parts = buf.split(b"\n")
         tail = parts.pop()
-        if self._skip_until_newline and parts:
-            self.stats.discarded_bytes += len(parts[0]) + 1
-            parts = parts[1:]
-            self._skip_until_newline = False
         if self._overflowing and parts:
             # The first part ends the over-long line we have been discarding.
             self.stats.discarded_bytes += len(parts[0]) + 1
@@ -75,7 +72,7 @@ class LineFramer:
             if p:
                 out.append(p)
         if len(tail) > limit:
-            if not self._overflowing and not self._skip_until_newline:
+            if not self._overflowing:
                 self.stats.overlong += 1
             self.stats.discarded_bytes += len(tail)
             self._overflowing = True

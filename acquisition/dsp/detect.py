@@ -1,0 +1,219 @@
+"""Anomaly detection on levelled lanes, both polarities, noise-adaptive.
+
+Two detectors share one idea (|levelled reading| over k × robust noise):
+
+- `find_segments` runs on a finished, levelled lane and returns the anomaly
+  segments that feed grouping and the dipole fit. Runs of either sign that lie
+  within `merge_gap` samples of each other are one segment, so the negative main
+  lobe of a low-inclination anomaly and its positive side lobes stay together.
+- `LiveDetector` runs sample by sample on the lane being walked, with a level
+  from the lane so far (refreshed at fixed sample counts, so chunking cannot
+  change it), and raises an event at the latest `max_delay` samples after the
+  reading first crosses the threshold: fast feedback, like a detector's tone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from acquisition.dsp.levelling import diff_noise
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One anomaly on one lane (indices into the lane's arrays, inclusive)."""
+
+    lane: int
+    i0: int
+    i1: int
+    peak: int
+    amplitude: float
+    x: float
+    y: float
+    y0: float
+    y1: float
+    x_mean: float
+
+
+def find_segments(lev: np.ndarray, thr: float, x: np.ndarray, y: np.ndarray, lane: int,
+                  merge_gap: int = 10, min_len: int = 2, low_frac: float = 0.5) -> list[Segment]:
+    """Anomaly segments on one levelled lane (hysteresis, both polarities).
+
+    A segment is a run of ``|lev| > low_frac × thr`` (runs closer than
+    ``merge_gap`` samples merged, so opposite-sign lobes stay together) that
+    holds at least ``min_len`` samples over ``thr``: a lone spike is not a
+    signal, and at 10 cm sample spacing even a shallow nail covers several
+    samples. The low threshold lets a wide anomaly's flanks join its core.
+    """
+    strong = np.abs(lev) > thr
+    if not strong.any():
+        return []
+    weak = np.abs(lev) > low_frac * thr
+    idx = np.flatnonzero(weak)
+    breaks = np.flatnonzero(np.diff(idx) > merge_gap)
+    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
+    ends = np.concatenate((idx[breaks], [idx[-1]]))
+    out: list[Segment] = []
+    for a, b in zip(starts, ends, strict=True):
+        a, b = int(a), int(b)
+        if int(strong[a:b + 1].sum()) < min_len:
+            continue
+        seg = lev[a:b + 1]
+        p = a + int(np.argmax(np.abs(seg)))
+        ys = y[a:b + 1]
+        out.append(Segment(lane=lane, i0=a, i1=b, peak=p, amplitude=float(lev[p]),
+                           x=float(x[p]), y=float(y[p]), y0=float(ys.min()),
+                           y1=float(ys.max()), x_mean=float(np.mean(x[a:b + 1]))))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LiveHit:
+    """What the live detector found; the pipeline turns it into an `Anomaly`."""
+
+    lane_pos: int      # index within the lane of the strongest sample so far
+    amplitude: float   # levelled value there (signed)
+    width_m: float     # along-track length of the run so far
+    emit_pos: int      # index within the lane of the sample that triggered the event
+
+
+class LiveDetector:
+    """Causal per-lane detector with a level refreshed at fixed lane sample counts."""
+
+    UPDATE_AT = (20, 40, 80, 160)
+    UPDATE_EVERY = 160
+    LEVEL_WINDOW = 600
+
+    def __init__(self, k: float = 5.0, max_delay: int = 5, end_gap: int = 5,
+                 min_thr: float = 0.0) -> None:
+        self.k = float(k)
+        self.max_delay = max(0, int(max_delay))
+        self.end_gap = max(1, int(end_gap))
+        self.min_thr = float(min_thr)
+        #: Noise sigma from outside (finished lanes or soil calibration); None = own estimate.
+        self.noise: float | None = None
+        self._vals = np.empty(0)
+        self._flag = np.empty(0, dtype=bool)
+        self._ypos = np.empty(0)
+        self._n = 0
+        self.level: float | None = None
+        self._own_noise = 0.0
+        self._reset_run()
+
+    def _reset_run(self) -> None:
+        self._in_run = False
+        self._ext = 0.0
+        self._ext_pos = 0
+        self._start_pos = 0
+        self._below = 0
+        self._emitted = False
+
+    def start_lane(self, prior_level: float | None) -> None:
+        self._n = 0
+        self.level = prior_level
+        self._reset_run()
+
+    def _next_update(self) -> int:
+        for u in self.UPDATE_AT:
+            if u > self._n:
+                return u
+        last = self.UPDATE_AT[-1]
+        return last + ((self._n - last) // self.UPDATE_EVERY + 1) * self.UPDATE_EVERY
+
+    def _grow(self, need: int) -> None:
+        if need <= self._vals.size:
+            return
+        size = max(need, 2 * self._vals.size, 1024)
+        for name in ("_vals", "_flag", "_ypos"):
+            old = getattr(self, name)
+            new = np.empty(size, dtype=old.dtype)
+            new[:self._n] = old[:self._n]
+            setattr(self, name, new)
+
+    def _update_level(self) -> None:
+        lo = max(0, self._n - self.LEVEL_WINDOW)
+        v = self._vals[lo:self._n]
+        f = self._flag[lo:self._n]
+        keep = v[~f]
+        if keep.size >= 10:
+            self.level = float(np.median(keep))
+        elif self.level is None:
+            self.level = float(np.median(v))
+        self._own_noise = diff_noise(self._vals[:self._n])
+
+    def threshold(self) -> float:
+        sigma = self.noise if self.noise is not None else self._own_noise
+        return max(self.k * sigma, self.min_thr)
+
+    def feed(self, v: np.ndarray, y: np.ndarray) -> list[LiveHit]:
+        """Push the next samples of the current lane; return events raised by them."""
+        m = len(v)
+        self._grow(self._n + m)
+        hits: list[LiveHit] = []
+        i = 0
+        while i < m:
+            upd = self._next_update()
+            stop = min(m, i + (upd - self._n))
+            self._chunk(v[i:stop], y[i:stop], hits)
+            i = stop
+            if self._n == upd:
+                self._update_level()
+        return hits
+
+    def _chunk(self, v: np.ndarray, y: np.ndarray, hits: list[LiveHit]) -> None:
+        base = self._n
+        m = len(v)
+        self._vals[base:base + m] = v
+        self._ypos[base:base + m] = y
+        self._n += m
+        if self.level is None:
+            self._flag[base:base + m] = False
+            return
+        thr = self.threshold()
+        dev = v - self.level
+        above = np.abs(dev) > thr if thr > 0 else np.zeros(m, dtype=bool)
+        self._flag[base:base + m] = above
+        if not self._in_run and not above.any():
+            return
+        nxt = np.flatnonzero(above)
+        j = 0 if self._in_run else int(nxt[0])
+        while j < m:
+            pos = base + j
+            d = float(dev[j])
+            if self._in_run:
+                if above[j]:
+                    self._below = 0
+                    if abs(d) > abs(self._ext):
+                        self._ext, self._ext_pos = d, pos
+                else:
+                    self._below += 1
+                if not self._emitted and (
+                    (pos - self._start_pos >= self.max_delay)
+                    or (abs(self._ext) - abs(d) > max(0.1 * abs(self._ext), 0.4 * thr))
+                    or self._below >= self.end_gap
+                ):
+                    self._emit(pos, hits)
+                if self._below >= self.end_gap:
+                    self._reset_run()
+                    k = np.searchsorted(nxt, j, side="right")
+                    if k >= nxt.size:
+                        return
+                    j = int(nxt[k])
+                    continue
+            elif above[j]:
+                self._in_run = True
+                self._ext, self._ext_pos = d, pos
+                self._start_pos = pos
+                self._below = 0
+                self._emitted = False
+                if self.max_delay == 0:
+                    self._emit(pos, hits)
+            j += 1
+
+    def _emit(self, pos: int, hits: list[LiveHit]) -> None:
+        self._emitted = True
+        width = abs(float(self._ypos[pos] - self._ypos[self._start_pos]))
+        hits.append(LiveHit(lane_pos=self._ext_pos, amplitude=self._ext, width_m=width,
+                            emit_pos=pos))
