@@ -91,8 +91,15 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
 
     service = AcquisitionService(driver, config, on_event=show,
                                  runner_options={"fallback_urls": tuple(args.fallback_port)})
-    # SIGTERM ends the session as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    # Ctrl-C and SIGTERM ask the loop to stop between two blocks, so nothing is
+    # interrupted half-written; a second Ctrl-C interrupts at once.
+    def on_signal(signum: int, frame: object) -> None:
+        if service.stopping and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        service.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     print(f"session {config.session}: {args.driver} on {args.port}", flush=True)
     summary = service.run()
     print(f"stopped: {summary.samples} samples in {summary.blocks} blocks, "

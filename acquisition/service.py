@@ -14,8 +14,9 @@ runner is stopped and drained, the pipeline flushed, a session-stop event
 published, and the HDF5 file closed valid.
 
 A recorder failure (disk full, unwritable path) does not stop acquisition: a
-``recorder_error`` state event tells the operator, and data keep flowing to
-the bus.
+``recorder_error`` state event tells the operator, data keep flowing to the
+bus, and the sink keeps buffering and retrying on its own; when it recovers a
+``recorder_recovered`` state event says so.
 """
 
 from __future__ import annotations
@@ -122,11 +123,15 @@ class AcquisitionService:
         self.pipeline: Pipeline | None = None
         self.publisher = None
         self.sink = None
-        self._sink_failed = False
+        self._sink_ok = True
 
     def stop(self) -> None:
         """Ask the loop to finish (thread-safe)."""
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     # --- set-up ------------------------------------------------------------------
     def _open_outputs(self) -> None:
@@ -161,29 +166,34 @@ class AcquisitionService:
             self._open_sink(desc)
 
     def _open_sink(self, desc: StreamDescriptor) -> None:
-        from recorder.sink import RecorderError, RecorderSink
+        from recorder.sink import RecorderSink
 
         provenance = {
             **self._session_info(),
             "driver_options": {k: str(v) for k, v in self.driver.options.items()},
             "pipeline_config": repr(self.config.pipeline_config),
         }
-        try:
-            self.sink = RecorderSink(self.config.record, session=self.config.session,
-                                     provenance=provenance,
-                                     flush_interval_s=self.config.flush_interval_s)
-            self.sink.add_stream(desc)
-            self.sink.start()
-        except (RecorderError, OSError) as exc:
-            self._recorder_failed(str(exc))
+        # The sink never raises on I/O failure; it reports through `healthy`.
+        self.sink = RecorderSink(self.config.record, session=self.config.session,
+                                 provenance=provenance,
+                                 flush_interval_s=self.config.flush_interval_s)
+        self.sink.add_stream(desc)
+        self.sink.start()
+        self._check_sink()
 
-    def _recorder_failed(self, reason: str) -> None:
-        if self._sink_failed:
+    def _check_sink(self) -> None:
+        """Publish the recorder's health transitions (error, recovered)."""
+        if self.sink is None or self.sink.healthy == self._sink_ok:
             return
-        self._sink_failed = True
-        self.summary.recorder_error = reason
-        log.error("recorder failed: %s", reason)
-        self._emit(StateChange(self.driver.stream_id, "recorder_error", reason, wall_ns()))
+        self._sink_ok = self.sink.healthy
+        if self._sink_ok:
+            self._emit(StateChange(self.driver.stream_id, "recorder_recovered",
+                                   f"recording again to {self.sink.path}", wall_ns()))
+        else:
+            reason = self.sink.error or "recorder failed"
+            self.summary.recorder_error = reason
+            log.error("recorder failed: %s", reason)
+            self._emit(StateChange(self.driver.stream_id, "recorder_error", reason, wall_ns()))
 
     # --- the loop ------------------------------------------------------------------
     def run(self) -> ServiceSummary:
@@ -228,7 +238,7 @@ class AcquisitionService:
     def _on_block(self, block: SampleBlock) -> None:
         self.summary.samples += block.n
         self.summary.blocks += 1
-        if self.sink is not None and not self._sink_failed:
+        if self.sink is not None:
             self.sink.write_block(block)
             self._check_sink()
         if self.publisher is not None:
@@ -237,10 +247,6 @@ class AcquisitionService:
         if self.pipeline is not None:
             for ev in self.pipeline.process(block):
                 self._emit(ev)
-
-    def _check_sink(self) -> None:
-        if self.sink is not None and not self.sink.healthy:
-            self._recorder_failed(self.sink.error or "recorder failed")
 
     def _emit(self, ev: Anomaly | Target | StateChange) -> None:
         if isinstance(ev, Anomaly):
@@ -255,10 +261,9 @@ class AcquisitionService:
         if self.publisher is not None:
             self.publisher.publish_event(ev)
             self.summary.published += 1
-        if self.sink is not None and not self._sink_failed:
+        if self.sink is not None:
             self.sink.write_event(kind, ev.stream_id, ev.to_dict(),
                                   getattr(ev, "t_ns", 0) or wall_ns())
-            self._check_sink()
         if self.on_event is not None:
             self.on_event(ev)
 
@@ -266,13 +271,16 @@ class AcquisitionService:
         c = self.driver.counters.to_dict()
         c["queue_depth"] = self.runner.queue_depth
         c["state"] = self.runner.state
+        # Late joiners miss state events; the heartbeat repeats what matters.
+        if self.sink is not None:
+            c["recorder"] = "ok" if self.sink.healthy else f"error: {self.sink.error}"
         return c
 
     def _housekeeping(self) -> None:
         if self.publisher is not None:
             self.publisher.poll()
             self.publisher.maybe_heartbeat({self.driver.stream_id: self._counters()})
-        if self.sink is not None and not self._sink_failed:
+        if self.sink is not None:
             self.sink.maybe_flush()
             self._check_sink()
 
@@ -289,12 +297,9 @@ class AcquisitionService:
                 self._emit(ev)
         self.summary.counters = self._counters()
         if self.sink is not None:
-            try:
-                self.sink.close()
-            except Exception as exc:  # closing must not hide the session's events
-                self._recorder_failed(f"close failed: {exc}")
-            self.summary.record_files = [str(p) for p in getattr(self.sink, "files",
-                                                                 [self.sink.path])]
+            self.sink.close()
+            self._check_sink()
+            self.summary.record_files = [str(p) for p in self.sink.files]
         if self.publisher is not None:
             self.publisher.maybe_heartbeat({self.driver.stream_id: self.summary.counters},
                                            force=True)

@@ -148,7 +148,10 @@ class LineDriver(Driver):
         if self._opened_once:
             self._flags_for_next |= BlockFlags.RECONNECT
         self._opened_once = True
-        self.descriptor = self.describe()
+        # The stream's meaning is fixed for its life: a reconnect (or a banner
+        # seen since) does not change the descriptor subscribers already hold.
+        if self.descriptor is None:
+            self.descriptor = self.describe()
         return self.descriptor
 
     def close(self) -> None:
