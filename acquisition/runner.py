@@ -96,6 +96,11 @@ class DriverRunner:
         return self._thread is not None and self._thread.is_alive()
 
     @property
+    def ended(self) -> bool:
+        """The runner has stopped for good (end of stream, gave up, or stopped)."""
+        return self._thread is not None and not self._thread.is_alive()
+
+    @property
     def queue_depth(self) -> int:
         return self.out.qsize()
 
@@ -136,7 +141,8 @@ class DriverRunner:
             return
         finally:
             self.driver.close()
-        self._set_state("closed", "stopped")
+        if self.state != "closed":
+            self._set_state("closed", "stopped")
 
     def _loop(self) -> None:
         self._set_state("connecting", f"opening {self.urls[0]}")
@@ -164,8 +170,11 @@ class DriverRunner:
                 self._set_state("reconnecting", f"device lost: {exc}")
                 self._stop.wait(delay)
                 continue
-            # Stopped on request: hand over what the driver still holds.
+            # Stopped on request or at the end of the stream: hand over what the
+            # driver still holds.
             self._drain_driver()
+            if self.driver.finished:
+                self._set_state("closed", "end of stream")
             return
 
     def _read_until_error(self) -> None:
@@ -179,6 +188,8 @@ class DriverRunner:
                 if self.state == "stalled":
                     self._set_state("connected", "data resumed")
                 self.out.put(RunnerItem("block", block=block))
+            elif self.driver.finished:
+                return
             elif self.state == "connected" and now - last_data > stall_ns:
                 self._set_state("stalled", f"no data for {self.stall_s:g} s")
 

@@ -213,6 +213,8 @@ class AcquisitionService:
                     if item.kind == "block":
                         last_data = mono_ns()
                 self._housekeeping()
+                if item is None and self.runner.ended and self.queue.empty():
+                    break  # end of a finite stream (replay, simulation) or gave up
                 now = mono_ns()
                 if (self.config.idle_exit_s is not None and last_data is not None
                         and now - last_data > self.config.idle_exit_s * 1e9):

@@ -69,6 +69,10 @@ class ReplayDriver(Driver):
         self.sleep: Callable[[float], None] = time.sleep
 
     # --- Driver API --------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.exhausted
+
     def open(self) -> StreamDescriptor:
         from recorder.reader import open_recording  # recorder is optional for live drivers
 

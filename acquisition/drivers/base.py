@@ -79,6 +79,12 @@ class Driver(abc.ABC):
     def close(self) -> None:
         """Release the port. Safe to call twice."""
 
+    @property
+    def finished(self) -> bool:
+        """True when the stream has ended for good (a replayed file or simulated
+        survey ran out). Live instruments never finish; the runner then stops."""
+        return False
+
     def __enter__(self) -> Driver:
         self.open()
         return self
