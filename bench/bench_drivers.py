@@ -1,0 +1,138 @@
+"""Decode throughput per driver: pure parser (fast and reference) and end to end over a pty.
+
+Run the pytest-benchmark suite::
+
+    .venv/bin/pytest bench/bench_drivers.py --benchmark-only
+
+or print a table of lines/s and MB/s (what docs/drivers.md quotes)::
+
+    .venv/bin/python bench/bench_drivers.py
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from acquisition.drivers import borehole, fga, fgm3d, g882, gsm19, lineproto, nmea
+from acquisition.drivers.base import LineDriver
+from acquisition.drivers.borehole import BoreholeDriver
+from acquisition.drivers.fgm3d import FGM3DDriver
+from acquisition.drivers.g882 import G882Driver
+from simulator.emulators import protocols as em
+from simulator.pty import PtyPair
+
+N = 20_000
+LP = lineproto.LineFormat.from_options({"separator": ",", "columns": ["t:s", "a:nT", "b:nT"]})
+
+
+def _lines(name: str, n: int = N) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    if name == "g882":
+        out = [em.g882_line([v], [s]) for v, s in zip(rng.uniform(40000, 50000, n),
+                                                      rng.integers(0, 9999, n), strict=True)]
+    elif name == "gsm19":
+        out = [em.gsm19_line(i * 0.1, 48000 + v, quality=99)
+               for i, v in enumerate(rng.normal(0, 5, n))]
+    elif name == "fga":
+        out = [em.fga_line(i, rng.normal(0, 99, 3), rng.normal(0, 99, 3), 16.75, 107.1, 9, 14,
+                           4, 0.5) for i in range(n)]
+    elif name == "fgm3d":
+        out = [em.fgm3d_line(1648557860787 + i, *rng.normal(0, 3e4, 3)) for i in range(n)]
+    elif name == "nmea":
+        out = [em.nmea_gga(i % 86400, 16.75 + 1e-6 * i, 107.1, fix=4) for i in range(n)]
+    elif name == "lineproto":
+        out = [em.lineproto_line([i * 0.01, *rng.normal(0, 9, 2)]) for i in range(n)]
+    else:
+        out = [em.borehole_line(i, 0.1 * i, i, [v]) for i, v in enumerate(rng.normal(0, 5, n))]
+    return [ln[:-2] for ln in out]
+
+
+PARSERS: dict[str, tuple[Callable, Callable]] = {
+    "g882": (g882.parse_lines, g882.parse_lines_reference),
+    "gsm19": (gsm19.parse_lines, gsm19.parse_lines_reference),
+    "fga": (fga.parse_lines, fga.parse_lines_reference),
+    "fgm3d": (fgm3d.parse_lines, fgm3d.parse_lines_reference),
+    "nmea": (nmea.parse_lines, nmea.parse_lines_reference),
+    "lineproto": (lambda ls: lineproto.parse_lines(ls, LP),
+                  lambda ls: lineproto.parse_lines_reference(ls, LP)),
+    "borehole": (borehole.parse_lines, borehole.parse_lines_reference),
+}
+
+
+@pytest.mark.parametrize("kind", ["fast", "reference"])
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_parser_throughput(benchmark, name, kind):
+    lines = _lines(name)
+    fn = PARSERS[name][0 if kind == "fast" else 1]
+    out = benchmark(fn, lines)
+    assert out.n == len(lines)
+    benchmark.extra_info["lines"] = len(lines)
+    benchmark.extra_info["bytes"] = sum(len(ln) + 2 for ln in lines)
+
+
+def pty_end_to_end(cls: type[LineDriver], lines: list[bytes], **opts) -> tuple[float, int]:
+    """Seconds to push ``lines`` through a pty and the driver; returns (s, samples).
+
+    A writer thread plays the device (back-pressured by the tty buffer); this
+    thread reads blocks as the service would.
+    """
+    data = b"".join(ln + b"\r\n" for ln in lines)
+    with PtyPair() as pty:
+        drv = cls(pty.path, block_size=1000, **opts)
+        drv.open()
+        writer = threading.Thread(target=pty.write, args=(data,), kwargs={"timeout": 30.0})
+        try:
+            t0 = time.perf_counter()
+            writer.start()
+            got = 0
+            deadline = t0 + 30
+            while got < len(lines) and time.perf_counter() < deadline:
+                blk = drv.read_block(0.01)
+                if blk is None and not writer.is_alive() and pty.unread() == 0:
+                    blk = drv.flush()
+                got += blk.n if blk is not None else 0
+            return time.perf_counter() - t0, got
+        finally:
+            writer.join()
+            drv.close()
+
+
+@pytest.mark.parametrize("name", ["g882", "fgm3d", "borehole"])
+def test_pty_end_to_end(benchmark, name):
+    cls = {"g882": G882Driver, "fgm3d": FGM3DDriver, "borehole": BoreholeDriver}[name]
+    lines = _lines(name, 5000)
+    _secs, got = benchmark.pedantic(pty_end_to_end, args=(cls, lines), rounds=3, iterations=1)
+    assert got == len(lines)
+
+
+def main() -> None:
+    print(f"{'parser':10s} {'kind':9s} {'lines/s':>12s} {'MB/s':>8s}")
+    for name, (fast, ref) in PARSERS.items():
+        lines = _lines(name)
+        nbytes = sum(len(ln) + 2 for ln in lines)
+        for kind, fn in (("fast", fast), ("reference", ref)):
+            best = min(_timeit(fn, lines) for _ in range(5))
+            print(f"{name:10s} {kind:9s} {len(lines) / best:12,.0f} {nbytes / best / 1e6:8.1f}")
+    for name, cls in (("g882", G882Driver), ("fgm3d", FGM3DDriver),
+                      ("borehole", BoreholeDriver)):
+        lines = _lines(name, 50_000)
+        runs = sorted(pty_end_to_end(cls, lines) for _ in range(3))
+        secs, got = runs[1]  # median of three: the 2 cores are shared
+        nbytes = sum(len(ln) + 2 for ln in lines)
+        print(f"{name:10s} {'pty e2e':9s} {got / secs:12,.0f} {nbytes / secs / 1e6:8.1f}"
+              f"  ({got}/{len(lines)} samples)")
+
+
+def _timeit(fn: Callable, lines: list[bytes]) -> float:
+    t0 = time.perf_counter()
+    fn(lines)
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    main()
