@@ -34,6 +34,11 @@ def _register_acquire(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream-id", help="stream name (default: driver name)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="driver option, repeatable (e.g. kind=total, rate_hz=10)")
+    p.add_argument("--gnss-driver", metavar="NAME",
+                   help="driver of a GNSS receiver giving positions by time (e.g. nmea)")
+    p.add_argument("--gnss-port", metavar="URL", help="port URL of the GNSS receiver")
+    p.add_argument("--gnss-opt", action="append", metavar="KEY=VALUE",
+                   help="GNSS driver option, repeatable")
     p.add_argument("--publish", metavar="ENDPOINT", help="ZeroMQ endpoint to bind, "
                    "e.g. tcp://*:5556")
     p.add_argument("--record", metavar="FILE", help="HDF5 file to record to")
@@ -59,8 +64,15 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
     options = parse_options(args.opt)
     if args.stream_id:
         options["stream_id"] = args.stream_id
+    if bool(args.gnss_driver) != bool(args.gnss_port):
+        print("uxo acquire: --gnss-driver and --gnss-port go together", file=sys.stderr)
+        return 2
     try:
         driver = registry.create(args.driver, args.port, **options)
+        gnss = None
+        if args.gnss_driver:
+            gnss = registry.create(args.gnss_driver, args.gnss_port,
+                                   **{"stream_id": "gnss", **parse_options(args.gnss_opt)})
     except (LookupError, TypeError, ValueError) as exc:
         print(f"uxo acquire: {exc}", file=sys.stderr)
         return 2
@@ -89,7 +101,7 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         else:
             print(f"state   {ev.state} {ev.reason}", flush=True)
 
-    service = AcquisitionService(driver, config, on_event=show,
+    service = AcquisitionService(driver, config, gnss=gnss, on_event=show,
                                  runner_options={"fallback_urls": tuple(args.fallback_port)})
     # Ctrl-C and SIGTERM ask the loop to stop between two blocks, so nothing is
     # interrupted half-written; a second Ctrl-C interrupts at once.

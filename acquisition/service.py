@@ -21,6 +21,7 @@ bus, and the sink keeps buffering and retrying on its own; when it recovers a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -29,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from acquisition import __version__
 from acquisition.clock import mono_ns, wall_ns
@@ -84,6 +87,8 @@ class ServiceConfig:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: The pipeline's config object (LaneConfig, BoreholeConfig), None for defaults.
     pipeline_config: Any = None
+    #: How long a detector block may wait for GNSS fixes that cover it.
+    gnss_hold_s: float = 2.0
 
 
 @dataclass
@@ -101,29 +106,58 @@ class ServiceSummary:
 
 
 class AcquisitionService:
-    """Wire one driver to processing, the bus and the archive."""
+    """Wire a detector driver (and optionally a GNSS driver) to processing, bus and archive.
+
+    The first driver is the detector stream that is processed. A ``gnss`` driver
+    (the ``nmea`` driver, or anything whose blocks carry ``utc_s``/``lat``/``lon``)
+    is recorded and published as its own stream and gives the detector blocks
+    their positions by time (`PositionAttacher`): detector blocks wait at most
+    ``gnss_hold_s`` for fixes that cover them, then go on with whatever
+    positions exist (NaN where the fix track has a hole; never invented).
+    """
 
     def __init__(
         self,
         driver: Driver,
         config: ServiceConfig,
         *,
+        gnss: Driver | None = None,
         on_event: Callable[[Anomaly | Target | StateChange], None] | None = None,
         runner_options: dict[str, Any] | None = None,
     ) -> None:
         self.driver = driver
+        self.gnss = gnss
         self.config = config
         self.on_event = on_event
         self.queue: queue.Queue[RunnerItem] = queue.Queue()
-        self.runner = DriverRunner(driver, self.queue, stall_s=config.stall_s,
-                                   **(runner_options or {}))
+        opts = {"stall_s": config.stall_s, **(runner_options or {})}
+        self.runner = DriverRunner(driver, self.queue, **opts)
+        self.runners = [self.runner]
+        if gnss is not None:
+            if gnss.stream_id == driver.stream_id:
+                raise ValueError("the GNSS stream needs its own stream id")
+            gnss_opts = {k: v for k, v in opts.items() if k != "fallback_urls"}
+            self.runners.append(DriverRunner(gnss, self.queue, **gnss_opts))
         self._stop = threading.Event()
         self.summary = ServiceSummary(session=config.session)
-        self.descriptor: StreamDescriptor | None = None
+        self.descriptors: dict[str, StreamDescriptor] = {}
         self.pipeline: Pipeline | None = None
         self.publisher = None
         self.sink = None
         self._sink_ok = True
+        self._sink_backlog: list[tuple[str, tuple[Any, ...]]] = []
+        self._sink_wait_since: int | None = None
+        self.attacher = None
+        self._held: list[SampleBlock] = []
+        if gnss is not None:
+            from acquisition.drivers.gnss_attach import PositionAttacher
+
+            self.attacher = PositionAttacher()
+
+    @property
+    def descriptor(self) -> StreamDescriptor | None:
+        """The detector stream's descriptor (None until the port opened)."""
+        return self.descriptors.get(self.driver.stream_id)
 
     def stop(self) -> None:
         """Ask the loop to finish (thread-safe)."""
@@ -143,42 +177,81 @@ class AcquisitionService:
             self.publisher.session_start(**self._session_info())
 
     def _session_info(self) -> dict[str, Any]:
-        return {
+        info = {
             "software": f"uxo-acquisition {__version__}",
             "driver": self.driver.name,
             "port": self.driver.port_url,
             **self.config.earth_field.to_dict(),
             **self.config.provenance,
         }
+        if self.gnss is not None:
+            info["gnss_driver"] = self.gnss.name
+            info["gnss_port"] = self.gnss.port_url
+        return info
 
     def _on_descriptor(self, desc: StreamDescriptor) -> None:
-        if self.descriptor is not None:
-            if desc != self.descriptor:
-                log.warning("descriptor changed on reconnect; keeping the first one")
+        old = self.descriptors.get(desc.stream_id)
+        if old is not None:
+            if desc != old:
+                log.warning("descriptor of %s changed on reconnect; keeping the first one",
+                            desc.stream_id)
             return
-        self.descriptor = desc
+        if desc.stream_id == self.driver.stream_id and self.gnss is not None:
+            # Positions will come from the GNSS stream: say so to subscribers.
+            desc = dataclasses.replace(
+                desc, position_dims=2,
+                geometry={**desc.geometry, "positions_from": self.gnss.stream_id})
+        self.descriptors[desc.stream_id] = desc
         if self.publisher is not None:
             self.publisher.add_stream(desc)
-        if self.config.process:
+        if desc.stream_id == self.driver.stream_id and self.config.process:
             self.pipeline = make_pipeline(desc, self.config.earth_field,
                                           self.config.pipeline_config)
         if self.config.record:
-            self._open_sink(desc)
+            if self.sink is None:
+                self._create_sink()
+            # After start the sink rotates to a new file that holds every stream.
+            self.sink.add_stream(desc)
+            self._maybe_start_sink()
 
-    def _open_sink(self, desc: StreamDescriptor) -> None:
+    def _create_sink(self) -> None:
         from recorder.sink import RecorderSink
 
+        drivers = {d.stream_id: d for d in (self.driver, self.gnss) if d is not None}
         provenance = {
             **self._session_info(),
-            "driver_options": {k: str(v) for k, v in self.driver.options.items()},
+            "driver_options": {sid: {k: str(v) for k, v in d.options.items()}
+                               for sid, d in drivers.items()},
             "pipeline_config": repr(self.config.pipeline_config),
         }
         # The sink never raises on I/O failure; it reports through `healthy`.
         self.sink = RecorderSink(self.config.record, session=self.config.session,
                                  provenance=provenance,
                                  flush_interval_s=self.config.flush_interval_s)
-        self.sink.add_stream(desc)
+        self._sink_wait_since = mono_ns()
+
+    def _maybe_start_sink(self, *, force: bool = False) -> None:
+        """Start the file once every stream is described (SWMR wants all datasets
+        first), or after a short wait so a missing GNSS does not stop recording."""
+        if self.sink is None or self.sink.started:
+            return
+        all_known = all(r.driver.stream_id in self.descriptors for r in self.runners)
+        waited = (mono_ns() - (self._sink_wait_since or 0)) / 1e9
+        if not (all_known or force or waited > 2.0):
+            return
         self.sink.start()
+        for kind, args in self._sink_backlog:
+            getattr(self.sink, kind)(*args)
+        self._sink_backlog.clear()
+        self._check_sink()
+
+    def _to_sink(self, method: str, *args: Any) -> None:
+        if self.sink is None:
+            return
+        if not self.sink.started:
+            self._sink_backlog.append((method, args))
+            return
+        getattr(self.sink, method)(*args)
         self._check_sink()
 
     def _check_sink(self) -> None:
@@ -197,9 +270,10 @@ class AcquisitionService:
 
     # --- the loop ------------------------------------------------------------------
     def run(self) -> ServiceSummary:
-        """Run until `stop()`, Ctrl-C, idle/max runtime; always clean up."""
+        """Run until `stop()`, Ctrl-C, idle/max runtime, or a finite stream ends."""
         self._open_outputs()
-        self.runner.start()
+        for r in self.runners:
+            r.start()
         started = mono_ns()
         last_data: int | None = None
         try:
@@ -235,20 +309,52 @@ class AcquisitionService:
         elif item.kind == "state" and item.state is not None:
             self._emit(item.state)
         elif item.kind == "block" and item.block is not None:
-            self._on_block(item.block)
+            if item.block.stream_id == self.driver.stream_id:
+                self._on_detector_block(item.block)
+            else:
+                self._on_gnss_block(item.block)
 
-    def _on_block(self, block: SampleBlock) -> None:
+    def _on_gnss_block(self, block: SampleBlock) -> None:
+        desc = self.descriptors.get(block.stream_id)
+        if self.attacher is not None and desc is not None:
+            self.attacher.add_nmea_block(block, desc)
+        self._record_and_publish(block)
+        self._release_held(force=False)
+
+    def _on_detector_block(self, block: SampleBlock) -> None:
         self.summary.samples += block.n
         self.summary.blocks += 1
-        if self.sink is not None:
-            self.sink.write_block(block)
-            self._check_sink()
-        if self.publisher is not None:
-            self.publisher.publish_block(block, decimation=self.config.block_decimation)
-            self.summary.published += 1
+        if self.attacher is None or (block.positions is not None
+                                     and np.isfinite(block.positions).any()):
+            self._deliver(block)
+            return
+        self._held.append(block)
+        self._release_held(force=False)
+
+    def _release_held(self, *, force: bool) -> None:
+        """Attach positions to held detector blocks the fix track now covers."""
+        hold_ns = int(self.config.gnss_hold_s * 1e9)
+        now = wall_ns()
+        while self._held:
+            block = self._held[0]
+            last_t = block.time_of_index_ns(block.next_index - 1)
+            covered = self.attacher.covers(last_t)
+            if not (force or covered or now - block.host_wall_ns > hold_ns):
+                break
+            self._held.pop(0)
+            self._deliver(self.attacher.attach(block))
+
+    def _deliver(self, block: SampleBlock) -> None:
+        self._record_and_publish(block)
         if self.pipeline is not None:
             for ev in self.pipeline.process(block):
                 self._emit(ev)
+
+    def _record_and_publish(self, block: SampleBlock) -> None:
+        self._to_sink("write_block", block)
+        if self.publisher is not None:
+            self.publisher.publish_block(block, decimation=self.config.block_decimation)
+            self.summary.published += 1
 
     def _emit(self, ev: Anomaly | Target | StateChange) -> None:
         if isinstance(ev, Anomaly):
@@ -263,48 +369,63 @@ class AcquisitionService:
         if self.publisher is not None:
             self.publisher.publish_event(ev)
             self.summary.published += 1
-        if self.sink is not None:
-            self.sink.write_event(kind, ev.stream_id, ev.to_dict(),
-                                  getattr(ev, "t_ns", 0) or wall_ns())
+        self._to_sink("write_event", kind, ev.stream_id, ev.to_dict(),
+                      getattr(ev, "t_ns", 0) or wall_ns())
         if self.on_event is not None:
             self.on_event(ev)
 
-    def _counters(self) -> dict[str, Any]:
-        c = self.driver.counters.to_dict()
-        c["queue_depth"] = self.runner.queue_depth
-        c["state"] = self.runner.state
+    def _counters(self, runner: DriverRunner) -> dict[str, Any]:
+        c = runner.driver.counters.to_dict()
+        c["queue_depth"] = runner.queue_depth
+        c["state"] = runner.state
         # Late joiners miss state events; the heartbeat repeats what matters.
         if self.sink is not None:
             c["recorder"] = "ok" if self.sink.healthy else f"error: {self.sink.error}"
+        if runner is self.runner and self.attacher is not None:
+            rep = self.attacher.report()
+            c["clock_offset_ns"] = rep.offset_ns
+            c["clock_jitter_ns"] = rep.jitter_ns
+            c["gnss_fixes"] = rep.fixes
+            c["held_blocks"] = len(self._held)
         return c
 
+    def _all_counters(self) -> dict[str, dict[str, Any]]:
+        return {r.driver.stream_id: self._counters(r) for r in self.runners}
+
     def _housekeeping(self) -> None:
+        if self.attacher is not None:
+            self._release_held(force=False)
         if self.publisher is not None:
             self.publisher.poll()
-            self.publisher.maybe_heartbeat({self.driver.stream_id: self._counters()})
+            self.publisher.maybe_heartbeat(self._all_counters())
         if self.sink is not None:
-            self.sink.maybe_flush()
-            self._check_sink()
+            self._maybe_start_sink()
+            if self.sink.started:
+                self.sink.maybe_flush()
+                self._check_sink()
 
     def _shutdown(self) -> None:
-        self.runner.stop()
-        # Everything the runner produced before it stopped is still processed.
+        for r in self.runners:
+            r.stop()
+        # Everything the runners produced before they stopped is still processed.
         while True:
             try:
                 self._handle(self.queue.get_nowait())
             except queue.Empty:
                 break
+        if self.attacher is not None:
+            self._release_held(force=True)
         if self.pipeline is not None:
             for ev in self.pipeline.finish():
                 self._emit(ev)
-        self.summary.counters = self._counters()
+        self.summary.counters = self._counters(self.runner)
         if self.sink is not None:
+            self._maybe_start_sink(force=True)
             self.sink.close()
             self._check_sink()
             self.summary.record_files = [str(p) for p in self.sink.files]
         if self.publisher is not None:
-            self.publisher.maybe_heartbeat({self.driver.stream_id: self.summary.counters},
-                                           force=True)
+            self.publisher.maybe_heartbeat(self._all_counters(), force=True)
             self.publisher.session_stop(samples=self.summary.samples,
                                         blocks=self.summary.blocks,
                                         targets=len(self.summary.targets))

@@ -167,6 +167,11 @@ class RecorderSink:
         return self.error is None
 
     @property
+    def started(self) -> bool:
+        """`start` has been called (streams added later make the sink rotate)."""
+        return self._started
+
+    @property
     def path(self) -> Path:
         """The file being written now (or the one that will be written first)."""
         return self._files[-1] if self._files else self._file_name(max(self._file_seq, 0))

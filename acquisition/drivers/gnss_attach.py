@@ -209,6 +209,12 @@ class PositionAttacher:
         out[ok] = pos[ok]
         return out
 
+    def covers(self, host_ns: int) -> bool:
+        """True once the fix track reaches host time ``host_ns`` (so interpolating
+        there needs no fix that has yet to arrive)."""
+        off = self.offset_ns
+        return off is not None and self._t.size > 0 and int(self._t[-1]) >= host_ns - off
+
     def positions_at(self, host_ns: Any) -> np.ndarray:
         """(n, 2) positions at host wall-clock times (NaN until an offset is known)."""
         off = self.offset_ns
