@@ -21,13 +21,24 @@ import pytest
 from acquisition.drivers import borehole, fga, fgm3d, g882, gsm19, lineproto, nmea
 from acquisition.drivers.base import LineDriver
 from acquisition.drivers.borehole import BoreholeDriver
+from acquisition.drivers.fga import FGADriver
 from acquisition.drivers.fgm3d import FGM3DDriver
 from acquisition.drivers.g882 import G882Driver
+from acquisition.drivers.gsm19 import GSM19Driver
+from acquisition.drivers.lineproto import LineProtoDriver
+from acquisition.drivers.nmea import NmeaDriver
 from simulator.emulators import protocols as em
 from simulator.pty import PtyPair
 
 N = 20_000
-LP = lineproto.LineFormat.from_options({"separator": ",", "columns": ["t:s", "a:nT", "b:nT"]})
+LP_OPTS = {"separator": ",", "columns": ["t:s", "a:nT", "b:nT"]}
+LP = lineproto.LineFormat.from_options(LP_OPTS)
+#: Driver class and options for the end-to-end runs through a pty.
+DRIVERS: dict[str, tuple[type[LineDriver], dict]] = {
+    "g882": (G882Driver, {}), "gsm19": (GSM19Driver, {}), "fga": (FGADriver, {}),
+    "fgm3d": (FGM3DDriver, {}), "nmea": (NmeaDriver, {}), "lineproto": (LineProtoDriver, LP_OPTS),
+    "borehole": (BoreholeDriver, {}),
+}
 
 
 def _lines(name: str, n: int = N) -> list[bytes]:
@@ -102,30 +113,37 @@ def pty_end_to_end(cls: type[LineDriver], lines: list[bytes], **opts) -> tuple[f
             drv.close()
 
 
-@pytest.mark.parametrize("name", ["g882", "fgm3d", "borehole"])
+@pytest.mark.parametrize("name", sorted(DRIVERS))
 def test_pty_end_to_end(benchmark, name):
-    cls = {"g882": G882Driver, "fgm3d": FGM3DDriver, "borehole": BoreholeDriver}[name]
+    cls, opts = DRIVERS[name]
     lines = _lines(name, 5000)
-    _secs, got = benchmark.pedantic(pty_end_to_end, args=(cls, lines), rounds=3, iterations=1)
+    _secs, got = benchmark.pedantic(pty_end_to_end, args=(cls, lines), kwargs=opts, rounds=3,
+                                    iterations=1)
     assert got == len(lines)
 
 
 def main() -> None:
-    print(f"{'parser':10s} {'kind':9s} {'lines/s':>12s} {'MB/s':>8s}")
+    """One table row per driver: fast and reference parser (best of 7, same process,
+    interleaved so machine noise hits both), ratio, and a pty run (median of 3)."""
+    print(f"{'parser':10s} {'fast lines/s':>13s} {'fast MB/s':>10s} {'ref lines/s':>12s} "
+          f"{'fast/ref':>8s} {'pty lines/s':>12s} {'pty MB/s':>9s}")
     for name, (fast, ref) in PARSERS.items():
         lines = _lines(name)
         nbytes = sum(len(ln) + 2 for ln in lines)
-        for kind, fn in (("fast", fast), ("reference", ref)):
-            best = min(_timeit(fn, lines) for _ in range(5))
-            print(f"{name:10s} {kind:9s} {len(lines) / best:12,.0f} {nbytes / best / 1e6:8.1f}")
-    for name, cls in (("g882", G882Driver), ("fgm3d", FGM3DDriver),
-                      ("borehole", BoreholeDriver)):
-        lines = _lines(name, 50_000)
-        runs = sorted(pty_end_to_end(cls, lines) for _ in range(3))
+        tf, tr = [], []
+        for _ in range(7):
+            tf.append(_timeit(fast, lines))
+            tr.append(_timeit(ref, lines))
+        bf, br = min(tf), min(tr)
+        cls, opts = DRIVERS[name]
+        plines = _lines(name, 20_000)
+        pbytes = sum(len(ln) + 2 for ln in plines)
+        runs = sorted(pty_end_to_end(cls, plines, **opts) for _ in range(3))
         secs, got = runs[1]  # median of three: the 2 cores are shared
-        nbytes = sum(len(ln) + 2 for ln in lines)
-        print(f"{name:10s} {'pty e2e':9s} {got / secs:12,.0f} {nbytes / secs / 1e6:8.1f}"
-              f"  ({got}/{len(lines)} samples)")
+        assert got == len(plines), (name, got)
+        print(f"{name:10s} {len(lines) / bf:13,.0f} {nbytes / bf / 1e6:10.1f} "
+              f"{len(lines) / br:12,.0f} {br / bf:8.2f} {got / secs:12,.0f} "
+              f"{pbytes / secs / 1e6:9.1f}")
 
 
 def _timeit(fn: Callable, lines: list[bytes]) -> float:

@@ -2,10 +2,14 @@
 
     uxo simulate --scenario demo --survey-csv s.csv --truth-csv t.csv
     uxo simulate --scenario demo --pty --speed 5 --faults garbage,truncate
+    uxo simulate --scenario demo --pty --protocol nmea
 
 With ``--pty`` the first line on stdout is ``tty: /dev/pts/N`` (the path a
 reader opens; a new ``tty:`` line follows whenever the device reappears after
-a hang-up), then the survey is streamed in the UXG line protocol; the command
+a hang-up), then the survey is streamed in the line protocol ``--protocol``
+names (default the UXG cart, ``gradline``; any of gradline, g882, gsm19, fga,
+fgm3d, nmea, lineproto, borehole). stderr says which driver, with which
+options, reads it. The command
 exits when everything has been sent and read (or after ``--linger`` seconds),
 printing ``sent: {...}`` counts. Without ``--pty`` it writes the CSV files
 asked for and prints the ground truth.
@@ -18,7 +22,8 @@ import json
 import sys
 from typing import Any
 
-from simulator.emulators.gradline import FAULT_NAMES, FaultPlan, GradLineEmulator
+from simulator.emulators.base import FAULT_NAMES, FaultPlan
+from simulator.emulators.devices import DEVICES, make_emulator, script_for
 from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
 from simulator.survey import simulate_survey
 
@@ -33,6 +38,8 @@ def register_simulate(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--pty", action="store_true",
                    help="stream the survey on a pseudo-terminal (prints 'tty: PATH' first)")
+    p.add_argument("--protocol", choices=tuple(DEVICES), default="gradline",
+                   help="instrument protocol to speak with --pty (default gradline)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="x real time for --pty (0 = as fast as possible; default 1)")
     p.add_argument("--faults", default="",
@@ -79,17 +86,21 @@ def run_simulate(args: argparse.Namespace) -> int:
                   f"{'' if t.detectable else '  (below 8x noise)'}  {t.name}")
         return 0
     try:
-        plan = (FaultPlan.from_names(args.faults, n_lines=survey.n, rate=args.fault_rate,
+        protocol = getattr(args, "protocol", "gradline")
+        script = script_for(protocol, survey)
+        plan = (FaultPlan.from_names(args.faults, n_lines=script.n, rate=args.fault_rate,
                                      seed=args.fault_seed, reappear=args.reappear)
                 if args.faults else FaultPlan(reappear=args.reappear))
-        emu = GradLineEmulator(survey, speed=args.speed, faults=plan,
-                               banner=not args.no_banner, link_path=args.link,
-                               wait_for_start=args.wait_start)
+        emu = make_emulator(protocol, survey, speed=args.speed, faults=plan,
+                            banner=not args.no_banner, link_path=args.link,
+                            wait_for_start=args.wait_start)
     except (ValueError, OSError) as exc:
         print(f"uxo simulate: {exc}", file=sys.stderr)
         return 2
     with emu:
         print(f"tty: {emu.path}", flush=True)
+        print(f"uxo simulate: protocol {protocol}: read with driver {script.driver!r}, "
+              f"options {json.dumps(script.driver_options)}", file=sys.stderr, flush=True)
         seen = emu.generation
         emu.start()
         try:

@@ -105,3 +105,41 @@ def test_pty_stream_is_read_by_pyserial(tmp_path):
     assert parsed.n == sent["lines_ok"]
     assert len(parsed.rejects) == sent["expected_rejects"]
     assert parsed.info["kind"] == "gradient"
+
+
+def test_pty_stream_in_another_protocol(tmp_path):
+    from acquisition.drivers.nmea import parse_lines as nmea_parse
+
+    scen = tmp_path / "tiny.toml"
+    scen.write_text(TINY)
+    survey = simulate_survey(parse_scenario(TINY))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", "simulate", "--scenario", str(scen), "--pty",
+         "--protocol", "nmea", "--speed", "0", "--wait-start", "--linger", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline().strip()
+        assert first.startswith("tty: /dev/pts/")
+        port = serial.Serial(first[5:], timeout=0.2)
+        port.write(b"GO\r\n")
+        framer = LineFramer()
+        lines: list[bytes] = []
+        end = time.monotonic() + 60  # safety net only
+        while time.monotonic() < end:
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError):
+                break
+            lines += framer.feed(data)
+            if not data and proc.poll() is not None:
+                break
+        port.close()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill() if proc.poll() is None else None
+        proc.wait()
+    assert proc.returncode == 0
+    assert "driver 'nmea'" in err and '"date": "2026-03-14"' in err
+    parsed = nmea_parse(lines)
+    assert parsed.rejects == [] and parsed.n == 2 * survey.n
+    assert set(parsed.values[:, 9]) == {1.0, 2.0}  # GGA and RMC

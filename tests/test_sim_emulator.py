@@ -290,3 +290,77 @@ def test_any_single_bitflip_costs_exactly_one_reject(count, value, where, bit):
     assert len(lines) == 2
     parsed = parse_lines(lines)
     assert len(parsed.rejects) == 1 and parsed.n == 1
+
+
+# --- every protocol: the fault codecs and the device scripts --------------------------------
+def _decode_lines(script, lines: list[bytes]):
+    from acquisition.drivers import registry
+
+    d = registry.create(script.driver, "unused", **script.driver_options)
+    d.feed(b"".join(lines))
+    return d
+
+
+@pytest.fixture(scope="module")
+def scripts(tiny):
+    from simulator.emulators.devices import DEVICES, script_for
+
+    return {name: script_for(name, tiny) for name in DEVICES}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["gradline", "g882", "gsm19", "fga", "fgm3d", "nmea", "lineproto",
+                        "borehole"]),
+       st.integers(0, 10_000), st.sampled_from(["truncate", "bitflip", "checksum"]),
+       st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True))
+def test_every_damaged_line_costs_exactly_one_reject(scripts, name, k, fault, r1, r2):
+    """Whatever the draw, a damaged line is rejected and the good line after it is kept."""
+    script = scripts[name]
+    i = k % (script.n - 1)
+    good, nxt = script.encode(i), script.encode(i + 1)
+    codec = script.codec
+    bad = {"truncate": lambda: codec.truncate(good, r1),
+           "bitflip": lambda: codec.bitflip(good, r1, r2),
+           "checksum": lambda: codec.bad_checksum(good, r1)}[fault]()
+    assert bad != good and bad.endswith(b"\r\n") and b"\n" not in bad[:-1]
+    d = _decode_lines(script, [script.banner, good, bad, nxt])
+    assert d.counters.frames_rejected == 1 and d.counters.frames_ok == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=80).filter(lambda b: not set(b) & set(b"\n$#")))
+def test_garbage_bursts_are_always_rejected(scripts, burst):
+    for script in scripts.values():
+        fixed = script.codec.fix_garbage(burst + b"\r\n")
+        d = _decode_lines(script, [script.banner, script.encode(0), fixed, script.encode(1)])
+        assert d.counters.frames_ok == 2, script.protocol
+        # One reject, unless the burst happens to be a valid line of that protocol.
+        assert d.counters.frames_rejected == 1, (script.protocol, fixed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(-5000, 5000), st.floats(-5000, 5000), st.floats(-60, 60),
+       st.floats(-179, 179))
+def test_inverse_tangent_plane_round_trips(x, y, lat0, lon0):
+    from acquisition.drivers.gnss_attach import LocalTangentPlane
+    from simulator.emulators.devices import enu_to_latlon
+
+    plane = LocalTangentPlane(lat0, lon0)
+    lat, lon = enu_to_latlon(plane, np.array([x]), np.array([y]))
+    bx, by = plane.to_xy(lat, lon)
+    assert abs(bx[0] - x) < 1e-6 and abs(by[0] - y) < 1e-6
+
+
+def test_line_emulator_speaks_every_protocol_on_a_pty(scripts):
+    from simulator.emulators.base import LineEmulator
+
+    for name, script in scripts.items():
+        with LineEmulator(script, speed=0) as emu:
+            port = serial.Serial(emu.path, timeout=0.2)
+            emu.start()
+            lines = read_until_done(port, emu)
+            port.close()
+        assert emu.log.lines_ok == script.n and emu.log.bytes_sent == sum(
+            len(x) + 2 for x in lines), name
+        d = _decode_lines(script, [ln + b"\r\n" for ln in lines])
+        assert d.counters.frames_ok == script.n and d.counters.frames_rejected == 0, name

@@ -15,6 +15,7 @@ from acquisition.drivers import registry
 from acquisition.drivers.framing import LineFramer
 from acquisition.drivers.gradline import parse_lines
 from acquisition.drivers.transport import PortError, open_port, read_available
+from simulator.emulators.devices import DEVICES
 from simulator.scenario import load_scenario
 from simulator.survey import simulate_survey
 from simulator.urlhandlers import protocol_sim
@@ -104,7 +105,7 @@ def test_paced_sim_url_releases_bytes_over_time():
 @pytest.mark.parametrize(("url", "needle"), [
     ("sim://nope?speed=0", "nope"),
     ("sim://demo?speed=-1", "speed"),
-    ("sim://demo?protocol=nmea", "protocol"),
+    ("sim://demo?protocol=morse", "morse"),
     ("sim://demo?faults=meteor", "meteor"),
     ("sim://demo?colour=red", "colour"),
     ("sim://", "scenario"),
@@ -177,4 +178,19 @@ def test_fuzz_sim_url_parser_only_raises_value_error(text):
             opts = parse_sim_url(url)
         except ValueError:
             continue
-        assert opts["protocol"] == "gradline" and opts["speed"] >= 0
+        assert opts["protocol"] in DEVICES and opts["speed"] >= 0
+
+
+@pytest.mark.parametrize("protocol", sorted(DEVICES))
+def test_every_protocol_on_a_sim_url_decodes_with_its_driver(protocol):
+    port = open_port(f"sim://demo?protocol={protocol}&speed=0&faults=garbage,checksum"
+                     f"&fault_rate=0.02&fault_seed=4")
+    script = port.script
+    assert script.protocol == protocol
+    _, raw = drain(port)
+    log = port.log
+    port.close()
+    d = registry.create(script.driver, "unused", **script.driver_options)
+    d.feed(raw)
+    assert d.counters.frames_ok == log.lines_ok > 0.9 * script.n
+    assert d.counters.frames_rejected == log.expected_rejects > 0

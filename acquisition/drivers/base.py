@@ -151,6 +151,10 @@ class LineDriver(Driver):
         self._port = open_port(self.port_url, baudrate=baud)
         Driver.open_instances.add(self)
         self._framer.reset()
+        if self._pending_n:
+            # Samples read before the port was lost belong before the gap.
+            parts, self._pending, self._pending_n = self._pending, [], 0
+            self._ready.extend(self._assemble(parts))
         if self._opened_once:
             self._flags_for_next |= BlockFlags.RECONNECT
         self._opened_once = True
@@ -243,7 +247,9 @@ class LineDriver(Driver):
         if flags & BlockFlags.RECONNECT and self._t_anchor_ns is not None:
             # Without a device counter the samples lost while unplugged are
             # estimated from the host clock; a gap is never papered over.
-            expected = int((now_wall - self._t_anchor_ns) * self.rate_hz / NS_PER_S) - len(values)
+            # The newest sample arrived now; the block's first sample is len-1 before it.
+            newest = round((now_wall - self._t_anchor_ns) * self.rate_hz / NS_PER_S)
+            expected = newest - len(values) + 1
             if expected > self._next_index:
                 self._next_index = expected
                 flags |= BlockFlags.GAP

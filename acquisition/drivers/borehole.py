@@ -37,7 +37,7 @@ from acquisition.drivers.textnum import floats, hybrid, xor_checksum, xor_checks
 from acquisition.types import ChannelSpec, StreamDescriptor
 
 PREFIX = b"$UXB,"
-_NUM = rb"-?[0-9]+(?:\.[0-9]*)?"
+_NUM = rb"-?[0-9]++(?:\.[0-9]*+)?+"
 _NUM_RE = re.compile(_NUM)
 _INT_RE = re.compile(rb"-?[0-9]+")
 _HEX2_RE = re.compile(rb"[0-9A-Fa-f]{2}")
@@ -52,7 +52,7 @@ def n_readings(kind: str) -> int:
 
 @lru_cache(maxsize=4)
 def _pattern(nv: int) -> re.Pattern[bytes]:
-    return re.compile(rb"^\$UXB,[0-9]+," + _NUM + rb",-?[0-9]+" + (rb"," + _NUM) * nv
+    return re.compile(rb"^\$UXB,[0-9]++," + _NUM + rb",-?[0-9]++" + (rb"," + _NUM) * nv
                       + rb"\*[0-9A-Fa-f]{2}$", re.M)
 
 

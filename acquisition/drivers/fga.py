@@ -19,6 +19,7 @@ non-numeric time stamp or B field, non-numbers anywhere.
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 
@@ -42,7 +43,7 @@ CHANNELS: tuple[tuple[str, str, str], ...] = (
     ("Fix", "Fix", "1"), ("HDOP_m", "HDOP", "m"),
 )
 _REQUIRED = {"Timestamp_ms"} | {h for h, _, u in CHANNELS if u == "nT"}
-_NUM = rb"-?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?"
+_NUM = rb"-?[0-9]++(?:\.[0-9]*+)?+(?:[eE][-+]?[0-9]++)?+"
 _NUM_RE = re.compile(_NUM)
 
 
@@ -102,7 +103,9 @@ def parse_lines(lines: list[bytes], header: tuple[str, ...] = DEFAULT_HEADER) ->
     A header row inside the batch changes the layout for the rows after it and
     is returned in ``info["header"]`` (comma-joined) for the caller to keep.
     """
-    if any(is_header(ln) for ln in lines) or not _usable(header):
+    # One substring search instead of a per-line test: headers are rare.
+    if (b"Timestamp" in b"".join(lines) and any(is_header(ln) for ln in lines)) \
+            or not _usable(header):
         return parse_lines_reference(lines, header)
     return hybrid(lines, _pattern(len(header)), lambda ls: _convert(ls, header),
                   lambda ls: parse_lines_reference(ls, header))
@@ -132,6 +135,9 @@ def parse_lines_reference(lines: list[bytes],
         if any((f != b"" or k in must) and _NUM_RE.fullmatch(f) is None
                for k, f in enumerate(fields)):
             rejects.append((i, "number"))
+            continue
+        if any(math.isinf(float(f)) for f in fields if f):
+            rejects.append((i, "number"))  # overflows to infinity: no instrument sends it
             continue
         rows.append([float(fields[c]) if c >= 0 and fields[c] else np.nan for c in cols])
         dev.append(int(np.round(np.float64(float(fields[ts])) * 1000.0)) * 1000)

@@ -17,6 +17,7 @@ decimal point instead of the comma is accepted), non-integer time stamps.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -28,7 +29,7 @@ from acquisition.types import ChannelSpec, StreamDescriptor
 TESLA_TO_NT = 1e9
 CHANNELS = ("bx", "by", "bz", "btotal")
 
-_NUMC = rb"-?[0-9]+(?:[,.][0-9]*)?(?:[eE][-+]?[0-9]+)?"
+_NUMC = rb"-?[0-9]++(?:[,.][0-9]*+)?+(?:[eE][-+]?[0-9]++)?+"
 _LINE_RE = re.compile(rb'^[0-9]{1,16}(?:,"' + _NUMC + rb'"){4}$', re.M)
 _NUMC_RE = re.compile(_NUMC)
 _TS_RE = re.compile(rb"[0-9]{1,16}")
@@ -86,7 +87,11 @@ def parse_lines_reference(lines: list[bytes]) -> ParsedLines:
         if not all(_NUMC_RE.fullmatch(f) for f in fields):
             rejects.append((i, "number"))
             continue
-        rows.append([float(f.replace(b",", b".")) * TESLA_TO_NT for f in fields])
+        row = [float(f.replace(b",", b".")) * TESLA_TO_NT for f in fields]
+        if any(math.isinf(v) for v in row):
+            rejects.append((i, "number"))  # overflows to infinity: no instrument sends it
+            continue
+        rows.append(row)
         dev.append(int(float(ts)) * 1_000_000)
     return ParsedLines(values=np.array(rows, dtype=np.float64).reshape(len(rows), 4),
                        device_ns=np.array(dev, dtype=np.int64), rejects=rejects, info=info)

@@ -34,8 +34,8 @@ from acquisition.types import ChannelSpec, StreamDescriptor
 FIELD_MIN_NT = 17_000.0
 FIELD_MAX_NT = 100_000.0
 
-_NUM = rb"[0-9]+(?:\.[0-9]*)?"
-_PAIR = rb"\$ *(" + _NUM + rb"),([0-9]{1,4})"
+_NUM = rb"[0-9]++(?:\.[0-9]*+)?+"
+_PAIR = rb"\$ *+(" + _NUM + rb"),([0-9]{1,4}+)"
 _NUM_RE = re.compile(_NUM)
 _SIG_RE = re.compile(rb"[0-9]{1,4}")
 _TO_SPACE = bytes.maketrans(b"$,\n", b"   ")

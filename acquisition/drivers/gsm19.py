@@ -35,8 +35,8 @@ from acquisition.types import ChannelSpec, StreamDescriptor
 FIELD_MIN_NT = 10_000.0
 FIELD_MAX_NT = 120_000.0
 
-_TIME = rb"[0-9]{6}(?:\.[0-9]+)?"
-_NUM = rb"-?[0-9]+(?:\.[0-9]*)?"
+_TIME = rb"[0-9]{6}+(?:\.[0-9]++)?+"
+_NUM = rb"-?[0-9]++(?:\.[0-9]*+)?+"
 _Q_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +[0-9]{3} *$", re.M)
 _G_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +(?![0-9]{3} *$)" + _NUM + rb" *$",
                    re.M)

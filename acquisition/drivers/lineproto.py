@@ -129,7 +129,7 @@ class LineFormat:
         return body.split(self.separator.encode())
 
 
-_NUM = rb"-?[0-9]+(?:[.][0-9]*)?(?:[eE][-+]?[0-9]+)?"
+_NUM = rb"-?[0-9]++(?:[.][0-9]*+)?+(?:[eE][-+]?[0-9]++)?+"
 _NUM_RE = re.compile(_NUM)
 _NUMC_RE = re.compile(rb"-?[0-9]+(?:[,][0-9]*)?(?:[eE][-+]?[0-9]+)?")
 
@@ -139,8 +139,8 @@ def _fast_pattern(fmt: LineFormat) -> re.Pattern[bytes] | None:
     if fmt.decimal_comma and fmt.separator == ",":
         return None
     num = _NUM.replace(rb"[.]", rb"[,]") if fmt.decimal_comma else _NUM
-    sep = rb"[ \t]+" if fmt.separator == "whitespace" else re.escape(fmt.separator.encode())
-    lead = rb"[ \t]*" if fmt.separator == "whitespace" else b""
+    sep = rb"[ \t]++" if fmt.separator == "whitespace" else re.escape(fmt.separator.encode())
+    lead = rb"[ \t]*+" if fmt.separator == "whitespace" else b""
     body = num + (sep + num) * (len(fmt.columns) - 1)
     return re.compile(rb"^" + re.escape(fmt.prefix) + lead + body + lead + rb"$", re.M)
 
@@ -210,8 +210,8 @@ def parse_lines_reference(lines: list[bytes], fmt: LineFormat) -> ParsedLines:
                 break
             else:
                 row.append(float(f.replace(b",", b".")))
-        if len(row) != len(fields):
-            rejects.append((i, "number"))
+        if len(row) != len(fields) or any(math.isinf(v) for v in row):
+            rejects.append((i, "number"))  # not a number, or one overflowing to infinity
             continue
         rows.append(row)
     table = np.array(rows, dtype=np.float64).reshape(len(rows), len(fmt.columns))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.emulators.gradline import FaultPlan
+from simulator.emulators.base import FaultPlan
 from simulator.pty import PtyPair
 
 CRLF = b"\r\n"
@@ -99,7 +99,10 @@ def fgm3d_line(t_ms: int, bx_nT: float, by_nT: float, bz_nT: float) -> bytes:
 
 # --- NMEA 0183 --------------------------------------------------------------------------------
 def _nmea_time(seconds_of_day: float) -> str:
-    cs = round(seconds_of_day * 100) % 8_640_000
+    # A receiver stamps the epoch of the fix, never a time after it is sent, so
+    # centiseconds are truncated (rounding up made GNSS time run ahead of the host
+    # clock by up to 5 ms). The 1e-6 keeps float noise (0.7 * 100 = 69.999...) out.
+    cs = math.floor(seconds_of_day * 100 + 1e-6) % 8_640_000
     s, c = divmod(cs, 100)
     return f"{s // 3600:02d}{(s // 60) % 60:02d}{s % 60:02d}.{c:02d}"
 

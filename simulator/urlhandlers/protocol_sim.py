@@ -1,15 +1,19 @@
 """``sim://`` URLs for pyserial: an emulated instrument's bytes, in-process.
 
     serial.serial_for_url("sim://demo?protocol=gradline&speed=0&seed=1")
+    serial.serial_for_url("sim://demo?protocol=nmea&speed=0")
     serial.serial_for_url("sim:///path/to/scenario.toml?speed=10&faults=garbage,truncate")
 
 The host part names a bundled scenario, or the path part a scenario file.
-Query options: ``protocol`` (``gradline``), ``speed`` (x real time, 0 = as
-fast as possible; default 1), ``seed`` (overrides the scenario's),
-``faults`` (comma list of `FAULT_NAMES`), ``fault_rate`` (0.01),
-``fault_seed`` (0), ``reappear`` (new|same|never), ``banner`` (1/0).
+Query options: ``protocol`` (any of `simulator.emulators.devices.DEVICES`:
+gradline, g882, gsm19, fga, fgm3d, nmea, lineproto, borehole; default
+gradline), ``speed`` (x real time, 0 = as fast as possible; default 1),
+``seed`` (overrides the scenario's), ``faults`` (comma list of `FAULT_NAMES`),
+``fault_rate`` (0.01), ``fault_seed`` (0), ``reappear`` (new|same|never),
+``banner`` (1/0). Read it with the driver the protocol names
+(``script.driver_options`` gives the options, e.g. lineproto's columns).
 
-The same byte chunks as the pty emulator (`simulator.emulators.gradline.emissions`)
+The same byte chunks as the pty emulator (`simulator.emulators.base.line_emissions`)
 are released by a monotonic clock as ``read`` asks for them. When the survey
 has been sent, ``read`` returns what is left and then b"" after its timeout,
 like a silent device. A ``hangup`` fault makes ``read`` raise
@@ -32,7 +36,15 @@ from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
-from simulator.emulators.gradline import FAULT_NAMES, Emission, FaultPlan, SendLog, emissions
+from simulator.emulators.base import (
+    FAULT_NAMES,
+    DeviceScript,
+    Emission,
+    FaultPlan,
+    SendLog,
+    line_emissions,
+)
+from simulator.emulators.devices import DEVICES, script_for
 from simulator.scenario import ScenarioError, load_scenario, resolve_scenario_path
 from simulator.survey import SimulatedSurvey, simulate_survey
 
@@ -68,8 +80,8 @@ def parse_sim_url(url: str) -> dict[str, Any]:
     for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items():
         v = values[-1]
         if key == "protocol":
-            if v != "gradline":
-                raise ValueError(f"unknown protocol {v!r} (available: gradline)")
+            if v not in DEVICES:
+                raise ValueError(f"unknown protocol {v!r} (available: {', '.join(DEVICES)})")
             opts[key] = v
         elif key in ("speed", "fault_rate"):
             f = float(v)
@@ -100,15 +112,16 @@ def parse_sim_url(url: str) -> dict[str, Any]:
 class _Device:
     """An emulated device: its emission stream paced by the monotonic clock."""
 
-    def __init__(self, survey: SimulatedSurvey, plan: FaultPlan, speed: float,
-                 banner: bool) -> None:
+    def __init__(self, survey: SimulatedSurvey, script: DeviceScript, plan: FaultPlan,
+                 speed: float, banner: bool) -> None:
         self.survey = survey
+        self.script = script
         self.plan = plan
         self.speed = speed
         self.log = SendLog()
-        self._it = emissions(survey, plan, banner=banner)
+        self._it = line_emissions(script, plan, banner=banner)
         self._next: Emission | None = next(self._it, None)
-        self._t_first = float(survey.t_s[0]) if survey.n else 0.0
+        self._t_first = float(script.due_s[0]) if script.n else 0.0
         self._wall0 = time.monotonic()
         self._stall_until = 0.0
         self.buffer = bytearray()
@@ -173,6 +186,11 @@ class Serial(SerialBase):
         return None if self._device is None else self._device.survey
 
     @property
+    def script(self) -> DeviceScript | None:
+        """The emulated device's script (driver name and options), None before open."""
+        return None if self._device is None else self._device.script
+
+    @property
     def finished(self) -> bool:
         """True when the whole survey has been delivered to the buffer."""
         return self._device is not None and self._device.finished
@@ -205,13 +223,14 @@ class Serial(SerialBase):
         try:
             path = resolve_scenario_path(opts["scenario"])
             survey = _survey(str(path.resolve()), Path(path).stat().st_mtime_ns, opts["seed"])
+            script = script_for(opts["protocol"], survey)
             faults = opts["faults"]
-            plan = (FaultPlan.from_names(faults, n_lines=survey.n, rate=opts["fault_rate"],
+            plan = (FaultPlan.from_names(faults, n_lines=script.n, rate=opts["fault_rate"],
                                          seed=opts["fault_seed"], reappear=opts["reappear"])
                     if faults else FaultPlan())
         except (ScenarioError, ValueError, OSError) as exc:
             raise SerialException(f"cannot open {url}: {exc}") from None
-        return _Device(survey, plan, opts["speed"], opts["banner"])
+        return _Device(survey, script, plan, opts["speed"], opts["banner"])
 
     def close(self) -> None:
         self.is_open = False
