@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from acquisition.dsp.dipole import (
     SensorGeometry,
+    design_batch,
     design_matrix,
     forward,
     induced_moment,
@@ -75,3 +76,24 @@ def test_bad_geometry_rejected():
         SensorGeometry("vector")
     with pytest.raises(ValueError):
         SensorGeometry("gradient", 0.3, 0.0)
+
+
+@pytest.mark.parametrize("kind", ["gradient", "total"])
+def test_design_batch_matches_single(kind):
+    geom = SensorGeometry.from_geometry({"kind": kind}, QUANG_TRI)
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-4, 4, (2, 30))
+    x0, y0, d = rng.uniform(-1, 1, 5), rng.uniform(-1, 1, 5), rng.uniform(0, 3, 5)
+    batch = design_batch(x, y, x0, y0, d, geom)
+    for i in range(5):
+        np.testing.assert_allclose(batch[i], design_matrix(x, y, x0[i], y0[i], d[i], geom),
+                                   rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50))
+def test_fast_median_matches_numpy(vals):
+    from acquisition.dsp.levelling import fast_median
+
+    a = np.array(vals)
+    assert fast_median(a) == pytest.approx(float(np.median(a)), rel=1e-12, abs=1e-9)

@@ -165,3 +165,38 @@ def test_rejects_non_finite_samples_without_losing_the_rest():
     res = process_survey(x, y, v, geometry=geo, field=QUANG_TRI)
     assert res.rejected_samples == 2
     assert len(res.targets) == 2
+
+
+def _segments_reference(lev, thr, x, y, merge_gap, min_len=2, low=0.5):
+    """Plain loop twin of find_segments."""
+    runs, cur, last = [], None, None
+    for i, v in enumerate(lev):
+        if abs(v) > low * thr:
+            if cur is not None and i - last <= merge_gap:
+                cur[1] = i
+            else:
+                cur = [i, i]
+                runs.append(cur)
+            last = i
+    out = []
+    for a, b in runs:
+        if sum(1 for v in lev[a:b + 1] if abs(v) > thr) < min_len:
+            continue
+        p = max(range(a, b + 1), key=lambda i: (abs(lev[i]), -i))
+        out.append((a, b, p, min(y[a:b + 1]), max(y[a:b + 1])))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 10_000), gap=st.integers(1, 12))
+def test_find_segments_matches_reference(seed, gap):
+    from acquisition.dsp.detect import find_segments
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    lev = rng.standard_t(2, n)
+    y = np.cumsum(rng.uniform(0.05, 0.15, n))
+    x = rng.normal(0, 0.05, n)
+    got = [(s.i0, s.i1, s.peak, s.y0, s.y1) for s in find_segments(lev, 3.0, x, y, 0,
+                                                                    merge_gap=gap)]
+    assert got == _segments_reference(lev, 3.0, x, y, gap)

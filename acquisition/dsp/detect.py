@@ -47,25 +47,35 @@ def find_segments(lev: np.ndarray, thr: float, x: np.ndarray, y: np.ndarray, lan
     signal, and at 10 cm sample spacing even a shallow nail covers several
     samples. The low threshold lets a wide anomaly's flanks join its core.
     """
-    strong = np.abs(lev) > thr
+    a = np.abs(lev)
+    strong = a > thr
     if not strong.any():
         return []
-    weak = np.abs(lev) > low_frac * thr
-    idx = np.flatnonzero(weak)
+    idx = np.flatnonzero(a > low_frac * thr)
     breaks = np.flatnonzero(np.diff(idx) > merge_gap)
-    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
-    ends = np.concatenate((idx[breaks], [idx[-1]]))
+    starts = np.concatenate((idx[:1], idx[breaks + 1]))
+    ends = np.concatenate((idx[breaks], idx[-1:]))
+    cs = np.concatenate(([0], np.cumsum(strong)))
+    keep = (cs[ends + 1] - cs[starts]) >= min_len
+    starts, ends = starts[keep], ends[keep]
+    if starts.size == 0:
+        return []
+    # Per-segment reductions in one go (reduceat over [start, end + 1) pairs;
+    # a sentinel sample makes end + 1 == n legal).
+    bounds = np.empty(2 * starts.size, dtype=np.int64)
+    bounds[0::2] = starts
+    bounds[1::2] = ends + 1
+    pad = np.append
+    amax = np.maximum.reduceat(pad(a, 0.0), bounds)[0::2]
+    y0 = np.minimum.reduceat(pad(y, 0.0), bounds)[0::2]
+    y1 = np.maximum.reduceat(pad(y, 0.0), bounds)[0::2]
+    xm = np.add.reduceat(pad(x, 0.0), bounds)[0::2] / (ends - starts + 1)
     out: list[Segment] = []
-    for a, b in zip(starts, ends, strict=True):
-        a, b = int(a), int(b)
-        if int(strong[a:b + 1].sum()) < min_len:
-            continue
-        seg = lev[a:b + 1]
-        p = a + int(np.argmax(np.abs(seg)))
-        ys = y[a:b + 1]
-        out.append(Segment(lane=lane, i0=a, i1=b, peak=p, amplitude=float(lev[p]),
-                           x=float(x[p]), y=float(y[p]), y0=float(ys.min()),
-                           y1=float(ys.max()), x_mean=float(np.mean(x[a:b + 1]))))
+    for k, (s0, s1) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        p = s0 + int(np.argmax(a[s0:s1 + 1] >= amax[k]))
+        out.append(Segment(lane=lane, i0=s0, i1=s1, peak=p, amplitude=float(lev[p]),
+                           x=float(x[p]), y=float(y[p]), y0=float(y0[k]), y1=float(y1[k]),
+                           x_mean=float(xm[k])))
     return out
 
 
@@ -141,7 +151,8 @@ class LiveDetector:
             self.level = float(np.median(keep))
         elif self.level is None:
             self.level = float(np.median(v))
-        self._own_noise = diff_noise(self._vals[:self._n])
+        if self.noise is None:  # only needed until the first lane is finished
+            self._own_noise = diff_noise(v)
 
     def threshold(self) -> float:
         sigma = self.noise if self.noise is not None else self._own_noise
@@ -179,11 +190,15 @@ class LiveDetector:
             return
         nxt = np.flatnonzero(above)
         j = 0 if self._in_run else int(nxt[0])
+        # Plain Python lists: per-sample access is several times faster than
+        # indexing numpy arrays, and only samples near a signal get here.
+        dev_l = dev.tolist()
+        above_l = above.tolist()
         while j < m:
             pos = base + j
-            d = float(dev[j])
+            d = dev_l[j]
             if self._in_run:
-                if above[j]:
+                if above_l[j]:
                     self._below = 0
                     if abs(d) > abs(self._ext):
                         self._ext, self._ext_pos = d, pos
@@ -202,7 +217,7 @@ class LiveDetector:
                         return
                     j = int(nxt[k])
                     continue
-            elif above[j]:
+            elif above_l[j]:
                 self._in_run = True
                 self._ext, self._ext_pos = d, pos
                 self._start_pos = pos

@@ -85,6 +85,26 @@ def design_matrix(x: np.ndarray, y: np.ndarray, x0: float, y0: float, depth: flo
     return _unit_field_cols(dx, dy, np.full_like(dx, h + depth), np.asarray(geom.field_unit))
 
 
+def design_batch(x: np.ndarray, y: np.ndarray, x0: np.ndarray, y0: np.ndarray,
+                 depth: np.ndarray, geom: SensorGeometry) -> np.ndarray:
+    """`design_matrix` for many candidate positions at once: shape (c, n, 3)."""
+    dx = np.asarray(x, dtype=np.float64)[None, :] - np.asarray(x0, dtype=np.float64)[:, None]
+    dy = np.asarray(y, dtype=np.float64)[None, :] - np.asarray(y0, dtype=np.float64)[:, None]
+    d = np.asarray(depth, dtype=np.float64)[:, None]
+    h = geom.sensor_height_m
+
+    def cols(dz: np.ndarray, comp: np.ndarray) -> np.ndarray:
+        r2 = dx * dx + dy * dy + dz * dz
+        inv_r3 = r2 ** -1.5
+        t = 3.0 * (dx * comp[0] + dy * comp[1] + dz * comp[2]) * inv_r3 / r2
+        return MU0_4PI_NT * np.stack((t * dx - comp[0] * inv_r3, t * dy - comp[1] * inv_r3,
+                                      t * dz - comp[2] * inv_r3), axis=-1)
+
+    if geom.kind == "gradient":
+        return cols(h + d + 0 * dx, _UP) - cols(h + geom.sensor_separation_m + d + 0 * dx, _UP)
+    return cols(h + d + 0 * dx, np.asarray(geom.field_unit))
+
+
 def forward(x: np.ndarray, y: np.ndarray, x0: float, y0: float, depth: float,
             moment: np.ndarray | tuple[float, float, float], geom: SensorGeometry) -> np.ndarray:
     """Sensor readings (nT) of one dipole at (x0, y0, -depth) with moment (A m²)."""

@@ -18,14 +18,13 @@ clearly explains more (BIC).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from acquisition.dsp.dipole import SensorGeometry, design_matrix
+from acquisition.dsp.dipole import SensorGeometry, design_batch, design_matrix
 from acquisition.dsp.euler import euler_locate
 
 MIN_DEPTH = 0.0
@@ -155,28 +154,44 @@ def _run(p0: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     return _Fit(q, float(r.cost), int(r.status))
 
 
-def _run_new(p_fixed: np.ndarray, seed: np.ndarray, x: np.ndarray, y: np.ndarray,
-             v: np.ndarray, geom: SensorGeometry) -> _Fit:
-    """Place one more source with the others' positions held (their moments still free)."""
-    # Local data only (3 m around the seed), so the new source cannot wander
-    # off to explain a strong neighbour's misfit elsewhere in the window.
-    loc = np.hypot(x - seed[0], y - seed[1]) < 3.0
+def _local(x: np.ndarray, y: np.ndarray, v: np.ndarray, cx: float, cy: float,
+           radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    loc = np.hypot(x - cx, y - cy) < radius
     if loc.sum() >= 12:
-        x, y, v = x[loc], y[loc], v[loc]
-    base = [design_matrix(x, y, p_fixed[3 * k], p_fixed[3 * k + 1], p_fixed[3 * k + 2], geom)
-            for k in range(len(p_fixed) // 3)]
+        return x[loc], y[loc], v[loc]
+    return x, y, v
+
+
+def _run_local(p: np.ndarray, free: list[int], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+               geom: SensorGeometry, center: tuple[float, float], radius: float) -> _Fit:
+    """Move only the ``free`` sources, on the data within ``radius`` of ``center``.
+
+    The other sources keep their positions (their moments are still re-solved),
+    so a new source cannot wander off to explain a strong neighbour's misfit
+    elsewhere in a wide window, and the cost stays local: a cluster of ten
+    sources costs ten small fits, not one huge one.
+    """
+    x, y, v = _local(x, y, v, center[0], center[1], radius)
+    k = len(p) // 3
+    fixed = [i for i in range(k) if i not in free]
+    base = [design_matrix(x, y, p[3 * i], p[3 * i + 1], p[3 * i + 2], geom) for i in fixed]
     base.append(np.ones((len(x), 1)))
     B = np.hstack(base)
 
     def fun(q: np.ndarray) -> np.ndarray:
-        G = np.hstack((B, design_matrix(x, y, q[0], q[1], abs(q[2]), geom)))
+        cols = [B] + [design_matrix(x, y, q[3 * j], q[3 * j + 1], abs(q[3 * j + 2]), geom)
+                      for j in range(len(free))]
+        G = np.hstack(cols)
         return G @ _solve_linear(G, v) - v
 
-    s0 = _fold(seed)
-    s0[2] = max(s0[2], 0.02)
-    r = least_squares(fun, s0, method="lm", x_scale=np.full(3, 0.3), max_nfev=200,
-                      xtol=1e-6, ftol=1e-8)
-    q = np.concatenate((p_fixed, _fold(r.x)))
+    s0 = _fold(np.concatenate([p[3 * i:3 * i + 3] for i in free]))
+    s0[2::3] = np.maximum(s0[2::3], 0.02)
+    r = least_squares(fun, s0, method="lm", x_scale=np.full(len(s0), 0.3),
+                      max_nfev=60 * (len(s0) + 1), xtol=1e-6, ftol=1e-8)
+    q = np.array(p, dtype=np.float64)
+    sol = _fold(r.x)
+    for j, i in enumerate(free):
+        q[3 * i:3 * i + 3] = sol[3 * j:3 * j + 3]
     q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
     return _Fit(q, float(r.cost), int(r.status))
 
@@ -222,34 +237,46 @@ def _grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry
                fixed: np.ndarray, sx: float, sy: float, keep: int = 2) -> list[np.ndarray]:
     """Best few (x, y, depth) for one more source on a small grid around (sx, sy).
 
-    Existing sources stay where they are (their design columns are computed
-    once); only the moments are re-solved for each candidate. Cheap and free of
-    the local minima a single LM start can fall into (mostly in depth).
+    Existing sources stay where they are; only the moments are re-solved for
+    each candidate. All candidates are solved at once (batched normal
+    equations), so the grid costs about as much as two or three LM steps and
+    removes the local minima a single LM start can fall into (mostly in depth).
     """
     base = [design_matrix(x, y, fixed[3 * k], fixed[3 * k + 1], fixed[3 * k + 2], geom)
             for k in range(len(fixed) // 3)]
     base.append(np.ones((len(x), 1)))
     B = np.hstack(base)
-    scored = []
-    for d in GRID_DEPTHS:
-        for ox in GRID_DX:
-            for oy in GRID_DY:
-                G = np.hstack((B, design_matrix(x, y, sx + ox, sy + oy, d, geom)))
-                r = G @ _solve_linear(G, v) - v
-                scored.append((float(r @ r), sx + ox, sy + oy, d))
-    scored.sort()
+    D, OX, OY = np.meshgrid(GRID_DEPTHS, GRID_DX, GRID_DY, indexing="ij")
+    cx, cy, cd = sx + OX.ravel(), sy + OY.ravel(), D.ravel()
+    Gc = design_batch(x, y, cx, cy, cd, geom)  # (c, n, 3)
+    c = Gc.shape[0]
+    G = np.concatenate((np.broadcast_to(B, (c, *B.shape)), Gc), axis=2)
+    Gt = G.transpose(0, 2, 1)
+    A = Gt @ G
+    scale = np.sqrt(np.einsum("cii->ci", A))
+    scale[scale == 0] = 1.0
+    A = A / (scale[:, :, None] * scale[:, None, :])
+    A[:, np.arange(A.shape[1]), np.arange(A.shape[1])] += 1e-10
+    b = (Gt @ v) / scale
+    try:
+        sol = np.linalg.solve(A, b[..., None])[..., 0] / scale
+    except np.linalg.LinAlgError:
+        sol = np.stack([np.linalg.lstsq(A[i], b[i], rcond=None)[0] for i in range(c)]) / scale
+    r = (G @ sol[..., None])[..., 0] - v[None, :]
+    cost = np.einsum("cn,cn->c", r, r)
     out, seen_d = [], set()
-    for _c, px, py, d in scored:
+    for i in np.argsort(cost):
+        d = float(cd[i])
         if d in seen_d:  # keep distinct depths: the grid's worst ambiguity
             continue
         seen_d.add(d)
-        out.append(np.array([px, py, d]))
+        out.append(np.array([cx[i], cy[i], d]))
         if len(out) >= keep:
             break
     return out
 
 
-def _new_source_seed(x: np.ndarray, y: np.ndarray, res: np.ndarray, pred: np.ndarray,
+def _new_source_seed(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndarray,
                      thr: float, rel: float,
                      blocked: np.ndarray | None = None,
                      ) -> tuple[float, float, float, float] | None:
@@ -259,7 +286,7 @@ def _new_source_seed(x: np.ndarray, y: np.ndarray, res: np.ndarray, pred: np.nda
     a single dipole never fits an elongated body perfectly, and that misfit
     scales with the signal, so it must not turn into a phantom neighbour.
     """
-    apred = np.abs(pred)
+    apred = np.abs(level)
     excess = np.abs(res) - np.maximum(thr, rel * apred)
     if blocked is not None:
         excess = np.where(blocked, -1.0, excess)
@@ -289,8 +316,8 @@ def _pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: fl
     at about the same depth. Scrap beside a bomb is far weaker than the bomb and
     resolvable only when its anomaly is sharper, i.e. shallower. So within
     ``max(close_m, 0.8 m + depth of the stronger)`` a pair is kept only when the
-    weaker has at most ``ratio`` of the stronger's moment and lies at least
-    0.2 m shallower.
+    weaker has at most ``ratio`` of the stronger's moment and lies at less than
+    half the stronger's depth (and at least 0.2 m shallower).
     """
     k = len(p) // 3
     mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(k)]
@@ -302,7 +329,7 @@ def _pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: fl
             strong, weak = (a, b) if mags[a] >= mags[b] else (b, a)
             ds, dw = p[3 * strong + 2], p[3 * weak + 2]
             if sep < max(close_m, 0.8 + ds) and (
-                    mags[weak] > ratio * mags[strong] or dw > min(ds - 0.2, 0.6 * ds)):
+                    mags[weak] > ratio * mags[strong] or dw > min(ds - 0.2, 0.5 * ds)):
                 return False
     return True
 
@@ -311,7 +338,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 noise: float, *, max_sources: int = 10, min_samples: int = 12,
                 edge_margin: float = 0.4, thr: float = 0.0, rel_misfit: float = 0.15,
                 min_sep_m: float = 0.7, close_m: float = 1.6, pair_ratio: float = 0.35,
-                hints: list[tuple[float, float]] | None = None,
+                hints: list[tuple[float, float]] | None = None, max_hints: int = 12,
                 footprint: tuple[float, float, float, float] | None = None) -> list[FitResult]:
     """Fit as many dipoles as the data ask for (up to ``max_sources``).
 
@@ -341,7 +368,6 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     best = None
     try:
         seeds = _grid_seed(x, y, v, geom, np.empty(0), cx, cy, keep=2)
-        seeds.append(np.array([cx, cy, cd]))
         for sd in seeds:
             r = _run(sd, x, y, v, geom)
             if np.isfinite(r.cost) and (best is None or r.cost < best.cost):
@@ -356,18 +382,25 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
 
     def try_add(p: np.ndarray, pred: np.ndarray, sx: float, sy: float) -> _Fit | None:
         cand = None
+        lx, ly, lv = _local(x, y, v, sx, sy, 3.0)
+        k = len(p) // 3
         try:
-            for g in _grid_seed(x, y, v, geom, p, sx, sy, keep=2):
-                part = _run_new(p, g, x, y, v, geom)
+            for g in _grid_seed(lx, ly, lv, geom, p, sx, sy, keep=2):
+                part = _run_local(np.concatenate((p, g)), [k], x, y, v, geom, (sx, sy), 3.0)
                 if not np.isfinite(part.cost):
                     continue
-                # Joint refinement, unless it drags the new source away from the
-                # signal it was seeded on (to a neighbour's misfit instead).
-                r = _run(part.x, x, y, v, geom, max_nfev=40 + 20 * len(p))
-                if (not np.isfinite(r.cost) or math.hypot(r.x[-3] - part.x[-3],
-                                                          r.x[-2] - part.x[-2]) > 0.5):
-                    res_p = residual(part.x, x, y, v, geom)
-                    r = _Fit(part.x, 0.5 * float(res_p @ res_p), part.status)
+                # Refine with the neighbours free too, unless that drags the new
+                # source off the signal it was seeded on.
+                nx, ny = part.x[-3], part.x[-2]
+                nb = [i for i in range(k) if math.hypot(p[3 * i] - nx, p[3 * i + 1] - ny) < 2.5]
+                r = part
+                if nb:
+                    joint = _run_local(part.x, [*nb, k], x, y, v, geom, (nx, ny), 3.5)
+                    if (np.isfinite(joint.cost)
+                            and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= 0.5):
+                        r = joint
+                res_r = residual(r.x, lx, ly, lv, geom)
+                r = _Fit(r.x, 0.5 * float(res_r @ res_r), r.status)
                 if cand is None or r.cost < cand.cost:
                     cand = r
         except (ValueError, np.linalg.LinAlgError):
@@ -393,6 +426,22 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             return None
         return cand
 
+    def misfit_level(p: np.ndarray) -> np.ndarray:
+        """How much a single dipole may misfit each sample: |field of each source|
+        × (depth + h) / distance, summed. An elongated body's misfit is a
+        higher multipole and falls off one power of distance faster than its
+        field, so far from a strong source a weak signal still counts."""
+        G = _design(x, y, p, geom)
+        lin = _solve_linear(G, v)
+        out = np.zeros(n)
+        zs = geom.sensor_height_m
+        for i in range(len(p) // 3):
+            f = np.abs(G[:, 3 * i:3 * i + 3] @ lin[3 * i:3 * i + 3])
+            z = p[3 * i + 2] + zs
+            r = np.sqrt((x - p[3 * i]) ** 2 + (y - p[3 * i + 1]) ** 2 + z * z)
+            out += f * (z / r)
+        return out
+
     def model(p: np.ndarray) -> np.ndarray:
         G = _design(x, y, p, geom)
         return G @ _solve_linear(G, v)
@@ -404,7 +453,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     # 1) Greedy on the residual's largest unexplained signal.
     while room(p) and refusals < 6:
         pred = model(p)
-        seed = _new_source_seed(x, y, v - pred, pred, thr, rel_misfit, blocked)
+        seed = _new_source_seed(x, y, v - pred, misfit_level(p), thr, rel_misfit, blocked)
         if seed is None:
             break
         sx, sy, jx, jy = seed
@@ -419,8 +468,9 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     # 2) Every detected lane peak that no source accounts for yet gets its try:
     #    in a wide cluster the greedy pass can run out of tries near a strong,
     #    elongated source before it reaches a weak signal at the far end.
+    tries = 0
     for hx, hy in hints or ():
-        if not room(p):
+        if not room(p) or tries >= max_hints:
             break
         k = len(p) // 3
         if min(math.hypot(hx - p[3 * i], hy - p[3 * i + 1]) for i in range(k)) < 1.5:
@@ -430,12 +480,13 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if not near.any():
             continue
         peak_res = float(np.max(np.abs((v - pred)[near])))
-        if peak_res < max(thr, rel_misfit * float(np.max(np.abs(pred[near])))):
+        if peak_res < max(thr, rel_misfit * float(np.max(misfit_level(p)[near]))):
             continue
         a = np.abs((v - pred)[near])
         w = a * a
         sx = float(np.sum(w * x[near]) / np.sum(w))
         sy = float(np.sum(w * y[near]) / np.sum(w))
+        tries += 1
         cand = try_add(p, pred, sx, sy)
         if cand is not None:
             p, converged = cand.x, converged and bool(cand.status > 0)

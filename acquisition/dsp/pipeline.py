@@ -23,11 +23,13 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.ndimage import median_filter
 
+from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.fit import FitResult, euler_sources, fit_sources
-from acquisition.dsp.levelling import despike, diff_noise, level_lane
+from acquisition.dsp.levelling import despike, diff_noise, level_lane, mad_sigma
 from acquisition.dsp.segment import LaneSegmenter
 from acquisition.events import Anomaly, Target
 from acquisition.geomag import EarthField
@@ -71,6 +73,14 @@ class LaneConfig:
     footprint_pad_m: float = 1.0
     #: Samples farther than this across from a lane's median x are turn samples (ignored).
     turn_tol_m: float = 0.3
+
+
+def config_from_calibration(cal: SoilCalibration, **overrides: object) -> LaneConfig:
+    """A `LaneConfig` whose noise and threshold come from a soil calibration."""
+    kw: dict[str, object] = {"noise_nT": cal.background_nT, "threshold_nT": cal.threshold_nT,
+                             "detect_k": cal.detect_k}
+    kw.update(overrides)
+    return replace(LaneConfig(), **kw)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -197,10 +207,13 @@ class LanePipeline:
     # ----------------------------------------------------------------- public
     @property
     def noise_nT(self) -> float:
-        """Current noise sigma of the survey (nT): configured, else median of lanes."""
+        """Current noise sigma of the survey (nT): configured, else from the lanes so far."""
         if self.config.noise_nT is not None:
             return float(self.config.noise_nT)
-        return float(np.median(self.lane_noise)) if self.lane_noise else math.nan
+        # 30th percentile over lanes: lanes crossing wide anomalies read high,
+        # and in a busy survey they can be half of all lanes; quiet lanes (and
+        # soil, which is everywhere) set the level.
+        return float(np.percentile(self.lane_noise, 30)) if self.lane_noise else math.nan
 
     @property
     def threshold_nT(self) -> float:
@@ -208,7 +221,12 @@ class LanePipeline:
         if cfg.threshold_nT is not None:
             return float(cfg.threshold_nT)
         s = self.noise_nT
-        return max(cfg.detect_k * s, cfg.min_threshold_nT) if math.isfinite(s) else math.nan
+        if not math.isfinite(s):
+            return math.nan
+        # No tail guard here: in a survey full of targets, the tails are the
+        # targets. Heavy-tailed (magnetic) soil is handled by the soil
+        # calibration on clean ground (`acquisition.dsp.calibration`).
+        return max(cfg.detect_k * s, cfg.min_threshold_nT)
 
     def process(self, block: SampleBlock) -> list[Anomaly | Target]:
         """Feed one block; return the events it caused (anomalies and targets)."""
@@ -293,18 +311,26 @@ class LanePipeline:
             on &= ~_end_turns(x, y)
             if on.sum() >= 3 and not on.all():
                 x, y, raw, t, g = x[on], y[on], raw[on], t[on], g[on]
-        noise_lane = diff_noise(raw)
-        v, spikes = (despike(raw, noise_lane) if cfg.despike
+        white = diff_noise(raw)
+        v, spikes = (despike(raw, white) if cfg.despike
                      else (raw, np.zeros(raw.size, dtype=bool)))
-        if cfg.noise_nT is None and raw.size >= 10:
-            self.lane_noise.append(noise_lane)
         sigma = self.noise_nT
         if not math.isfinite(sigma):
-            sigma = noise_lane
+            sigma = white
         step = float(np.median(np.hypot(np.diff(x), np.diff(y)))) if raw.size > 2 else 0.1
         step = step if step > 1e-3 else 0.1
         drift = round(cfg.drift_window_m / step) if cfg.drift_window_m > 0 else 0
-        lev, base = level_lane(v, sigma, drift_window=drift)
+        lev, base = level_lane(v, max(sigma, white), drift_window=drift)
+        # Background = sensor noise plus what the ground itself does (lateritic
+        # soil is spatially correlated and escapes a difference-based estimate):
+        # the robust spread of the levelled lane, never below the white noise.
+        # High-passed first (minus a 5 m running median): broad anomalies of deep
+        # objects and residual drift must not pass for background.
+        win = max(3, min(lev.size, round(5.0 / step)) | 1)
+        hp = lev - median_filter(lev, size=win, mode="nearest") if lev.size >= 3 else lev
+        noise_lane = max(white, mad_sigma(hp))
+        if cfg.noise_nT is None and raw.size >= 10:
+            self.lane_noise.append(noise_lane)
         level = float(np.median(base)) if base.size else 0.0
         self._levels[lane] = level
         length = float(np.ptp(y)) if y.size else 0.0
@@ -427,7 +453,11 @@ class LanePipeline:
             fits = euler_sources(x, y, v, self.geom) if x.size else []
         else:
             fits = fit_sources(
-                x, y, v, self.geom, sigma, max_sources=cfg.max_sources, footprint=footprint,
+                # A cluster spanning many lanes (broad total-field anomalies of
+                # several bombs) may hold more objects than the default allows.
+                x, y, v, self.geom, sigma, footprint=footprint,
+                max_sources=max(cfg.max_sources, len(grp.segs) // 2),
+                max_hints=max(12, len(grp.segs)),
                 hints=[(s.x, s.y) for s in sorted(grp.segs, key=lambda s: -abs(s.amplitude))],
                 min_samples=cfg.min_fit_samples, thr=self.threshold_nT
                 if math.isfinite(self.threshold_nT) else 0.0)
