@@ -8,7 +8,9 @@ simulator/emulators/protocols.py.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +20,14 @@ from hypothesis import strategies as st
 from acquisition.drivers import borehole, fga, fgm3d, g882, gsm19, lineproto, nmea
 from acquisition.drivers.base import ParsedLines
 from acquisition.drivers.framing import LineFramer
-from acquisition.drivers.textnum import DAY_NS, unwrap_time_of_day, xor_checksums
+from acquisition.drivers.textnum import (
+    DAY_NS,
+    MAX_DIGITS,
+    exact_scale,
+    scan_numbers,
+    unwrap_time_of_day,
+    xor_checksums,
+)
 from simulator.emulators import protocols as em
 from simulator.emulators.gradline import FaultPlan
 
@@ -53,6 +62,7 @@ def same(a: ParsedLines, b: ParsedLines) -> None:
     assert a.rejects == b.rejects
     assert a.values.shape == b.values.shape
     assert np.array_equal(a.values, b.values, equal_nan=True)
+    assert np.array_equal(np.signbit(a.values), np.signbit(b.values))  # -0.0 too
     for x, y in ((a.device_ns, b.device_ns), (a.counter, b.counter)):
         assert (x is None) == (y is None) or (x is not None and x.size == 0 and y is None) \
             or (y is not None and y.size == 0 and x is None)
@@ -311,3 +321,199 @@ def test_nmea_coordinates_roundtrip(latlon, t):
     assert p.rejects == [] and p.n == 1
     assert math.isclose(p.values[0, 1], lat, abs_tol=1e-7)
     assert math.isclose(p.values[0, 2], lon, abs_tol=1e-7)
+
+
+# --- vectorised fast paths: exactness, coverage, dirty batches, NMEA state ------------------
+def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Values equal bit for bit (sign of zero included), NaN equal to NaN."""
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True) \
+        and np.array_equal(np.signbit(a), np.signbit(b))
+
+
+_FIELD = st.one_of(
+    st.from_regex(rb"\A-?[0-9]{1,17}(\.[0-9]{0,9})?\Z"),
+    st.sampled_from([b"", b"-", b".", b"-.", b"1.2.3", b"1-2", b"--1", b".5", b"5.", b"-0",
+                     b"-0.000", b"007", b"1e5", b"+1", b" 1", b"1x", b"\xff"]),
+    st.binary(max_size=4).filter(lambda b: b"\n" not in b),
+)
+_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]*)?")
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.lists(_FIELD, min_size=1, max_size=4), max_size=6),
+       sep=st.sampled_from([b",", b" "]), empty=st.booleans(), fixed=st.booleans())
+def test_scan_numbers_sound_and_exact(rows, sep, empty, fixed):
+    lines = [sep.join(r) for r in rows]
+    m = len(rows[0]) if fixed and rows else None
+    res = scan_numbers(b"\n".join([b"", *lines, b""]), len(lines), sep[0], empty=empty, m=m)
+    for ok, line in zip(res.line_ok, lines, strict=True):
+        fields = line.split(sep)
+        valid = all((f == b"" and empty) or _NUMBER.fullmatch(f) for f in fields)
+        short = all(len(f.replace(b"-", b"").replace(b".", b"")) <= MAX_DIGITS for f in fields)
+        assert ok == (valid and short)  # never accepts a bad line, never drops a good one
+    if res.complete:
+        want = np.array([float(f) if f else np.nan for ln in lines for f in ln.split(sep)])
+        assert _bits_equal(res.value, want)
+        assert np.diff(res.first).tolist() == [len(ln.split(sep)) for ln in lines]
+    else:
+        sub = [ln for ln, ok in zip(lines, res.line_ok, strict=True) if ok]
+        again = scan_numbers(b"\n".join([b"", *sub, b""]), len(sub), sep[0], empty=empty)
+        assert again.complete  # the lines it marks are the ones it converts
+
+
+def test_scan_numbers_column_layout_and_signed_zero():
+    lines = [b"1,-0.00,12.5", b"22,-3.25,-0.5", b"333,0.10,7.0"]
+    res = scan_numbers(b"\n".join([b"", *lines, b""]), 3, m=3)
+    assert res.complete and res.k.reshape(3, 3).tolist() == [[0, 2, 1]] * 3
+    assert res.value.tolist() == [1, -0.0, 12.5, 22, -3.25, -0.5, 333, 0.1, 7.0]
+    assert np.signbit(res.value[1]) and res.ints.tolist()[:3] == [1, 0, 125]
+    # A field off the first line's layout (fewer decimals) takes the general path.
+    lines[2] = b"333,0.1,7.0"
+    res = scan_numbers(b"\n".join([b"", *lines, b""]), 3, m=3)
+    assert res.complete and res.value[7] == 0.1 and res.k.reshape(-1)[7] == 1
+    # 16 digits: valid but not exact here, so the line is left to the caller.
+    res = scan_numbers(b"\n1234567890123456,1\n2,3\n", 2)
+    assert not res.complete and res.line_ok.tolist() == [False, True]
+    assert exact_scale(np.array([24429]), np.array([-9]))[0] == float("2.4429E-5")
+    assert exact_scale(np.array([1]), np.array([23])) is None
+
+
+def _clean_batch(name: str, n: int = 400) -> list[bytes]:
+    return [ln.strip() for ln in _clean_lines(name, n, np.random.default_rng(11))]
+
+
+@pytest.mark.parametrize("name", ["fga", "fgm3d", "borehole", "borehole3", "nmea"])
+def test_clean_batches_take_the_vectorised_path(name):
+    lines = _clean_batch(name)
+    if name == "fga":
+        out = fga._fast(lines, fga.DEFAULT_HEADER)
+    elif name == "fgm3d":
+        out = fgm3d._fast(lines)
+    elif name.startswith("borehole"):
+        out = borehole._fast(lines, 3 if name == "borehole3" else 1, 0.001, 0.0, None)
+    else:
+        out = nmea._fast(lines, nmea.NmeaState())
+    assert isinstance(out, ParsedLines) and out.n == len(lines)
+    same(out, PARSERS[name][1](lines))
+
+
+@pytest.mark.parametrize("name", ["fga", "fgm3d", "borehole", "nmea"])
+def test_one_bad_line_in_a_clean_batch(name):
+    lines = _clean_batch(name)
+    fast, ref = PARSERS[name]
+    for bad in (b"9garbage", lines[5][:-1] + b"x", lines[5].replace(b",", b",,", 1), b""):
+        batch = [*lines[:200], bad, *lines[200:]]
+        got = fast(batch)
+        same(got, ref(batch))
+        assert got.n == len(lines) and [i for i, _ in got.rejects] == [200]
+
+
+def test_fga_rows_before_a_fix_stay_fast_and_nan():
+    lines = _clean_batch("fga", 50)
+    nofix = [b"%d,1,2,3,4,5,6,7,8,,,,0,0," % (9000 + i) for i in range(50)]
+    batch = lines + nofix
+    out = fga._fast(batch, fga.DEFAULT_HEADER)
+    assert isinstance(out, ParsedLines)
+    same(out, fga.parse_lines_reference(batch))
+    assert np.isnan(out.values[50:, 8:11]).all() and out.values[50:, 11].tolist() == [0.0] * 50
+
+
+def test_fgm3d_number_forms():
+    good = [b'1,"2,5E-5","-0,0E+0","3.25e-06","1E2"', b'2,"2,E5","7e0","-1,5E-20","9,99E3"']
+    out = fgm3d.parse_lines(good)
+    same(out, fgm3d.parse_lines_reference(good))
+    assert isinstance(fgm3d._fast(good), ParsedLines)
+    assert np.signbit(out.values[0, 1]) and out.values[1, 0] == 2e5 * 1e9
+    # Valid but outside the vectorised path: no exponent, 16 digits, E+30.
+    for line in (b'1,"2,5","1","1","1"', b'3,"1,234567890123456E-5","1E1","1E1","1E1"',
+                 b'1,"1E30","1E1","1E1","1E1"'):
+        batch = [*good, line]
+        assert fgm3d._fast(batch) is None
+        same(fgm3d.parse_lines(batch), fgm3d.parse_lines_reference(batch))
+        assert fgm3d.parse_lines(batch).n == 3
+    for line in (b'1,"2 5E1","1E1","1E1","1E1"', b'1,"2,5E1","1E+-1","1E1","1E1"',
+                 b'1,"2,5E1E1","1","1E1","1E1"', b'1,"+2E1","1E1","1E1","1E1"'):
+        batch = [*good, line]
+        got = fgm3d.parse_lines(batch)
+        same(got, fgm3d.parse_lines_reference(batch))
+        assert got.n == 2 and [i for i, _ in got.rejects] == [2]
+    # A time stamp past the int64 ns clock (year 2262) is rejected, not wrapped.
+    late = [*good, b'9223372036855,"1E1","1E1","1E1","1E1"']
+    assert fgm3d.parse_lines(late).rejects == [(2, "timestamp")]
+    same(fgm3d.parse_lines(late), fgm3d.parse_lines_reference(late))
+
+
+def _resum(line: bytes) -> bytes:
+    """A mutated NMEA/UXB line with its checksum made right again."""
+    start, star = line.rfind(b"$"), line.rfind(b"*")
+    if start < 0 or star < start:
+        return line
+    return line[:star] + b"*%02X" % em._xor(line[start + 1 : star])
+
+
+@st.composite
+def _nmea_sentence(draw) -> bytes:
+    t = draw(st.one_of(st.floats(0, 86399.99), st.sampled_from([86399.5, 0.25, 43200.0])))
+    lat = draw(st.one_of(st.just(math.nan), st.floats(-89.999, 89.999)))
+    lon = draw(st.one_of(st.just(math.nan), st.floats(-179.999, 179.999)))
+    if math.isnan(lat) or math.isnan(lon):
+        lat = lon = math.nan
+    kind = draw(st.sampled_from(["gga", "gga", "rmc", "gsv"]))
+    if kind == "gga":
+        line = em.nmea_gga(t, lat, lon, fix=draw(st.integers(0, 9)), sats=draw(st.integers(0, 40)),
+                           hdop=draw(st.floats(0, 99)), alt_m=draw(st.floats(-500, 9000)),
+                           talker=draw(st.sampled_from(["GP", "GN", "BD"])))
+    elif kind == "rmc":
+        line = em.nmea_rmc(t, lat, lon, draw(st.dates(dt.date(2000, 1, 1), dt.date(2099, 12, 31))),
+                           speed_mps=draw(st.floats(0, 50)), course_deg=draw(st.floats(0, 359.9)),
+                           status=draw(st.sampled_from(["A", "A", "V"])),
+                           mode=draw(st.sampled_from(["A", "D", "R", "F", "E", "N", "X", None])))
+    else:
+        line = em.nmea_gsv_dummy()
+    line = line.strip()
+    how = draw(st.sampled_from(["keep"] * 4 + ["mutate", "mutate_resum", "empty_field"]))
+    if how != "keep":
+        i = draw(st.integers(0, len(line) - 1))
+        new = draw(st.sampled_from([b"", b"0", b"9", b".", b"-", b",", b"A", b"N", b"W", b"*",
+                                    b"$", b"00", b"7", b"V", b"6"]))
+        line = line[:i] + new + line[i + 1 :] if how != "empty_field" \
+            else line.replace(b",", b",,", 1)
+        if how != "mutate":
+            line = _resum(line)
+    return line
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(_nmea_sentence(), max_size=30),
+       cuts=st.lists(st.integers(0, 30), max_size=3),
+       day=st.sampled_from([0, 1_773_446_400 * 10**9]),
+       prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]))
+def test_nmea_fast_equals_reference_across_batches(lines, cuts, day, prev):
+    s_fast, s_ref = nmea.NmeaState(day, prev), nmea.NmeaState(day, prev)
+    edges = [0, *sorted(c for c in cuts if c <= len(lines)), len(lines)]
+    for a, b in itertools.pairwise(edges):
+        batch = lines[a:b]
+        got, want = nmea.parse_lines(batch, s_fast), nmea.parse_lines_reference(batch, s_ref)
+        same(got, want)
+        assert _bits_equal(got.values, want.values)
+        assert (s_fast.day_ns, s_fast.prev_ns) == (s_ref.day_ns, s_ref.prev_ns)
+
+
+def test_nmea_batch_state_rollover_and_dates():
+    day = int(dt.datetime(2026, 3, 14, tzinfo=dt.UTC).timestamp()) * 10**9
+    rmc = em.nmea_rmc(86399.0, 16.75, 107.1, dt.date(2026, 3, 14)).strip()
+    seq = [em.nmea_gga(86398.0, 16.75, 107.1).strip(), rmc,
+           em.nmea_gga(86399.5, 16.75, 107.1).strip(), em.nmea_gga(0.5, 16.75, 107.1).strip(),
+           em.nmea_gga(1.5, 16.75, 107.1).strip(), em.nmea_gsv_dummy().strip()]
+    st_ = nmea.NmeaState()
+    out = nmea._fast(seq, st_)
+    assert isinstance(out, ParsedLines) and out.n == 5
+    d = day / 1e9
+    assert out.values[:, 0].tolist() == [86398.0, d + 86399.0, d + 86399.5, d + 86400.5,
+                                         d + 86401.5]
+    assert st_.day_ns == day + DAY_NS and st_.prev_ns == day + DAY_NS + 1_500_000_000
+    # The next batch carries on from the state: 86000 s is later the same day, 2 s
+    # is past the next midnight.
+    nxt = nmea.parse_lines([em.nmea_gga(86000.0, 1, 1).strip(), em.nmea_gga(2.0, 1, 1).strip()],
+                           st_)
+    assert nxt.values[:, 0].tolist() == [d + 86400 + 86000, d + 2 * 86400 + 2]

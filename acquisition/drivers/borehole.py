@@ -18,7 +18,8 @@ depth change since the previous reading (so logs taken on the way up, the
 procedure's rule, can be told from the lowering run).
 
 Rejected: no ``$UXB,`` prefix, missing/wrong checksum, wrong field count for
-the configured ``kind``, non-numbers, a negative counter.
+the configured ``kind``, non-numbers, a negative counter, a box clock of
+9.2e9 s or more in magnitude (beyond the int64 nanosecond clock).
 
 `parse_lines` is the batch parser, `parse_lines_reference` its per-line twin.
 """
@@ -33,7 +34,15 @@ from typing import Any
 import numpy as np
 
 from acquisition.drivers.base import LineDriver, ParsedLines
-from acquisition.drivers.textnum import floats, hybrid, xor_checksum, xor_checksums
+from acquisition.drivers.textnum import (
+    floats,
+    good_mask,
+    hybrid,
+    masked,
+    scan_numbers,
+    xor_checksum,
+    xor_checksums,
+)
 from acquisition.types import ChannelSpec, StreamDescriptor
 
 PREFIX = b"$UXB,"
@@ -41,7 +50,13 @@ _NUM = rb"-?[0-9]++(?:\.[0-9]*+)?+"
 _NUM_RE = re.compile(_NUM)
 _INT_RE = re.compile(rb"-?[0-9]+")
 _HEX2_RE = re.compile(rb"[0-9A-Fa-f]{2}")
+#: Box clock readings (s) at or beyond this magnitude do not fit int64 ns: rejected.
+T_LIMIT_S = 9.2e9
 _TO_SPACE = bytes.maketrans(b",*\n", b"   ")
+#: Value of each byte as a hex digit, -1 if it is not one.
+HEX_VALUE = np.full(256, -1, dtype=np.int16)
+for _i, _c in enumerate(b"0123456789ABCDEF"):
+    HEX_VALUE[_c] = HEX_VALUE[bytes([_c]).lower()[0]] = _i
 
 
 def n_readings(kind: str) -> int:
@@ -92,8 +107,63 @@ def _convert(lines: list[bytes], nv: int, m_per_count: float, depth_offset_m: fl
     if flat is None:
         return parse_lines_reference(lines, nv, m_per_count, depth_offset_m, prev_depth)
     a = flat.reshape(n, m - 1)
+    if (np.abs(a[:, 1]) >= T_LIMIT_S).any():
+        return parse_lines_reference(lines, nv, m_per_count, depth_offset_m, prev_depth)
     return _finish(a[:, 0], a[:, 1], a[:, 2], a[:, 3:], m_per_count, depth_offset_m,
                    prev_depth, [])
+
+
+def _fast(lines: list[bytes], nv: int, m_per_count: float, depth_offset_m: float,
+          prev_depth: float | None) -> ParsedLines | None:
+    """Parse of a batch whose every line is a well-formed UXB record, or None.
+
+    Well-formed: ``$UXB,`` at the start, the only ``$``; ``*HH`` at the end, the
+    only ``*``, ``HH`` hex. Checked by position on the joined bytes; then, in a
+    copy, ``$UXB`` becomes ``0000`` and ``*HH`` ``,00`` so each line is plain
+    numbers for `textnum.scan_numbers`. Lines whose checksum (vectorised XOR)
+    is wrong are rejected as ``checksum``, as the reference does.
+    """
+    n = len(lines)
+    if n == 0:
+        return _convert([], nv, m_per_count, depth_offset_m, prev_depth)
+    padded = b"\n".join([b"", *lines, b""])
+    u = np.frombuffer(padded, dtype=np.uint8)
+    nl = np.flatnonzero(u == 10)
+    if nl.shape[0] != n + 1:
+        return None
+    ls, le = nl[:-1] + 1, nl[1:]
+    if (le - ls).min() < 9 or np.count_nonzero(u == 36) != n or np.count_nonzero(u == 42) != n:
+        return None
+    head = ls[:, None] + np.arange(5)
+    if (u[head] != np.frombuffer(PREFIX, dtype=np.uint8)).any() or (u[le - 3] != 42).any():
+        return None
+    hi, lo = HEX_VALUE[u[le - 2]], HEX_VALUE[u[le - 1]]
+    if (hi < 0).any() or (lo < 0).any():
+        return None
+    want = hi * 16 + lo
+    c = u.copy()
+    c[head[:, :4]] = 48
+    c[le - 3] = 44
+    c[le - 2] = c[le - 1] = 48
+    m = 3 + nv + 2
+    res = scan_numbers(c.tobytes(), n, 44, m=m)
+    if not res.complete or (np.diff(res.first) != m).any():
+        return None
+    dot = res.dot.reshape(n, m)
+    if res.neg.reshape(n, m)[:, 1].any() or dot[:, 1].any() or dot[:, 3].any() \
+            or (np.abs(res.value.reshape(n, m)[:, 2]) >= T_LIMIT_S).any():
+        return None  # the counter is a plain count, the encoder an integer
+    # reduceat over [start0, stop0, start1, ...]: even slots are the payloads.
+    idx = np.column_stack((ls + 1, le - 3)).reshape(-1)
+    sums = np.bitwise_xor.reduceat(u, idx)[0::2]
+    good = sums == want
+    a = res.value.reshape(n, m)
+    rejects: list[tuple[int, str]] = []
+    if not good.all():
+        rejects = [(int(i), "checksum") for i in np.flatnonzero(~good)]
+        a = a[good]
+    return _finish(a[:, 1], a[:, 2], a[:, 3], a[:, 4:4 + nv], m_per_count, depth_offset_m,
+                   prev_depth, rejects)
 
 
 def parse_lines(lines: list[bytes], nv: int = 1, m_per_count: float = 0.001,
@@ -101,11 +171,23 @@ def parse_lines(lines: list[bytes], nv: int = 1, m_per_count: float = 0.001,
     """Decode UXB lines with ``nv`` readings (1 gradient, 3 vector) (fast path).
 
     ``prev_depth`` is the depth of the previous batch's last reading (direction).
+    A batch of well-formed records goes through `_fast`; otherwise the per-line
+    regex picks the lines for it (`textnum.masked`), and numbers it does not
+    take (16+ digits) fall back to the regex check and NumPy's reader.
     """
-    return hybrid(
-        lines, _pattern(nv),
-        lambda ls: _convert(ls, nv, m_per_count, depth_offset_m, prev_depth),
-        lambda ls: parse_lines_reference(ls, nv, m_per_count, depth_offset_m, prev_depth),
+    out = _fast(lines, nv, m_per_count, depth_offset_m, prev_depth)
+    if out is not None:
+        return out
+
+    def ref(ls: list[bytes]) -> ParsedLines:
+        return parse_lines_reference(ls, nv, m_per_count, depth_offset_m, prev_depth)
+
+    return masked(
+        lines, good_mask(_pattern(nv), lines),
+        lambda ls: _fast(ls, nv, m_per_count, depth_offset_m, prev_depth), ref,
+        lambda ls: hybrid(
+            ls, _pattern(nv), lambda x: _convert(x, nv, m_per_count, depth_offset_m, prev_depth),
+            ref),
     )
 
 
@@ -145,6 +227,9 @@ def parse_lines_reference(lines: list[bytes], nv: int = 1, m_per_count: float = 
                 or _INT_RE.fullmatch(f[2]) is None
                 or any(_NUM_RE.fullmatch(x) is None for x in f[3:])):
             rejects.append((i, "number"))
+            continue
+        if abs(float(f[1])) >= T_LIMIT_S:
+            rejects.append((i, "number"))  # past the int64 ns clock
             continue
         cnt.append(float(f[0]))
         ts.append(float(f[1]))

@@ -12,7 +12,8 @@ order above is assumed, since a port opened mid-stream never sees the header.
 yet) read as NaN.
 
 Rejected: a field count that differs from the header's, an empty or
-non-numeric time stamp or B field, non-numbers anywhere.
+non-numeric time stamp or B field, non-numbers anywhere, a time stamp of
+9.2e12 ms or more in magnitude (beyond the int64 nanosecond clock).
 
 `parse_lines` is the batch parser, `parse_lines_reference` its per-line twin.
 """
@@ -27,7 +28,7 @@ import numpy as np
 
 from acquisition.drivers.base import LineDriver, ParsedLines
 from acquisition.drivers.gnss_attach import LocalTangentPlane
-from acquisition.drivers.textnum import floats, hybrid
+from acquisition.drivers.textnum import floats, hybrid, masked, scan_numbers
 from acquisition.types import ChannelSpec, StreamDescriptor
 
 DEFAULT_HEADER: tuple[str, ...] = (
@@ -45,6 +46,8 @@ CHANNELS: tuple[tuple[str, str, str], ...] = (
 _REQUIRED = {"Timestamp_ms"} | {h for h, _, u in CHANNELS if u == "nT"}
 _NUM = rb"-?[0-9]++(?:\.[0-9]*+)?+(?:[eE][-+]?[0-9]++)?+"
 _NUM_RE = re.compile(_NUM)
+#: Time stamps (ms) at or beyond this magnitude do not fit the int64 ns clock: rejected.
+TS_LIMIT_MS = 9.2e12
 
 
 @lru_cache(maxsize=16)
@@ -72,24 +75,61 @@ def header_of(line: bytes) -> tuple[str, ...]:
 
 def _select(table: np.ndarray, header: tuple[str, ...]) -> ParsedLines:
     ts, cols, _ = _mapping(header)
-    n = table.shape[0]
-    values = np.full((n, len(CHANNELS)), np.nan)
+    values = table[:, [max(c, 0) for c in cols]]
     for k, c in enumerate(cols):
-        if c >= 0:
-            values[:, k] = table[:, c]
+        if c < 0:
+            values[:, k] = np.nan
     dev = np.round(table[:, ts] * 1000.0).astype(np.int64) * 1000
     return ParsedLines(values=values, device_ns=dev)
+
+
+def _empty() -> ParsedLines:
+    return ParsedLines(values=np.empty((0, len(CHANNELS))), device_ns=np.empty(0, dtype=np.int64))
 
 
 def _convert(lines: list[bytes], header: tuple[str, ...]) -> ParsedLines:
     n, m = len(lines), len(header)
     if n == 0:
-        return ParsedLines(values=np.empty((0, len(CHANNELS))),
-                           device_ns=np.empty(0, dtype=np.int64))
+        return _empty()
     flat = floats(b"\n".join(lines).replace(b",", b" "), n * m)
-    if flat is None:
+    if flat is None or (np.abs(flat[_mapping(header)[0]::m]) >= TS_LIMIT_MS).any():
         return parse_lines_reference(lines, header)
     return _select(flat.reshape(n, m), header)
+
+
+@lru_cache(maxsize=16)
+def _must(header: tuple[str, ...]) -> np.ndarray:
+    """Columns that may not be empty: the time stamp and the B fields."""
+    ts, cols, req = _mapping(header)
+    must = np.zeros(len(header), dtype=bool)
+    must[[ts, *(c for c, r in zip(cols, req, strict=True) if r)]] = True
+    return must
+
+
+def _fast(lines: list[bytes], header: tuple[str, ...],
+          padded: bytes | None = None) -> ParsedLines | np.ndarray:
+    """Parse of a batch whose every line is ``len(header)`` plain numbers, or the
+    mask of the lines that are (see `textnum.scan_numbers`)."""
+    n, m = len(lines), len(header)
+    if n == 0:
+        return _empty()
+    if padded is None:
+        padded = b"\n".join([b"", *lines, b""])
+    res = scan_numbers(padded, n, m=m)
+    if not res.complete and (b",," in padded or b",\n" in padded or b"\n," in padded):
+        res = scan_numbers(padded, n, empty=True)  # GNSS fields are empty before a fix
+    if res.first is None:
+        return np.zeros(n, dtype=bool)
+    ok = res.line_ok & (np.diff(res.first) == m)
+    if not res.complete or not ok.all():
+        return ok
+    table = res.value.reshape(n, m)
+    bad = np.abs(table[:, _mapping(header)[0]]) >= TS_LIMIT_MS
+    if res.empty.any():
+        bad |= (res.empty.reshape(n, m) & _must(header)).any(axis=1)
+    if bad.any():
+        return ~bad
+    return _select(table, header)
 
 
 def _usable(header: tuple[str, ...]) -> bool:
@@ -102,13 +142,25 @@ def parse_lines(lines: list[bytes], header: tuple[str, ...] = DEFAULT_HEADER) ->
 
     A header row inside the batch changes the layout for the rows after it and
     is returned in ``info["header"]`` (comma-joined) for the caller to keep.
+    Rows that are all plain numbers go through `textnum.scan_numbers`; a batch
+    with other rows splits (`textnum.masked`), and numbers the scanner does not
+    take (exponents, 16+ digits) fall back to a regex check and NumPy's reader.
     """
-    # One substring search instead of a per-line test: headers are rare.
-    if (b"Timestamp" in b"".join(lines) and any(is_header(ln) for ln in lines)) \
-            or not _usable(header):
+    if not _usable(header):
         return parse_lines_reference(lines, header)
-    return hybrid(lines, _pattern(len(header)), lambda ls: _convert(ls, header),
-                  lambda ls: parse_lines_reference(ls, header))
+    padded = b"\n".join([b"", *lines, b""])
+    out = _fast(lines, header, padded)
+    if isinstance(out, ParsedLines):
+        return out  # all numbers: no header row in the batch
+    # One substring search instead of a per-line test: headers are rare.
+    if b"Timestamp" in padded and any(is_header(ln) for ln in lines):
+        return parse_lines_reference(lines, header)
+
+    def ref(ls: list[bytes]) -> ParsedLines:
+        return parse_lines_reference(ls, header)
+
+    return masked(lines, out, lambda ls: _fast(ls, header), ref,
+                  lambda ls: hybrid(ls, _pattern(len(header)), lambda x: _convert(x, header), ref))
 
 
 def parse_lines_reference(lines: list[bytes],
@@ -136,8 +188,10 @@ def parse_lines_reference(lines: list[bytes],
                for k, f in enumerate(fields)):
             rejects.append((i, "number"))
             continue
-        if any(math.isinf(float(f)) for f in fields if f):
-            rejects.append((i, "number"))  # overflows to infinity: no instrument sends it
+        if any(math.isinf(float(f)) for f in fields if f) \
+                or abs(float(fields[ts])) >= TS_LIMIT_MS:
+            # Overflows to infinity, or a time past the int64 ns clock: no instrument sends it.
+            rejects.append((i, "number"))
             continue
         rows.append([float(fields[c]) if c >= 0 and fields[c] else np.nan for c in cols])
         dev.append(int(np.round(np.float64(float(fields[ts])) * 1000.0)) * 1000)

@@ -18,6 +18,9 @@ Time: ``utc_s`` is UTC in seconds. RMC's date fixes the day; before any RMC
 times are seconds since the first day's midnight; midnight roll-overs are
 followed either way.
 
+`parse_lines` is the batch parser (GGA and RMC decoded for a whole batch with
+NumPy, see `_fast`), `parse_lines_reference` its per-line twin.
+
 Other sentences (GSA, GSV, VTG, ...) with a good checksum are skipped without
 being counted as rejects. Rejected: no ``$``, a missing or wrong checksum, a
 wrong field count, a bad time/date/number/hemisphere, minutes >= 60, latitude
@@ -35,7 +38,13 @@ import numpy as np
 from acquisition.clock import NS_PER_S
 from acquisition.drivers.base import LineDriver, ParsedLines
 from acquisition.drivers.gnss_attach import LocalTangentPlane
-from acquisition.drivers.textnum import DAY_NS, xor_checksum
+from acquisition.drivers.textnum import (
+    DAY_NS,
+    NumberFields,
+    masked,
+    scan_numbers,
+    xor_checksum,
+)
 from acquisition.types import ChannelSpec, StreamDescriptor
 
 KNOT_MPS = 1852.0 / 3600.0
@@ -187,11 +196,9 @@ def _row(f: list[bytes], state: NmeaState) -> list[float] | None:
     return row
 
 
-def parse_lines(lines: list[bytes], state: NmeaState | None = None) -> ParsedLines:
-    """Decode GGA/RMC sentences; ``state`` (updated in place) carries day and time.
-
-    Pure apart from ``state``; never raises.
-    """
+def parse_lines_reference(lines: list[bytes],
+                          state: NmeaState | None = None) -> ParsedLines:
+    """Per-line reference decoder; same result as `parse_lines`."""
     st = state if state is not None else NmeaState()
     rows: list[list[float]] = []
     dev: list[int] = []
@@ -216,9 +223,240 @@ def parse_lines(lines: list[bytes], state: NmeaState | None = None) -> ParsedLin
                        device_ns=np.array(dev, dtype=np.int64), rejects=rejects)
 
 
-#: The per-line decoder is the only one: GNSS streams run at 1-20 Hz, so a batch
-#: twin would buy nothing (see docs/drivers.md for measured rates).
-parse_lines_reference = parse_lines
+_HEXV = np.full(256, -1, dtype=np.int16)
+for _i, _c in enumerate(b"0123456789ABCDEF"):
+    _HEXV[_c] = _HEXV[bytes([_c]).lower()[0]] = _i
+_GGA = np.frombuffer(b"GGA", dtype=np.uint8)
+_RMC = np.frombuffer(b"RMC", dtype=np.uint8)
+_MODE_FIX = np.full(256, -1.0)
+for _k, _v in RMC_MODE_FIX.items():
+    _MODE_FIX[_k[0]] = _v
+
+
+def _fields(c: bytes, a: np.ndarray, b: np.ndarray) -> NumberFields:
+    """Scan ``c[a_i:b_i]`` for each i as one line of 9 comma-separated numbers."""
+    padded = b"\n".join([b"", *[c[x:y] for x, y in zip(a.tolist(), b.tolist(), strict=True)],
+                         b""])
+    n = a.shape[0]
+    res = scan_numbers(padded, n, 44, m=9)
+    if not res.complete and (b",," in padded or b",\n" in padded or b"\n," in padded):
+        res = scan_numbers(padded, n, 44, empty=True)
+    if res.complete and (np.diff(res.first) != 9).any():
+        res.line_ok = np.diff(res.first) == 9
+        res.complete = False
+    return res
+
+
+def _time(res: NumberFields, n: int, col: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ok, time of day in ns) of a ``HHMMSS[.ffffff]`` column."""
+    g = lambda a: a.reshape(n, 9)[:, col]  # noqa: E731
+    ints, k, dot, neg, size = g(res.ints), g(res.k), g(res.dot), g(res.neg), g(res.size)
+    ok = ~neg & (size - dot - k == 6) & ((dot == 0) | ((k >= 1) & (k <= 6)))
+    kk = np.where(ok, k, 0)
+    scale = (10 ** kk).astype(np.int64)
+    whole = ints // scale
+    hh, mm, ss = whole // 10000, whole // 100 % 100, whole % 100
+    ok &= (hh <= 23) & (mm <= 59) & (ss <= 60)
+    us = (ints % scale) * (10 ** (6 - kk))
+    return ok, (hh * 3600 + mm * 60 + ss) * NS_PER_S + us * 1000
+
+
+def _coords(res: NumberFields, n: int, col: int, hemi: np.ndarray, pos: int,
+            limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ok, degrees) of a ``dddmm.mmmm`` column and its hemisphere letter (0 if none)."""
+    g = lambda a: a.reshape(n, 9)[:, col]  # noqa: E731
+    k, dot, neg, size, empty = g(res.k), g(res.dot), g(res.neg), g(res.size), g(res.empty)
+    idig = size - dot - k
+    v = g(res.value)
+    ok = np.where(empty, hemi == 0,
+                  ~neg & (idig >= 2) & (idig <= 5) & ((dot == 0) | (k >= 1)) & (hemi != 0))
+    deg = np.floor(v / 100.0)
+    minutes = v - deg * 100.0
+    out = deg + minutes / 60.0
+    ok &= empty | ((minutes < 60.0) & (out <= limit))
+    out = np.where(hemi == pos, out, -out)
+    return ok, np.where(empty, np.nan, out)
+
+
+def _fast(lines: list[bytes], state: NmeaState) -> ParsedLines | np.ndarray:
+    """Batch decode: the parse when every line is taken here, else the mask of those that are.
+
+    Taken: one ``$`` starting the line and one ``*HH`` ending it (hex). Then a
+    wrong checksum is a reject, another sentence type is skipped, and GGA
+    (15 fields) and RMC (12-14) lines have their number fields cut out by
+    comma position and converted by `textnum.scan_numbers`, hemisphere and
+    status letters checked by position. Time stamping follows
+    `NmeaState.stamp` over the batch: a GGA steps into the next day when its
+    time of day is more than half a day before the previous row's, an RMC
+    sets the day from its date. ``state`` changes only when the batch is taken.
+    """
+    n = len(lines)
+    if n == 0:
+        return ParsedLines(values=np.empty((0, len(CHANNELS))),
+                           device_ns=np.empty(0, dtype=np.int64))
+    padded = b"\n".join([b"", *lines, b""])
+    u = np.frombuffer(padded, dtype=np.uint8)
+    nl = np.flatnonzero(u == 10)
+    if nl.shape[0] != n + 1:
+        return np.zeros(n, dtype=bool)
+    ls, le = nl[:-1] + 1, nl[1:]
+    star = np.maximum(le - 3, 0)
+    hi, lo = _HEXV[u[star + 1]], _HEXV[u[np.minimum(star + 2, le)]]
+    ok = (le - ls >= 7) & (u[ls] == 36) & (u[star] == 42) & (hi >= 0) & (lo >= 0)
+    for ch in (36, 42):  # exactly one '$' and one '*' a line
+        if np.count_nonzero(u == ch) != np.count_nonzero(ok) or not ok.all():
+            where = np.searchsorted(nl, np.flatnonzero(u == ch)) - 1
+            ok &= np.bincount(where, minlength=n) == 1
+    idx = np.column_stack((np.where(ok, ls + 1, 0), np.where(ok, star, 0))).reshape(-1)
+    sums = np.bitwise_xor.reduceat(u, idx)[0::2]
+    cks = ok & (sums == hi * 16 + lo)
+    commas = np.append(np.flatnonzero(u == 44), u.shape[0])  # a sentinel past the end
+    c0, c1 = np.searchsorted(commas, ls), np.searchsorted(commas, star)
+    ncomma = c1 - c0
+    f0end = np.where(ncomma > 0, commas[c0], star)
+    kind = u[np.minimum(ls[:, None] + np.arange(3, 6), le[:, None])]
+    five = f0end - ls == 6
+    gga = cks & five & (kind == _GGA).all(axis=1)
+    rmc = cks & five & (kind == _RMC).all(axis=1)
+    taken = ok & ~((gga & (ncomma != 14)) | (rmc & ((ncomma < 11) | (ncomma > 13))))
+    gi = np.flatnonzero(gga & taken)
+    ri = np.flatnonzero(rmc & taken)
+    cb = u.copy()
+    # Comma positions per sentence. GGA fields 1-9: time, lat, N/S, lon, E/W,
+    # quality, sats, hdop, alt; RMC 1-9: time, status, lat, N/S, lon, E/W,
+    # speed, course, date, and the mode letter after comma 11.
+    cg = commas[c0[gi][:, None] + np.arange(10)]
+    ri_c = commas[np.minimum(c0[ri][:, None] + np.arange(12), commas.shape[0] - 1)] \
+        if ri.size else np.empty((0, 12), dtype=np.int64)
+    letters: list[tuple[np.ndarray, np.ndarray, bytes]] = [
+        (cg[:, 2], cg[:, 3], b"NS"), (cg[:, 4], cg[:, 5], b"EW"),
+        (ri_c[:, 1], ri_c[:, 2], b"AV"), (ri_c[:, 3], ri_c[:, 4], b"NS"),
+        (ri_c[:, 5], ri_c[:, 6], b"EW")]
+    codes = []
+    for a, b, allowed in letters:
+        width = b - a - 1
+        ch = u[a + 1]
+        code = np.where(width == 1, ch, 0)
+        good = (width == 0) | ((width == 1) & ((ch == allowed[0]) | (ch == allowed[1])))
+        codes.append((code, good))
+        cb[(a + 1)[width == 1]] = 48  # a checked letter reads as the number 0
+    c = cb.tobytes()
+    gok = codes[0][1] & codes[1][1]
+    rok = codes[2][1] & codes[3][1] & codes[4][1] & (codes[2][0] != 0)
+    gres = _fields(c, cg[:, 0] + 1, cg[:, 9])
+    rres = _fields(c, ri_c[:, 0] + 1, ri_c[:, 9])
+    # An incomplete scan that still passes every line: leave them all to the reference.
+    if not gres.complete:
+        gok &= gres.line_ok & ~gres.line_ok.all()
+    if not rres.complete:
+        rok &= rres.line_ok & ~rres.line_ok.all()
+    ng, nr = gi.shape[0], ri.shape[0]
+    if gres.complete and ng:
+        t_ok, g_tod = _time(gres, ng, 0)
+        la_ok, g_lat = _coords(gres, ng, 1, codes[0][0], ord("N"), 90.0)
+        lo_ok, g_lon = _coords(gres, ng, 3, codes[1][0], ord("E"), 180.0)
+        q = lambda a: a.reshape(ng, 9)[:, 5]  # noqa: E731
+        q_ok = ~q(gres.neg) & (q(gres.size) == 1)
+        gok &= t_ok & la_ok & lo_ok & q_ok
+        gv = gres.value.reshape(ng, 9)
+    if rres.complete and nr:
+        t_ok, r_tod = _time(rres, nr, 0)
+        la_ok, r_lat = _coords(rres, nr, 2, codes[3][0], ord("N"), 90.0)
+        lo_ok, r_lon = _coords(rres, nr, 4, codes[4][0], ord("E"), 180.0)
+        d = lambda a: a.reshape(nr, 9)[:, 8]  # noqa: E731
+        d_ok = ~d(rres.neg) & (d(rres.dot) == 0) & (d(rres.size) == 6)
+        # Mode letter: field 12 when present, from its comma to the next comma or '*'.
+        has_mode = ncomma[ri] >= 12
+        m_end = np.where(ncomma[ri] >= 13, commas[np.minimum(c0[ri] + 12, commas.shape[0] - 1)],
+                         star[ri])
+        m_len = np.where(has_mode, m_end - ri_c[:, 11] - 1, 0)
+        mode = np.where(m_len == 1, _MODE_FIX[u[np.minimum(ri_c[:, 11] + 1, u.shape[0] - 1)]], 1.0)
+        status_a = codes[2][0] == ord("A")
+        m_ok = ~status_a | (m_len == 0) | ((m_len == 1) & (mode >= 0))
+        rok &= t_ok & la_ok & lo_ok & d_ok & m_ok
+        rv = rres.value.reshape(nr, 9)
+        dates = d(rres.ints)
+        r_date = np.zeros(nr, dtype=np.int64)
+        for val in np.unique(dates[rok]).tolist():
+            try:
+                day = _date_ns(b"%06d" % val)
+            except _Bad:
+                rok &= dates != val
+                continue
+            r_date[dates == val] = day
+    fast_ok = taken & ~gga & ~rmc
+    fast_ok[gi[gok]] = True
+    fast_ok[ri[rok]] = True
+    if not fast_ok.all():
+        return fast_ok
+    rejects = [(int(i), "checksum") for i in np.flatnonzero(ok & ~cks)]
+    # Rows in line order; slices instead of index arrays when one kind only.
+    if nr == 0:
+        keep, pg, pr = gi, slice(None), slice(0)
+    elif ng == 0:
+        keep, pg, pr = ri, slice(0), slice(None)
+    else:
+        keep = np.sort(np.concatenate((gi, ri)))
+        pg, pr = np.searchsorted(keep, gi), np.searchsorted(keep, ri)
+    rows = np.full((keep.shape[0], len(CHANNELS)), np.nan)
+    if keep.size == 0:
+        return ParsedLines(values=rows, device_ns=np.empty(0, dtype=np.int64), rejects=rejects)
+    tod = np.empty(keep.shape[0], dtype=np.int64)
+    date = np.zeros(keep.shape[0], dtype=np.int64)
+    if ng:
+        rows[pg, 1], rows[pg, 2], rows[pg, 3] = g_lat, g_lon, gv[:, 8]
+        rows[pg, 4], rows[pg, 5], rows[pg, 6] = gv[:, 5], gv[:, 6], gv[:, 7]
+        rows[pg, 9] = GGA
+        tod[pg] = g_tod
+    if nr:
+        rows[pr, 1], rows[pr, 2] = r_lat, r_lon
+        rows[pr, 4] = np.where(status_a, mode, 0.0)
+        rows[pr, 7], rows[pr, 8] = rv[:, 6] * KNOT_MPS, rv[:, 7]
+        rows[pr, 9] = RMC
+        tod[pr], date[pr] = r_tod, r_date
+    t = _stamp(tod, date, rmc[keep], state)
+    if (t % 1000 == 0).all() and np.abs(t // 1000).max() < 2**53:
+        # t / 1e9 as Python's int division gives it: t // 1000 and 1e6 are exact,
+        # so the quotient is the one correctly rounded value.
+        rows[:, 0] = (t // 1000) / 1e6
+    else:
+        rows[:, 0] = [x / NS_PER_S for x in t.tolist()]
+    return ParsedLines(values=rows, device_ns=t, rejects=rejects)
+
+
+def _stamp(tod: np.ndarray, date: np.ndarray, is_rmc: np.ndarray, state: NmeaState) -> np.ndarray:
+    """`NmeaState.stamp` over a batch of rows, vectorised; updates ``state``."""
+    half = DAY_NS // 2
+    roll = np.zeros(tod.shape[0], dtype=np.int64)
+    roll[1:] = (tod[1:] < tod[:-1] - half) & ~is_rmc[1:]
+    if not is_rmc[0] and state.prev_ns is not None \
+            and state.day_ns + int(tod[0]) < state.prev_ns - half:
+        roll[0] = 1
+    rolls = np.cumsum(roll)
+    group = np.cumsum(is_rmc)
+    starts = np.flatnonzero(is_rmc)
+    base = np.concatenate(([state.day_ns], date[starts]))
+    offset = np.concatenate(([0], rolls[starts]))
+    day = base[group] + (rolls - offset[group]) * DAY_NS
+    t = day + tod
+    state.day_ns, state.prev_ns = int(day[-1]), int(t[-1])
+    return t
+
+
+def parse_lines(lines: list[bytes], state: NmeaState | None = None) -> ParsedLines:
+    """Decode GGA/RMC sentences; ``state`` (updated in place) carries day and time.
+
+    Pure apart from ``state``; never raises. Lines `_fast` does not take go to
+    the reference (reasons); if it accepts one, the whole batch does.
+    """
+    st = state if state is not None else NmeaState()
+    out = _fast(lines, st)
+    if isinstance(out, ParsedLines):
+        return out
+    scratch = NmeaState(st.day_ns, st.prev_ns)
+    return masked(lines, out, lambda ls: _fast(ls, st),
+                  lambda ls: parse_lines_reference(ls, scratch),
+                  lambda ls: parse_lines_reference(ls, st))
 
 
 class NmeaDriver(LineDriver):

@@ -1,19 +1,26 @@
 """Batch helpers shared by the line parsers: bulk number conversion, checksums, clocks.
 
 Per-line Python costs about a microsecond, so the fast parsers work on whole
-batches: one compiled regex checks the structure of every line, then every
-number of the batch is converted in one call (`floats`), which uses NumPy's
-text reader. The patterns use possessive quantifiers (``[0-9]++``, Python
-3.11+): a number's digit run is never followed by another digit, so they match
-the same lines without the backtracking bookkeeping, about twice as fast.
-NumPy's reader rounds correctly, like Python's ``float()``, so a fast parser
-gives bit-identical values to its per-line reference twin.
+batches. Two ways:
+
+- regex + bulk conversion (`all_match`, `floats`, `hybrid`): one compiled regex
+  checks the structure of every line, then every number of the batch is
+  converted in one call, NumPy's text reader. The patterns use possessive
+  quantifiers (``[0-9]++``, Python 3.11+): a digit run is never followed by
+  another digit, so they match the same lines without the backtracking
+  bookkeeping, about twice as fast. NumPy's reader rounds correctly, like
+  Python's ``float()``, so values are bit-identical to the per-line twin.
+- vectorised scan (`scan_numbers`, `exact_scale`, `masked`): lines of plain
+  decimal numbers are checked and converted with a few NumPy passes over a
+  uint8 view of the bytes, no regex; see `scan_numbers`. About twice as fast
+  again where the regex was the cost.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -139,3 +146,264 @@ def unwrap_time_of_day(tod_ns: np.ndarray, prev_ns: int | None) -> np.ndarray:
     if prev_tod is None:
         rolls = np.concatenate(([0], rolls))
     return tod + (day0 + rolls) * DAY_NS
+
+
+# --- vectorised number scanner ----------------------------------------------------------------
+#: Exact powers of ten: an integer mantissa below 2**53 times or over one of these is
+#: one correctly rounded IEEE operation, so it equals ``float()`` of the decimal
+#: text (Clinger's fast path).
+POW10 = np.array([float(10**k) for k in range(23)])
+#: Digits in a mantissa the scanner converts itself (10**15 < 2**53).
+MAX_DIGITS = 15
+_DIGITS = b"0123456789"
+_ALLOWED = {sep: _DIGITS + b"\n-." + bytes([sep]) for sep in (32, 44)}
+_TO_COMMA = {sep: bytes.maketrans(b"\n" + bytes([sep]), b",,") for sep in (32, 44)}
+
+
+@dataclass(slots=True)
+class NumberFields:
+    """Per-field view of a batch of lines made of decimal numbers only.
+
+    Fields are numbered over the whole batch; line ``i`` holds fields
+    ``first[i]:first[i + 1]``. ``line_ok[i]`` is True when every field of line
+    ``i`` is ``-?[0-9]+(\\.[0-9]*)?`` (or empty, when allowed) with at most
+    `MAX_DIGITS` digits. The per-field arrays are set only when every line is ok
+    (``complete``): ``value`` (float64, bit-identical to ``float()``; NaN for an
+    empty field), ``mant`` (the digits as an integer), ``k`` (digits after the
+    point), ``neg``, ``dot`` (0/1), ``empty``, ``size`` (bytes). ``k`` and ``dot`` may be a
+    read-only (n, m) view (per-column layout): index them through
+    ``.reshape(n, m)`` or ``.reshape(-1)``. ``first`` is None
+    when the text did not hold ``n`` lines.
+    """
+
+    line_ok: np.ndarray
+    first: np.ndarray | None = None
+    complete: bool = False
+    value: np.ndarray | None = None
+    ints: np.ndarray | None = None
+    k: np.ndarray | None = None
+    neg: np.ndarray | None = None
+    dot: np.ndarray | None = None
+    empty: np.ndarray | None = None
+    size: np.ndarray | None = None
+
+
+def exact_scale(mant: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """``mant * 10**p`` rounded once, as ``float()`` rounds ``"<mant>e<p>"``.
+
+    ``mant`` must be below 2**53 in magnitude; None when some ``|p| > 22`` (the
+    product is then not one exact IEEE operation).
+    """
+    if p.size and int(np.abs(p).max()) > 22:
+        return None
+    val = np.multiply(mant, POW10[np.maximum(p, 0)])
+    return np.divide(val, POW10[np.maximum(-p, 0)], out=val)
+
+
+def scan_numbers(padded: bytes, n: int, sep: int = 44, *, empty: bool = False,
+                 m: int | None = None) -> NumberFields:
+    """Check and convert ``n`` lines of ``sep``-separated decimal numbers at once.
+
+    ``padded`` is ``b"\\n" + b"\\n".join(lines) + b"\\n"`` (no line may hold a
+    newline); ``sep`` is ``,`` or a space; ``m`` the usual fields per line, if
+    there is one. A clean batch costs a handful of passes over a uint8 view of
+    the bytes, all at C speed, instead of a regex step per byte:
+
+    - the alphabet (digits, ``sep``, newline, ``-``, ``.``) by one
+      ``bytes.translate`` deletion; separators are then the bytes below ``-``;
+    - ``-`` only at the start of a field: the count of ``-`` equals the count
+      of fields starting with one;
+    - points: instruments print each column with fixed decimals, so the first
+      line's layout (digits after the point per column) is checked on every
+      field with one gather, plus the total count of points. Otherwise points
+      per field come from how far each separator moves once points are
+      deleted. At most one per field, with a digit before it; 1 to
+      `MAX_DIGITS` digits per field;
+    - one integer parse of the point-free text (``np.fromstring``, ~15 ns a
+      number) and the exact ``mantissa / 10**k`` (see `POW10`).
+
+    A batch failing a check is scanned again byte by byte (neighbour rules:
+    ``-`` at a field start and before a digit, ``.`` after a digit, no other
+    byte) to tell which lines are at fault; ``line_ok`` then marks the lines a
+    second scan of just those lines will convert.
+    """
+    if n == 0:
+        z = np.empty(0, dtype=np.int64)
+        return NumberFields(line_ok=np.empty(0, dtype=bool), first=np.zeros(1, np.int64),
+                            complete=True, value=np.empty(0), ints=z, k=z,
+                            neg=np.empty(0, bool), dot=z, empty=np.empty(0, bool), size=z)
+    u = np.frombuffer(padded, dtype=np.uint8)
+    if sep in _ALLOWED and not padded.translate(None, _ALLOWED[sep]):
+        out = _scan_clean(padded, u, n, sep, empty, m)
+        if out is not None:
+            return out
+    ok, first = _line_mask(u, n, sep, empty)
+    return NumberFields(line_ok=ok, first=first)
+
+
+def _column_layout(padded: bytes, sep: int, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(has a point, digits after it) per column of the first line, or None."""
+    line = padded[1 : padded.index(b"\n", 1)]
+    fields = line.split(bytes([sep]))
+    if len(fields) != m:
+        return None
+    dot = np.array([b"." in f for f in fields])
+    k = np.array([len(f) - f.index(b".") - 1 if b"." in f else 0 for f in fields])
+    return dot, k
+
+
+def _scan_clean(padded: bytes, u: np.ndarray, n: int, sep: int, empty: bool,
+                m: int | None) -> NumberFields | None:
+    spos = np.flatnonzero(u < 45)  # separators and newlines (the alphabet is checked)
+    nf = spos.shape[0] - 1
+    # n + 1 newlines in all, each m-th separator one of them: m fields a line.
+    regular = m is not None and nf == n * m and (u[spos[::m]] == 10).all() \
+        and np.count_nonzero(u == 10) == n + 1
+    first = np.arange(0, nf + 1, m) if regular else np.flatnonzero(u[spos] == 10)
+    if first.shape[0] != n + 1:
+        return None
+    start = spos[:-1] + 1
+    end = spos[1:]
+    neg = u[start] == 45
+    if np.count_nonzero(u == 45) != np.count_nonzero(neg):
+        return None
+    text = padded.translate(_TO_COMMA[sep], b".")  # what is parsed, points dropped
+    size = np.diff(spos) - 1
+    ndots = int(np.count_nonzero(u == 46))
+    layout = None
+    if regular and not empty:
+        layout = _column_layout(padded, sep, m)
+    if layout is not None:
+        cdot, ck = layout
+        dcols = np.flatnonzero(cdot)
+        xpos = end.reshape(n, m)[:, dcols] - ck[dcols] - 1
+        # Digits before the point (checked >= 1 below) keep each expected point
+        # inside its own field, so the points found are distinct and, by the
+        # count, the only ones.
+        idig = (size.reshape(n, m) - neg.reshape(n, m) - cdot - ck).reshape(nf)
+        if ndots != n * dcols.shape[0] or idig.min() < 1 or (u[xpos] != 46).any():
+            layout = None
+        else:
+            dot = np.broadcast_to(cdot.astype(np.int64), (n, m))
+            k = np.broadcast_to(ck, (n, m))
+            kdiv = POW10[ck]
+    if layout is None:
+        k = np.zeros(nf, dtype=np.int64)
+        if ndots:
+            spos2 = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 44)
+            if spos2.shape[0] != nf + 1:
+                return None
+            dot = np.diff(spos - spos2)
+            if dot.max() > 1:
+                return None
+            fx = np.flatnonzero(dot)
+            xpos = np.flatnonzero(u == 46)
+            if (xpos <= start[fx] + neg[fx]).any():
+                return None  # no digit before the point
+            k[fx] = end[fx] - xpos - 1
+        else:
+            dot = np.zeros(nf, dtype=np.int64)
+        kdiv = POW10[k]
+    isempty = size == 0
+    if layout is not None:
+        if (idig.reshape(n, m).max(axis=0) + ck).max() > MAX_DIGITS:
+            return None
+    else:
+        ndig = size - neg - dot
+        if empty:
+            if ndig.max() > MAX_DIGITS or (ndig[~isempty] < 1).any():
+                return None
+        elif ndig.min() < 1 or ndig.max() > MAX_DIGITS:
+            return None
+    nint = nf - int(np.count_nonzero(isempty)) if empty else nf
+    try:
+        if nint == nf:
+            # A single-character separator parses faster than a whitespace run.
+            ints = np.fromstring(text[1:-1], dtype=np.int64, sep=",")
+        elif nint:
+            ints = np.fromstring(text.replace(b",", b" "), dtype=np.int64, sep=" ")
+        else:
+            ints = np.empty(0, dtype=np.int64)
+    except ValueError:
+        return None  # not expected after the checks above; the byte rules decide
+    if ints.shape[0] != nint:
+        return None
+    if nint != nf:
+        full = np.zeros(nf, dtype=np.int64)
+        full[~isempty] = ints
+        ints = full
+    if layout is not None:
+        val = np.divide(ints.reshape(n, m), kdiv).reshape(nf)
+    else:
+        val = np.divide(ints, kdiv)
+    zero = ints == 0
+    if zero.any():
+        val[zero & neg] = -0.0  # "-0.0": float() keeps the sign
+    if nint != nf:
+        val[isempty] = np.nan
+    return NumberFields(line_ok=np.ones(n, dtype=bool), first=first, complete=True,
+                        value=val, ints=ints, k=k, neg=neg, dot=dot, empty=isempty,
+                        size=size)
+
+
+def _line_mask(u: np.ndarray, n: int, sep: int,
+               empty: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Lines of a dirty batch that `_scan_clean` accepts on their own (byte rules),
+    and the index of each line's first field."""
+    s = (u == sep) | (u == 10)
+    d = (u - np.uint8(48)) < 10
+    m = u == 45
+    x = u == 46
+    bad = ~(s | d | m | x)[1:]
+    bad |= m[1:] > s[:-1]  # '-' only at the start of a field
+    bad |= m[:-1] > d[1:]  # ... and before a digit
+    bad |= x[1:] > d[:-1]  # '.' after a digit
+    if not empty:
+        bad |= s[:-1] & s[1:]
+    spos = np.flatnonzero(s)
+    isnl = u[spos] == 10
+    nl = spos[isnl]
+    ok = np.ones(n, dtype=bool)
+    if nl.shape[0] != n + 1:
+        ok[:] = False
+        return ok, None
+    ok[_line_of(np.flatnonzero(bad) + 1, nl)] = False
+    # Per field: at most one point, at most MAX_DIGITS digits.
+    xpos = np.flatnonzero(x)
+    fid = np.searchsorted(spos, xpos) - 1
+    dots = np.bincount(fid, minlength=spos.shape[0] - 1)
+    length = np.diff(spos) - 1 - dots - m[spos[:-1] + 1]
+    wrong = np.flatnonzero((dots > 1) | (length > MAX_DIGITS))
+    ok[_line_of(spos[wrong] + 1, nl)] = False
+    return ok, np.flatnonzero(isnl)
+
+
+def _line_of(pos: np.ndarray, nl: np.ndarray) -> np.ndarray:
+    """Line numbers of positions in a padded batch; a newline belongs to the line it ends."""
+    return np.searchsorted(nl, pos, side="left") - 1
+
+
+def masked(lines: list[bytes], ok: np.ndarray, fast: Callable[[list[bytes]], object],
+           reference: Callable[[list[bytes]], ParsedLines],
+           fallback: Callable[[list[bytes]], ParsedLines]) -> ParsedLines:
+    """Combine a fast parse of the lines ``ok`` marks with the reference for the rest.
+
+    The lines not ``ok`` go to ``reference``, which gives the reject reasons and
+    banner ``info``. If it accepts one of them (a valid line the fast path does
+    not take, e.g. a number with 16 digits), or the fast path cannot take the
+    ``ok`` lines after all, the whole batch goes to ``fallback``, so the result
+    is always what the reference would say. ``fast`` returns a `ParsedLines` for
+    lines it fully converts, anything else otherwise.
+    """
+    bad = np.flatnonzero(~ok).tolist()
+    ref = reference([lines[i] for i in bad])
+    if ref.n:
+        return fallback(lines)
+    good_idx = np.flatnonzero(ok).tolist()
+    good = fast([lines[i] for i in good_idx])
+    if not isinstance(good, ParsedLines):
+        return fallback(lines)
+    good.rejects = sorted([(good_idx[j], r) for j, r in good.rejects]
+                          + [(bad[j], r) for j, r in ref.rejects])
+    good.info = ref.info
+    return good
