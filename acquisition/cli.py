@@ -44,8 +44,9 @@ def _register_acquire(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--record", metavar="FILE", help="HDF5 file to record to")
     p.add_argument("--session", help="session id (default: random)")
     p.add_argument("--no-process", action="store_true", help="acquire and record only")
-    p.add_argument("--decimate", type=int, default=1,
-                   help="publish every k-th sample of data blocks (default 1: full rate)")
+    p.add_argument("--decimate", type=int, default=None, metavar="K",
+                   help="publish every k-th sample of data blocks; 1 = full rate "
+                        "(default: a preview of at most 50 samples/s per stream)")
     p.add_argument("--stall", type=float, default=3.0, help="stall watchdog, seconds")
     p.add_argument("--idle-exit", type=float, metavar="S",
                    help="stop when no data arrived for S seconds")
@@ -81,7 +82,7 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         record=args.record,
         earth_field=field_from_args(args),
         process=not args.no_process,
-        block_decimation=max(1, args.decimate),
+        block_decimation=args.decimate,
         stall_s=args.stall,
         idle_exit_s=args.idle_exit,
         max_runtime_s=args.duration,

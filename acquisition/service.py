@@ -76,7 +76,10 @@ class ServiceConfig:
     session: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     earth_field: EarthField = QUANG_TRI
     process: bool = True
-    block_decimation: int = 1
+    #: Publish every k-th sample of data blocks; None picks k so the bus carries
+    #: a preview of at most `preview_hz` samples/s per stream (1 = full rate).
+    block_decimation: int | None = None
+    preview_hz: float = 50.0
     heartbeat_s: float = 1.0
     flush_interval_s: float = 1.0
     stall_s: float = 3.0
@@ -353,8 +356,13 @@ class AcquisitionService:
     def _record_and_publish(self, block: SampleBlock) -> None:
         self._to_sink("write_block", block)
         if self.publisher is not None:
-            self.publisher.publish_block(block, decimation=self.config.block_decimation)
+            self.publisher.publish_block(block, decimation=self._decimation(block))
             self.summary.published += 1
+
+    def _decimation(self, block: SampleBlock) -> int:
+        if self.config.block_decimation is not None:
+            return max(1, self.config.block_decimation)
+        return max(1, int(block.rate_hz // self.config.preview_hz))
 
     def _emit(self, ev: Anomaly | Target | StateChange) -> None:
         if isinstance(ev, Anomaly):
