@@ -8,6 +8,12 @@ or print a table of lines/s and MB/s (what docs/drivers.md quotes)::
 
     .venv/bin/python bench/bench_drivers.py [name ...] [--no-pty]
 
+or compare the parsers with those of a git revision (``textnum`` and the
+parser module loaded from ``git show REV:...`` side by side, interleaved, cpu
+time, best of 9)::
+
+    .venv/bin/python bench/bench_drivers.py --baseline=HEAD fga nmea nmea_mix
+
 Rates are best of 7, fast and reference interleaved in one process. "wall" is
 elapsed time; "cpu" the thread's CPU time, which on a shared machine is the
 fairer figure for "lines/s per core" (it leaves out time spent waiting for a
@@ -17,10 +23,13 @@ core, not cache or memory-bandwidth contention).
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,6 +187,58 @@ def _timeit(fn: Callable, lines: list[bytes]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.thread_time() - c0
 
 
+#: Parser module per table row, for `--baseline`.
+MODULES = {"g882": "g882", "gsm19": "gsm19", "fga": "fga", "fgm3d": "fgm3d", "nmea": "nmea",
+           "nmea_mix": "nmea", "borehole": "borehole"}
+
+
+def load_revision(rev: str, module: str) -> types.ModuleType:
+    """``acquisition.drivers.<module>`` as of git revision ``rev`` (read-only ``git show``),
+    bound to that revision's ``textnum``; the current modules stay as they are."""
+    root = Path(__file__).resolve().parent.parent
+
+    def source(name: str) -> str:
+        return subprocess.run(["git", "show", f"{rev}:acquisition/drivers/{name}.py"], cwd=root,
+                              check=True, capture_output=True, text=True).stdout
+
+    def build(name: str, src: str) -> types.ModuleType:
+        mod = types.ModuleType(f"_baseline_{name}")
+        mod.__file__ = f"{rev}:acquisition/drivers/{name}.py"
+        sys.modules[mod.__name__] = mod  # dataclasses look their module up
+        exec(compile(src, mod.__file__, "exec"), mod.__dict__)
+        return mod
+
+    old_textnum = build("textnum", source("textnum"))
+    current = sys.modules["acquisition.drivers.textnum"]
+    sys.modules["acquisition.drivers.textnum"] = old_textnum  # for the module's imports
+    try:
+        return build(module, source(module))
+    finally:
+        sys.modules["acquisition.drivers.textnum"] = current
+
+
+def compare(rev: str, names: list[str]) -> None:
+    """Before (``rev``) / after / reference, cpu lines/s, best of 9, interleaved."""
+    print(f"{'parser':10s} {'before':>11s} {'after':>11s} {'after/before':>12s} "
+          f"{'reference':>11s} {'after/ref':>9s}")
+    for name in names or [n for n in PARSERS if n in MODULES]:
+        old = load_revision(rev, MODULES[name])
+        fast, ref = PARSERS[name]
+        lines = _lines(name)
+        best = {"before": 1e9, "after": 1e9, "ref": 1e9}
+        for _ in range(9):
+            for key, fn in (("before", old.parse_lines), ("after", fast), ("ref", ref)):
+                best[key] = min(best[key], _timeit(fn, lines)[1])
+        n = len(lines)
+        print(f"{name:10s} {n / best['before']:11,.0f} {n / best['after']:11,.0f} "
+              f"{best['before'] / best['after']:12.2f} {n / best['ref']:11,.0f} "
+              f"{best['ref'] / best['after']:9.2f}")
+
+
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(args, pty="--no-pty" not in sys.argv)
+    base = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--baseline=")]
+    if base:
+        compare(base[0], args)
+    else:
+        main(args, pty="--no-pty" not in sys.argv)

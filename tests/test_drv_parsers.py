@@ -7,6 +7,7 @@ simulator/emulators/protocols.py.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import math
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acquisition.drivers import borehole, fga, fgm3d, g882, gsm19, lineproto, nmea
+from acquisition.drivers import borehole, fga, fgm3d, g882, gsm19, lineproto, nmea, textnum
 from acquisition.drivers.base import ParsedLines
 from acquisition.drivers.framing import LineFramer
 from acquisition.drivers.textnum import (
@@ -56,6 +57,16 @@ PARSERS = {
 
 
 STATEFUL = {"gsm19", "borehole", "borehole3"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _batch_path_for_small_batches():
+    """fga and nmea hand small batches to their reference; the tests here use small
+    batches to check the batch path against the reference, so switch that off."""
+    saved = fga.SMALL_BATCH, nmea.SMALL_BATCH
+    fga.SMALL_BATCH = nmea.SMALL_BATCH = 0
+    yield
+    fga.SMALL_BATCH, nmea.SMALL_BATCH = saved
 
 
 def same(a: ParsedLines, b: ParsedLines) -> None:
@@ -517,3 +528,128 @@ def test_nmea_batch_state_rollover_and_dates():
     nxt = nmea.parse_lines([em.nmea_gga(86000.0, 1, 1).strip(), em.nmea_gga(2.0, 1, 1).strip()],
                            st_)
     assert nxt.values[:, 0].tolist() == [d + 86400 + 86000, d + 2 * 86400 + 2]
+
+
+# --- cache-sized chunks: a chunked parse is the parse of the whole batch ---------------------
+@contextlib.contextmanager
+def chunks_of(lines_per_chunk: int):
+    """Make `textnum.chunked` cut batches into chunks of ``lines_per_chunk`` lines."""
+    saved = textnum.CHUNK_BYTES, textnum.MIN_CHUNK_LINES
+    textnum.CHUNK_BYTES, textnum.MIN_CHUNK_LINES = 0, lines_per_chunk
+    try:
+        yield
+    finally:
+        textnum.CHUNK_BYTES, textnum.MIN_CHUNK_LINES = saved
+
+
+def _fga_header_variant(draw) -> bytes:
+    cols = list(fga.DEFAULT_HEADER)
+    if draw(st.booleans()):
+        cols[1], cols[2] = cols[2], cols[1]  # B1x and B1y swapped
+    if draw(st.booleans()):
+        cols = [*cols[:9], *cols[11:]]  # no Lat/Lon columns
+    return ",".join(cols).encode()
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), size=st.integers(1, 6))
+def test_fga_chunked_equals_reference_with_headers(data, size):
+    lines = data.draw(_noisy_lines("fga"))
+    for _ in range(data.draw(st.integers(0, 2))):
+        at = data.draw(st.integers(0, len(lines)))
+        lines.insert(at, _fga_header_variant(data.draw))
+    with chunks_of(size):
+        got = fga.parse_lines(lines)
+    want = fga.parse_lines_reference(lines)
+    same(got, want)
+    assert got.info == want.info  # the last header seen, as one pass over the lines says
+
+
+@settings(max_examples=120, deadline=None)
+@given(lines=st.lists(_nmea_sentence(), max_size=30), size=st.integers(1, 7),
+       day=st.sampled_from([0, 1_773_446_400 * 10**9]),
+       prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]))
+def test_nmea_chunked_equals_reference(lines, size, day, prev):
+    s_fast, s_ref = nmea.NmeaState(day, prev), nmea.NmeaState(day, prev)
+    with chunks_of(size):
+        got = nmea.parse_lines(lines, s_fast)
+    want = nmea.parse_lines_reference(lines, s_ref)
+    same(got, want)
+    assert _bits_equal(got.values, want.values)
+    assert (s_fast.day_ns, s_fast.prev_ns) == (s_ref.day_ns, s_ref.prev_ns)
+
+
+def test_large_fga_batch_chunks_carry_the_header_and_rejects():
+    rng = np.random.default_rng(5)
+    rows = [em.fga_line(i, rng.normal(0, 99, 3), rng.normal(0, 99, 3), 16.75, 107.1, 9, 14, 4,
+                        0.5).strip() for i in range(5000)]
+    head = em.fga_header().strip()
+    swapped = head.replace(b"B1x_nT,B1y_nT", b"B1y_nT,B1x_nT")
+    assert swapped != head
+    batch = [*rows[:2500], b"1,2,x", *rows[2500:3100], swapped, *rows[3100:]]
+    assert textnum.chunk_lines(batch) < 3000  # the batch really is cut
+    got, want = fga.parse_lines(batch), fga.parse_lines_reference(batch)
+    same(got, want)
+    assert got.n == 5000 and got.rejects == [(2500, "field_count")]
+    assert got.info["header"].startswith("Timestamp_ms,B1y_nT,B1x_nT")
+    # After the swapped header, column 1 of the text lands in channel B1y.
+    row = rows[4000].split(b",")
+    assert got.values[4000, 0] == float(row[2]) and got.values[4000, 1] == float(row[1])
+
+
+def test_large_nmea_batch_rolls_over_midnight_across_chunks():
+    t = [86400 - 3000 + 0.5 * i for i in range(8000)]  # crosses midnight half way
+    lines = [em.nmea_gga(x % 86400, 16.75 + 1e-7 * i, -107.1, fix=4).strip()
+             for i, x in enumerate(t)]
+    lines[4321] = lines[4321][:-1] + b"0" if lines[4321][-1:] != b"0" else lines[4321][:-1] + b"1"
+    assert textnum.chunk_lines(lines, 2.0) < 8000
+    s_fast, s_ref = nmea.NmeaState(), nmea.NmeaState()
+    got, want = nmea.parse_lines(lines, s_fast), nmea.parse_lines_reference(lines, s_ref)
+    same(got, want)
+    assert _bits_equal(got.values, want.values)
+    assert got.rejects == [(4321, "checksum")] and got.n == 7999
+    assert got.values[-1, 0] == 86400 - 3000 + 0.5 * 7999 and s_fast.prev_ns == s_ref.prev_ns
+
+
+def test_nmea_time_columns_of_mixed_width():
+    """Whole seconds and 1-3 decimals in one batch: no single width for the column."""
+    base = em.nmea_gga(45296.0, 16.75, 107.1).strip()  # 123456.00
+    lines = []
+    for tok in (b"123456", b"123456.5", b"123456.25", b"123456.125", b"235960.999",
+                b"240000.00", b"123456.", b"12345.6"):
+        body = base[1 : base.index(b"*")].replace(b"123456.00", tok)
+        lines.append(_resum(b"$" + body + b"*00"))
+    got, want = nmea.parse_lines(lines), nmea.parse_lines_reference(lines)
+    same(got, want)
+    assert got.values[:5, 0].tolist() == [45296.0, 45296.5, 45296.25, 45296.125, 86400.999]
+    assert [i for i, _ in got.rejects] == [5, 6, 7]
+
+
+def test_scan_numbers_layout_digit_bounds():
+    """15 digits convert on the column-layout path, 16 do not; a sign is not a digit."""
+    for field, ok in ((b"123456789012345", True), (b"-123456789012345", True),
+                      (b"1234567890123456", False), (b"12345678901234.5", True),
+                      (b"-0.00000000000000", True), (b"123456789012345.6", False)):
+        lines = [field + b",1.5", b"7" * len(field.lstrip(b"-").split(b".")[0])
+                 + field[len(field.split(b".")[0]):] + b",2.5"]
+        res = scan_numbers(b"\n".join([b"", *lines, b""]), 2, m=2)
+        assert res.complete == ok, field
+        if ok:
+            want = np.array([float(f) for ln in lines for f in ln.split(b",")])
+            assert _bits_equal(res.value, want)
+
+
+def test_small_batches_take_the_reference_with_the_same_result():
+    fga_rows, gga = _clean_batch("fga", 10), _clean_batch("nmea", 60)
+    for mod, small, lines in ((fga, 6, fga_rows), (nmea, 40, gga)):
+        for k in (1, small - 1, small, len(lines)):
+            saved = mod.SMALL_BATCH
+            try:
+                mod.SMALL_BATCH = small
+                got = mod.parse_lines(lines[:k])
+                mod.SMALL_BATCH = 0
+                batch = mod.parse_lines(lines[:k])
+            finally:
+                mod.SMALL_BATCH = saved
+            same(got, batch)
+            assert got.n == k
