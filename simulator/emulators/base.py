@@ -631,6 +631,11 @@ class LineEmulator:
             self._spare = PtyPair()
         with self._cond:
             self._pty = None
+        if self.link_path:
+            # udev removes /dev/serial/by-id/... when the cable is pulled; without
+            # this a reader could reopen the link onto a reused /dev/pts/N.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.link_path)
         if pty is not None:
             pty.hangup()
         self.log.record(em)
