@@ -25,6 +25,7 @@ from acquisition.dsp.batch import make_descriptor, process_survey
 from acquisition.dsp.detect import LiveDetector, find_segments
 from acquisition.dsp.dipole import SensorGeometry, forward
 from acquisition.dsp.fit import fit_sources
+from acquisition.dsp.lanes2d import level_detect_lanes
 from acquisition.dsp.levelling import despike, diff_noise, level_lane
 from acquisition.dsp.pipeline import LanePipeline
 from acquisition.geomag import QUANG_TRI
@@ -58,6 +59,23 @@ def level_and_detect(blocks: list[np.ndarray]) -> int:
         lev, _ = level_lane(c, s)
         found += len(find_segments(lev, 5 * s, x, y, 0, merge_gap=10))
     return found
+
+
+def level_and_detect_2d(arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+    """The same stage on all lanes at once (`acquisition.dsp.lanes2d`)."""
+    v, x, y = arrays
+    return len(level_detect_lanes(v, x, y, merge_gap=10)[2])
+
+
+def _as_2d(blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    v = np.vstack(blocks)
+    return v, np.zeros(v.shape), np.broadcast_to(np.arange(v.shape[1]) * 0.1, v.shape)
+
+
+def numpy_baseline(v: np.ndarray) -> int:
+    """Plain numpy reference in the same process: one median and one threshold per lane."""
+    med = np.median(v, axis=1)
+    return int(np.count_nonzero(np.abs(v - med[:, None]) > 3.0))
 
 
 def live_detect(blocks: list[np.ndarray]) -> int:
@@ -135,6 +153,11 @@ def test_bench_level_detect(benchmark):
     benchmark(level_and_detect, blocks)
 
 
+def test_bench_level_detect_2d(benchmark):
+    arrays = _as_2d(_lane_blocks())
+    benchmark(level_and_detect_2d, arrays)
+
+
 def test_bench_live_detect(benchmark):
     blocks = _lane_blocks()
     benchmark(live_detect, blocks)
@@ -169,6 +192,12 @@ def main() -> None:
     n = sum(b.size for b in blocks)
     t = _time(level_and_detect, blocks)
     print(f"levelling + detection (finished lanes of 1000): {n / t / 1e6:6.1f} M samples/s")
+    arrays = _as_2d(blocks)
+    t2 = _time(level_and_detect_2d, arrays, repeat=9)
+    tb = _time(numpy_baseline, arrays[0], repeat=9)
+    print(f"  same, 200 lanes at once (lanes2d):            {n / t2 / 1e6:6.1f} M samples/s")
+    print(f"  plain numpy baseline (median + threshold):    {n / tb / 1e6:6.1f} M samples/s "
+          f"(lanes2d / baseline = {tb / t2:.2f}, per-lane / baseline = {tb / t:.2f})")
     t = _time(live_detect, blocks)
     print(f"live detector (blocks of 1000):                 {n / t / 1e6:6.1f} M samples/s")
     sb = _quiet_survey_blocks()

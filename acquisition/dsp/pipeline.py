@@ -67,10 +67,17 @@ class LaneConfig:
     #: "dipole" (the product) or "euler" (the plain baseline, for benchmarks).
     locator: str = "dipole"
     min_fit_samples: int = 12
+    #: Signals made of at least this many lane segments (broad clusters) get
+    #: the search for weak sources on the fit residual (`fit_sources` step 3).
+    residual_search_segments: int = 6
     #: A closed signal waits while an open one lies within this distance (m).
     interact_m: float = 2.0
     #: A fitted source must lie within the signal's detected extent plus this (m).
     footprint_pad_m: float = 1.0
+    #: Huber-reweighted final refit (down-weights soil spikes) wherever the
+    #: background exceeds `robust_ratio` x the white noise (magnetic soil).
+    robust_fit: bool = True
+    robust_ratio: float = 1.5
     #: Samples farther than this across from a lane's median x are turn samples (ignored).
     turn_tol_m: float = 0.3
 
@@ -192,6 +199,7 @@ class LanePipeline:
         self.live.noise = cfg.noise_nT
         self.lanes: dict[int, LaneRecord] = {}
         self.lane_noise: list[float] = []
+        self.lane_white: list[float] = []
         self.stats = PipelineStats()
         self._cur_lane: int | None = None
         self._buf = _Buf()
@@ -331,6 +339,8 @@ class LanePipeline:
         noise_lane = max(white, mad_sigma(hp))
         if cfg.noise_nT is None and raw.size >= 10:
             self.lane_noise.append(noise_lane)
+        if raw.size >= 10:
+            self.lane_white.append(white)
         level = float(np.median(base)) if base.size else 0.0
         self._levels[lane] = level
         length = float(np.ptp(y)) if y.size else 0.0
@@ -423,11 +433,12 @@ class LanePipeline:
                 continue
             sel = (rec.y >= y0) & (rec.y <= y1) & (rec.x >= x0) & (rec.x <= x1)
             if sel.any():
-                parts.append((rec.x[sel], rec.y[sel], rec.lev[sel]))
+                parts.append((rec.x[sel], rec.y[sel], rec.lev[sel],
+                              np.full(int(sel.sum()), rec.lane, dtype=np.int64)))
         if not parts:
             e = np.empty(0)
-            return e, e, e
-        x, y, v = (np.concatenate(c) for c in zip(*parts, strict=True))
+            return e, e, e, e.astype(np.int64)
+        x, y, v, ln = (np.concatenate(c) for c in zip(*parts, strict=True))
         f = self._fitted
         if f.shape[0]:
             near = ((f[:, 0] > x0 - 4) & (f[:, 0] < x1 + 4) & (f[:, 1] > y0 - 4)
@@ -436,11 +447,20 @@ class LanePipeline:
                 v = v.copy()
                 for sx, sy, sd, mx, my, mz in f[near]:
                     v -= design_matrix(x, y, sx, sy, sd, self.geom) @ np.array([mx, my, mz])
-        return x, y, v
+        return x, y, v, ln
+
+    def _soil_like(self) -> bool:
+        """Background well above the sensor's white noise: magnetic ground."""
+        cfg = self.config
+        if not cfg.robust_fit or not self.lane_white:
+            return False
+        white = float(np.median(self.lane_white))
+        bg = self.noise_nT
+        return math.isfinite(bg) and bg > cfg.robust_ratio * white
 
     def _fit_group(self, grp: _Group) -> list[Target]:
         cfg = self.config
-        x, y, v = self._window(grp)
+        x, y, v, ln = self._window(grp)
         sigma = self.noise_nT
         if not math.isfinite(sigma):
             sigma = 1.0
@@ -453,14 +473,16 @@ class LanePipeline:
             fits = euler_sources(x, y, v, self.geom) if x.size else []
         else:
             fits = fit_sources(
+                x, y, v, self.geom, sigma, lanes=ln,
                 # A cluster spanning many lanes (broad total-field anomalies of
                 # several bombs) may hold more objects than the default allows.
-                x, y, v, self.geom, sigma, footprint=footprint,
+                footprint=footprint,
                 max_sources=max(cfg.max_sources, len(grp.segs) // 2),
                 max_hints=max(12, len(grp.segs)),
                 hints=[(s.x, s.y) for s in sorted(grp.segs, key=lambda s: -abs(s.amplitude))],
-                min_samples=cfg.min_fit_samples, thr=self.threshold_nT
-                if math.isfinite(self.threshold_nT) else 0.0)
+                min_samples=cfg.min_fit_samples, robust=self._soil_like(),
+                max_residual_rounds=3 if len(grp.segs) >= cfg.residual_search_segments else 0,
+                thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
         if not fits:  # only for an empty window; still report the signal
             fits = [FitResult(x=peak.x, y=peak.y, depth=0.5, moment=(0.0, 0.0, 0.0), quality=0.05,
                               flags=("few_samples", "cheap_estimate"), method="cheap_estimate")]
