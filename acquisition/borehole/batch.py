@@ -1,0 +1,570 @@
+"""Whole-layer processing: conditioned logs -> per-hole anomalies -> located targets.
+
+Targets are found one at a time by a subtract-and-repeat loop (as in radio
+astronomy's CLEAN), so a strong object's field in a neighbour's log is never
+fitted as a second object:
+
+1. detect anomalies in every hole's residual log (data minus the fields of
+   the targets found so far) and take the strongest;
+2. estimate its distance from its own hole (single-hole fit), seed dipoles on
+   the circle of that radius, and fit the residual logs of all holes within
+   reach; neighbours that saw nothing are data too (they say where it is not);
+3. accept the new source only if it explains a significant part of the data
+   (chi-square drop) and is not within ``merge_m`` of a known target (then the
+   residual is that target's misfit: an elongated body is not a point);
+4. refit the new source together with every known source near it on the
+   original logs, update the residuals, repeat.
+
+Finally each source must still earn its place (chi-square drop with it
+removed, and a predicted signal above threshold in some hole); sources closer
+than ``merge_m`` are merged. A detected anomaly that no fit explains is still
+reported, as a flagged single-hole target at its hole: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+
+from acquisition.borehole.detect import DetectConfig, HoleAnomaly, channel, detect, fit_distance
+from acquisition.borehole.geometry import distance_to_edges, inside
+from acquisition.borehole.locate import Obs, _Projector, build_obs, chi2_at, fit, predict
+from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, condition, robust_polyfit
+from acquisition.events import Target
+from acquisition.geomag import QUANG_TRI, EarthField
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class BoreholeConfig:
+    log: LogConfig = field(default_factory=LogConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    #: Holes within this horizontal distance of a source give data to its fit.
+    reach_m: float = 3.5
+    #: Depth half-window of data around a source.
+    window_m: float = 2.5
+    #: Sources closer than this (3-D) are one body.
+    merge_m: float = 0.9
+    #: Sources of at least this moment (A m^2, bomb-sized) may be bodies up to
+    #: ~2 m long: residuals within ``merge_m + long_body_extra_m`` are theirs.
+    long_body_moment: float = 4.0
+    long_body_extra_m: float = 0.6
+    #: Sources fitted further than this above or below the logged depths are
+    #: not trusted (they belong to another layer, or to nobody).
+    depth_margin_m: float = 0.5
+    #: A source weaker than ``shadow_ratio`` times a known one within ``shadow_m``
+    #: is taken for that one's residual.
+    shadow_ratio: float = 0.2
+    shadow_m: float = 1.6
+    #: Unlocated anomalies this close to a log's end are only reported as issues.
+    end_margin_m: float = 0.3
+    #: Sources further than this outside the logged holes' hull are not
+    #: reported: seen from one side only, they cannot be told from the misfit
+    #: of the objects inside.
+    outside_margin_m: float = 0.3
+    #: Sources this close (horizontally) are fitted together.
+    group_m: float = 3.0
+    #: At most this many known sources are refitted with a new one.
+    max_group: int = 3
+    #: Chi-square drop a source must bring (about a 7-sigma detection).
+    min_delta_chi2: float = 50.0
+    max_sources: int = 200
+    #: Chi-square gain above which a line source (elongated body) is tried,
+    #: and the improvement it must bring to be kept.
+    line_min_gain: float = 400.0
+    line_min_delta_chi2: float = 25.0
+    #: ... and only when the point dipole leaves more than this reduced chi-square.
+    line_min_rchi2: float = 1.5
+    #: Longest body a line source may describe (an M117 is about 2.3 m).
+    max_body_length_m: float = 2.4
+    #: Relative model error of a point dipole near a body (weights the fit).
+    rel_error: float = 0.1
+    #: Share of a located target's field its residual may keep without being
+    #: taken for another object (point-dipole misfit of elongated bodies).
+    misfit_fraction: float = 0.1
+    #: Depth-counter errors the processing cannot see (scale share, offset m).
+    depth_error_frac: float = 0.01
+    depth_error_m: float = 0.05
+    #: Unknown hole deviation from vertical (degrees); widens the stated
+    #: horizontal uncertainty by depth * tan(tilt) / 2.
+    tilt_max_deg: float = 1.5
+    stream_id: str = "borehole"
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> BoreholeConfig:
+        """Flat ``key=value`` options (CLI ``-o``, service) onto the nested config."""
+        cfg = cls()
+        for k, v in (options or {}).items():
+            for obj in (cfg, cfg.log, cfg.detect):
+                if k in getattr(type(obj), "__dataclass_fields__", {}) and k not in (
+                        "log", "detect"):
+                    setattr(obj, k, type(getattr(obj, k))(v))
+                    break
+        return cfg
+
+
+@dataclass(slots=True)
+class Source:
+    x: float
+    y: float
+    depth: float
+    moment: np.ndarray
+    sigmas: np.ndarray = field(default_factory=lambda: np.full(3, math.nan))
+    quality: float = 0.0
+    seed_hole: str = ""
+    seed_distance_m: float = math.nan
+    #: Half the body axis (ENU, m) when fitted as a line source; zeros: a point.
+    half_axis: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    @property
+    def pos(self) -> np.ndarray:
+        return np.array([self.x, self.y, self.depth])
+
+    @property
+    def params(self) -> np.ndarray:
+        if np.any(self.half_axis):
+            return np.concatenate([self.pos, self.half_axis])
+        return self.pos
+
+    def update(self, params: np.ndarray) -> None:
+        self.x, self.y, self.depth = (float(v) for v in params[:3])
+        self.half_axis = np.asarray(params[3:6], float) if len(params) == 6 else np.zeros(3)
+
+
+@dataclass(slots=True)
+class BoreholeResult:
+    targets: list[Target]
+    anomalies: list[HoleAnomaly]
+    logs: list[ProcessedLog]
+    issues: list[str]
+    #: Anomalies no fit could place, reported as issues (not targets).
+    unlocated: list[HoleAnomaly] = field(default_factory=list)
+    #: Extra per-target facts for reports, keyed by target_id.
+    details: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def _prepare(logs: Sequence[HoleLog | ProcessedLog], cfg: BoreholeConfig,
+             issues: list[str]) -> list[ProcessedLog]:
+    out: list[ProcessedLog] = []
+    seen: dict[str, int] = {}
+    for lg in logs:
+        pl = lg if isinstance(lg, ProcessedLog) else condition(lg, cfg.log)
+        if pl.hole in seen:
+            seen[pl.hole] += 1
+            new = f"{pl.hole}#{seen[pl.hole]}"
+            issues.append(f"hole id {pl.hole!r} appears more than once; this log kept as {new!r}")
+            pl.hole = new
+            pl.flags.add("duplicate_id")
+        else:
+            seen[pl.hole] = 1
+        issues.extend(pl.issues)
+        out.append(pl)
+    return out
+
+
+class _Model:
+    """The logs, the current sources and the residuals they leave."""
+
+    def __init__(self, plogs: list[ProcessedLog], cfg: BoreholeConfig) -> None:
+        self.plogs = plogs
+        self.cfg = cfg
+        self.by_hole = {p.hole: p for p in plogs}
+        self.sources: list[Source] = []
+
+    def model_values(self, pl: ProcessedLog, sources: Sequence[Source]) -> np.ndarray:
+        if not sources or len(pl.depth) == 0:
+            return np.zeros_like(pl.values)
+        obs = build_obs([pl], [(s.x, s.y, s.depth) for s in sources], 1e9, 1e9)
+        v = np.zeros_like(pl.values, dtype=float)
+        if obs.n == 0:
+            return v
+        pred = predict(obs, [s.params for s in sources], np.array([s.moment for s in sources]))
+        idx = obs.rows[0]
+        if pl.kind == "gradient":
+            v[idx] = pred
+        else:
+            v[idx] = pred.reshape(-1, len(idx)).T
+        return v
+
+    def misfit(self, pl: ProcessedLog, sources: Sequence[Source]) -> np.ndarray:
+        """Expected misfit (nT, per bin) of located sources in this hole.
+
+        The processing assumes vertical holes and exact depths; a hole that
+        deviates puts the probe up to ``delta`` metres from where the model
+        thinks it is, which changes a dipole field by about 3 delta / r of
+        itself at distance r. Plus a fixed share for body shape.
+        """
+        out = np.zeros_like(pl.values, dtype=float)
+        if not sources or len(pl.depth) == 0:
+            return out
+        cfg = self.cfg
+        tilt = math.tan(math.radians(cfg.tilt_max_deg))
+        delta = np.sqrt((pl.depth * tilt) ** 2 + (cfg.depth_error_frac * pl.depth) ** 2
+                        + cfg.depth_error_m ** 2)
+        for s in sources:
+            v = np.abs(self.model_values(pl, [s]))
+            r = np.sqrt((pl.x - s.x) ** 2 + (pl.y - s.y) ** 2 + (pl.depth - s.depth) ** 2)
+            r = np.maximum(r - float(np.linalg.norm(s.half_axis)), 0.1)
+            f = np.minimum(1.0, 3.0 * delta / r + cfg.misfit_fraction)
+            out += v * (f if v.ndim == 1 else f[:, None])
+        return out
+
+    def residuals(self, exclude: Sequence[Source] = ()) -> dict[str, np.ndarray]:
+        keep = [s for s in self.sources if all(s is not e for e in exclude)]
+        return {p.hole: p.values - self.model_values(p, keep) for p in self.plogs}
+
+    def obs_for(self, sources: Sequence[Source], values: dict[str, np.ndarray]) -> Obs:
+        return build_obs(self.plogs, [(s.x, s.y, s.depth) for s in sources],
+                         self.cfg.reach_m, self.cfg.window_m, values, self.cfg.rel_error)
+
+
+def _merge_radius(cfg: BoreholeConfig, s: Source) -> float:
+    """How close another source must be to be part of ``s``: wider for bomb-sized moments."""
+    big = float(np.linalg.norm(s.moment)) >= cfg.long_body_moment
+    return cfg.merge_m + (cfg.long_body_extra_m if big else 0.0)
+
+
+def _outside_array(model: _Model, s: Source) -> float:
+    """How far (m) a source lies outside the convex hull of the logged holes (0 inside)."""
+    xy = np.array([[p.x, p.y] for p in model.plogs if len(p.depth)])
+    if len(xy) < 3:
+        return 0.0
+    try:
+        hull = ConvexHull(xy)
+    except QhullError:  # collinear holes: no area to be outside of
+        return 0.0
+    poly = xy[hull.vertices]
+    pt = np.array([[s.x, s.y]])
+    if inside(pt, poly)[0]:
+        return 0.0
+    return float(distance_to_edges(pt, poly)[0])
+
+
+def _is_part_of(cfg: BoreholeConfig, new: Source, old: Source) -> bool:
+    """Whether a new source is better read as the misfit of a known one.
+
+    Within the merge radius it is the same body; a much weaker source close
+    beside a strong one is its residual (a point dipole cannot follow a real
+    body's near field, and the procedure could not resolve the two anyway).
+    """
+    d = float(np.linalg.norm(new.pos - old.pos))
+    if d < _merge_radius(cfg, old):
+        return True
+    weak = np.linalg.norm(new.moment) < cfg.shadow_ratio * np.linalg.norm(old.moment)
+    return bool(weak and d < cfg.shadow_m)
+
+
+def _rebase(pl: ProcessedLog, r: np.ndarray) -> np.ndarray:
+    """Residual minus a robust straight line in depth (what is left of offset and drift)."""
+    out = r.copy()
+    r2 = out.reshape(len(pl.depth), -1)
+    for c in range(r2.shape[1]):
+        ok = np.isfinite(r2[:, c])
+        if np.count_nonzero(ok) > 3:
+            r2[ok, c] -= robust_polyfit(pl.depth[ok], r2[ok, c], 1)
+    return out
+
+
+def _detect_threshold_sigma(pl: ProcessedLog, cfg: DetectConfig) -> float:
+    bin_m = float(np.median(np.diff(pl.depth))) if len(pl.depth) > 1 else 0.05
+    w = max(1, round(cfg.smooth_m / max(bin_m, 1e-6)))
+    return pl.sigma / math.sqrt(w)
+
+
+def _seeds(pl: ProcessedLog, a: HoleAnomaly) -> list[tuple[float, float, float]]:
+    rho = a.distance_m if math.isfinite(a.distance_m) else 1.0
+    z = a.depth_fit if math.isfinite(a.depth_fit) else a.depth_peak - pl.separation / 2
+    if rho < 0.15:
+        return [(pl.x, pl.y, z)]
+    return [(pl.x + rho * math.cos(t), pl.y + rho * math.sin(t), z)
+            for t in np.radians(np.arange(0, 360, 30))]
+
+
+def _fit_new(model: _Model, pl: ProcessedLog, a: HoleAnomaly,
+             resid: dict[str, np.ndarray], misfit: dict[str, np.ndarray] | None = None
+             ) -> tuple[Source, float, Obs] | None:
+    """Fit one new source to the residual logs around anomaly ``a``; None if no data."""
+    cfg = model.cfg
+    seeds = _seeds(pl, a)
+    obs = build_obs(model.plogs, [(pl.x, pl.y, seeds[0][2])], cfg.reach_m + 1.0, cfg.window_m,
+                    resid, cfg.rel_error, misfit)
+    if obs.n < 8:
+        return None
+    costs = [chi2_at(obs, [s]) for s in seeds]
+    best: Any = None
+    for i in np.argsort(costs)[:3]:
+        r = fit(obs, [seeds[int(i)]])
+        if best is None or r.chi2 < best.chi2:
+            best = r
+    if best.chi2_null - best.chi2 > cfg.line_min_gain and best.reduced_chi2 > cfg.line_min_rchi2:
+        # Strong signal: try an elongated body (a bomb 1.5 m long is no point
+        # dipole at 1 m from a hole); keep it only if it fits clearly better.
+        p0 = best.params[0][:3]
+        for h in ((0.4, 0, 0), (0, 0.4, 0), (0, 0, 0.4), (0.3, 0.3, 0), (0.3, -0.3, 0)):
+            r = fit(obs, [np.concatenate([p0, h])])
+            length = 2.0 * float(np.linalg.norm(r.params[0][3:]))
+            if r.chi2 < best.chi2 - cfg.line_min_delta_chi2 and length <= cfg.max_body_length_m:
+                best = r
+    m = best.moments[0]
+    src = Source(0.0, 0.0, 0.0, m, best.sigmas[0], seed_hole=pl.hole,
+                 seed_distance_m=a.distance_m)
+    src.update(best.params[0])
+    return src, best.chi2_null - best.chi2, obs
+
+
+def _refit_group(model: _Model, group: list[Source]) -> None:
+    """Refit ``group`` together on the original logs minus every other source."""
+    if not group:
+        return
+    resid = model.residuals(exclude=group)
+    obs = model.obs_for(group, resid)
+    if obs.n < 8:
+        return
+    r = fit(obs, [s.params for s in group])
+    too_long = [i for i, p in enumerate(r.params)
+                if len(p) == 6 and 2.0 * np.linalg.norm(p[3:]) > model.cfg.max_body_length_m]
+    if too_long:
+        # No ordnance is longer: that line is bridging two objects. Refit as points.
+        r = fit(obs, [s.pos if i in too_long else s.params for i, s in enumerate(group)])
+    for s, p, m, sg in zip(group, r.params, r.moments, r.sigmas, strict=True):
+        s.update(p)
+        s.moment, s.sigmas = m, sg
+    q = 0.0 if r.chi2_null <= 0 else max(0.0, min(1.0, 1.0 - r.chi2 / r.chi2_null))
+    for s in group:
+        s.quality = q
+
+
+def _neighbours(model: _Model, src: Source, within: float) -> list[Source]:
+    """``src`` and the nearest known sources whose fields overlap its data."""
+    near = [s for s in model.sources
+            if s is not src and math.hypot(s.x - src.x, s.y - src.y) <= within
+            and abs(s.depth - src.depth) <= 2 * model.cfg.window_m]
+    near.sort(key=lambda s: float(np.linalg.norm(s.pos - src.pos)))
+    return [src, *near[: model.cfg.max_group]]
+
+
+def _delta_chi2(model: _Model, src: Source) -> float:
+    """Chi-square the data lose when ``src`` is removed (others held fixed)."""
+    others = [s for s in model.sources if s is not src]
+    resid, mis = {}, {}
+    for p in model.plogs:
+        mv = model.model_values(p, others)
+        resid[p.hole] = p.values - mv
+        mis[p.hole] = model.misfit(p, others)
+    obs = build_obs(model.plogs, [(src.x, src.y, src.depth)], model.cfg.reach_m,
+                    model.cfg.window_m, resid, model.cfg.rel_error, mis)
+    if obs.n == 0:
+        return 0.0
+    proj = _Projector(obs)
+    a = proj.project(predict(obs, [src.params], src.moment[None, :])[:, None])
+    c, *_ = np.linalg.lstsq(a, proj.y, rcond=None)
+    r1 = proj.y - a @ c
+    return float(proj.y @ proj.y - r1 @ r1)
+
+
+def _holes_seeing(model: _Model, src: Source) -> list[tuple[str, float]]:
+    """Holes where the source's predicted signal clears the detection threshold."""
+    out = []
+    for pl in model.plogs:
+        if len(pl.depth) == 0 or math.hypot(pl.x - src.x, pl.y - src.y) > 3 * model.cfg.reach_m:
+            continue
+        v = channel(pl, model.model_values(pl, [src]))
+        peak = float(np.nanmax(np.abs(v))) if np.any(np.isfinite(v)) else 0.0
+        thr = model.cfg.detect.k * _detect_threshold_sigma(pl, model.cfg.detect)
+        if peak >= thr:
+            out.append((pl.hole, peak / max(thr, 1e-12)))
+    return out
+
+
+def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUANG_TRI,
+                 config: BoreholeConfig | None = None, t_ns: int = 0) -> BoreholeResult:
+    """Locate targets in a layer's logs (raw `HoleLog`s are conditioned first).
+
+    ``field`` is recorded for provenance: the moments are fitted free (remanence
+    can point anywhere), so locating does not depend on it.
+    """
+    cfg = config or BoreholeConfig()
+    issues: list[str] = []
+    plogs = _prepare(logs, cfg, issues)
+    model = _Model(plogs, cfg)
+    # Per-hole anomalies on the conditioned logs, with their single-hole distance.
+    anomalies: list[HoleAnomaly] = []
+    for pl in plogs:
+        for a in detect(pl, config=cfg.detect):
+            anomalies.append(fit_distance(pl, a, config=cfg.detect))
+    masked: list[tuple[str, float, float]] = []
+    unexplained: list[HoleAnomaly] = []
+    for _ in range(cfg.max_sources * 3):
+        if len(model.sources) >= cfg.max_sources:
+            issues.append(f"stopped at {cfg.max_sources} sources")
+            break
+        resid = model.residuals()
+        misfit = {p.hole: model.misfit(p, model.sources) for p in plogs}
+        cands: list[tuple[ProcessedLog, HoleAnomaly, dict[str, np.ndarray]]] = []
+        for pl in plogs:
+            if len(pl.depth) == 0:
+                continue
+            r = resid[pl.hole]
+            rr = _rebase(pl, r)
+            for a in detect(pl, rr, cfg.detect, extra_sigma=channel(pl, misfit[pl.hole])):
+                if any(h == pl.hole and d0 - 0.1 <= a.depth_peak <= d1 + 0.1
+                       for h, d0, d1 in masked):
+                    continue
+                cands.append((pl, a, {**resid, pl.hole: rr}))
+        if not cands:
+            break
+        pl, a, rvals = max(cands, key=lambda c: c[1].snr)
+        fit_distance(pl, a, rvals[pl.hole], cfg.detect)
+        masked.append((pl.hole, a.depth_top, a.depth_bottom))
+        got = _fit_new(model, pl, a, rvals, misfit)
+        if got is None:
+            unexplained.append(a)
+            continue
+        src, gain, _ = got
+        log.debug("candidate %s@%.2f snr=%.0f rho=%.2f -> (%.2f, %.2f, %.2f) |m|=%.2f gain=%.0f",
+                  a.hole, a.depth_peak, a.snr, a.distance_m, src.x, src.y, src.depth,
+                  float(np.linalg.norm(src.moment)), gain)
+        if gain < cfg.min_delta_chi2:
+            unexplained.append(a)
+            continue
+        tops = [p.top for p in plogs if len(p.depth)]
+        bottoms = [p.bottom for p in plogs if len(p.depth)]
+        if not (min(tops) - cfg.depth_margin_m <= src.depth <= max(bottoms) + cfg.depth_margin_m):
+            log.debug("  rejected: outside the logged depths")
+            unexplained.append(a)
+            continue
+        near = [s for s in model.sources if _is_part_of(cfg, src, s)]
+        if near:
+            # The residual of a known body (an elongated body is not a point):
+            # refit that body rather than inventing a second one beside it.
+            _refit_group(model, _neighbours(model, near[0], cfg.group_m))
+            continue
+        model.sources.append(src)
+        masked.pop()  # explained: let its hole be searched again for overlaps
+        _refit_group(model, _neighbours(model, src, cfg.group_m))
+    # Every source must earn its place; near-coincident sources are one body.
+    changed = True
+    while changed and model.sources:
+        changed = False
+        for s in sorted(model.sources, key=lambda s: float(np.linalg.norm(s.moment))):
+            if _outside_array(model, s) > cfg.outside_margin_m:
+                issues.append(f"source at ({s.x:.2f}, {s.y:.2f}, {s.depth:.2f} m) lies outside "
+                              "the logged holes; not reported (log holes beyond to resolve it)")
+                model.sources.remove(s)
+                changed = True
+                break
+            shadowed = any(g is not s and np.linalg.norm(g.moment) > np.linalg.norm(s.moment)
+                           and _is_part_of(cfg, s, g) for g in model.sources)
+            if shadowed or _delta_chi2(model, s) < cfg.min_delta_chi2 \
+                    or not _holes_seeing(model, s):
+                issues.append(f"dropped a weak source at ({s.x:.2f}, {s.y:.2f}, {s.depth:.2f} m)"
+                              " that explained too little of the data")
+                model.sources.remove(s)
+                for g in model.sources:
+                    if np.linalg.norm(g.pos - s.pos) < cfg.group_m:
+                        _refit_group(model, _neighbours(model, g, cfg.group_m))
+                        break
+                changed = True
+                break
+        for i, s in enumerate(model.sources):
+            close = [g for g in model.sources[i + 1:]
+                     if np.linalg.norm(g.pos - s.pos) < max(_merge_radius(cfg, s),
+                                                            _merge_radius(cfg, g))]
+            if close:
+                g = close[0]
+                keep, drop = (s, g) if np.linalg.norm(s.moment) >= np.linalg.norm(g.moment) \
+                    else (g, s)
+                model.sources.remove(drop)
+                _refit_group(model, _neighbours(model, keep, cfg.group_m))
+                changed = True
+                break
+    result = BoreholeResult([], anomalies, plogs, issues)
+    _make_targets(model, result, unexplained, t_ns)
+    return result
+
+
+def _make_targets(model: _Model, result: BoreholeResult, unexplained: list[HoleAnomaly],
+                  t_ns: int) -> None:
+    cfg = model.cfg
+    tilt = math.tan(math.radians(cfg.tilt_max_deg))
+    tid = 0
+    for s in sorted(model.sources, key=lambda s: (s.depth, s.x, s.y)):
+        seeing = _holes_seeing(model, s)
+        holes = tuple(h for h, _ in sorted(seeing, key=lambda t: -t[1]))
+        logged_near = [p for p in model.plogs
+                       if math.hypot(p.x - s.x, p.y - s.y) <= cfg.reach_m and len(p.depth)]
+        flags: list[str] = []
+        details: dict[str, Any] = {}
+        floor_h = s.depth * tilt / 2.0
+        sx = math.hypot(float(s.sigmas[0]), floor_h)
+        sy = math.hypot(float(s.sigmas[1]), floor_h)
+        sd = math.hypot(float(s.sigmas[2]), cfg.depth_error_frac * s.depth + cfg.depth_error_m)
+        x, y = s.x, s.y
+        method = "dipole_fit_multi_hole"
+        if len(holes) <= 1:
+            flags.append("single_hole")
+        if len(logged_near) <= 1:
+            # One hole and no neighbours: distance, not direction.
+            pl = model.by_hole.get(s.seed_hole) or logged_near[0] if logged_near else None
+            if pl is not None:
+                rho = math.hypot(s.x - pl.x, s.y - pl.y)
+                x, y = pl.x, pl.y
+                sx = sy = max(rho, 0.1)
+                details["distance_m"] = rho
+                flags.append("no_neighbours")
+                method = "single_hole_distance"
+        if any(f in p.flags for p in logged_near for f in ("gap", "depth_reversal", "too_fast")):
+            flags.append("log_issue")
+        amp = max((v for _, v in seeing), default=0.0)
+        tid += 1
+        thr_amp = 0.0
+        if holes:
+            pl0 = model.by_hole[holes[0]]
+            thr_amp = float(np.nanmax(np.abs(channel(pl0, model.model_values(pl0, [s])))))
+        result.targets.append(Target(
+            stream_id=cfg.stream_id, target_id=tid, x=float(x), y=float(y),
+            depth=float(s.depth), moment=tuple(float(v) for v in s.moment),  # type: ignore[arg-type]
+            quality=float(s.quality), sigma_x=sx, sigma_y=sy, sigma_depth=sd,
+            amplitude_nT=thr_amp, holes=holes, flags=tuple(flags), method=method, t_ns=t_ns))
+        details["snr_over_threshold"] = amp
+        if np.any(s.half_axis):
+            details["length_m"] = 2.0 * float(np.linalg.norm(s.half_axis))
+        result.details[tid] = details
+    for a in unexplained:
+        pl = model.by_hole[a.hole]
+        near_model = model.model_values(pl, model.sources)
+        ch = channel(pl, near_model)
+        j = int(np.argmin(np.abs(pl.depth - a.depth_peak))) if len(pl.depth) else 0
+        lo = max(0, j - 10)
+        explained = float(np.nanmax(np.abs(ch[lo:j + 10]))) if len(ch) else 0.0
+        if explained >= 0.3 * abs(a.amplitude_nT):
+            result.issues.append(f"hole {a.hole}: residual at {a.depth_peak:.2f} m left by a "
+                                 "located target (model misfit), not a new target")
+            continue
+        bad_fit = not (a.fit_ok and a.distance_m < cfg.detect.max_distance_m - 0.05
+                       and pl.top - cfg.depth_margin_m <= a.depth <= pl.bottom
+                       + cfg.depth_margin_m)
+        if bad_fit or (min(a.depth_peak - pl.top, pl.bottom - a.depth_peak) < cfg.end_margin_m
+                       and a.snr < 4 * cfg.detect.k):
+            result.issues.append(f"hole {a.hole}: anomaly at {a.depth_peak:.2f} m (snr "
+                                 f"{a.snr:.0f}) could not be located, not even from its own "
+                                 "hole; check the log there (log end, drift, noise)")
+            result.unlocated.append(a)
+            continue
+        tid += 1
+        rho = a.distance_m if math.isfinite(a.distance_m) else math.nan
+        result.targets.append(Target(
+            stream_id=cfg.stream_id, target_id=tid, x=pl.x, y=pl.y, depth=a.depth,
+            moment=(math.nan, math.nan, math.nan), quality=0.0, sigma_x=rho, sigma_y=rho,
+            sigma_depth=a.sigma_depth_m, amplitude_nT=abs(a.amplitude_nT), holes=(a.hole,),
+            flags=("single_hole", "no_converge"), method="single_hole_distance", t_ns=t_ns))
+        result.details[tid] = {"distance_m": rho}
+        result.issues.append(f"hole {a.hole}: anomaly at {a.depth_peak:.2f} m could not be "
+                             f"located jointly; reported at the hole, {rho:.2f} m away")
