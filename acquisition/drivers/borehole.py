@@ -289,6 +289,9 @@ class BoreholeDriver(LineDriver):
                 "sensor_separation_m": float(self.options.get("sensor_separation_m", 0.5)),
                 "depth_reference": "lower sensor, metres below collar, positive down",
                 "hole": str(self.options.get("hole", "")),
+                # Collar on the local grid (x east, y north, m), from the hole plan.
+                **{k: float(self.options[k]) for k in ("collar_x", "collar_y")
+                   if k in self.options},
             },
             position_dims=0,
             driver=self.name,
