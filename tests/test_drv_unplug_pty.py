@@ -26,7 +26,7 @@ from acquisition.drivers.transport import PortError
 from acquisition.types import BlockFlags
 from simulator.emulators.base import FaultPlan, LineEmulator
 from simulator.emulators.devices import DEVICES, script_for
-from simulator.scenario import parse_scenario
+from simulator.scenario import parse_scenario, resolve_scenario_path
 from simulator.survey import simulate_survey
 
 PROTOCOLS = sorted(DEVICES)
@@ -35,20 +35,7 @@ COUNTED = {"gradline", "borehole"}
 #: Host-clock gap estimate: allowed error in samples.
 HOST_CLOCK_TOL = 1
 
-TINY = """
-name = "tiny"
-seed = 5
-[area]
-width = 2.0
-length = 4.0
-[survey]
-position_error_m = 0.02
-[[targets]]
-kind = "mortar"
-x = 1.0
-y = 2.0
-depth = 0.4
-"""
+TINY = resolve_scenario_path("tiny").read_text()  # simulator/scenarios/tiny.toml
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,10 @@ from acquisition.drivers.framing import LineFramer
 from acquisition.drivers.gradline import parse_lines
 from simulator.cli import main as sim_main
 from simulator.cli import register_simulate
-from simulator.scenario import parse_scenario
+from simulator.scenario import parse_scenario, resolve_scenario_path
 from simulator.survey import read_truth_csv, simulate_survey
 
-TINY = """
-name = "tiny"
-seed = 5
-[area]
-width = 2.0
-length = 4.0
-[[targets]]
-kind = "mortar"
-x = 1.0
-y = 2.0
-depth = 0.4
-"""
+TINY = resolve_scenario_path("tiny").read_text()  # simulator/scenarios/tiny.toml
 
 
 def test_register_sets_the_handler():

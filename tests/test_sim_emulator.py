@@ -23,23 +23,10 @@ from simulator.emulators.gradline import (
     encode_line,
 )
 from simulator.pty import PtyPair
-from simulator.scenario import load_scenario, parse_scenario
+from simulator.scenario import load_scenario, parse_scenario, resolve_scenario_path
 from simulator.survey import simulate_survey
 
-TINY = """
-name = "tiny"
-seed = 5
-[area]
-width = 2.0
-length = 4.0
-[survey]
-position_error_m = 0.02
-[[targets]]
-kind = "mortar"
-x = 1.0
-y = 2.0
-depth = 0.4
-"""
+TINY = resolve_scenario_path("tiny").read_text()  # simulator/scenarios/tiny.toml
 
 
 @pytest.fixture(scope="module")

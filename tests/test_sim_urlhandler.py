@@ -16,23 +16,12 @@ from acquisition.drivers.framing import LineFramer
 from acquisition.drivers.gradline import parse_lines
 from acquisition.drivers.transport import PortError, open_port, read_available
 from simulator.emulators.devices import DEVICES
-from simulator.scenario import load_scenario
+from simulator.scenario import load_scenario, resolve_scenario_path
 from simulator.survey import simulate_survey
 from simulator.urlhandlers import protocol_sim
 from simulator.urlhandlers.protocol_sim import parse_sim_url, reset_devices
 
-TINY = """
-name = "tiny"
-seed = 5
-[area]
-width = 2.0
-length = 4.0
-[[targets]]
-kind = "mortar"
-x = 1.0
-y = 2.0
-depth = 0.4
-"""
+TINY = resolve_scenario_path("tiny").read_text()  # simulator/scenarios/tiny.toml
 
 
 def drain(port, limit: int = 100_000) -> tuple[list[bytes], bytes]:
