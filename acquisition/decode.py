@@ -203,16 +203,3 @@ def run_decode(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.write(summary.text())
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m acquisition.decode``), same as ``uxo decode``."""
-    parser = argparse.ArgumentParser(prog="uxo")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_decode(sub)
-    args = parser.parse_args(["decode", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

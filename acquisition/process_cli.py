@@ -147,16 +147,3 @@ def run_process(args: argparse.Namespace) -> int:
           + (f" and {args.geojson}" if args.geojson else "")
           + (f" ({flagged} flagged: check quality/flags)" if flagged else ""))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m acquisition.process_cli``) for tests and scripts."""
-    ap = argparse.ArgumentParser(prog="uxo")
-    sub = ap.add_subparsers(dest="command", required=True)
-    register_process(sub)
-    args = ap.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

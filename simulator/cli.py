@@ -118,16 +118,3 @@ def run_simulate(args: argparse.Namespace) -> int:
             return 1
         print(f"sent: {json.dumps(emu.log.to_dict())}", flush=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m simulator.cli``) for when the uxo CLI is absent."""
-    parser = argparse.ArgumentParser(prog="uxo")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_simulate(sub)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

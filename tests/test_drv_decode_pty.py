@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from acquisition.decode import decode_bytes, main, parse_option, resolve_driver
+from acquisition.cli import main as uxo_main
+from acquisition.decode import decode_bytes, parse_option, resolve_driver
 from acquisition.drivers import registry
 from acquisition.drivers.borehole import BoreholeDriver
 from acquisition.drivers.fga import FGADriver
@@ -91,21 +92,22 @@ def test_decode_every_driver_on_emulated_capture():
 def test_decode_cli_writes_csv_and_summary(tmp_path, capsys):
     cap = tmp_path / "cap.bin"
     cap.write_bytes(g882_capture(5) + b"junk\r\n" + b"x" * 600 + b"\r\n")
-    assert main(["--driver", "g882", str(cap)]) == 0
+    assert uxo_main(["decode", "--driver", "g882", str(cap)]) == 0
     out, err = capsys.readouterr()
     table = list(csv.reader(io.StringIO(out)))
     assert table[0] == ["index", "t_s", "tf", "signal"]
     assert [float(v) for v in table[3][2:]] == [45002.0, 1002.0] and len(table) == 6
     assert "frames ok: 5" in err and "frames rejected: 2" in err
     assert "no_prefix: 1" in err and "overlong: 1" in err
-    assert main(["--driver", "nonesuch", str(cap)]) == 2
-    assert main(["--driver", "lineproto", str(cap)]) == 2  # no columns configured
+    assert uxo_main(["decode", "--driver", "nonesuch", str(cap)]) == 2
+    assert uxo_main(["decode", "--driver", "lineproto", str(cap)]) == 2  # no columns configured
     assert parse_option("columns=['a:nT']") == ("columns", ["a:nT"])
     assert parse_option("separator=;") == ("separator", ";")
 
 
 def test_decode_stdin_subprocess():
-    proc = subprocess.run([sys.executable, "-m", "acquisition.decode", "--driver", "nmea", "-"],
+    proc = subprocess.run([sys.executable, "-m", "acquisition.cli", "decode",
+                           "--driver", "nmea", "-"],
                           input=em.nmea_gga(10, 16.75, 107.1, fix=4), capture_output=True,
                           check=True, timeout=60)
     lines = proc.stdout.decode().splitlines()

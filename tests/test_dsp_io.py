@@ -11,8 +11,8 @@ from dsp_synth import induced, survey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from acquisition.cli import main as process_main
 from acquisition.events import Target
-from acquisition.process_cli import main as process_main
 from acquisition.survey_csv import (
     SurveyCSVError,
     format_survey_csv,

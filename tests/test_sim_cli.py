@@ -10,9 +10,9 @@ import time
 
 import serial
 
+from acquisition.cli import main as sim_main
 from acquisition.drivers.framing import LineFramer
 from acquisition.drivers.gradline import parse_lines
-from simulator.cli import main as sim_main
 from simulator.cli import register_simulate
 from simulator.scenario import parse_scenario, resolve_scenario_path
 from simulator.survey import read_truth_csv, simulate_survey
@@ -61,7 +61,7 @@ def test_pty_stream_is_read_by_pyserial(tmp_path):
     scen.write_text(TINY)
     survey = simulate_survey(parse_scenario(TINY))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "simulate", "--scenario", str(scen), "--pty",
+        [sys.executable, "-m", "acquisition.cli", "simulate", "--scenario", str(scen), "--pty",
          "--speed", "0", "--wait-start", "--faults", "checksum", "--fault-rate", "0.1"],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -103,7 +103,7 @@ def test_pty_stream_in_another_protocol(tmp_path):
     scen.write_text(TINY)
     survey = simulate_survey(parse_scenario(TINY))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "simulate", "--scenario", str(scen), "--pty",
+        [sys.executable, "-m", "acquisition.cli", "simulate", "--scenario", str(scen), "--pty",
          "--protocol", "nmea", "--speed", "0", "--wait-start", "--linger", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
