@@ -100,10 +100,10 @@ def test_borehole_accuracy() -> None:
     assert s["duplicates"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known: about 1 ghost per 20 targets, weak sources fitted "
-                   "to residual misfit near the edge of the hole array (seed 1001)")
+@pytest.mark.xfail(strict=True, reason="known: seed 1010 reports a weak anomaly at the top end "
+                   "of one log (no_converge, at its hole) where no body is")
 def test_borehole_no_ghosts() -> None:
-    assert run(4)["ghosts"] == 0
+    assert run(1, first_seed=1010)["ghosts"] == 0
 
 
 def main() -> None:
