@@ -166,13 +166,20 @@ def register_inspect(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_inspect)
 
 
+def _open_or_report(open_recording: Any, path: str) -> Any:
+    """Open a recording, or say on stderr why not and return None."""
+    try:
+        return open_recording(path)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return None
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from recorder.reader import open_recording
 
-    try:
-        rec = open_recording(args.file)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+    rec = _open_or_report(open_recording, args.file)
+    if rec is None:
         return 2
     with rec:
         if not args.follow:
@@ -259,10 +266,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from recorder.export import ExportError, write_survey_csv
     from recorder.reader import open_recording
 
-    try:
-        rec = open_recording(args.file)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+    rec = _open_or_report(open_recording, args.file)
+    if rec is None:
         return 2
     with rec:
         try:
