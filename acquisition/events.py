@@ -87,6 +87,12 @@ class Target:
     t_ns: int = 0
     #: Revision counter: a target may be re-estimated as more data arrive.
     revision: int = 0
+    #: Elongated body fitted as a line source (method ``line_fit``): its length,
+    #: axis azimuth (0-180° clockwise from north) and plunge (degrees down
+    #: toward the azimuth); NaN for a point source.
+    length_m: float = float("nan")
+    azimuth_deg: float = float("nan")
+    plunge_deg: float = float("nan")
 
     @property
     def moment_abs(self) -> float:

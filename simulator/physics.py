@@ -16,9 +16,11 @@ source x point products are evaluated in chunks so memory stays bounded
 (thousands of soil dipoles against tens of thousands of samples).
 
 An elongated body (bomb, projectile) is modelled as a line of K dipoles along
-its axis sharing the total moment: close to the body this differs from a
-point dipole, which is what the DSP fits, so the simulated world is harder
-than the model used to invert it. Far away it converges to the point dipole.
+its axis sharing the total moment, in the surveys by the steel of a munition
+case (`shell_weights`: tail cone, body, heavy nose): close to the body this
+differs from a point dipole and from a uniform line, the two models the DSP
+fits, so the simulated world is harder than the model used to invert it. Far
+away it converges to the point dipole.
 """
 
 from __future__ import annotations
@@ -170,17 +172,47 @@ def induced_moment(magnitude_Am2: float, field: EarthField, *,
     return magnitude_Am2 * f
 
 
+#: Body profiles for `line_of_dipoles`.
+PROFILES = ("uniform", "shell")
+
+
+def shell_weights(k: int) -> np.ndarray:
+    """Share of the moment per point along a munition body, tail (0) to nose (k-1).
+
+    A bomb or shell is a steel case: a tail cone (the case's radius rising from
+    half to full over the first 20 %), a cylindrical body, and an ogive nose
+    over the last 25 % whose last 15 % is thick steel (nose plug, fuze well).
+    The moment per unit length follows the steel in the cross-section: about
+    the radius for the thin case, 1.6x that in the nose. Normalised to 1.
+    The processing fits a *uniform* line, so this keeps the simulated world a
+    step harder than its model: the moment's centre lies 2-3 % of the length
+    toward the nose, and the ends do not look alike.
+    """
+    u = (np.arange(k) + 0.5) / k
+    r = np.where(u < 0.2, 0.5 + 2.5 * u, 1.0)
+    nose = u > 0.75
+    r = np.where(nose, np.sqrt(np.clip(1.0 - ((u - 0.75) / 0.25) ** 2, 0.0, None)), r)
+    w = r * np.where(u > 0.85, 1.6, 1.0)
+    return w / w.sum()
+
+
 def line_of_dipoles(center: np.ndarray, moment: np.ndarray, length_m: float,
                     azimuth_deg: float = 0.0, plunge_deg: float = 0.0,
-                    k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """K dipoles evenly spread along a body axis, sharing ``moment`` (3,).
+                    k: int | None = None,
+                    profile: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
+    """K dipoles along a body axis, sharing ``moment`` (3,).
 
-    ``center`` is (3,) ENU (z = -depth). With ``length_m`` <= 0 it is one dipole.
-    ``k`` defaults to one dipole per 10 cm of length (at least 3).
+    ``center`` is (3,) ENU (z = -depth), the body's geometric centre. With
+    ``length_m`` <= 0 it is one dipole. ``k`` defaults to one dipole per 10 cm
+    of length (at least 3). ``profile``: "uniform" (equal shares) or "shell"
+    (`shell_weights`; the nose is the end toward the azimuth and plunge, so a
+    body that went in nose first has its nose deeper).
     Returns (positions (K, 3), moments (K, 3)).
     """
     c = np.asarray(center, float).reshape(3)
     m = np.asarray(moment, float).reshape(3)
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     if length_m <= 0:
         return c.reshape(1, 3), m.reshape(1, 3)
     if k is None:
@@ -189,7 +221,8 @@ def line_of_dipoles(center: np.ndarray, moment: np.ndarray, length_m: float,
         raise ValueError("k must be >= 1")
     s = length_m * ((np.arange(k) + 0.5) / k - 0.5)
     pos = c + s[:, None] * axis_vector(azimuth_deg, plunge_deg)
-    mom = np.repeat((m / k)[None, :], k, axis=0)
+    w = np.full(k, 1.0 / k) if profile == "uniform" else shell_weights(k)
+    mom = w[:, None] * m[None, :]
     return pos, mom
 
 

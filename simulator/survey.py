@@ -168,10 +168,15 @@ def target_moment(t: TargetSpec, scenario: Scenario) -> np.ndarray:
     return m
 
 
+#: How the moment is spread along an elongated body (`physics.shell_weights`).
+BODY_PROFILE = "shell"
+
+
 def target_sources(t: TargetSpec, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     """Dipole positions (K, 3) and moments (K, 3) standing for one target."""
     return physics.line_of_dipoles(np.array([t.x, t.y, -t.depth]), target_moment(t, scenario),
-                                   t.length_m, t.azimuth_deg, t.plunge_deg)
+                                   t.length_m, t.azimuth_deg, t.plunge_deg,
+                                   profile=BODY_PROFILE)
 
 
 def _signal(sc: Scenario, path: WalkPath, pos: np.ndarray, mom: np.ndarray) -> np.ndarray:

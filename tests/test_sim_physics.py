@@ -114,6 +114,24 @@ def test_line_of_dipoles_shares_moment_and_centre():
     assert p1.shape == (1, 3) and m1.shape == (1, 3)
 
 
+def test_shell_profile_puts_more_steel_toward_the_nose():
+    m = np.array([0.0, 5.0, -2.0])
+    pos, mom = physics.line_of_dipoles(np.array([1.0, 2.0, -3.0]), m, 1.8, azimuth_deg=90,
+                                       plunge_deg=30, profile="shell")
+    assert pos.shape == mom.shape == (18, 3)
+    np.testing.assert_allclose(mom.sum(axis=0), m, atol=1e-12)
+    # Positions stay centred on the geometric centre; the moment's centre moves
+    # 2-3 % of the length toward the nose (east and down for azimuth 90, plunge 30).
+    np.testing.assert_allclose(pos.mean(axis=0), [1, 2, -3], atol=1e-12)
+    w = mom[:, 1] / m[1]
+    centroid = (w[:, None] * pos).sum(axis=0)
+    along = float(np.dot(centroid - [1, 2, -3], physics.axis_vector(90, 30)))
+    assert 0.02 * 1.8 < along < 0.035 * 1.8
+    assert w[-3] > w[0] and w.min() > 0
+    with pytest.raises(ValueError):
+        physics.line_of_dipoles(np.zeros(3), m, 1.0, profile="cigar")
+
+
 def test_elongated_body_converges_to_point_dipole_far_away():
     centre = np.array([0.0, 0.0, -2.0])
     m = physics.induced_moment(20.0, QUANG_TRI)

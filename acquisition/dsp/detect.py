@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acquisition.dsp.levelling import diff_noise
+from acquisition.dsp.levelling import diff_noise, diff_noise_rows, fast_median
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +90,31 @@ class LiveHit:
 
 
 class LiveDetector:
-    """Causal per-lane detector with a level refreshed at fixed lane sample counts."""
+    """Causal per-lane detector with a level refreshed at fixed lane sample counts.
+
+    Samples must be finite (`LanePipeline` drops the others before feeding).
+    """
 
     UPDATE_AT = (20, 40, 80, 160)
     UPDATE_EVERY = 160
     LEVEL_WINDOW = 600
 
     def __init__(self, k: float = 5.0, max_delay: int = 5, end_gap: int = 5,
-                 min_thr: float = 0.0) -> None:
+                 min_thr: float = 0.0, quiet_path: bool = True) -> None:
         self.k = float(k)
         self.max_delay = max(0, int(max_delay))
         self.end_gap = max(1, int(end_gap))
         self.min_thr = float(min_thr)
+        #: Take whole blocks at once while nothing crosses the threshold (same
+        #: results; False = the sample-run reference path, for tests).
+        self.quiet_path = bool(quiet_path)
         #: Noise sigma from outside (finished lanes or soil calibration); None = own estimate.
         self.noise: float | None = None
         self._vals = np.empty(0)
         self._flag = np.empty(0, dtype=bool)
         self._ypos = np.empty(0)
         self._n = 0
+        self._last_flag = -1  # lane index of the last flagged sample (-1: none yet)
         self.level: float | None = None
         self._own_noise = 0.0
         self._reset_run()
@@ -122,15 +129,21 @@ class LiveDetector:
 
     def start_lane(self, prior_level: float | None) -> None:
         self._n = 0
+        self._last_flag = -1
         self.level = prior_level
         self._reset_run()
 
-    def _next_update(self) -> int:
-        for u in self.UPDATE_AT:
-            if u > self._n:
+    @classmethod
+    def _update_after(cls, n: int) -> int:
+        """The first level-update count above ``n`` samples."""
+        for u in cls.UPDATE_AT:
+            if u > n:
                 return u
-        last = self.UPDATE_AT[-1]
-        return last + ((self._n - last) // self.UPDATE_EVERY + 1) * self.UPDATE_EVERY
+        last = cls.UPDATE_AT[-1]
+        return last + ((n - last) // cls.UPDATE_EVERY + 1) * cls.UPDATE_EVERY
+
+    def _next_update(self) -> int:
+        return self._update_after(self._n)
 
     def _grow(self, need: int) -> None:
         if need <= self._vals.size:
@@ -142,17 +155,25 @@ class LiveDetector:
             new[:self._n] = old[:self._n]
             setattr(self, name, new)
 
+    def _window_level(self, end: int, level: float | None, masked: bool) -> float | None:
+        """Level after an update at lane count ``end`` (masked median of the window)."""
+        lo = max(0, end - self.LEVEL_WINDOW)
+        v = self._vals[lo:end]
+        if masked:
+            keep = v[~self._flag[lo:end]]
+            if keep.size >= 10:
+                return fast_median(keep, overwrite=True)  # == np.median, finite samples
+        elif v.size >= 10:
+            return fast_median(v)
+        if level is None:
+            return fast_median(v)
+        return level
+
     def _update_level(self) -> None:
-        lo = max(0, self._n - self.LEVEL_WINDOW)
-        v = self._vals[lo:self._n]
-        f = self._flag[lo:self._n]
-        keep = v[~f]
-        if keep.size >= 10:
-            self.level = float(np.median(keep))
-        elif self.level is None:
-            self.level = float(np.median(v))
+        self.level = self._window_level(self._n, self.level, True)
         if self.noise is None:  # only needed until the first lane is finished
-            self._own_noise = diff_noise(v)
+            lo = max(0, self._n - self.LEVEL_WINDOW)
+            self._own_noise = diff_noise(self._vals[lo:self._n])
 
     def threshold(self) -> float:
         sigma = self.noise if self.noise is not None else self._own_noise
@@ -160,10 +181,13 @@ class LiveDetector:
 
     def feed(self, v: np.ndarray, y: np.ndarray) -> list[LiveHit]:
         """Push the next samples of the current lane; return events raised by them."""
+        v = np.asarray(v, dtype=np.float64)
         m = len(v)
         self._grow(self._n + m)
         hits: list[LiveHit] = []
         i = 0
+        if self.quiet_path and m and not self._in_run:
+            i = self._feed_quiet(v, y)
         while i < m:
             upd = self._next_update()
             stop = min(m, i + (upd - self._n))
@@ -172,6 +196,82 @@ class LiveDetector:
             if self._n == upd:
                 self._update_level()
         return hits
+
+    def _feed_quiet(self, v: np.ndarray, y: np.ndarray) -> int:
+        """Take the block's leading stretch that stays under the threshold, at once.
+
+        The sample-run path alternates "flag samples against the level" and
+        "refresh the level from unflagged samples" at every update count, a
+        dozen numpy calls per step. Here every level of the block is computed
+        first on the guess that no new sample is flagged (one batched partition
+        when the windows are full), then the guess is checked per stretch
+        between updates with its max and min. Stretches up to the first one
+        that has a sample over the threshold are committed; that one and the
+        rest go the sample-run way. Returns the number of samples committed.
+        """
+        base = self._n
+        m = len(v)
+        end = base + m
+        self._vals[base:end] = v
+        self._ypos[base:end] = y
+        self._flag[base:end] = False
+        u = self._update_after(base)
+        ups = []
+        while u <= end and u <= self.UPDATE_AT[-1]:
+            ups.append(u)
+            u = self._update_after(u)
+        if u <= end:  # past the fixed counts: every UPDATE_EVERY samples
+            ups += range(u, end + 1, self.UPDATE_EVERY)
+        levels: list[float | None] = [self.level]
+        own = self.noise is None  # own noise, refreshed with the level (first lane only)
+        noises = [self._own_noise]
+        if ups:
+            w = self.LEVEL_WINDOW
+            lo0 = max(0, ups[0] - w)
+            masked = self._last_flag >= lo0
+            if not masked and ups[0] >= w and len(ups) > 1 and ups[0] >= self.UPDATE_AT[-1]:
+                # Full windows, evenly spaced: one strided view, one partition.
+                k = w // 2
+                win = np.ndarray((len(ups), w), dtype=np.float64, buffer=self._vals,
+                                 offset=(ups[0] - w) * self._vals.itemsize,
+                                 strides=(self.UPDATE_EVERY * self._vals.itemsize,
+                                          self._vals.itemsize))
+                # One pivot (SIMD select); the lower middle is the max below it.
+                p = np.partition(win, k, axis=1)
+                if w % 2:
+                    levels += p[:, k].tolist()
+                else:
+                    levels += (0.5 * (p[:, :k].max(axis=1) + p[:, k])).tolist()
+                if own:
+                    noises += diff_noise_rows(win).tolist()
+            else:
+                lev = self.level
+                for u in ups:
+                    lev = self._window_level(u, lev, masked)
+                    levels.append(lev)
+                    if own:
+                        noises.append(diff_noise(self._vals[max(0, u - w):u]))
+        bounds = [0] + [u - base for u in ups if u < end]
+        starts = np.asarray(bounds)
+        hi = np.maximum.reduceat(v, starts).tolist()
+        lo = np.minimum.reduceat(v, starts).tolist()
+        thr = self.threshold()
+        for j, lev in enumerate(levels[:len(bounds)]):
+            if own:
+                thr = max(self.k * noises[j], self.min_thr)
+            # |v - L| > thr for some v <=> max(v) - L > thr or L - min(v) > thr
+            # (rounding is monotone, so this is exact in floating point).
+            if lev is not None and thr > 0 and (hi[j] - lev > thr or lev - lo[j] > thr):
+                self._n = base + bounds[j]
+                self.level = levels[j]
+                if own:
+                    self._own_noise = noises[j]
+                return bounds[j]
+        self._n = end
+        self.level = levels[-1]
+        if own:
+            self._own_noise = noises[-1]
+        return m
 
     def _chunk(self, v: np.ndarray, y: np.ndarray, hits: list[LiveHit]) -> None:
         base = self._n
@@ -189,6 +289,8 @@ class LiveDetector:
         if not self._in_run and not above.any():
             return
         nxt = np.flatnonzero(above)
+        if nxt.size:
+            self._last_flag = base + int(nxt[-1])
         j = 0 if self._in_run else int(nxt[0])
         # Plain Python lists: per-sample access is several times faster than
         # indexing numpy arrays, and only samples near a signal get here.

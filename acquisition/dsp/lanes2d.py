@@ -8,8 +8,9 @@ masked-median levelling (iterated, per-lane stop rules kept), then segments
 per lane. Results equal the per-lane functions exactly (tests check it), so
 batch processing may use either.
 
-Masked medians come from one sort per iteration: masked samples are set to
-+inf, so a lane's median is the middle of its first ``kept`` sorted values.
+Plain row medians come from one single-pivot partition per row; masked
+medians from one sort per iteration: masked samples are set to +inf, so a
+lane's median is the middle of its first ``kept`` sorted values.
 """
 
 from __future__ import annotations
@@ -17,19 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from acquisition.dsp.detect import Segment
-from acquisition.dsp.levelling import MAD_TO_SIGMA
+from acquisition.dsp.levelling import MAD_TO_SIGMA, row_median
 
 
 def _row_median(a: np.ndarray) -> np.ndarray:
     """Median of each row (exact, as `fast_median`)."""
-    # A full row sort is several times faster than np.partition along an axis
-    # at lane sizes (numpy's partition loops per row in Python-visible steps).
-    n = a.shape[1]
-    k = n // 2
-    p = np.sort(a, axis=1)
-    if n % 2:
-        return p[:, k]
-    return 0.5 * (p[:, k - 1] + p[:, k])
+    # One pivot per row (numpy's SIMD select, ~30 % faster than a row sort;
+    # a pair of pivots, as np.median asks, takes a scalar path 4x slower).
+    return row_median(a)
 
 
 def diff_noise_2d(v: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ chunking gives the same events as processing whole.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field, replace
 
@@ -29,7 +30,15 @@ from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.fit import FitResult, euler_sources, fit_sources
-from acquisition.dsp.levelling import despike, diff_noise, level_lane, mad_sigma
+from acquisition.dsp.levelling import (
+    despike,
+    diff_noise,
+    fast_median,
+    level_lane,
+    mad_sigma,
+    masked_level,
+    percentile_sorted,
+)
 from acquisition.dsp.segment import LaneSegmenter
 from acquisition.events import Anomaly, Target
 from acquisition.geomag import EarthField
@@ -80,6 +89,8 @@ class LaneConfig:
     robust_ratio: float = 1.5
     #: Samples farther than this across from a lane's median x are turn samples (ignored).
     turn_tol_m: float = 0.3
+    #: Refit strong sources as line sources (elongated bodies) where that pays.
+    line_sources: bool = True
 
 
 def config_from_calibration(cal: SoilCalibration, **overrides: object) -> LaneConfig:
@@ -122,22 +133,27 @@ class _Buf:
 
     NAMES = ("x", "y", "v", "t", "g")
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 256) -> None:
         self.n = 0
-        self.cols = {k: np.empty(256, dtype=np.int64 if k in "tg" else np.float64)
+        size = max(int(capacity), 256)
+        self.cols = {k: np.empty(size, dtype=np.int64 if k in "tg" else np.float64)
                      for k in self.NAMES}
 
-    def append(self, **kw: np.ndarray) -> None:
-        m = len(kw["x"])
-        if self.n + m > self.cols["x"].size:
-            size = max(self.n + m, 2 * self.cols["x"].size)
-            for k, a in self.cols.items():
+    def append(self, x: np.ndarray, y: np.ndarray, v: np.ndarray, t: np.ndarray,
+               g: np.ndarray) -> None:
+        n, m, cols = self.n, len(x), self.cols
+        if n + m > cols["x"].size:
+            size = max(n + m, 2 * cols["x"].size)
+            for k, a in cols.items():
                 b = np.empty(size, dtype=a.dtype)
-                b[:self.n] = a[:self.n]
-                self.cols[k] = b
-        for k in self.NAMES:
-            self.cols[k][self.n:self.n + m] = kw[k]
-        self.n += m
+                b[:n] = a[:n]
+                cols[k] = b
+        cols["x"][n:n + m] = x
+        cols["y"][n:n + m] = y
+        cols["v"][n:n + m] = v
+        cols["t"][n:n + m] = t
+        cols["g"][n:n + m] = g
+        self.n = n + m
 
     def get(self, k: str) -> np.ndarray:
         return self.cols[k][:self.n]
@@ -151,25 +167,74 @@ class PipelineStats:
     lanes: int = 0
     spikes: int = 0
     area_m2: float = 0.0
+    #: Signals fully explained by targets already fitted beside them (tails of
+    #: a neighbour's anomaly detected on their own lanes): no new target.
+    explained_signals: int = 0
+
+
+def _side_steps(x: np.ndarray, y: np.ndarray) -> int:
+    """How many steps at the start of (x, y) are mostly sideways (|dx| > |dy|)."""
+    n = x.size - 1
+    if n < 1 or abs(x[1] - x[0]) <= abs(y[1] - y[0]):
+        return 0  # the usual case, without array calls
+    k, c = 0, 16
+    while k < n:  # look at a few steps first: most lanes start along the line
+        hi = min(n, k + c)
+        dx, dy = x[k + 1:hi + 1] - x[k:hi], y[k + 1:hi + 1] - y[k:hi]
+        along = np.flatnonzero(np.abs(dx) <= np.abs(dy))
+        if along.size:
+            return k + int(along[0])
+        k, c = hi, 4 * c
+    return n
 
 
 def _end_turns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Leading/trailing samples reached by a mostly sideways step (the turn)."""
-    side = np.abs(np.diff(x)) > np.abs(np.diff(y))
+    """Leading/trailing samples reached by a mostly sideways step (the turn).
+
+    The sample before a sideways step is still in the turn, so ``k`` sideways
+    steps at an end mark ``k + 1`` samples.
+    """
     out = np.zeros(x.size, dtype=bool)
-    k = 0
-    while k < side.size and side[k]:
-        out[k] = True  # the sample before a sideways step is still in the turn
-        k += 1
-    if k:
-        out[k] = True
-    k = side.size - 1
-    while k >= 0 and side[k]:
-        out[k + 1] = True
-        k -= 1
-    if k < side.size - 1:
-        out[k + 1] = True
+    lead = _side_steps(x, y)
+    if lead:
+        out[:lead + 1] = True
+    trail = _side_steps(x[::-1], y[::-1])
+    if trail:
+        out[x.size - 1 - trail:] = True
     return out
+
+
+def _walk_step(x: np.ndarray, y: np.ndarray, scales: tuple[float, ...]) -> float:
+    """Median distance between consecutive samples (m), as the lane code uses it.
+
+    Equal to ``median(hypot(dx, dy))`` wherever that matters: the step only
+    enters as ``step > 1e-3`` and ``round(c / step)`` for each ``c`` in
+    ``scales``. ``sqrt(dx² + dy²)`` (vectorised, unlike hypot) is within a few
+    ulp of it, so it decides the same unless a decision is within 1e-9 of its
+    boundary; then the exact value is computed.
+    """
+    dx = x[1:] - x[:-1]
+    dy = y[1:] - y[:-1]
+    s2 = np.multiply(dx, dx, out=dx)
+    s2 += np.multiply(dy, dy, out=dy)
+    k = s2.size // 2
+    s2.partition(k)
+    hi = math.sqrt(float(s2[k]))
+    step = hi if s2.size % 2 else 0.5 * (math.sqrt(float(s2[:k].max())) + hi)
+    close = not 1e-150 < step < 1e150 or abs(step - 1e-3) < 1e-9
+    for c in scales:
+        q = c / step
+        close = close or abs(abs(q - math.floor(q)) - 0.5) < 1e-9 * max(1.0, q)
+    if close:
+        return fast_median(np.hypot(np.diff(x), np.diff(y)), overwrite=True)
+    return step
+
+
+def _lane_runs(lane_ids: np.ndarray) -> list[tuple[int, int, int]]:
+    """Given lane numbers as runs ``(start, stop, lane)``."""
+    cuts = (np.flatnonzero(np.diff(lane_ids)) + 1).tolist()
+    starts, ends = [0, *cuts], [*cuts, len(lane_ids)]
+    return [(a, b, int(lane_ids[a])) for a, b in zip(starts, ends, strict=True)]
 
 
 def _near(a: _Group, b: _Group, reach: float) -> bool:
@@ -204,6 +269,10 @@ class LanePipeline:
         self._cur_lane: int | None = None
         self._buf = _Buf()
         self._levels: dict[int, float] = {}
+        self._noise_sorted: list[float] = []  # lane_noise, sorted (for its percentile)
+        self._offsets_key: tuple[int, float] | None = None  # see process()
+        self._t_off = self._i_off = np.empty(0, dtype=np.int64)
+        self._held: set[int] = set()  # lanes whose samples are still kept (see _prune)
         self._groups: list[_Group] = []
         self._pending: list[_Group] = []
         #: Fitted sources so far (x, y, depth, mx, my, mz), subtracted from neighbours' windows.
@@ -221,7 +290,11 @@ class LanePipeline:
         # 30th percentile over lanes: lanes crossing wide anomalies read high,
         # and in a busy survey they can be half of all lanes; quiet lanes (and
         # soil, which is everywhere) set the level.
-        return float(np.percentile(self.lane_noise, 30)) if self.lane_noise else math.nan
+        if not self.lane_noise:
+            return math.nan
+        if len(self._noise_sorted) != len(self.lane_noise):
+            self._noise_sorted = sorted(self.lane_noise)
+        return percentile_sorted(self._noise_sorted, 30)  # == np.percentile(lane_noise, 30)
 
     @property
     def threshold_nT(self) -> float:
@@ -244,10 +317,18 @@ class LanePipeline:
             return []
         v = np.asarray(block.data[:, 0], dtype=np.float64)
         pos = np.asarray(block.positions, dtype=np.float64)
-        t = block.times_ns()
-        g = block.first_index + np.arange(block.n, dtype=np.int64)
-        ok = np.isfinite(v) & np.isfinite(pos[:, 0]) & np.isfinite(pos[:, 1])
-        if not ok.all():
+        # Sample times are t0 + offsets that depend on (n, rate) only: computed
+        # by SampleBlock.times_ns once per block shape, then one addition.
+        key = (block.n, block.rate_hz)
+        if key != self._offsets_key:
+            self._offsets_key = key
+            self._t_off = block.times_ns() - block.t0_ns
+            self._i_off = np.arange(block.n, dtype=np.int64)
+        t = block.t0_ns + self._t_off
+        g = block.first_index + self._i_off
+        # A finite sum means no inf or NaN in the block (one pass, not two).
+        if not (math.isfinite(v.sum()) and math.isfinite(pos[:, :2].sum())):
+            ok = np.isfinite(v) & np.isfinite(pos[:, 0]) & np.isfinite(pos[:, 1])
             self.stats.rejected_samples += int((~ok).sum())
             v, pos, t, g = v[ok], pos[ok], t[ok], g[ok]
         return self._ingest(pos[:, 0], pos[:, 1], v, t, g)
@@ -273,20 +354,16 @@ class LanePipeline:
             return []
         if self._finished:
             raise RuntimeError("pipeline already finished")
-        lane_ids = self.segmenter.assign(x, y) if lanes is None else np.asarray(lanes)
+        runs = self.segmenter.runs(x, y) if lanes is None else _lane_runs(np.asarray(lanes))
         self.stats.samples += n
         events: list[Anomaly | Target] = []
-        cuts = np.flatnonzero(np.diff(lane_ids)) + 1
-        starts = np.concatenate(([0], cuts))
-        ends = np.concatenate((cuts, [n]))
-        for a, b in zip(starts, ends, strict=True):
-            lane = int(lane_ids[a])
+        for a, b, lane in runs:
             if lane != self._cur_lane:
                 if self._cur_lane is not None and self._buf.n:
                     events += self._finish_lane()
                 self._start_lane(lane)
             base = self._buf.n
-            self._buf.append(x=x[a:b], y=y[a:b], v=v[a:b], t=t[a:b], g=g[a:b])
+            self._buf.append(x[a:b], y[a:b], v[a:b], t[a:b], g[a:b])
             for hit in self.live.feed(v[a:b], y[a:b]):
                 p = hit.lane_pos
                 bx, by = self._buf.get("x"), self._buf.get("y")
@@ -301,53 +378,68 @@ class LanePipeline:
 
     def _start_lane(self, lane: int) -> None:
         self._cur_lane = lane
-        self._buf = _Buf()
+        # Room for a lane like the last one: no regrowth copies on the way.
+        last = self.lanes.get(lane - 1)
+        self._buf = _Buf(last.gidx.size + last.gidx.size // 4 if last is not None else 256)
         prior = self._levels.get(lane - 2, self._levels.get(lane - 1))
         self.live.start_lane(prior)
 
     def _finish_lane(self) -> list[Target]:
         cfg = self.config
         lane = int(self._cur_lane)  # type: ignore[arg-type]
-        x, y, raw = self._buf.get("x").copy(), self._buf.get("y").copy(), self._buf.get("v").copy()
-        t, g = self._buf.get("t").copy(), self._buf.get("g").copy()
+        # Views, not copies: the buffer is dropped here and never written again.
+        buf = self._buf
+        x, y, raw, t, g = (buf.get(k) for k in _Buf.NAMES)
         self._buf = _Buf()
         self._cur_lane = None
+        x_mid = fast_median(x) if x.size else math.nan
         if raw.size >= 3:
             # Drop turn samples (side-steps at lane ends): off the lane's line they
             # carry heading error and would make false signals at every lane end.
-            on = np.abs(x - np.median(x)) <= cfg.turn_tol_m
+            on = np.abs(x - x_mid) <= cfg.turn_tol_m
             on &= ~_end_turns(x, y)
             if on.sum() >= 3 and not on.all():
                 x, y, raw, t, g = x[on], y[on], raw[on], t[on], g[on]
+                x_mid = fast_median(x)
         white = diff_noise(raw)
         v, spikes = (despike(raw, white) if cfg.despike
                      else (raw, np.zeros(raw.size, dtype=bool)))
         sigma = self.noise_nT
         if not math.isfinite(sigma):
             sigma = white
-        step = float(np.median(np.hypot(np.diff(x), np.diff(y)))) if raw.size > 2 else 0.1
+        step = (_walk_step(x, y, (5.0, cfg.merge_gap_m, cfg.drift_window_m)) if raw.size > 2
+                else 0.1)
         step = step if step > 1e-3 else 0.1
         drift = round(cfg.drift_window_m / step) if cfg.drift_window_m > 0 else 0
-        lev, base = level_lane(v, max(sigma, white), drift_window=drift)
+        if drift:
+            lev, base = level_lane(v, max(sigma, white), drift_window=drift)
+            level = fast_median(base)
+        else:  # constant level: no baseline array (its median is the level)
+            level, _ = masked_level(v, max(sigma, white))
+            lev = v - level
         # Background = sensor noise plus what the ground itself does (lateritic
         # soil is spatially correlated and escapes a difference-based estimate):
         # the robust spread of the levelled lane, never below the white noise.
         # High-passed first (minus a 5 m running median): broad anomalies of deep
         # objects and residual drift must not pass for background.
         win = max(3, min(lev.size, round(5.0 / step)) | 1)
-        hp = lev - median_filter(lev, size=win, mode="nearest") if lev.size >= 3 else lev
-        noise_lane = max(white, mad_sigma(hp))
+        if lev.size >= 3:
+            hp = lev - median_filter(lev, size=win, mode="nearest")
+            noise_lane = max(white, mad_sigma(hp, overwrite=True))
+        else:
+            noise_lane = max(white, mad_sigma(lev))
         if cfg.noise_nT is None and raw.size >= 10:
             self.lane_noise.append(noise_lane)
+            bisect.insort(self._noise_sorted, noise_lane)
         if raw.size >= 10:
             self.lane_white.append(white)
-        level = float(np.median(base)) if base.size else 0.0
         self._levels[lane] = level
         length = float(np.ptp(y)) if y.size else 0.0
         rec = LaneRecord(lane=lane, gidx=g, x=x, y=y, t_ns=t, raw=raw, lev=lev, noise=noise_lane,
-                         level=level, x_ref=float(np.median(x)) if x.size else math.nan,
+                         level=level, x_ref=x_mid,
                          length_m=length, n_spikes=int(spikes.sum()))
         self.lanes[lane] = rec
+        self._held.add(lane)
         self.stats.lanes += 1
         self.stats.spikes += rec.n_spikes
         self.stats.area_m2 += length * cfg.lane_spacing_m
@@ -415,11 +507,18 @@ class LanePipeline:
         if self._groups or self._pending:
             keep_from = min(keep_from,
                             min(min(g.lanes) for g in self._groups + self._pending) - 2)
-        for k in [k for k in self.lanes if k < keep_from and self.lanes[k].raw.size]:
+        # Only lanes still holding samples are looked at (not every lane so far).
+        for k in sorted(k for k in self._held if k < keep_from):
+            self._held.discard(k)
             r = self.lanes[k]
-            empty = np.empty(0)
-            self.lanes[k] = replace(r, gidx=empty.astype(np.int64), x=empty, y=empty,
-                                    t_ns=empty.astype(np.int64), raw=empty, lev=empty)
+            if not r.raw.size:
+                continue
+            empty, iempty = np.empty(0), np.empty(0, dtype=np.int64)
+            # A new record (not replace(), 5x slower): holders of the old keep its data.
+            self.lanes[k] = LaneRecord(
+                lane=r.lane, gidx=iempty, x=empty, y=empty, t_ns=iempty, raw=empty, lev=empty,
+                noise=r.noise, level=r.level, x_ref=r.x_ref, length_m=r.length_m,
+                n_spikes=r.n_spikes)
 
     def _window(self, grp: _Group) -> tuple[np.ndarray, ...]:
         cfg = self.config
@@ -458,9 +557,26 @@ class LanePipeline:
         bg = self.noise_nT
         return math.isfinite(bg) and bg > cfg.robust_ratio * white
 
+    def _explained(self, grp: _Group, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                   ln: np.ndarray) -> bool:
+        """Every segment of the signal is gone once the sources already fitted
+        nearby are subtracted: it was the tail of a neighbour's anomaly (detected
+        as a separate signal on its own lanes), and that neighbour is the target."""
+        thr = self.threshold_nT
+        if not (math.isfinite(thr) and thr > 0 and self._fitted.shape[0] and x.size):
+            return False
+        for s in grp.segs:
+            on = (ln == s.lane) & (y >= s.y0) & (y <= s.y1)
+            if not on.any() or float(np.max(np.abs(v[on]))) >= thr:
+                return False
+        return True
+
     def _fit_group(self, grp: _Group) -> list[Target]:
         cfg = self.config
         x, y, v, ln = self._window(grp)
+        if self._explained(grp, x, y, v, ln):
+            self.stats.explained_signals += 1
+            return []
         sigma = self.noise_nT
         if not math.isfinite(sigma):
             sigma = 1.0
@@ -482,6 +598,7 @@ class LanePipeline:
                 hints=[(s.x, s.y) for s in sorted(grp.segs, key=lambda s: -abs(s.amplitude))],
                 min_samples=cfg.min_fit_samples, robust=self._soil_like(),
                 max_residual_rounds=3 if len(grp.segs) >= cfg.residual_search_segments else 0,
+                elongate=cfg.line_sources,
                 thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
         if not fits:  # only for an empty window; still report the signal
             fits = [FitResult(x=peak.x, y=peak.y, depth=0.5, moment=(0.0, 0.0, 0.0), quality=0.05,
@@ -490,19 +607,22 @@ class LanePipeline:
         t_ns = int(rec.t_ns[peak.peak]) if rec is not None and rec.t_ns.size > peak.peak else 0
         lanes = tuple(sorted(grp.lanes))
         out = []
-        good = [f for f in fits if f.method in ("dipole_fit", "euler")]
+        good = [f for f in fits if f.method in ("dipole_fit", "line_fit", "euler")]
         if good:
-            self._fitted = np.vstack((self._fitted, [[f.x, f.y, f.depth, *f.moment] for f in good]))
+            self._fitted = np.vstack([self._fitted, *(f.point_sources() for f in good)])
         for f in fits:
             amp = peak.amplitude
-            if f.method == "dipole_fit" and len(fits) > 1 and x.size:
-                pred = design_matrix(x, y, f.x, f.y, f.depth, self.geom) @ np.array(f.moment)
+            if f.method in ("dipole_fit", "line_fit") and len(fits) > 1 and x.size:
+                pred = sum(design_matrix(x, y, *ps[:3], self.geom) @ ps[3:]
+                           for ps in f.point_sources())
                 amp = float(pred[int(np.argmax(np.abs(pred)))])
             out.append(Target(
                 stream_id=self.stream_id, target_id=self._next_target, x=f.x, y=f.y,
                 depth=f.depth, moment=f.moment, quality=round(float(f.quality), 4),
                 sigma_x=f.sigma_x, sigma_y=f.sigma_y, sigma_depth=f.sigma_depth,
                 amplitude_nT=float(amp), lanes=lanes, flags=f.flags, method=f.method,
-                t_ns=t_ns))
+                t_ns=t_ns, length_m=f.extra.get("length_m", math.nan),
+                azimuth_deg=f.extra.get("azimuth_deg", math.nan),
+                plunge_deg=f.extra.get("plunge_deg", math.nan)))
             self._next_target += 1
         return out

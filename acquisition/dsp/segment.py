@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from acquisition.dsp.levelling import fast_median
+
 
 class LaneSegmenter:
     """Stateful lane numbering of a position stream (x, y in metres)."""
@@ -51,47 +53,82 @@ class LaneSegmenter:
 
     def assign(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Lane number of each sample (finite positions only), in order."""
+        out = np.empty(len(x), dtype=np.int64)
+        for a, b, lane in self.runs(x, y):
+            out[a:b] = lane
+        return out
+
+    def runs(self, x: np.ndarray, y: np.ndarray) -> list[tuple[int, int, int]]:
+        """The samples as runs ``(start, stop, lane)`` of one lane each, in order.
+
+        Same decisions as `assign`, without a per-sample lane array: a block
+        of a live stream is one run, or two where a lane ends.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
         n = len(x)
-        out = np.empty(n, dtype=np.int64)
+        out: list[tuple[int, int, int]] = []
         i = 0
         while i < n:
             if self.lane < 0:
                 self._new_lane(float(x[i]))
+            a = i
             if self.x_ref is None:
-                xi, yi = float(x[i]), float(y[i])
-                if self._count > 0 and abs(xi - self._x_first) > 1.5 * self.spacing:
-                    self._new_lane(xi)
-                self._prov_x.append(xi)
-                self._prov_y.append(yi)
-                self._count += 1
-                out[i] = self.lane
+                # Settling: only a jump of 1.5 spacings from the first sample
+                # breaks, and never at the lane's first sample.
+                xs = x[i:i + (self.settle - self._count)]
+                jump = np.abs(xs - self._x_first) > 1.5 * self.spacing
+                if self._count == 0:
+                    jump[0] = False
+                hits = np.flatnonzero(jump)
+                take = int(hits[0]) if hits.size else len(xs)
+                self._prov_x += xs[:take].tolist()
+                self._prov_y += y[i:i + take].tolist()
+                self._count += take
+                i += take
                 if self._count >= self.settle:
-                    self.x_ref = float(np.median(self._prov_x[self.skip:]))
-                    self._y_anchor = float(np.median(self._prov_y[self.skip:]))
-                i += 1
-                continue
+                    self.x_ref = fast_median(np.array(self._prov_x[self.skip:]))
+                    self._y_anchor = fast_median(np.array(self._prov_y[self.skip:]))
+                if hits.size:
+                    if i > a:
+                        out.append((a, i, self.lane))
+                    self._new_lane(float(x[i]))
+                    continue
+                if i >= n:
+                    out.append((a, i, self.lane))
+                    break
             xs, ys = x[i:], y[i:]
-            brk = np.abs(xs - self.x_ref) > 0.5 * self.spacing
+            m = len(xs)
+            # Sideways break: the first |x - x_ref| > spacing / 2. Extremes first
+            # (rounding is monotone, so the test on them is exact): usually none.
+            stop = m
+            xr, half = self.x_ref, 0.5 * self.spacing
+            if float(xs.max()) - xr > half or xr - float(xs.min()) > half:
+                stop = int(np.flatnonzero(np.abs(xs - xr) > half)[0])
             j0 = 0
             if self._dir == 0:
-                far = np.flatnonzero(np.abs(ys - self._y_anchor) > self.direction_m)
+                far = np.flatnonzero(np.abs(ys[:stop] - self._y_anchor) > self.direction_m)
                 if far.size:
                     j0 = int(far[0])
                     self._dir = 1 if ys[j0] > self._y_anchor else -1
                 else:
-                    j0 = len(xs)
-            if j0 < len(xs):
-                along = (ys[j0:] - self._y_anchor) * self._dir
-                ext = np.maximum.accumulate(np.maximum(along, self._ext))
-                brk[j0:] |= (ext - along) > self.reversal_m
-            hits = np.flatnonzero(brk)
-            stop = int(hits[0]) if hits.size else len(xs)
-            out[i:i + stop] = self.lane
-            self._count += stop
+                    j0 = stop
             if j0 < stop:
-                reach = float(np.max((ys[j0:stop] - self._y_anchor) * self._dir))
-                self._ext = max(self._ext, reach)
+                # Walking back: the first sample reversal_m behind the furthest reached.
+                along = (ys[j0:stop] - self._y_anchor) * self._dir
+                if self._ext > along[0]:
+                    ext = np.maximum.accumulate(np.maximum(along, self._ext))
+                else:  # the running max starts at along[0] anyway
+                    ext = np.maximum.accumulate(along)
+                back = np.flatnonzero((ext - along) > self.reversal_m)
+                if back.size:
+                    stop = j0 + int(back[0])
+                if stop > j0:
+                    self._ext = float(ext[stop - j0 - 1])
+            self._count += stop
             i += stop
-            if hits.size:
+            if i > a:
+                out.append((a, i, self.lane))
+            if stop < m:
                 self._new_lane(float(x[i]))
         return out
