@@ -89,10 +89,11 @@ class Target:
     revision: int = 0
     #: Elongated body fitted as a line source (method ``line_fit``): its length,
     #: axis azimuth (0-180° clockwise from north) and plunge (degrees down
-    #: toward the azimuth); NaN for a point source.
-    length_m: float = float("nan")
-    azimuth_deg: float = float("nan")
-    plunge_deg: float = float("nan")
+    #: toward the azimuth); None for a point source (None, not NaN, so that
+    #: equal targets compare equal).
+    length_m: float | None = None
+    azimuth_deg: float | None = None
+    plunge_deg: float | None = None
 
     @property
     def moment_abs(self) -> float:

@@ -92,8 +92,8 @@ def test_small_object_stays_a_point():
     v = v + np.random.default_rng(2).normal(0, 0.5, x.size)
     fits = fit_sources(x, y, v, GRAD, 0.5, thr=2.5)
     assert [f.method for f in fits] == ["dipole_fit"]
-    assert math.isnan(Target("s", 0, fits[0].x, fits[0].y, fits[0].depth, fits[0].moment,
-                             1.0).length_m)
+    assert Target("s", 0, fits[0].x, fits[0].y, fits[0].depth, fits[0].moment,
+                  1.0).length_m is None
 
 
 def test_scrap_beside_a_projectile_is_found_and_kept():
@@ -122,8 +122,8 @@ def test_target_line_fields_travel_over_the_wire():
     back = target_from_message(decode(encode(target_message(t, "s1", 5))))
     assert (back.length_m, back.azimuth_deg, back.plunge_deg) == (1.75, 46.0, -3.0)
     assert back.method == "line_fit"
-    # An older producer's target (no line fields) still decodes, as NaN.
+    # An older producer's target (no line fields) still decodes, as None.
     d = t.to_dict()
     for k in ("length_m", "azimuth_deg", "plunge_deg"):
         d.pop(k)
-    assert math.isnan(Target.from_dict(d).length_m)
+    assert Target.from_dict(d).length_m is None

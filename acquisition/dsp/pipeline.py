@@ -621,8 +621,8 @@ class LanePipeline:
                 depth=f.depth, moment=f.moment, quality=round(float(f.quality), 4),
                 sigma_x=f.sigma_x, sigma_y=f.sigma_y, sigma_depth=f.sigma_depth,
                 amplitude_nT=float(amp), lanes=lanes, flags=f.flags, method=f.method,
-                t_ns=t_ns, length_m=f.extra.get("length_m", math.nan),
-                azimuth_deg=f.extra.get("azimuth_deg", math.nan),
-                plunge_deg=f.extra.get("plunge_deg", math.nan)))
+                t_ns=t_ns, length_m=f.extra.get("length_m"),
+                azimuth_deg=f.extra.get("azimuth_deg"),
+                plunge_deg=f.extra.get("plunge_deg")))
             self._next_target += 1
         return out
