@@ -205,6 +205,9 @@ def run_process(args: argparse.Namespace) -> int:
                               {"source": str(args.file)})
     print(f"{len(res.targets)} targets from {len(res.logs)} holes "
           f"({len(res.anomalies)} per-hole anomalies) -> {args.output}")
+    if res.unlocated:
+        print(f"{len(res.unlocated)} anomalies not located (log ends, unplaceable fits): "
+              "see the warnings", file=sys.stderr)
     return 0
 
 

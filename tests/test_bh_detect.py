@@ -76,3 +76,47 @@ def test_two_separate_objects_in_one_hole() -> None:
     found = detect(condition(both))
     assert len(found) == 2
     assert sorted(round(x.depth_peak) for x in found) == [6, 9]
+
+
+def test_fast_basis_equals_the_full_tensor_reference() -> None:
+    # The fits use one field component per row (dipole_rows, cached sensor
+    # geometry, line points in one pass); the plain reference is dipole_basis.
+    from acquisition.borehole.forward import dipole_basis
+    from acquisition.borehole.locate import LINE_POINTS, Obs, obs_basis, source_basis
+
+    rng = np.random.default_rng(0)
+    n = 60
+    comp = np.r_[np.full(40, -1), rng.integers(0, 3, 20)]
+    o = Obs(rng.uniform(-2, 2, n), rng.uniform(-2, 2, n), rng.uniform(3, 10, n),
+            np.full(n, 0.65), comp, np.zeros(n, int), np.zeros(n), np.ones(n), [], [])
+
+    def reference(src: np.ndarray) -> np.ndarray:
+        lower = np.column_stack([o.x, o.y, -o.depth])
+        upper = lower + np.array([0.0, 0.0, 0.65])
+        bl, bu = dipole_basis(lower, src), dipole_basis(upper, src)
+        return np.array([bl[i, 2] - bu[i, 2] if c < 0 else bl[i, c] for i, c in enumerate(comp)])
+
+    src = np.array([0.3, -0.2, -6.0])
+    np.testing.assert_allclose(obs_basis(o, src), reference(src), rtol=1e-12, atol=1e-12)
+    p = np.array([0.3, -0.2, 6.0, 0.2, 0.1, -0.3])
+    ts = (np.arange(LINE_POINTS) + 0.5) / LINE_POINTS * 2.0 - 1.0
+    line = sum(reference(src + t * p[3:]) for t in ts) / LINE_POINTS
+    np.testing.assert_allclose(source_basis(o, p), line, rtol=1e-12, atol=1e-12)
+
+
+def test_batched_distance_grid_equals_one_solve_per_point() -> None:
+    from acquisition.borehole.detect import _grid_costs, _rz_basis
+
+    src, m = np.array([1.1, 0.0, -7.0]), np.array([0.4, 0.3, -1.0])
+    d = np.arange(9.0, 5.0, -0.05)
+    y = gradient_reading(np.zeros(len(d)), np.zeros(len(d)), d, 0.65, src, m) + 3.0
+    pl = condition(HoleLog("A", 0.0, 0.0, d, y))
+    rhos, zs = np.array([0.5, 1.1, 2.0]), np.array([6.5, 7.0, 7.5])
+    fast = _grid_costs(pl, d, y, rhos, zs)
+    for i, rho in enumerate(rhos):
+        for j, z in enumerate(zs):
+            a = np.column_stack([_rz_basis(pl, d, rho, z), np.ones(len(d))])
+            coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+            r = y - a @ coef
+            assert fast[i, j] == pytest.approx(float(r @ r), rel=1e-6, abs=1e-9)
+    assert np.unravel_index(np.argmin(fast), fast.shape) == (1, 1)  # the true place

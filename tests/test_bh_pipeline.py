@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from acquisition.borehole.batch import process_logs
+from acquisition.borehole.logs import condition
 from acquisition.borehole.pipeline import BoreholePipeline
 from acquisition.events import Anomaly, Target
 from acquisition.types import BlockFlags, ChannelSpec, SampleBlock, StreamDescriptor
@@ -104,3 +106,92 @@ def test_descriptor_without_depth_is_refused() -> None:
     bad = StreamDescriptor("p", "x", "1", 10.0, (ChannelSpec("grad", "nT"),))
     with pytest.raises(ValueError, match="depth"):
         BoreholePipeline(bad)
+
+
+def _run_tracked(sc) -> tuple[list[tuple[Anomaly, str, float]], BoreholePipeline]:
+    """Run the pipeline block by block; note for each anomaly event the hole the probe
+    was in and its depth when the event came out (None hole: at a hole's end)."""
+    pipe = BoreholePipeline(DESC)
+    out: list[tuple[Anomaly, str, float]] = []
+    start = 0
+    for lg in sc.logs:
+        for e in pipe.start_hole(lg.hole, lg.x, lg.y):
+            if isinstance(e, Anomaly):
+                out.append((e, "", float("nan")))
+        for b in _blocks(lg, [50], start):
+            for e in pipe.process(b):
+                if isinstance(e, Anomaly):
+                    out.append((e, lg.hole, float(b.data[-1, 1])))
+        start += len(lg.depth)
+    for e in pipe.end_hole():
+        if isinstance(e, Anomaly):
+            out.append((e, "", float("nan")))
+    return out, pipe
+
+
+@pytest.fixture(scope="module")
+def two_bodies():
+    # 15 holes, a bomb and a projectile: enough for incremental updates to differ.
+    return make_scenario(1003, area=(0.0, 0.0, 6.0, 4.0), n_targets=2,
+                         kinds=("aircraft_bomb", "projectile_155"))
+
+
+@pytest.fixture(scope="module")
+def tracked(two_bodies):
+    return _run_tracked(two_bodies)
+
+
+@pytest.mark.slow
+def test_anomaly_events_come_out_while_the_probe_is_in_the_hole(two_bodies, tracked) -> None:
+    events, _ = tracked
+    strong = {h for b in two_bodies.bodies for h, p in b.peak_by_hole.items()
+              if p > 100 * two_bodies.noise_nT}
+    in_hole = [(e, h, d) for e, h, d in events if h]
+    # Every hole that saw a body clearly reported it before the probe left it...
+    assert strong <= {e.hole for e, _, _ in in_hole}
+    for e, h, d in in_hole:
+        assert e.hole == h  # ... from that hole,
+        assert d < e.depth  # once the probe had been pulled up past the source.
+
+
+@pytest.mark.slow
+def test_live_targets_equal_the_batch_after_the_last_hole(two_bodies, tracked) -> None:
+    _, pipe = tracked
+    batch = sorted(process_logs(two_bodies.logs).targets, key=lambda t: t.depth)
+    # The last hole's incremental update: the same bodies, near the batch.
+    inc = sorted(pipe.targets, key=lambda t: t.depth)
+    assert len(inc) == len(batch) == 2
+    for a, b in zip(inc, batch, strict=True):
+        assert np.linalg.norm([a.x - b.x, a.y - b.y, a.depth - b.depth]) < 0.3
+    events = pipe.finish()  # end of the layer: consolidated
+    live = sorted(pipe.targets, key=lambda t: t.depth)
+    assert len(live) == 2
+    for a, b in zip(live, batch, strict=True):
+        assert (a.x, a.y, a.depth) == pytest.approx((b.x, b.y, b.depth), abs=0.003)
+        assert a.holes == b.holes and a.flags == b.flags
+    # What moved came out as new revisions of the same ids, nothing new.
+    assert all(isinstance(e, Target) and e.revision >= 1 for e in events)
+    assert pipe.finish() == []  # already consolidated
+
+
+def test_incremental_update_holds_what_the_new_hole_cannot_change() -> None:
+    # Two bodies 10 m apart; the last hole is logged next to the second one.
+    sc = make_scenario(3, area=(0.0, 0.0, 14.0, 3.0), n_targets=2, min_separation_m=8.0,
+                       kinds=("projectile_155",))
+    far, near = sorted(sc.bodies, key=lambda b: b.x)
+    last = max(sc.logs, key=lambda lg: lg.x)
+    plogs = [condition(lg) for lg in sc.logs if lg is not last]
+    prior = process_logs(plogs)
+    assert len(prior.targets) == 2
+    new = process_logs([*plogs, condition(last)], prior=prior, around=(last.x, last.y))
+    full = process_logs([*plogs, condition(last)])
+    by_x = lambda ts: sorted(ts, key=lambda t: t.x)  # noqa: E731
+    held_before, held_after = by_x(prior.targets)[0], by_x(new.targets)[0]
+    assert abs(held_before.x - far.x) < 0.4
+    # The far body is held exactly; the near one is solved again with the new hole.
+    assert (held_after.x, held_after.y, held_after.depth) == (
+        held_before.x, held_before.y, held_before.depth)
+    a, b = by_x(new.targets)[1], by_x(full.targets)[1]
+    assert last.hole in a.holes
+    assert np.linalg.norm([a.x - b.x, a.y - b.y, a.depth - b.depth]) < 0.05
+    assert np.linalg.norm([a.x - near.x, a.y - near.y, a.depth - near.depth]) < 0.4

@@ -17,8 +17,15 @@ fitted as a second object:
 
 Finally each source must still earn its place (chi-square drop with it
 removed, and a predicted signal above threshold in some hole); sources closer
-than ``merge_m`` are merged. A detected anomaly that no fit explains is still
-reported, as a flagged single-hole target at its hole: nothing is dropped.
+than ``merge_m`` are merged, and a nested test removes sources that their
+refitted neighbours explain. A source beyond the logged depths is kept and
+flagged ``log_end`` when several holes see it. A detected anomaly that no fit
+explains is still reported, as a flagged single-hole target at its hole, or,
+when a log end cuts it off (one hole cannot place that), as an issue in
+``unlocated``: nothing is dropped silently.
+
+``process_logs(..., prior=, around=)`` is the incremental form used live
+after each hole: only the neighbourhood of the new hole is solved again.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from scipy.spatial import ConvexHull, QhullError
 from acquisition.borehole.detect import DetectConfig, HoleAnomaly, channel, detect, fit_distance
 from acquisition.borehole.geometry import distance_to_edges, inside
 from acquisition.borehole.locate import Obs, _Projector, build_obs, chi2_at, fit, predict
-from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, condition, robust_polyfit
+from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, condition
 from acquisition.events import Target
 from acquisition.geomag import QUANG_TRI, EarthField
 
@@ -56,14 +63,26 @@ class BoreholeConfig:
     #: ~2 m long: residuals within ``merge_m + long_body_extra_m`` are theirs.
     long_body_moment: float = 4.0
     long_body_extra_m: float = 0.6
-    #: Sources fitted further than this above or below the logged depths are
-    #: not trusted (they belong to another layer, or to nobody).
+    #: Single-hole fits further than this above or below their log are not
+    #: trusted (nonsense fits of noise or baseline).
     depth_margin_m: float = 0.5
+    #: Sources may be fitted up to this far beyond the logged depths: an
+    #: object of the next layer (just below the hole bottoms) or of the one
+    #: above reaches the log ends with a truncated anomaly. It is modelled (so
+    #: its field is not fitted as objects inside the layer), and reported
+    #: flagged ``log_end`` when at least ``log_end_min_holes`` holes see it;
+    #: seen by one hole only it cannot be told from a log-end artefact (probe
+    #: transient, baseline) and is listed in ``unlocated`` instead.
+    end_reach_m: float = 1.5
+    log_end_min_holes: int = 2
     #: A source weaker than ``shadow_ratio`` times a known one within ``shadow_m``
     #: is taken for that one's residual.
     shadow_ratio: float = 0.2
     shadow_m: float = 1.6
-    #: Unlocated anomalies this close to a log's end are only reported as issues.
+    #: An anomaly peaking this close to a log end is truncated: it cannot be
+    #: located from its own hole (only reported as an issue when no joint fit
+    #: explains it), and a source with no hole logging this far past it on
+    #: both sides is flagged ``log_end``.
     end_margin_m: float = 0.3
     #: Sources further than this outside the logged holes' hull are not
     #: reported: seen from one side only, they cannot be told from the misfit
@@ -81,6 +100,16 @@ class BoreholeConfig:
     #: chi-square when above 1, must reach this (measured on seeds 1000-1019:
     #: ghosts 38-139, real bodies >= 950).
     min_nested_gain: float = 400.0
+    #: The nested test is skipped for a source whose signal energy in its data
+    #: is at least this many times the neighbours' field energy there (and
+    #: ``nested_skip_energy`` times ``min_nested_gain``): see `_clearly_own`.
+    nested_skip_ratio: float = 5.0
+    nested_skip_energy: float = 10.0
+    #: Incremental updates (live, after each hole): prior sources within this
+    #: horizontal distance of the new hole are found afresh, the others held.
+    #: A source's data come from holes within ``reach_m``; it is refitted with
+    #: neighbours within ``group_m``: beyond reach + group a new hole cannot move it.
+    update_radius_m: float = 6.5
     max_sources: int = 200
     #: Chi-square gain above which a line source (elongated body) is tried,
     #: and the improvement it must bring to be kept.
@@ -88,6 +117,9 @@ class BoreholeConfig:
     line_min_delta_chi2: float = 25.0
     #: ... and only when the point dipole leaves more than this reduced chi-square.
     line_min_rchi2: float = 1.5
+    #: Line-source starts fitted for a new source (the best by chi-square of
+    #: the five axes tried).
+    line_fits: int = 2
     #: Longest body a line source may describe (an M117 is about 2.3 m).
     max_body_length_m: float = 2.4
     #: Relative model error of a point dipole near a body (weights the fit).
@@ -128,6 +160,8 @@ class Source:
     seed_distance_m: float = math.nan
     #: Half the body axis (ENU, m) when fitted as a line source; zeros: a point.
     half_axis: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    #: The anomaly that seeded it (reported as unlocated if the source goes).
+    anomaly: HoleAnomaly | None = None
 
     @property
     def pos(self) -> np.ndarray:
@@ -154,6 +188,10 @@ class BoreholeResult:
     unlocated: list[HoleAnomaly] = field(default_factory=list)
     #: Extra per-target facts for reports, keyed by target_id.
     details: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The solution's sources and the anomalies no fit explained: what an
+    #: incremental update (``process_logs(..., prior=, around=)``) starts from.
+    sources: list[Source] = field(default_factory=list)
+    unexplained: list[HoleAnomaly] = field(default_factory=list)
 
 
 def _prepare(logs: Sequence[HoleLog | ProcessedLog], cfg: BoreholeConfig,
@@ -165,6 +203,10 @@ def _prepare(logs: Sequence[HoleLog | ProcessedLog], cfg: BoreholeConfig,
         if pl.hole in seen:
             seen[pl.hole] += 1
             new = f"{pl.hole}#{seen[pl.hole]}"
+            while new in seen:
+                seen[pl.hole] += 1
+                new = f"{pl.hole}#{seen[pl.hole]}"
+            seen[new] = 1
             issues.append(f"hole id {pl.hole!r} appears more than once; this log kept as {new!r}")
             pl.hole = new
             pl.flags.add("duplicate_id")
@@ -183,6 +225,12 @@ class _Model:
         self.cfg = cfg
         self.by_hole = {p.hole: p for p in plogs}
         self.sources: list[Source] = []
+        #: Sources held as they are (incremental updates: far from the new
+        #: hole). They are subtracted like any other, never refitted or dropped.
+        self.fixed: set[int] = set()
+
+    def free(self, sources: Sequence[Source]) -> list[Source]:
+        return [s for s in sources if id(s) not in self.fixed]
 
     def model_values(self, pl: ProcessedLog, sources: Sequence[Source]) -> np.ndarray:
         if not sources or len(pl.depth) == 0:
@@ -267,14 +315,39 @@ def _is_part_of(cfg: BoreholeConfig, new: Source, old: Source) -> bool:
     return bool(weak and d < cfg.shadow_m)
 
 
-def _rebase(pl: ProcessedLog, r: np.ndarray) -> np.ndarray:
-    """Residual minus a robust straight line in depth (what is left of offset and drift)."""
+def _rebase(pl: ProcessedLog, r: np.ndarray, misfit: np.ndarray | None = None,
+            iters: int = 10) -> np.ndarray:
+    """Residual minus a robust straight line in depth (what is left of offset and drift).
+
+    Each bin is weighted by its expected error: the noise plus the expected
+    misfit of the located targets (``misfit``, per bin). Without that weight
+    the misfit near a strong body (which can fill half a log) tilts the line,
+    and the tilted line, extrapolated to the far end of the log, leaves a
+    ramp there that looks like an anomaly truncated by the log end (the
+    ghost of seed 1010: +4 nT at a log top where the data are flat).
+    """
     out = r.copy()
     r2 = out.reshape(len(pl.depth), -1)
+    m2 = None if misfit is None else np.asarray(misfit, float).reshape(len(pl.depth), -1)
+    base = pl.sigma if pl.sigma > 0 else 1.0
     for c in range(r2.shape[1]):
         ok = np.isfinite(r2[:, c])
-        if np.count_nonzero(ok) > 3:
-            r2[ok, c] -= robust_polyfit(pl.depth[ok], r2[ok, c], 1)
+        if np.count_nonzero(ok) <= 3:
+            continue
+        x, y = pl.depth[ok], r2[ok, c]
+        s = np.full(len(y), base) if m2 is None else np.hypot(base, m2[ok, c])
+        xs = (x - x.mean()) / (np.ptp(x) or 1.0)
+        w0 = 1.0 / s
+        coef = np.polyfit(xs, y, 1, w=w0)
+        for _ in range(iters):
+            z = (y - np.polyval(coef, xs)) / s
+            scale = max(1.4826 * float(np.median(np.abs(z - np.median(z)))), 1.0)
+            u = z / (4.685 * scale)
+            bw = np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0)
+            if np.count_nonzero(bw) <= 3:
+                break
+            coef = np.polyfit(xs, y, 1, w=w0 * np.sqrt(bw))
+        r2[ok, c] -= np.polyval(coef, xs)
     return out
 
 
@@ -291,6 +364,10 @@ def _seeds(pl: ProcessedLog, a: HoleAnomaly) -> list[tuple[float, float, float]]
         return [(pl.x, pl.y, z)]
     return [(pl.x + rho * math.cos(t), pl.y + rho * math.sin(t), z)
             for t in np.radians(np.arange(0, 360, 30))]
+
+
+#: Initial half-axes (m) of line sources: along E, N, up and the two diagonals.
+_LINE_SEEDS = ((0.4, 0, 0), (0, 0.4, 0), (0, 0, 0.4), (0.3, 0.3, 0), (0.3, -0.3, 0))
 
 
 def _fit_new(model: _Model, pl: ProcessedLog, a: HoleAnomaly,
@@ -313,8 +390,12 @@ def _fit_new(model: _Model, pl: ProcessedLog, a: HoleAnomaly,
         # Strong signal: try an elongated body (a bomb 1.5 m long is no point
         # dipole at 1 m from a hole); keep it only if it fits clearly better.
         p0 = best.params[0][:3]
-        for h in ((0.4, 0, 0), (0, 0.4, 0), (0, 0, 0.4), (0.3, 0.3, 0), (0.3, -0.3, 0)):
-            r = fit(obs, [np.concatenate([p0, h])])
+        inits = [np.concatenate([p0, h]) for h in _LINE_SEEDS]
+        # Only the most promising axes are fitted (at fixed geometry the
+        # moments are solved exactly, so the ranking is cheap).
+        order = np.argsort([chi2_at(obs, [q]) for q in inits])[:cfg.line_fits]
+        for i in order:
+            r = fit(obs, [inits[int(i)]])
             length = 2.0 * float(np.linalg.norm(r.params[0][3:]))
             if r.chi2 < best.chi2 - cfg.line_min_delta_chi2 and length <= cfg.max_body_length_m:
                 best = r
@@ -327,6 +408,7 @@ def _fit_new(model: _Model, pl: ProcessedLog, a: HoleAnomaly,
 
 def _refit_group(model: _Model, group: list[Source]) -> None:
     """Refit ``group`` together on the original logs minus every other source."""
+    group = model.free(group)
     if not group:
         return
     resid = model.residuals(exclude=group)
@@ -389,6 +471,30 @@ def _holes_seeing(model: _Model, src: Source) -> list[tuple[str, float]]:
     return out
 
 
+def _clearly_own(model: _Model, src: Source, nb: Sequence[Source],
+                 resid: dict[str, np.ndarray], mis: dict[str, np.ndarray]) -> bool:
+    """Whether ``src``'s data are so much its own that no neighbour refit can matter.
+
+    Over the rows that constrain ``src`` (weighted as in the nested test), its
+    own signal energy is compared with the energy of the neighbours' whole
+    modelled field there. A ghost lives inside a neighbour's field (it is
+    that field's misfit, 10-30 % of it): on seeds 1000-1019 and 2000-2009
+    the ghosts had ratios 0.09 and 1.5, real bodies 0.9 to 300. Above
+    ``nested_skip_ratio`` (with energy well above ``min_nested_gain``) the
+    nested test, the costliest step, cannot reject the source and is skipped.
+    """
+    cfg = model.cfg
+    obs = build_obs(model.plogs, [(src.x, src.y, src.depth)], cfg.reach_m, cfg.window_m,
+                    resid, cfg.rel_error, mis)
+    if obs.n == 0:
+        return False
+    own = predict(obs, [src.params], src.moment[None, :]) / obs.sigma
+    theirs = predict(obs, [g.params for g in nb], np.array([g.moment for g in nb])) / obs.sigma
+    e_own, e_nb = float(own @ own), float(theirs @ theirs)
+    return e_own >= cfg.nested_skip_energy * cfg.min_nested_gain and \
+        e_own >= cfg.nested_skip_ratio * e_nb
+
+
 def _nested_significant(model: _Model, src: Source) -> bool:
     """Whether ``src`` is needed once its neighbours may refit without it.
 
@@ -398,17 +504,24 @@ def _nested_significant(model: _Model, src: Source) -> bool:
     is removed and the neighbours keep their refit.
     """
     cfg = model.cfg
-    nb = [g for g in model.sources if g is not src
+    nb = [g for g in model.free(model.sources) if g is not src
           and math.hypot(g.x - src.x, g.y - src.y) <= cfg.reach_m + 1.0
-          and abs(g.depth - src.depth) <= 2 * cfg.window_m]
-    if not nb:
+          and abs(g.depth - src.depth) <= 3 * cfg.window_m]
+    if not nb or _log_end(model, src):
+        # Beyond the log ends a body is seen only by its truncated near-field
+        # tails: refitted neighbours (bombs re-seeded as lines) absorb them
+        # and the test removed real next-layer bodies (benchmark set
+        # ``below``). Such sources are flagged ``log_end`` instead.
         return True
     grp = [*nb, src]
     # The neighbours' expected misfit (deviated holes, depth errors, body
     # shape) is noise here: a ghost lives in exactly that misfit.
     mis = {p.hole: model.misfit(p, nb) for p in model.plogs}
+    resid = model.residuals(exclude=grp)
+    if _clearly_own(model, src, nb, resid, mis):
+        return True
     obs = build_obs(model.plogs, [(g.x, g.y, g.depth) for g in grp], cfg.reach_m,
-                    cfg.window_m, model.residuals(exclude=grp), cfg.rel_error, mis)
+                    cfg.window_m, resid, cfg.rel_error, mis)
     if obs.n < 8:
         return True
     with_src = fit(obs, [g.params for g in grp])
@@ -416,7 +529,7 @@ def _nested_significant(model: _Model, src: Source) -> bool:
     for k, g in enumerate(nb):
         if float(np.linalg.norm(g.moment)) < cfg.long_body_moment:
             continue
-        for h in ((0.4, 0, 0), (0, 0.4, 0), (0, 0, 0.4), (0.3, 0.3, 0), (0.3, -0.3, 0)):
+        for h in _LINE_SEEDS:
             init = [q.params for q in nb]
             init[k] = np.concatenate([g.pos, h])
             r = fit(obs, init)
@@ -437,40 +550,103 @@ def _nested_significant(model: _Model, src: Source) -> bool:
 
 
 def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUANG_TRI,
-                 config: BoreholeConfig | None = None, t_ns: int = 0) -> BoreholeResult:
+                 config: BoreholeConfig | None = None, t_ns: int = 0, *,
+                 prior: BoreholeResult | None = None,
+                 around: tuple[float, float] | None = None) -> BoreholeResult:
     """Locate targets in a layer's logs (raw `HoleLog`s are conditioned first).
 
     ``field`` is recorded for provenance: the moments are fitted free (remanence
     can point anywhere), so locating does not depend on it.
+
+    Incremental update (the live pipeline, after each hole): with ``prior``
+    (the result for the logs so far, whose `ProcessedLog`s are passed again)
+    and ``around`` (the new hole's collar), only the neighbourhood the new
+    hole can change is solved again: the prior's sources within
+    ``update_radius_m`` of it are found afresh, with every other source held
+    fixed; only holes within ``reach_m`` of the new hole or of those sources
+    are searched. Anomalies and conditioning of the other holes are reused.
     """
     cfg = config or BoreholeConfig()
     issues: list[str] = []
     plogs = _prepare(logs, cfg, issues)
     model = _Model(plogs, cfg)
+    incremental = prior is not None and around is not None
+    known = {id(p) for p in prior.logs} if prior is not None else set()
     # Per-hole anomalies on the conditioned logs, with their single-hole distance.
     anomalies: list[HoleAnomaly] = []
+    if prior is not None:
+        anomalies += [a for a in prior.anomalies if a.hole in model.by_hole
+                      and id(model.by_hole[a.hole]) in known]
     for pl in plogs:
+        if id(pl) in known:
+            continue
         for a in detect(pl, config=cfg.detect):
             anomalies.append(fit_distance(pl, a, config=cfg.detect))
     masked: list[tuple[str, float, float]] = []
     unexplained: list[HoleAnomaly] = []
+    active = {p.hole for p in plogs}
+    if incremental:
+        assert prior is not None and around is not None
+        ax, ay = around
+        redo = [s for s in prior.sources
+                if math.hypot(s.x - ax, s.y - ay) <= cfg.update_radius_m]
+        for s in prior.sources:
+            if not any(s is r for r in redo):
+                c = _copy_source(s)
+                model.sources.append(c)
+                model.fixed.add(id(c))
+        centres = [(ax, ay)] + [(s.x, s.y) for s in redo]
+        active = {p.hole for p in plogs
+                  if any(math.hypot(p.x - cx, p.y - cy) <= cfg.reach_m for cx, cy in centres)}
+        # Outside the searched holes nothing changes: what was unexplained stays so.
+        unexplained = [a for a in prior.unexplained if a.hole not in active]
+        masked = [(a.hole, a.depth_top, a.depth_bottom) for a in unexplained]
+    _clean(model, active, masked, unexplained, issues)
+    end_only = _prune(model, issues)
+    for s in sorted(model.free(model.sources), key=lambda s: float(np.linalg.norm(s.moment))):
+        if len(model.sources) > 1 and not _nested_significant(model, s):
+            issues.append(f"dropped a source at ({s.x:.2f}, {s.y:.2f}, {s.depth:.2f} m): its "
+                          "neighbours, refitted, explain its data (their model misfit)")
+    result = BoreholeResult([], anomalies, plogs, issues)
+    result.unlocated.extend(end_only)
+    result.sources = [_copy_source(s) for s in model.sources]
+    result.unexplained = list(unexplained)
+    _make_targets(model, result, unexplained, t_ns)
+    return result
+
+
+def _copy_source(s: Source) -> Source:
+    return Source(s.x, s.y, s.depth, s.moment.copy(), s.sigmas.copy(), s.quality, s.seed_hole,
+                  s.seed_distance_m, s.half_axis.copy(), s.anomaly)
+
+
+def _clean(model: _Model, active: set[str], masked: list[tuple[str, float, float]],
+           unexplained: list[HoleAnomaly], issues: list[str]) -> None:
+    """Subtract-and-repeat over the residual logs of the ``active`` holes."""
+    cfg, plogs = model.cfg, model.plogs
+    state: tuple | None = None
+    found: list[tuple[ProcessedLog, HoleAnomaly, dict[str, np.ndarray]]] = []
     for _ in range(cfg.max_sources * 3):
         if len(model.sources) >= cfg.max_sources:
             issues.append(f"stopped at {cfg.max_sources} sources")
             break
         resid = model.residuals()
         misfit = {p.hole: model.misfit(p, model.sources) for p in plogs}
-        cands: list[tuple[ProcessedLog, HoleAnomaly, dict[str, np.ndarray]]] = []
-        for pl in plogs:
-            if len(pl.depth) == 0:
-                continue
-            r = resid[pl.hole]
-            rr = _rebase(pl, r)
-            for a in detect(pl, rr, cfg.detect, extra_sigma=channel(pl, misfit[pl.hole])):
-                if any(h == pl.hole and d0 - 0.1 <= a.depth_peak <= d1 + 0.1
-                       for h, d0, d1 in masked):
+        # A rejected candidate leaves the model as it was: the residual logs,
+        # and so the anomalies found in them, are the same (only the masked
+        # list grew), so they are not searched again.
+        now = _model_state(model)
+        if now != state:
+            state, found = now, []
+            for pl in plogs:
+                if len(pl.depth) == 0 or pl.hole not in active:
                     continue
-                cands.append((pl, a, {**resid, pl.hole: rr}))
+                rr = _rebase(pl, resid[pl.hole], misfit[pl.hole])
+                for a in detect(pl, rr, cfg.detect, extra_sigma=channel(pl, misfit[pl.hole])):
+                    found.append((pl, a, {**resid, pl.hole: rr}))
+        cands = [c for c in found
+                 if not any(h == c[0].hole and d0 - 0.1 <= c[1].depth_peak <= d1 + 0.1
+                            for h, d0, d1 in masked)]
         if not cands:
             break
         pl, a, rvals = max(cands, key=lambda c: c[1].snr)
@@ -487,10 +663,18 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
         if gain < cfg.min_delta_chi2:
             unexplained.append(a)
             continue
+        src.anomaly = a
         tops = [p.top for p in plogs if len(p.depth)]
         bottoms = [p.bottom for p in plogs if len(p.depth)]
-        if not (min(tops) - cfg.depth_margin_m <= src.depth <= max(bottoms) + cfg.depth_margin_m):
-            log.debug("  rejected: outside the logged depths")
+        if not (min(tops) - cfg.end_reach_m <= src.depth <= max(bottoms) + cfg.end_reach_m):
+            log.debug("  rejected: too far outside the logged depths")
+            unexplained.append(a)
+            continue
+        if _outside_array(model, src) > cfg.outside_margin_m:
+            # Seen from one side only: not told from a neighbour's misfit (it
+            # would be pruned at the end anyway; meanwhile its field, often
+            # huge, would fill the other holes' residuals with false anomalies).
+            log.debug("  rejected: outside the logged holes")
             unexplained.append(a)
             continue
         near = [s for s in model.sources if _is_part_of(cfg, src, s)]
@@ -502,15 +686,39 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
         model.sources.append(src)
         masked.pop()  # explained: let its hole be searched again for overlaps
         _refit_group(model, _neighbours(model, src, cfg.group_m))
-    # Every source must earn its place; near-coincident sources are one body.
+
+
+def _model_state(model: _Model) -> tuple:
+    """Everything the residual logs depend on: each source's identity and parameters."""
+    return tuple((id(q), *q.params.tolist(), *q.moment.tolist()) for q in model.sources)
+
+
+def _prune(model: _Model, issues: list[str]) -> list[HoleAnomaly]:
+    """Every (free) source must earn its place; near-coincident sources are one body.
+
+    Returns the seed anomalies of sources dropped as one-hole log-end views.
+    """
+    cfg = model.cfg
+    end_only: list[HoleAnomaly] = []
     changed = True
     while changed and model.sources:
         changed = False
-        for s in sorted(model.sources, key=lambda s: float(np.linalg.norm(s.moment))):
+        for s in sorted(model.free(model.sources), key=lambda s: float(np.linalg.norm(s.moment))):
             if _outside_array(model, s) > cfg.outside_margin_m:
                 issues.append(f"source at ({s.x:.2f}, {s.y:.2f}, {s.depth:.2f} m) lies outside "
                               "the logged holes; not reported (log holes beyond to resolve it)")
                 model.sources.remove(s)
+                changed = True
+                break
+            if _log_end(model, s) and len(_holes_seeing(model, s)) < cfg.log_end_min_holes:
+                where = f"hole {s.anomaly.hole}: anomaly at {s.anomaly.depth_peak:.2f} m, " \
+                    if s.anomaly is not None else ""
+                issues.append(f"{where}fitted at ({s.x:.2f}, {s.y:.2f}, {s.depth:.2f} m), is seen "
+                              "only at a log end of one hole: not located (an object beyond the "
+                              "logged depths, or a log-end artefact; log further to resolve)")
+                model.sources.remove(s)
+                if s.anomaly is not None:
+                    end_only.append(s.anomaly)
                 changed = True
                 break
             shadowed = any(g is not s and np.linalg.norm(g.moment) > np.linalg.norm(s.moment)
@@ -530,21 +738,35 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
             close = [g for g in model.sources[i + 1:]
                      if np.linalg.norm(g.pos - s.pos) < max(_merge_radius(cfg, s),
                                                             _merge_radius(cfg, g))]
-            if close:
+            if close and (id(s) not in model.fixed or id(close[0]) not in model.fixed):
                 g = close[0]
                 keep, drop = (s, g) if np.linalg.norm(s.moment) >= np.linalg.norm(g.moment) \
                     else (g, s)
+                if id(drop) in model.fixed:  # never drop a held source: drop the free one
+                    keep, drop = drop, keep
                 model.sources.remove(drop)
                 _refit_group(model, _neighbours(model, keep, cfg.group_m))
                 changed = True
                 break
-    for s in sorted(model.sources, key=lambda s: float(np.linalg.norm(s.moment))):
-        if len(model.sources) > 1 and not _nested_significant(model, s):
-            issues.append(f"dropped a source at ({s.x:.2f}, {s.y:.2f}, {s.depth:.2f} m): its "
-                          "neighbours, refitted, explain its data (their model misfit)")
-    result = BoreholeResult([], anomalies, plogs, issues)
-    _make_targets(model, result, unexplained, t_ns)
-    return result
+    return end_only
+
+
+def _truncated(pl: ProcessedLog, depth: float, margin: float) -> bool:
+    """Whether ``depth`` is not logged at least ``margin`` past on both sides in ``pl``."""
+    return not (pl.top + margin <= depth <= pl.bottom - margin)
+
+
+def _log_end(model: _Model, src: Source) -> bool:
+    """Whether no hole that sees ``src`` logged past its depth on both sides.
+
+    Its anomaly is then cut off by the log ends in every hole: the object
+    lies at or beyond the end of the logged depths (e.g. in the next layer,
+    below the hole bottoms), and its depth is extrapolated.
+    """
+    seeing = [model.by_hole[h] for h, _ in _holes_seeing(model, src)]
+    if not seeing:
+        return True
+    return all(_truncated(p, src.depth, model.cfg.end_margin_m) for p in seeing)
 
 
 def _make_targets(model: _Model, result: BoreholeResult, unexplained: list[HoleAnomaly],
@@ -567,6 +789,8 @@ def _make_targets(model: _Model, result: BoreholeResult, unexplained: list[HoleA
         method = "dipole_fit_multi_hole"
         if len(holes) <= 1:
             flags.append("single_hole")
+        if _log_end(model, s):
+            flags.append("log_end")
         if len(logged_near) <= 1:
             # One hole and no neighbours: distance, not direction.
             pl = model.by_hole.get(s.seed_hole) or logged_near[0] if logged_near else None
@@ -608,11 +832,19 @@ def _make_targets(model: _Model, result: BoreholeResult, unexplained: list[HoleA
         bad_fit = not (a.fit_ok and a.distance_m < cfg.detect.max_distance_m - 0.05
                        and pl.top - cfg.depth_margin_m <= a.depth <= pl.bottom
                        + cfg.depth_margin_m)
-        if bad_fit or (min(a.depth_peak - pl.top, pl.bottom - a.depth_peak) < cfg.end_margin_m
-                       and a.snr < 4 * cfg.detect.k):
+        if min(a.depth_peak - pl.top, pl.bottom - a.depth_peak) < cfg.end_margin_m:
+            # Cut off by the log end: one hole cannot place it, and no joint
+            # fit did. An object beyond the logged depths, or a log-end
+            # artefact: an issue to resolve by logging further, not a target.
+            result.issues.append(f"hole {a.hole}: anomaly at {a.depth_peak:.2f} m (snr "
+                                 f"{a.snr:.0f}) is cut off by the log end and no joint fit "
+                                 "explains it; not located (log further to resolve)")
+            result.unlocated.append(a)
+            continue
+        if bad_fit:
             result.issues.append(f"hole {a.hole}: anomaly at {a.depth_peak:.2f} m (snr "
                                  f"{a.snr:.0f}) could not be located, not even from its own "
-                                 "hole; check the log there (log end, drift, noise)")
+                                 "hole; check the log there (drift, noise)")
             result.unlocated.append(a)
             continue
         tid += 1

@@ -180,6 +180,36 @@ def _rz_basis(plog: ProcessedLog, depth: np.ndarray, rho: float, zsrc: float) ->
     return b[:, [0, 2]]
 
 
+def _grid_costs(plog: ProcessedLog, depth: np.ndarray, y: np.ndarray, rhos: np.ndarray,
+                zs: np.ndarray) -> np.ndarray:
+    """Residual sum of squares of the (radial, vertical, offset) fit on a (rho, z) grid.
+
+    All grid points at once (one batched QR): the same numbers as solving
+    `_rz_basis` plus an offset column by least squares at each point.
+    """
+    rr, zz = np.meshgrid(rhos, zs, indexing="ij")
+    rx = -rr.reshape(-1, 1)  # sensor minus source, source rho east of the hole
+    src_z = -zz.reshape(-1, 1)
+
+    def bz(sensor_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rz = sensor_z[None, :] - src_z
+        d2 = np.maximum(rx * rx + rz * rz, 1e-6)
+        inv3 = d2 ** -1.5
+        inv5 = inv3 / d2
+        return 3.0 * rz * rx * inv5, 3.0 * rz * rz * inv5 - inv3
+
+    b0, b1 = bz(-depth)
+    if plog.kind == "gradient":
+        u0, u1 = bz(-depth + plog.separation)
+        b0, b1 = b0 - u0, b1 - u1
+    a = np.stack([b0, b1, np.ones_like(b0)], axis=2)
+    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
+    q, _ = np.linalg.qr(a)
+    proj = np.einsum("gnk,gk->gn", q, np.einsum("gnk,n->gk", q, y))
+    resid = y[None, :] - proj
+    return np.einsum("gn,gn->g", resid, resid).reshape(rr.shape)
+
+
 def fit_distance(plog: ProcessedLog, anomaly: HoleAnomaly, values: np.ndarray | None = None,
                  config: DetectConfig | None = None) -> HoleAnomaly:
     """Fill ``distance_m`` and ``depth_fit`` of ``anomaly`` from its own hole's log."""
@@ -198,13 +228,11 @@ def fit_distance(plog: ProcessedLog, anomaly: HoleAnomaly, values: np.ndarray | 
         coef, *_ = np.linalg.lstsq(a, y, rcond=None)
         return (y - a @ coef) / sig, coef
 
-    best = (math.inf, 0.0, 0.0)
-    for rho in np.arange(0.1, cfg.max_distance_m + 1e-9, 0.1):
-        for z in np.arange(mid - 1.0, mid + 1.0 + 1e-9, 0.1):
-            c = float(np.sum(resid_for(float(rho), float(z))[0] ** 2))
-            if c < best[0]:
-                best = (c, float(rho), float(z))
-    res = least_squares(lambda p: resid_for(p[0], p[1])[0], x0=[best[1], best[2]],
+    rhos = np.arange(0.1, cfg.max_distance_m + 1e-9, 0.1)
+    zs = np.arange(mid - 1.0, mid + 1.0 + 1e-9, 0.1)
+    costs = _grid_costs(plog, d, y, rhos, zs)
+    i, j = np.unravel_index(int(np.argmin(costs)), costs.shape)
+    res = least_squares(lambda p: resid_for(p[0], p[1])[0], x0=[rhos[i], zs[j]],
                         bounds=([0.03, mid - 3.0], [cfg.max_distance_m + 1.0, mid + 3.0]),
                         x_scale=[0.1, 0.1])
     rho, z = (float(v) for v in res.x)

@@ -38,6 +38,30 @@ def dipole_basis(points: np.ndarray, source: np.ndarray) -> np.ndarray:
     return MU0_4PI_NT * out
 
 
+def dipole_rows(r: np.ndarray, comp: np.ndarray | int) -> np.ndarray:
+    """One field component per point, per unit moment: shape (n, 3 moment comps).
+
+    ``r`` is (n, 3) point minus source, ``comp`` the field component (0 E,
+    1 N, 2 U) per point or for all. The same numbers as
+    ``dipole_basis(...)[i, comp[i], :]`` without building the (n, 3, 3)
+    tensor: this is the inner loop of every fit.
+    """
+    d2 = np.maximum(np.einsum("ij,ij->i", r, r), 1e-6)
+    inv_d3 = d2 ** -1.5
+    inv_d5 = inv_d3 / d2
+    n = len(r)
+    if np.isscalar(comp):
+        rc = r[:, int(comp)]
+        out = (3.0 * rc * inv_d5)[:, None] * r
+        out[:, int(comp)] -= inv_d3
+    else:
+        rows = np.arange(n)
+        rc = r[rows, comp]
+        out = (3.0 * rc * inv_d5)[:, None] * r
+        out[rows, comp] -= inv_d3
+    return MU0_4PI_NT * out
+
+
 def dipole_field(points: np.ndarray, source: np.ndarray, moment: np.ndarray) -> np.ndarray:
     """Anomalous field (n, 3) in nT at ``points`` from one dipole."""
     return dipole_basis(points, source) @ np.asarray(moment, dtype=float)

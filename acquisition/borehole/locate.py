@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from acquisition.borehole.forward import dipole_basis
+from acquisition.borehole.forward import dipole_rows
 from acquisition.borehole.logs import ProcessedLog
 
 
@@ -40,6 +40,21 @@ class Obs:
     sigma: np.ndarray
     rows: list[np.ndarray]  # per hole: grid indices of its rows (same order)
     holes: list[str]
+    #: Cached sensor geometry (ENU, z up): lower sensor per row, field
+    #: component per row (2 for gradients), upper sensors of gradient rows.
+    lower: np.ndarray = field(init=False, repr=False)
+    fcomp: np.ndarray = field(init=False, repr=False)
+    grad: np.ndarray = field(init=False, repr=False)
+    upper: np.ndarray = field(init=False, repr=False)
+    all_grad: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.lower = np.column_stack([self.x, self.y, -self.depth]).reshape(-1, 3)
+        self.grad = self.comp < 0
+        self.fcomp = np.where(self.grad, 2, self.comp)
+        self.upper = self.lower[self.grad].copy()
+        self.upper[:, 2] += self.sep[self.grad]
+        self.all_grad = bool(np.all(self.grad))
 
     @property
     def n(self) -> int:
@@ -111,33 +126,37 @@ def build_obs(plogs: Sequence[ProcessedLog], centres: Sequence[tuple[float, floa
 
 def obs_basis(obs: Obs, source: np.ndarray) -> np.ndarray:
     """(n, 3): each row's reading per unit moment component of a dipole at ``source``."""
-    lower = np.column_stack([obs.x, obs.y, -obs.depth])
-    bl = dipole_basis(lower, source)
-    out = np.empty((obs.n, 3))
-    g = obs.comp < 0
-    if np.any(g):
-        upper = lower[g].copy()
-        upper[:, 2] += obs.sep[g]
-        out[g] = bl[g, 2, :] - dipole_basis(upper, source)[:, 2, :]
-    v = ~g
-    if np.any(v):
-        out[v] = bl[v, obs.comp[v], :]
-    return out
+    return _basis_points(obs, np.asarray(source, dtype=float).reshape(1, 3))
+
+
+def _basis_points(obs: Obs, sources: np.ndarray) -> np.ndarray:
+    """(n, 3): the mean basis of dipoles at ``sources`` (k, 3), in one vectorised pass."""
+    k, n = len(sources), obs.n
+    lower = (obs.lower[None, :, :] - sources[:, None, :]).reshape(-1, 3)
+    if obs.all_grad:
+        out = dipole_rows(lower, 2)
+        out -= dipole_rows((obs.upper[None, :, :] - sources[:, None, :]).reshape(-1, 3), 2)
+    else:
+        out = dipole_rows(lower, np.tile(obs.fcomp, k))
+        if obs.upper.shape[0]:
+            up = dipole_rows((obs.upper[None, :, :] - sources[:, None, :]).reshape(-1, 3), 2)
+            out[np.tile(obs.grad, k)] -= up
+    return out.reshape(k, n, 3).mean(axis=0) if k > 1 else out
 
 
 #: Points along a line source (an elongated body: a uniform line of dipoles).
 LINE_POINTS = 5
+_LINE_T = (np.arange(LINE_POINTS) + 0.5) / LINE_POINTS * 2.0 - 1.0
 
 
 def source_basis(obs: Obs, p: np.ndarray) -> np.ndarray:
     """(n, 3) basis of a source: ``p`` is (x, y, depth) for a point, or (x, y, depth,
     hx, hy, hz) for a line from centre - h to centre + h (h in ENU, metres)."""
-    c = np.array([p[0], p[1], -p[2]])
+    c = np.array([p[0], p[1], -p[2]], dtype=float)
     if len(p) == 3 or not np.any(p[3:]):
-        return obs_basis(obs, c)
+        return _basis_points(obs, c[None, :])
     h = np.asarray(p[3:6], dtype=float)
-    ts = (np.arange(LINE_POINTS) + 0.5) / LINE_POINTS * 2.0 - 1.0
-    return sum(obs_basis(obs, c + t * h) for t in ts) / LINE_POINTS
+    return _basis_points(obs, c[None, :] + _LINE_T[:, None] * h[None, :])
 
 
 def predict(obs: Obs, positions: Sequence[np.ndarray] | np.ndarray,
