@@ -82,10 +82,8 @@ class FitResult:
 
 
 def _design(x: np.ndarray, y: np.ndarray, p: np.ndarray, geom: SensorGeometry) -> np.ndarray:
-    k = len(p) // 3
-    cols = [design_matrix(x, y, p[3 * s], p[3 * s + 1], p[3 * s + 2], geom) for s in range(k)]
-    cols.append(np.ones((len(x), 1)))
-    return np.hstack(cols)
+    """`_design_srcs` for point sources packed flat as (x, y, depth) triples."""
+    return _design_srcs(x, y, [p[3 * s:3 * s + 3] for s in range(len(p) // 3)], geom)
 
 
 def _solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
