@@ -4,7 +4,10 @@ Each scenario: a 10 x 8 m area of quincunx holes 2 m apart, logged from 10 m
 up to 3.5 m; three bodies (105/155 mm projectiles, 1.5 m aircraft bombs)
 between the holes at 5.5-9.5 m; holes deviating up to 1.5 deg from vertical,
 depth counters with up to 1 % scale and 5 cm offset error, probe offset and
-drift, white noise (all unknown to the processing).
+drift, white noise (all unknown to the processing). Bodies are munition
+cases (``--profile shell``, default: moment per length following the steel of
+a tail cone, cylinder and heavy nose), not the uniform line sources the
+processing fits; ``--profile uniform`` gives the old, flattering world.
 
 Scenario sets (``--set``):
 
@@ -108,14 +111,16 @@ def score_scenario(seed: int, **kw: Any) -> dict[str, Any]:
     }
 
 
-def run(n: int, first_seed: int = 1000, scenario_set: str = "gradient") -> dict[str, Any]:
-    kw = SETS[scenario_set]
+def run(n: int, first_seed: int = 1000, scenario_set: str = "gradient",
+        profile: str = "shell") -> dict[str, Any]:
+    kw = {**SETS[scenario_set], "body_profile": profile}
     rows = [score_scenario(first_seed + i, **kw) for i in range(n)]
     errs = np.array([e for r in rows for e in r["errors"]])
     elig = sum(r["eligible"] for r in rows)
     found = sum(r["found_eligible"] for r in rows)
     return {
         "set": scenario_set,
+        "profile": profile,
         "scenarios": n,
         "first_seed": first_seed,
         "bodies": sum(r["bodies"] for r in rows),
@@ -156,18 +161,16 @@ def test_borehole_no_ghosts() -> None:
 def test_bodies_beyond_the_log_ends_are_reported_flagged() -> None:
     """Next-layer bodies below the hole bottoms and bodies above the logged top.
 
-    Every body is reported and flagged ``log_end``. Below the hole bottoms
-    the truncated views still give some extra targets (see bench/README.md):
-    they are flagged ``log_end`` too, never confident targets.
+    Every body is reported and flagged ``log_end``, and nothing else: seed
+    1000 below once gave a weak ``log_end`` source on a mislocated bomb's
+    residual (see bench/README.md).
     """
     for name in ("below", "above"):
         s = run(2, first_seed=1000, scenario_set=name)
         assert s["recall"] == 1.0, name
-        assert s["duplicates"] == 0 and s["unflagged_ghosts"] == 0, name
+        assert s["duplicates"] == 0 and s["ghosts"] == 0, name
         assert s["matched_log_end"] == s["bodies"], name  # every one flagged log_end
         assert s["max_error_m"] <= 0.8, name
-        if name == "above":
-            assert s["ghosts"] == 0
 
 
 def test_three_axis_probe_accuracy() -> None:
@@ -183,8 +186,16 @@ def main() -> None:
     ap.add_argument("--scenarios", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--set", choices=sorted(SETS), default="gradient")
+    ap.add_argument("--profile", choices=("shell", "uniform"), default="shell")
+    ap.add_argument("--seeds", type=str, default="",
+                    help="comma-separated seeds instead of --scenarios/--first-seed")
     a = ap.parse_args()
-    s = run(a.scenarios, a.first_seed, a.set)
+    if a.seeds:
+        rows = [run(1, int(x), a.set, a.profile) for x in a.seeds.split(",")]
+        for r in rows:
+            print(json.dumps({k: v for k, v in r["rows"][0].items()}))
+        return
+    s = run(a.scenarios, a.first_seed, a.set, a.profile)
     for r in s["rows"]:
         e = r["errors"]
         print(f"seed {r['seed']}: {r['bodies']} bodies ({', '.join(r['kinds'])}), "

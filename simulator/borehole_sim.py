@@ -7,8 +7,12 @@ What the simulated world does that the processing does not know:
   which the gradiometer reads) is tilted;
 * the depth counter measures cable paid out with a scale error and a zero
   offset (per hole);
-* bodies are elongated (a line of dipoles along the axis, `simulator.physics`),
-  with moments leaning toward the axis (shape anisotropy) plus remanence;
+* bodies are munition cases, not the uniform lines the processing fits: a
+  line of dipoles along the axis weighted like a steel case (thin tail cone,
+  cylinder, heavy nose: `simulator.physics.shell_weights`, as the lane
+  surveys use), with moments leaning toward the axis (shape anisotropy) plus
+  remanence. The truth position is the body's geometric centre; the moment's
+  centre lies 2-3 % of the length toward the nose;
 * the probe has an offset, a linear drift over the log and white noise.
 
 Each hole is logged pulling up from its bottom, at ``speed_m_s`` and
@@ -26,7 +30,13 @@ import numpy as np
 from acquisition.borehole.logs import HoleLog
 from acquisition.borehole.plan import HolePlan, quincunx
 from acquisition.geomag import QUANG_TRI, EarthField
-from simulator.physics import axis_vector, dipole_field, induced_moment, line_of_dipoles
+from simulator.physics import (
+    PROFILES,
+    axis_vector,
+    dipole_field,
+    induced_moment,
+    line_of_dipoles,
+)
 
 #: kind -> (moment range A m^2, length range m): DOMAIN.md rough moments.
 BODY_KINDS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
@@ -47,6 +57,8 @@ class BodyTruth:
     length_m: float
     azimuth_deg: float
     plunge_deg: float
+    #: How the moment is spread along the body (`simulator.physics.line_of_dipoles`).
+    profile: str = "shell"
     #: Noise-free peak |reading| (nT) this body alone gives in each hole.
     peak_by_hole: dict[str, float] = field(default_factory=dict)
 
@@ -87,7 +99,8 @@ def _hole_axis(tilt_deg: float, az_deg: float) -> np.ndarray:
 
 def _body_sources(b: BodyTruth) -> tuple[np.ndarray, np.ndarray]:
     centre = np.array([b.x, b.y, -b.depth])
-    return line_of_dipoles(centre, b.moment, b.length_m, b.azimuth_deg, b.plunge_deg)
+    return line_of_dipoles(centre, b.moment, b.length_m, b.azimuth_deg, b.plunge_deg,
+                           profile=b.profile)
 
 
 def probe_readings(collar: tuple[float, float], axis_down: np.ndarray, along: np.ndarray,
@@ -120,8 +133,16 @@ def make_scenario(seed: int, *, area: tuple[float, float, float, float] = (0.0, 
                   kinds: tuple[str, ...] = ("projectile_105", "projectile_155", "aircraft_bomb"),
                   min_separation_m: float = 2.5, separation: float = 0.65,
                   remanent_fraction: float = 0.3, kind: str = "gradient",
+                  body_profile: str = "shell",
                   field_: EarthField = QUANG_TRI) -> BoreholeScenario:
-    """A seeded layer-2 scenario: holes, bodies between them, logs and ground truth."""
+    """A seeded layer-2 scenario: holes, bodies between them, logs and ground truth.
+
+    ``body_profile`` ("shell", default, or "uniform") spreads each body's
+    moment along its axis; it draws no random numbers, so a seed gives the
+    same bodies, holes and noise with either profile.
+    """
+    if body_profile not in PROFILES:
+        raise ValueError(f"body_profile must be one of {PROFILES}, got {body_profile!r}")
     rng = np.random.default_rng(seed)
     plan = quincunx(area, spacing=spacing, layer=2)
     hole_xy = plan.xy()
@@ -149,7 +170,8 @@ def make_scenario(seed: int, *, area: tuple[float, float, float, float] = (0.0, 
         ind = induced_moment(mag, field_, axis=ax, axial_gain=3.0)
         rem = rng.standard_normal(3)
         rem *= remanent_fraction * mag / np.linalg.norm(rem)
-        bodies.append(BodyTruth(len(bodies) + 1, k, x, y, depth, ind + rem, length, az, pl))
+        bodies.append(BodyTruth(len(bodies) + 1, k, x, y, depth, ind + rem, length, az, pl,
+                                profile=body_profile))
     holes: list[HoleTruth] = []
     logs: list[HoleLog] = []
     along_true = np.arange(hole_bottom_m, log_top_m - 1e-9, -speed_m_s / rate_hz)

@@ -39,7 +39,14 @@ from typing import Any
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from acquisition.borehole.detect import DetectConfig, HoleAnomaly, channel, detect, fit_distance
+from acquisition.borehole.detect import (
+    DetectConfig,
+    HoleAnomaly,
+    channel,
+    detect,
+    fit_distance,
+    smooth,
+)
 from acquisition.borehole.geometry import distance_to_edges, inside
 from acquisition.borehole.locate import Obs, _Projector, build_obs, chi2_at, fit, predict
 from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, condition
@@ -105,6 +112,15 @@ class BoreholeConfig:
     #: ``nested_skip_energy`` times ``min_nested_gain``): see `_clearly_own`.
     nested_skip_ratio: float = 5.0
     nested_skip_energy: float = 10.0
+    #: Beyond the log ends (``log_end`` sources) the nested test asks less: a
+    #: body seen only by its truncated tails is kept when its signal energy is
+    #: at least ``nested_skip_ratio`` times its neighbours' field there, or
+    #: when, with the neighbours refitted without it, it still lowers the
+    #: chi-square by more than the BIC penalty of its six parameters
+    #: (``6 ln n``, n the rows fitted) times this factor. Measured on the
+    #: ``below`` sets (1000-1019, both worlds): ghosts 2, 7, 33, 65; real
+    #: bodies not clearly their own >= 61.
+    log_end_bic_factor: float = 1.0
     #: Incremental updates (live, after each hole): prior sources within this
     #: horizontal distance of the new hole are found afresh, the others held.
     #: A source's data come from holes within ``reach_m``; it is refitted with
@@ -484,15 +500,22 @@ def _clearly_own(model: _Model, src: Source, nb: Sequence[Source],
     nested test, the costliest step, cannot reject the source and is skipped.
     """
     cfg = model.cfg
+    e_own, e_nb = _energies(model, src, nb, resid, mis)
+    return e_own >= cfg.nested_skip_energy * cfg.min_nested_gain and \
+        e_own >= cfg.nested_skip_ratio * e_nb
+
+
+def _energies(model: _Model, src: Source, nb: Sequence[Source],
+              resid: dict[str, np.ndarray], mis: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Weighted energy of ``src``'s modelled field and of its neighbours' over its data."""
+    cfg = model.cfg
     obs = build_obs(model.plogs, [(src.x, src.y, src.depth)], cfg.reach_m, cfg.window_m,
                     resid, cfg.rel_error, mis)
     if obs.n == 0:
-        return False
+        return 0.0, 0.0
     own = predict(obs, [src.params], src.moment[None, :]) / obs.sigma
     theirs = predict(obs, [g.params for g in nb], np.array([g.moment for g in nb])) / obs.sigma
-    e_own, e_nb = float(own @ own), float(theirs @ theirs)
-    return e_own >= cfg.nested_skip_energy * cfg.min_nested_gain and \
-        e_own >= cfg.nested_skip_ratio * e_nb
+    return float(own @ own), float(theirs @ theirs)
 
 
 def _nested_significant(model: _Model, src: Source) -> bool:
@@ -507,18 +530,25 @@ def _nested_significant(model: _Model, src: Source) -> bool:
     nb = [g for g in model.free(model.sources) if g is not src
           and math.hypot(g.x - src.x, g.y - src.y) <= cfg.reach_m + 1.0
           and abs(g.depth - src.depth) <= 3 * cfg.window_m]
-    if not nb or _log_end(model, src):
-        # Beyond the log ends a body is seen only by its truncated near-field
-        # tails: refitted neighbours (bombs re-seeded as lines) absorb them
-        # and the test removed real next-layer bodies (benchmark set
-        # ``below``). Such sources are flagged ``log_end`` instead.
+    if not nb:
         return True
     grp = [*nb, src]
     # The neighbours' expected misfit (deviated holes, depth errors, body
     # shape) is noise here: a ghost lives in exactly that misfit.
     mis = {p.hole: model.misfit(p, nb) for p in model.plogs}
     resid = model.residuals(exclude=grp)
-    if _clearly_own(model, src, nb, resid, mis):
+    end = _log_end(model, src)
+    if end:
+        # Beyond the log ends a body is seen only by its truncated near-field
+        # tails, and refitted neighbours (bombs re-seeded as lines) absorb
+        # part of a real next-layer body's: the full test (``min_nested_gain``)
+        # removed real bodies (benchmark set ``below``). A source whose field
+        # dominates its data is its own; otherwise it must beat the BIC
+        # penalty of its parameters once its neighbours refit without it.
+        e_own, e_nb = _energies(model, src, nb, resid, mis)
+        if e_own >= cfg.nested_skip_ratio * e_nb:
+            return True
+    elif _clearly_own(model, src, nb, resid, mis):
         return True
     obs = build_obs(model.plogs, [(g.x, g.y, g.depth) for g in grp], cfg.reach_m,
                     cfg.window_m, resid, cfg.rel_error, mis)
@@ -538,9 +568,11 @@ def _nested_significant(model: _Model, src: Source) -> bool:
                 best = r
     scale = max(with_src.chi2 / max(with_src.dof, 1), 1.0)
     gain = (best.chi2 - with_src.chi2) / scale
-    log.debug("nested test (%.2f, %.2f, %.2f): chi2 gain %.0f / %.2f = %.0f", src.x, src.y,
-              src.depth, best.chi2 - with_src.chi2, scale, gain)
-    if gain >= cfg.min_nested_gain:
+    need = cfg.log_end_bic_factor * 6.0 * math.log(obs.n) if end else cfg.min_nested_gain
+    log.debug("nested test (%.2f, %.2f, %.2f)%s: chi2 gain %.0f / %.2f = %.0f (need %.0f)",
+              src.x, src.y, src.depth, " log_end" if end else "", best.chi2 - with_src.chi2,
+              scale, gain, need)
+    if gain >= need:
         return True
     model.sources.remove(src)
     for g, p, m, sg in zip(nb, best.params, best.moments, best.sigmas, strict=True):
@@ -700,9 +732,13 @@ def _prune(model: _Model, issues: list[str]) -> list[HoleAnomaly]:
     """
     cfg = model.cfg
     end_only: list[HoleAnomaly] = []
+    tried: set[tuple] = set()
     changed = True
     while changed and model.sources:
         changed = False
+        if _merge_log_end_pairs(model, issues, tried):
+            changed = True
+            continue
         for s in sorted(model.free(model.sources), key=lambda s: float(np.linalg.norm(s.moment))):
             if _outside_array(model, s) > cfg.outside_margin_m:
                 issues.append(f"source at ({s.x:.2f}, {s.y:.2f}, {s.depth:.2f} m) lies outside "
@@ -751,6 +787,91 @@ def _prune(model: _Model, issues: list[str]) -> list[HoleAnomaly]:
     return end_only
 
 
+def _merge_log_end_pairs(model: _Model, issues: list[str], tried: set[tuple]) -> bool:
+    """Merge a ``log_end`` source and a near one that one line source explains (BIC).
+
+    Returns True if it merged a pair. Beyond the log ends a bomb is seen only
+    by one side of its field, which two point dipoles can fit as well as a
+    line: a steep bomb (plunge 54 degrees) at 9.4 m was fitted as a point
+    plus a second source 1.8 m away beyond the hole bottoms (seed 1003,
+    munition-case bodies; merged: a 1.54 m line 0.05 m from it, was 0.24 m),
+    and a bomb of the next layer as two sources 1.7 m apart (seed 1004 of the
+    ``below`` set; merged: 0.33 m from it, was 0.47 m). For each pair
+    of free sources, one of them ``log_end``, farther apart than the merge
+    radius and no farther than the longest body, a single line source
+    (started along the pair and, from the stronger one, along the usual
+    axes) is fitted with the pair's neighbours; it replaces the pair when
+    the Bayesian information criterion prefers it: its chi-square rise,
+    scaled by the pair fit's reduced chi-square when above 1, is under the
+    parameters it saves times ln n. Pairs within the merge radius are left
+    to the ordinary merge (the stronger source kept): as a line, a 155 mm
+    projectile above the logged top and its misfit 0.5 m away became a
+    1.6 m body 0.6 m off (seed 1009, ``above``). ``tried`` keeps pairs
+    already refused (at the same parameters).
+    """
+    cfg = model.cfg
+    free = model.free(model.sources)
+    ends = [i for i, s in enumerate(free) if _log_end(model, s)]
+    pairs = sorted({(float(np.linalg.norm(free[i].pos - free[j].pos)), min(i, j), max(i, j))
+                    for i in ends for j in range(len(free)) if j != i},
+                   key=lambda t: t[0])
+    for d, i, j in pairs:
+        if d > cfg.max_body_length_m:
+            break
+        a, b = free[i], free[j]
+        if d < max(_merge_radius(cfg, a), _merge_radius(cfg, b)):
+            continue  # one body anyway: merged below, keeping the stronger source
+        if np.linalg.norm(a.moment) < np.linalg.norm(b.moment):
+            a, b = b, a
+        key = (id(a), id(b), *np.round(a.params, 3), *np.round(b.params, 3))
+        if key in tried:
+            continue
+        tried.add(key)
+        others = [g for g in free if g is not a and g is not b
+                  and math.hypot(g.x - a.x, g.y - a.y) <= cfg.group_m][: cfg.max_group - 1]
+        grp = [a, b, *others]
+        resid = model.residuals(exclude=grp)
+        obs = model.obs_for(grp, resid)
+        if obs.n < 8:
+            continue
+        pair = fit(obs, [g.params for g in grp])
+        mid = (a.pos + b.pos) / 2.0
+        along = (a.pos - b.pos) / 2.0 * np.array([1.0, 1.0, -1.0])  # depth -> ENU up
+        inits = [np.concatenate([mid, along])]
+        inits += [np.concatenate([a.pos, h]) for h in _LINE_SEEDS]
+        order = np.argsort([chi2_at(obs, [q, *[g.params for g in others]]) for q in inits])
+        line: Any = None
+        for k in order[:cfg.line_fits]:
+            r = fit(obs, [inits[int(k)], *[g.params for g in others]])
+            if len(r.params[0]) == 6 and \
+                    2.0 * float(np.linalg.norm(r.params[0][3:])) > cfg.max_body_length_m:
+                continue
+            if line is None or r.chi2 < line.chi2:
+                line = r
+        if line is None:
+            log.debug("line merge: no line fit for (%.2f, %.2f, %.2f) + (%.2f, %.2f, %.2f)",
+                      a.x, a.y, a.depth, b.x, b.y, b.depth)
+            continue
+        saved = len(a.params) + len(b.params) + 6 - 9  # positions (+ axes) and moments
+        scale = max(pair.chi2 / max(pair.dof, 1), 1.0)
+        rise = (line.chi2 - pair.chi2) / scale
+        log.debug("line merge (%.2f, %.2f, %.2f) + (%.2f, %.2f, %.2f): chi2 rise %.0f, "
+                  "BIC allows %.0f", a.x, a.y, a.depth, b.x, b.y, b.depth, rise,
+                  saved * math.log(obs.n))
+        if rise >= saved * math.log(obs.n):
+            continue
+        model.sources.remove(b)
+        for g, p, m, sg in zip([a, *others], line.params, line.moments, line.sigmas,
+                               strict=True):
+            g.update(p)
+            g.moment, g.sigmas = m, sg
+        issues.append(f"merged two sources beyond the log ends, ({b.x:.2f}, {b.y:.2f}, "
+                      f"{b.depth:.2f} m) into ({a.x:.2f}, {a.y:.2f}, {a.depth:.2f} m): one "
+                      "elongated body explains both")
+        return True
+    return False
+
+
 def _truncated(pl: ProcessedLog, depth: float, margin: float) -> bool:
     """Whether ``depth`` is not logged at least ``margin`` past on both sides in ``pl``."""
     return not (pl.top + margin <= depth <= pl.bottom - margin)
@@ -767,6 +888,35 @@ def _log_end(model: _Model, src: Source) -> bool:
     if not seeing:
         return True
     return all(_truncated(p, src.depth, model.cfg.end_margin_m) for p in seeing)
+
+
+def _misfit_tail(model: _Model, pl: ProcessedLog, a: HoleAnomaly) -> bool:
+    """Whether ``a`` is a weak bump on the tail of a located target's far stronger misfit.
+
+    Detection calls a bump under ``shadow_ratio`` (10 %) of a stronger
+    anomaly within ``shadow_m`` (4 m) of it in the same hole its tail. On the
+    residual logs that stronger anomaly may not be detected itself, because
+    it lies within the expected misfit of a located target (a body below the
+    hole bottoms, fitted from its truncated tails, can leave tens of nT in
+    one hole); its tail, minus the straight line that levels the residual,
+    still leaves a bump metres above (seed 1009 of the ``below`` set: 0.9 nT
+    at 6 m under a 43 nT residual at 9.4 m, reported as a ``no_converge``
+    target). The same rule applies: the bump is that residual's tail.
+    """
+    dcfg = model.cfg.detect
+    if len(pl.depth) == 0:
+        return False
+    r = channel(pl, pl.values - model.model_values(pl, model.sources))
+    mis = channel(pl, model.misfit(pl, model.sources))
+    bin_m = float(np.median(np.diff(pl.depth))) if len(pl.depth) > 1 else 0.05
+    w = max(1, round(dcfg.smooth_m / max(bin_m, 1e-6)))
+    r, mis = smooth(r, w), smooth(mis, w)
+    near = (np.abs(pl.depth - a.depth_peak) < dcfg.shadow_m) & np.isfinite(r)
+    # Only residual a located target's expected misfit accounts for (within
+    # k times it): anything stronger is an anomaly of its own.
+    strong = near & (np.abs(r) * dcfg.shadow_ratio > abs(a.amplitude_nT)) \
+        & (np.abs(r) <= dcfg.k * np.hypot(mis, _detect_threshold_sigma(pl, dcfg)))
+    return bool(np.any(strong))
 
 
 def _make_targets(model: _Model, result: BoreholeResult, unexplained: list[HoleAnomaly],
@@ -825,7 +975,7 @@ def _make_targets(model: _Model, result: BoreholeResult, unexplained: list[HoleA
         j = int(np.argmin(np.abs(pl.depth - a.depth_peak))) if len(pl.depth) else 0
         lo = max(0, j - 10)
         explained = float(np.nanmax(np.abs(ch[lo:j + 10]))) if len(ch) else 0.0
-        if explained >= 0.3 * abs(a.amplitude_nT):
+        if explained >= 0.3 * abs(a.amplitude_nT) or _misfit_tail(model, pl, a):
             result.issues.append(f"hole {a.hole}: residual at {a.depth_peak:.2f} m left by a "
                                  "located target (model misfit), not a new target")
             continue
