@@ -207,7 +207,9 @@ class LiveDetector:
         when the windows are full), then the guess is checked per stretch
         between updates with its max and min. Stretches up to the first one
         that has a sample over the threshold are committed; that one and the
-        rest go the sample-run way. Returns the number of samples committed.
+        rest go the sample-run way. With full windows, a count first checks
+        whether any level could matter at all (`_all_under`); if not, only the
+        last level is computed. Returns the number of samples committed.
         """
         base = self._n
         m = len(v)
@@ -230,20 +232,33 @@ class LiveDetector:
             lo0 = max(0, ups[0] - w)
             masked = self._last_flag >= lo0
             if not masked and ups[0] >= w and len(ups) > 1 and ups[0] >= self.UPDATE_AT[-1]:
-                # Full windows, evenly spaced: one strided view, one partition.
-                k = w // 2
+                # The windows of the updates: one strided view.
                 win = np.ndarray((len(ups), w), dtype=np.float64, buffer=self._vals,
                                  offset=(ups[0] - w) * self._vals.itemsize,
                                  strides=(self.UPDATE_EVERY * self._vals.itemsize,
                                           self._vals.itemsize))
-                # One pivot (SIMD select); the lower middle is the max below it.
+                if own:
+                    rows = diff_noise_rows(win).tolist()
+                    thr_min = min(max(self.k * s, self.min_thr) for s in noises + rows)
+                else:
+                    thr_min = self.threshold()
+                if self._all_under(v, ups, thr_min):
+                    # Nothing crosses: only the last level (and noise) is kept.
+                    self._n = end
+                    self.level = fast_median(self._vals[ups[-1] - w:ups[-1]])
+                    if own:
+                        self._own_noise = rows[-1]
+                    return m
+                # Every level: one partition, one pivot (SIMD select); the lower
+                # middle is the max below it.
+                k = w // 2
                 p = np.partition(win, k, axis=1)
                 if w % 2:
                     levels += p[:, k].tolist()
                 else:
                     levels += (0.5 * (p[:, :k].max(axis=1) + p[:, k])).tolist()
                 if own:
-                    noises += diff_noise_rows(win).tolist()
+                    noises += rows
             else:
                 lev = self.level
                 for u in ups:
@@ -252,10 +267,20 @@ class LiveDetector:
                     if own:
                         noises.append(diff_noise(self._vals[max(0, u - w):u]))
         bounds = [0] + [u - base for u in ups if u < end]
+        thr = self.threshold()
+        used = levels[:len(bounds)]
+        if not own and thr > 0 and None not in used:
+            # The whole block first: max(v) - min(levels) and max(levels) - min(v)
+            # bound every stretch's test (rounding is monotone), so if neither
+            # is over thr no stretch is, and the block is committed in one go.
+            lo_l, hi_l = min(used), max(used)  # type: ignore[type-var]
+            if float(v.max()) - lo_l <= thr and hi_l - float(v.min()) <= thr:
+                self._n = end
+                self.level = levels[-1]
+                return m
         starts = np.asarray(bounds)
         hi = np.maximum.reduceat(v, starts).tolist()
         lo = np.minimum.reduceat(v, starts).tolist()
-        thr = self.threshold()
         for j, lev in enumerate(levels[:len(bounds)]):
             if own:
                 thr = max(self.k * noises[j], self.min_thr)
@@ -272,6 +297,32 @@ class LiveDetector:
         if own:
             self._own_noise = noises[-1]
         return m
+
+    def _all_under(self, v: np.ndarray, ups: list[int], thr: float) -> bool:
+        """True if no sample of the block can cross the threshold, whatever the
+        levels at the update counts ``ups`` (full, unmasked windows) turn out to be.
+
+        Then only the last level is needed, not one partition per update. The
+        test: every level lies in [a, b] with max(v) - a <= thr and b - min(v)
+        <= thr (so the per-stretch test fails for each: rounding is monotone).
+        A window's median is >= a if at most (w - 1) // 2 of its samples are
+        below a, and all windows lie in the span from the first window's start
+        to the last update, so counting in the span is enough (likewise <= b if
+        at most w - 1 - w // 2 are above b). ``thr`` is the smallest threshold
+        of the block's stretches.
+        """
+        lev0 = self.level
+        if lev0 is None or not thr > 0:
+            return False
+        hi, lo = float(v.max()), float(v.min())
+        a, b = hi - thr, lo + thr
+        # the level before the first update, and the bounds as rounded
+        if not (hi - lev0 <= thr and lev0 - lo <= thr and hi - a <= thr and b - lo <= thr):
+            return False
+        w = self.LEVEL_WINDOW
+        span = self._vals[ups[0] - w:ups[-1]]
+        return (int(np.count_nonzero(span < a)) <= (w - 1) // 2
+                and int(np.count_nonzero(span > b)) <= w - 1 - w // 2)
 
     def _chunk(self, v: np.ndarray, y: np.ndarray, hits: list[LiveHit]) -> None:
         base = self._n

@@ -396,11 +396,16 @@ class LanePipeline:
         if raw.size >= 3:
             # Drop turn samples (side-steps at lane ends): off the lane's line they
             # carry heading error and would make false signals at every lane end.
-            on = np.abs(x - x_mid) <= cfg.turn_tol_m
-            on &= ~_end_turns(x, y)
-            if on.sum() >= 3 and not on.all():
-                x, y, raw, t, g = x[on], y[on], raw[on], t[on], g[on]
-                x_mid = fast_median(x)
+            tol = cfg.turn_tol_m
+            turns = _end_turns(x, y)
+            # Extremes first (rounding is monotone): usually every sample is on.
+            if (turns.any() or float(x.max()) - x_mid > tol
+                    or x_mid - float(x.min()) > tol):
+                on = np.abs(x - x_mid) <= tol
+                on &= ~turns
+                if on.sum() >= 3 and not on.all():
+                    x, y, raw, t, g = x[on], y[on], raw[on], t[on], g[on]
+                    x_mid = fast_median(x)
         white = diff_noise(raw)
         v, spikes = (despike(raw, white) if cfg.despike
                      else (raw, np.zeros(raw.size, dtype=bool)))

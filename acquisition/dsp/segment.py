@@ -115,16 +115,29 @@ class LaneSegmenter:
                     j0 = stop
             if j0 < stop:
                 # Walking back: the first sample reversal_m behind the furthest reached.
-                along = (ys[j0:stop] - self._y_anchor) * self._dir
-                if self._ext > along[0]:
-                    ext = np.maximum.accumulate(np.maximum(along, self._ext))
-                else:  # the running max starts at along[0] anyway
-                    ext = np.maximum.accumulate(along)
-                back = np.flatnonzero((ext - along) > self.reversal_m)
-                if back.size:
-                    stop = j0 + int(back[0])
-                if stop > j0:
-                    self._ext = float(ext[stop - j0 - 1])
+                yw = ys[j0:stop]
+                anchor, sign = self._y_anchor, self._dir
+                first = (float(yw[0]) - anchor) * sign  # == along[0] below, same rounding
+                if (self.reversal_m >= 0 and self._ext - first <= self.reversal_m
+                        and bool((yw[1:] >= yw[:-1]).all() if sign > 0
+                                 else (yw[1:] <= yw[:-1]).all())):
+                    # Never a step back (the usual case): along = (y - anchor) * dir
+                    # is then non-decreasing (rounding is monotone), the running
+                    # max is max(ext, along), and ext - along <= ext - along[0]: no
+                    # sample is reversal_m behind. Same result as the running max
+                    # below, without its scalar loop.
+                    self._ext = max(self._ext, (float(yw[-1]) - anchor) * sign)
+                else:
+                    along = (yw - anchor) * sign
+                    if self._ext > along[0]:
+                        ext = np.maximum.accumulate(np.maximum(along, self._ext))
+                    else:  # the running max starts at along[0] anyway
+                        ext = np.maximum.accumulate(along)
+                    back = np.flatnonzero((ext - along) > self.reversal_m)
+                    if back.size:
+                        stop = j0 + int(back[0])
+                    if stop > j0:
+                        self._ext = float(ext[stop - j0 - 1])
             self._count += stop
             i += stop
             if i > a:

@@ -1,0 +1,130 @@
+"""Exact shortcuts added for the 10 M samples/s target (issue #4, "Speed")
+equal their plain twins.
+
+- The live detector's whole-block commit (`LiveDetector._all_under`: only the
+  last level of a quiet block is computed) gives the same hits, level and own
+  noise after every block as the sample-run path, in any chunking.
+- The segmenter's no-step-back shortcut gives the same lanes as the reference
+  segmenter, on exact, jittered, standing-still and walked-back tracks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_dsp_speed_paths import RefSegmenter, chunks
+
+from acquisition.dsp.detect import LiveDetector
+from acquisition.dsp.segment import LaneSegmenter
+
+# --------------------------------------------------------------- live detector
+
+
+def _live_states(v: np.ndarray, y: np.ndarray, sizes: list[int], quiet: bool,
+                 noise: float | None, min_thr: float, lanes: int) -> list:
+    det = LiveDetector(k=6.0, max_delay=3, min_thr=min_thr, quiet_path=quiet)
+    det.noise = noise
+    out = []
+    per = v.size // lanes
+    for ln in range(lanes):
+        det.start_lane(det.level)
+        lv, ly = v[ln * per:(ln + 1) * per], y[ln * per:(ln + 1) * per]
+        for s in chunks(lv.size, sizes):
+            hits = det.feed(lv[s], ly[s])
+            out.append((hits, det._n, det.level, det._own_noise, det.threshold()))
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(1500, 6000),
+       sizes=st.lists(st.integers(300, 2500), min_size=1, max_size=4),
+       noise=st.sampled_from([None, 0.5, 0.3]), signals=st.integers(0, 4),
+       min_thr=st.sampled_from([0.0, 2.5]), lanes=st.integers(1, 2),
+       tail=st.floats(0.0, 1.0))
+def test_live_whole_block_commit_equals_sample_runs(seed: int, n: int, sizes: list[int],
+                                                    noise: float | None, signals: int,
+                                                    min_thr: float, lanes: int,
+                                                    tail: float) -> None:
+    """Long lanes in big blocks (the whole-block commit needs full windows), with
+    signals just around the threshold and heavy-tailed noise (the counting test
+    near its limit); state compared after every block, not only at the end."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) * 0.1
+    v = rng.normal(0, 0.5, n) + rng.standard_t(3, n) * 0.3 * tail + rng.normal(0, 2)
+    for c in rng.uniform(0, y[-1], signals):
+        amp = rng.choice([-1, 1]) * rng.uniform(2.0, 5.0)
+        v += amp * np.exp(-0.5 * ((y - c) / rng.uniform(0.1, 1.5)) ** 2)
+    v = np.round(v, 2)
+    fast = _live_states(v, y, sizes, True, noise, min_thr, lanes)
+    plain = _live_states(v, y, sizes, False, noise, min_thr, lanes)
+    assert fast == plain
+
+
+def test_live_whole_block_commit_is_taken_and_exact() -> None:
+    """A quiet lane in blocks of 1000: the shortcut is taken (a partition per
+    block, not one per update) and the level is the plain path's."""
+    rng = np.random.default_rng(8)
+    v = rng.normal(0, 0.5, 8000)
+    y = np.arange(8000) * 0.1
+    taken = []
+
+    class Spy(LiveDetector):
+        def _all_under(self, *a: object) -> bool:
+            ok = super()._all_under(*a)  # type: ignore[arg-type]
+            taken.append(ok)
+            return ok
+
+    fast, plain = Spy(k=6.0), LiveDetector(k=6.0, quiet_path=False)
+    for det in (fast, plain):
+        det.noise = 0.5
+        det.start_lane(0.0)
+    for i in range(0, 8000, 1000):
+        assert fast.feed(v[i:i + 1000], y[i:i + 1000]) == plain.feed(v[i:i + 1000], y[i:i + 1000])
+        assert fast.level == plain.level
+    assert len(taken) >= 6 and all(taken)
+    assert fast.level == float(np.median(v[8000 - 600:]))  # last update: at 8000
+
+
+# ------------------------------------------------------------------- segmenter
+
+
+def _track(seed: int, lanes: int, length: float, jitter: float, stand: int, back: bool
+           ) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    ny = round(length / 0.1) + 1
+    for k in range(lanes):
+        y = np.arange(ny) * 0.1
+        if stand and ny > 10:  # the walker stands still: equal consecutive y
+            j = ny // 3
+            y = np.concatenate((y[:j], np.full(stand, y[j]), y[j:]))
+        if back and k == 1 and y.size > 40:  # walks back 1.5 m halfway
+            j = y.size // 2
+            y = np.concatenate((y[:j], y[j - 15:j][::-1], y[j - 15:]))
+        y = y if k % 2 == 0 else y[::-1]
+        xs.append(np.full(y.size, 0.5 + k) + rng.normal(0, 0.05, y.size))
+        ys.append(y + (rng.normal(0, jitter, y.size) if jitter else 0.0))
+        if k < lanes - 1:
+            xs.append(0.5 + k + np.arange(1, 4) / 4)
+            ys.append(np.full(3, ys[-1][-1]))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 1000), lanes=st.integers(1, 4), length=st.floats(2.0, 30.0),
+       jitter=st.sampled_from([0.0, 0.0, 0.005, 0.03]), stand=st.integers(0, 20),
+       back=st.booleans(), sizes=st.lists(st.integers(1, 600), min_size=1, max_size=5))
+def test_segmenter_no_step_back_shortcut_equals_reference(seed: int, lanes: int, length: float,
+                                                          jitter: float, stand: int, back: bool,
+                                                          sizes: list[int]) -> None:
+    x, y = _track(seed, lanes, length, jitter, stand, back)
+    ref = RefSegmenter(1.0).assign(x, y)
+    seg = LaneSegmenter(1.0)
+    got = np.empty(x.size, dtype=np.int64)
+    for s in chunks(x.size, sizes):
+        for a, b, ln in seg.runs(x[s], y[s]):
+            got[s.start + a:s.start + b] = ln
+    assert np.array_equal(got, ref)
+    if back and lanes >= 2 and length >= 10.0:
+        assert int(ref.max()) >= lanes  # the walk-back opened a lane of its own
