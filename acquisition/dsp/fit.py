@@ -579,6 +579,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         srcs = _elongate(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
         if len(srcs) < max_sources:
             srcs = _search_near_strong(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
+        srcs = _drop_tails(srcs, x, y, v, geom, noise, bic_gain, robust=robust)
     return _finish(srcs, x, y, v, geom, noise, converged, edge_margin)
 
 
@@ -728,8 +729,11 @@ def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
 
 
 def _local_res(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
-               geom: SensorGeometry) -> np.ndarray:
+               geom: SensorGeometry, w: np.ndarray | None = None) -> np.ndarray:
+    """Residual of the best moments (weighted by ``w`` = 1/sigma if given)."""
     G = _design_srcs(lx, ly, srcs, geom)
+    if w is not None:
+        G, lv = G * w[:, None], lv * w
     return G @ _solve_linear(G, lv) - lv
 
 
@@ -777,21 +781,28 @@ def _fold_src(q: np.ndarray) -> np.ndarray:
 
 
 def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
-                 lv: np.ndarray, geom: SensorGeometry,
-                 max_nfev: int = 40) -> tuple[list[np.ndarray], float]:
+                 lv: np.ndarray, geom: SensorGeometry, max_nfev: int = 40,
+                 w: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
     """Move the ``free`` sources (points or lines) on local data, the others held
-    (all moments re-solved). Returns the new source list and its residual SSE."""
+    (all moments re-solved). Returns the new source list and its residual SSE
+    (weighted by ``w`` = 1/sigma per sample if given)."""
     base = [_src_design(lx, ly, s, geom) for j, s in enumerate(srcs) if j not in free]
     base.append(np.ones((len(lx), 1)))
     B = np.hstack(base)
     sizes = [len(srcs[i]) for i in free]
     cuts = np.cumsum([0, *sizes])
+    if w is not None:
+        B = B * w[:, None]
+        lv = lv * w
 
     def split(q: np.ndarray) -> list[np.ndarray]:
         return [_fold_src(q[cuts[k]:cuts[k + 1]]) for k in range(len(free))]
 
     def fun(q: np.ndarray) -> np.ndarray:
-        G = np.hstack([B, *(_src_design(lx, ly, s, geom) for s in split(q))])
+        cols = [_src_design(lx, ly, s, geom) for s in split(q)]
+        if w is not None:
+            cols = [c * w[:, None] for c in cols]
+        G = np.hstack([B, *cols])
         return G @ _solve_linear(G, lv) - lv
 
     q0 = np.concatenate([_fold_src(srcs[i]) for i in free])
@@ -1056,6 +1067,89 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
             srcs = trial
             centre.append((float(q[0]), float(q[1])))
     return srcs
+
+
+def _centre_depth(s: np.ndarray) -> tuple[float, float, float]:
+    if len(s) == 3:
+        return float(s[0]), float(s[1]), float(s[2])
+    info = describe(s)
+    return info["x"], info["y"], info["depth"]
+
+
+def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                geom: SensorGeometry, noise: float, bic_gain: float, *,
+                pos_sigma: float = 0.05, robust: bool = False, ratio: float = 0.5,
+                reach_depths: float = 2.0, min_reach: float = 4.0, max_reach: float = 6.0,
+                max_move: float = 0.3, min_dist: float = 1.5) -> list[np.ndarray]:
+    """Drop weaker sources that only model a stronger neighbour's misfit.
+
+    A real body is no point and no uniform line: around a strong one, the
+    part of its anomaly the model misses (a broad tail, a lobe at the wrong
+    strength) can be fitted by a second, weaker source a few metres away,
+    deep and plausible. Each weaker source (moment under ``ratio`` of a
+    neighbour's, within ``min_reach`` m or ``reach_depths`` × the neighbour's
+    depth below the sensor, at most ``max_reach``) must pay its 6 parameters against the neighbour
+    refitted, on data covering both, in the chi-square with the sigma the
+    model still misfits (`_misfit_sigma`): sensor noise, position error on
+    the slopes, and a few % of the model. The neighbour's refit minimises that
+    same weighted misfit, so the strong near field, where the model is least
+    right, does not decide where the tail goes. A neighbour that moves more
+    than ``max_move`` to do without the weaker source was not explaining it:
+    the weaker one stays. Closer than ``min_dist`` the rules of
+    `fit_sources` and `_judge_weak` decide: there the slope of the strong
+    field makes the sigma as large as a small object's whole anomaly.
+    """
+    if len(srcs) < 2:
+        return srcs
+    srcs = list(srcs)
+    h = geom.sensor_height_m
+    G = _design_srcs(x, y, srcs, geom)
+    lin = _solve_linear(G, v)
+    mag = [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
+    cen = [_centre_depth(s) for s in srcs]
+    order = sorted(range(len(srcs)), key=lambda k: mag[k])
+    dropped: set[int] = set()
+    for k in order:
+        kx, ky, _kd = cen[k]
+        strong = [j for j in range(len(srcs)) if j != k and j not in dropped
+                  and mag[k] < ratio * mag[j]
+                  and math.hypot(cen[j][0] - kx, cen[j][1] - ky) >= min_dist
+                  and math.hypot(cen[j][0] - kx, cen[j][1] - ky)
+                  < max(min_reach, min(reach_depths * (cen[j][2] + h), max_reach))]
+        if not strong:
+            continue
+        j = min(strong, key=lambda t: math.hypot(cen[t][0] - kx, cen[t][1] - ky))
+        jx, jy, _jd = cen[j]
+        dist = math.hypot(jx - kx, jy - ky)
+        mx, my = 0.5 * (jx + kx), 0.5 * (jy + ky)
+        rad = 0.5 * dist + max(1.5, 1.2 * (_kd + h))
+        loc = np.hypot(x - mx, y - my) < rad
+        n_l = int(loc.sum())
+        if n_l < 40:
+            continue
+        lx, ly, lv = x[loc], y[loc], v[loc]
+        cur = [s for t, s in enumerate(srcs) if t not in dropped]
+        ik, ij = _index(cur, srcs[k]), _index(cur, srcs[j])
+        sig = _misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
+        w = 1.0 / sig
+        without = [s for t, s in enumerate(cur) if t != ik]
+        jj = ij if ij < ik else ij - 1
+        try:
+            with_k, _ = _refit_local(cur, [ij, ik], lx, ly, lv, geom, w=w)
+            without, _ = _refit_local(without, [jj], lx, ly, lv, geom, w=w)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        gain = (_chi2_drop(_local_res(without, lx, ly, lv, geom, w),
+                           _local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust)
+                - 6 * math.log(n_l))
+        # The neighbour must stay where it is: moved onto the weaker source's
+        # anomaly it would be explaining that instead of its own.
+        nx, ny, _nd = _centre_depth(without[jj])
+        if gain <= bic_gain and math.hypot(nx - jx, ny - jy) <= max_move:
+            dropped.add(k)
+            srcs[j] = without[jj]
+            cen[j] = _centre_depth(srcs[j])
+    return [s for t, s in enumerate(srcs) if t not in dropped]
 
 
 def _inside(p: np.ndarray, footprint: tuple[float, float, float, float] | None) -> bool:

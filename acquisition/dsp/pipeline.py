@@ -91,6 +91,12 @@ class LaneConfig:
     turn_tol_m: float = 0.3
     #: Refit strong sources as line sources (elongated bodies) where that pays.
     line_sources: bool = True
+    #: On magnetic ground with no soil calibration: raise the threshold to the
+    #: level soil peaks exceed at this rate (per 1000 m^2), extrapolated from
+    #: the survey's own peak statistics (`clutter_threshold`); not every soil
+    #: peak that passes becomes a target (fits on soil fail the pair rules,
+    #: neighbouring peaks join one signal). 0 = off.
+    clutter_rate_per_1000m2: float = 4.0
 
 
 def config_from_calibration(cal: SoilCalibration, **overrides: object) -> LaneConfig:
@@ -230,6 +236,32 @@ def _walk_step(x: np.ndarray, y: np.ndarray, scales: tuple[float, ...]) -> float
     return step
 
 
+#: Share of lanes that must read like soil for the clutter threshold to apply.
+CLUTTER_LANE_SHARE = 0.8
+
+
+def clutter_threshold(peaks: np.ndarray, area_m2: float, rate_per_1000m2: float,
+                      min_peaks: int = 100) -> float:
+    """The amplitude soil peaks exceed ``rate_per_1000m2`` times per 1000 m².
+
+    ``peaks`` are the local maxima of |levelled signal| over ``area_m2`` of
+    magnetic ground. Their bulk is soil (targets make a percent or so of
+    them, all in the top), so the median and 90th percentile are the soil's;
+    the count of soil peaks over an amplitude falls about exponentially
+    (simulated laterite: the noise-free soil's largest peak over 1200 m²
+    lies within 15 % of that line), so an exponential tail through those two
+    percentiles is extrapolated to the wanted rate. NaN with fewer than
+    ``min_peaks`` peaks.
+    """
+    n = int(peaks.size)
+    if n < min_peaks or area_m2 <= 0 or rate_per_1000m2 <= 0:
+        return math.nan
+    q50, q90 = (float(t) for t in np.percentile(peaks, (50.0, 90.0)))
+    rarity = min(rate_per_1000m2 * area_m2 / 1000.0 / n, 0.1)
+    # Exponential: P(a > t) = exp(-(t - shift) / scale), so q90 - q50 = scale ln 5.
+    return q90 + (q90 - q50) / math.log(5.0) * math.log(0.1 / rarity)
+
+
 def _lane_runs(lane_ids: np.ndarray) -> list[tuple[int, int, int]]:
     """Given lane numbers as runs ``(start, stop, lane)``."""
     cuts = (np.flatnonzero(np.diff(lane_ids)) + 1).tolist()
@@ -265,6 +297,11 @@ class LanePipeline:
         self.lanes: dict[int, LaneRecord] = {}
         self.lane_noise: list[float] = []
         self.lane_white: list[float] = []
+        # Peak amplitudes of the soil-like lanes, for the clutter threshold.
+        self._peaks: list[np.ndarray] = []
+        self._peak_area_m2 = 0.0
+        self._clutter_nT = math.nan
+        self._clutter_lanes = [0, 0]  # lanes seen, lanes that read like soil
         self.stats = PipelineStats()
         self._cur_lane: int | None = None
         self._buf = _Buf()
@@ -304,10 +341,28 @@ class LanePipeline:
         s = self.noise_nT
         if not math.isfinite(s):
             return math.nan
-        # No tail guard here: in a survey full of targets, the tails are the
-        # targets. Heavy-tailed (magnetic) soil is handled by the soil
-        # calibration on clean ground (`acquisition.dsp.calibration`).
-        return max(cfg.detect_k * s, cfg.min_threshold_nT)
+        # No tail guard from the largest readings: in a survey full of targets,
+        # the tails are the targets. Heavy-tailed (magnetic) soil is handled by
+        # the soil calibration on clean ground (`acquisition.dsp.calibration`)
+        # or, without one, by the clutter level from the bulk of the soil's
+        # peaks (`clutter_threshold`).
+        thr = max(cfg.detect_k * s, cfg.min_threshold_nT)
+        # Soil is everywhere, targets are local: only where nearly every lane
+        # reads like soil are the peaks the soil's (a few busy lanes over
+        # quiet ground would set the level from the targets themselves).
+        lanes, soil = self._clutter_lanes
+        if (math.isfinite(self._clutter_nT) and soil >= CLUTTER_LANE_SHARE * lanes
+                and self._soil_like()):
+            thr = max(thr, self._clutter_nT)
+        return thr
+
+    def _add_clutter_peaks(self, lev: np.ndarray, area_m2: float) -> None:
+        a = np.abs(lev)
+        pk = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1
+        self._peaks.append(a[pk])
+        self._peak_area_m2 += area_m2
+        self._clutter_nT = clutter_threshold(np.concatenate(self._peaks), self._peak_area_m2,
+                                             self.config.clutter_rate_per_1000m2)
 
     def process(self, block: SampleBlock) -> list[Anomaly | Target]:
         """Feed one block; return the events it caused (anomalies and targets)."""
@@ -433,6 +488,11 @@ class LanePipeline:
             noise_lane = max(white, mad_sigma(hp, overwrite=True))
         else:
             noise_lane = max(white, mad_sigma(lev))
+        if cfg.threshold_nT is None and cfg.clutter_rate_per_1000m2 > 0 and lev.size >= 3:
+            self._clutter_lanes[0] += 1
+            if noise_lane > cfg.robust_ratio * white:
+                self._clutter_lanes[1] += 1
+                self._add_clutter_peaks(lev, float(np.ptp(y)) * cfg.lane_spacing_m)
         if cfg.noise_nT is None and raw.size >= 10:
             self.lane_noise.append(noise_lane)
             bisect.insort(self._noise_sorted, noise_lane)
