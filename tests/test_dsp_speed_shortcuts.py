@@ -126,5 +126,6 @@ def test_segmenter_no_step_back_shortcut_equals_reference(seed: int, lanes: int,
         for a, b, ln in seg.runs(x[s], y[s]):
             got[s.start + a:s.start + b] = ln
     assert np.array_equal(got, ref)
-    if back and lanes >= 2 and length >= 10.0:
+    # (standing still inside the walk-back shortens it below a lane's turn)
+    if back and lanes >= 2 and length >= 10.0 and stand == 0:
         assert int(ref.max()) >= lanes  # the walk-back opened a lane of its own
