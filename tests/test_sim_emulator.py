@@ -351,3 +351,13 @@ def test_line_emulator_speaks_every_protocol_on_a_pty(scripts):
             len(x) + 2 for x in lines), name
         d = _decode_lines(script, [ln + b"\r\n" for ln in lines])
         assert d.counters.frames_ok == script.n and d.counters.frames_rejected == 0, name
+
+
+def test_fga_garbage_holding_timestamp_does_not_replace_the_header(scripts):
+    # Found by the burst fuzz above: line noise reading "Timestamp" looked like
+    # a (column-less) header and every FGA line after it was rejected.
+    script = scripts["fga"]
+    d = _decode_lines(script, [script.banner, script.encode(0), b"Timestamp\r\n",
+                               script.encode(1)])
+    assert d.counters.frames_ok == 2
+    assert d.counters.frames_rejected == 1

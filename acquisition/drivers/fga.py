@@ -193,7 +193,13 @@ def parse_lines_reference(lines: list[bytes],
     info: dict[str, str] = {}
     for i, line in enumerate(lines):
         if is_header(line):
-            header = header_of(line)
+            new = header_of(line)
+            if _usable(header) and not _usable(new):
+                # A damaged header (line noise that happens to hold "Timestamp")
+                # must not replace a good one: every line after it would be lost.
+                rejects.append((i, "header"))
+                continue
+            header = new
             info["header"] = ",".join(header)
             continue
         if not _usable(header):
