@@ -319,7 +319,8 @@ def _live_run(v: np.ndarray, y: np.ndarray, sizes: list[int], quiet: bool, noise
         det.start_lane(det.level)
         lv, ly = v[ln * per:(ln + 1) * per], y[ln * per:(ln + 1) * per]
         for s in chunks(lv.size, sizes):
-            out.append((det.feed(lv[s], ly[s]), det.level, det._own_noise, det.threshold()))
+            hits = det.feed(lv[s], ly[s])
+            out.append((hits, det._n, det.level, det._own_noise, det.threshold()))
     return out
 
 

@@ -13,27 +13,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_dsp_speed_paths import RefSegmenter, chunks
+from test_dsp_speed_paths import RefSegmenter, _live_run, chunks
 
 from acquisition.dsp.detect import LiveDetector
 from acquisition.dsp.segment import LaneSegmenter
 
 # --------------------------------------------------------------- live detector
-
-
-def _live_states(v: np.ndarray, y: np.ndarray, sizes: list[int], quiet: bool,
-                 noise: float | None, min_thr: float, lanes: int) -> list:
-    det = LiveDetector(k=6.0, max_delay=3, min_thr=min_thr, quiet_path=quiet)
-    det.noise = noise
-    out = []
-    per = v.size // lanes
-    for ln in range(lanes):
-        det.start_lane(det.level)
-        lv, ly = v[ln * per:(ln + 1) * per], y[ln * per:(ln + 1) * per]
-        for s in chunks(lv.size, sizes):
-            hits = det.feed(lv[s], ly[s])
-            out.append((hits, det._n, det.level, det._own_noise, det.threshold()))
-    return out
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -56,8 +41,8 @@ def test_live_whole_block_commit_equals_sample_runs(seed: int, n: int, sizes: li
         amp = rng.choice([-1, 1]) * rng.uniform(2.0, 5.0)
         v += amp * np.exp(-0.5 * ((y - c) / rng.uniform(0.1, 1.5)) ** 2)
     v = np.round(v, 2)
-    fast = _live_states(v, y, sizes, True, noise, min_thr, lanes)
-    plain = _live_states(v, y, sizes, False, noise, min_thr, lanes)
+    fast = _live_run(v, y, sizes, True, noise, 3, min_thr, lanes)
+    plain = _live_run(v, y, sizes, False, noise, 3, min_thr, lanes)
     assert fast == plain
 
 
