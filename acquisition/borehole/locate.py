@@ -256,32 +256,71 @@ def chi2_at(obs: Obs, positions: Sequence[Sequence[float]]) -> float:
     return float(r @ r)
 
 
+def _squash(u: np.ndarray, limit: float) -> np.ndarray:
+    """Half-axis ``h`` with ``|h| < limit`` from an unconstrained vector ``u`` (smooth, 1:1)."""
+    return u / math.sqrt(1.0 + float(u @ u) / (limit * limit))
+
+
+def _unsquash(h: np.ndarray, limit: float) -> np.ndarray:
+    n = float(np.linalg.norm(h))
+    if n >= 0.99 * limit:
+        h = h * (0.99 * limit / n)
+        n = 0.99 * limit
+    return h / math.sqrt(1.0 - (n / limit) ** 2)
+
+
 def fit(obs: Obs, init: Sequence[Sequence[float]], min_depth: float = 0.1,
         max_depth: float = 40.0, pad_m: float = 5.0, max_half_length: float = 1.2,
-        max_nfev: int = 40) -> FitResult:
+        max_nfev: int = 40, capped: bool = False) -> FitResult:
     """Fit sources starting at ``init``: each (x, y, depth) for a point dipole or
-    (x, y, depth, hx, hy, hz) for a line source (an elongated body)."""
+    (x, y, depth, hx, hy, hz) for a line source (an elongated body).
+
+    A line's half-axis components are bounded by ``max_half_length``; with
+    ``capped`` its length is: the half-axis is parameterised as
+    ``h = u / sqrt(1 + |u|^2 / L^2)`` (L = ``max_half_length``), so a line
+    that would run longer ends at the cap rather than past it.
+    """
     proj = _Projector(obs)
     sizes = [len(p) for p in init]
-    p0 = np.concatenate([np.asarray(p, dtype=float) for p in init])
     k = len(sizes)
     x0, x1 = float(obs.x.min()) - pad_m, float(obs.x.max()) + pad_m
     y0, y1 = float(obs.y.min()) - pad_m, float(obs.y.max()) + pad_m
     lo_l: list[float] = []
     hi_l: list[float] = []
     for n in sizes:
-        lo_l += [x0, y0, min_depth] + [-max_half_length] * (n - 3)
-        hi_l += [x1, y1, max_depth] + [max_half_length] * (n - 3)
+        # Capped: the free vector u may be long (|u| -> inf as |h| -> L).
+        lim = 20.0 * max_half_length if capped else max_half_length
+        lo_l += [x0, y0, min_depth] + [-lim] * (n - 3)
+        hi_l += [x1, y1, max_depth] + [lim] * (n - 3)
     lo, hi = np.array(lo_l), np.array(hi_l)
+    p0 = np.concatenate([np.concatenate([np.asarray(p[:3], dtype=float),
+                                         _unsquash(np.asarray(p[3:], dtype=float),
+                                                   max_half_length)])
+                         if len(p) == 6 and capped else np.asarray(p, dtype=float)
+                         for p in init])
     p0 = np.clip(p0, lo + 1e-6, hi - 1e-6)
+
+    def params_of(x: np.ndarray) -> np.ndarray:
+        if not capped:
+            return x
+        out = x.copy()
+        i = 0
+        for n in sizes:
+            if n == 6:
+                out[i + 3:i + 6] = _squash(x[i + 3:i + 6], max_half_length)
+            i += n
+        return out
+
     chi2_null = float(proj.y @ proj.y)
-    res = least_squares(lambda p: _solve(obs, p, proj, sizes)[0], p0, bounds=(lo, hi),
-                        x_scale=0.1, diff_step=1e-4, max_nfev=max_nfev, xtol=1e-5, ftol=1e-6)
-    r, coef = _solve(obs, res.x, proj, sizes)
+    res = least_squares(lambda p: _solve(obs, params_of(p), proj, sizes)[0], p0,
+                        bounds=(lo, hi), x_scale=0.1, diff_step=1e-4, max_nfev=max_nfev,
+                        xtol=1e-5, ftol=1e-6)
+    xf = params_of(res.x)
+    r, coef = _solve(obs, xf, proj, sizes)
     chi2 = float(r @ r)
     dof = max(obs.n - len(p0) - 3 * k - 2 * proj.ng, 1)
     scale = max(chi2 / dof, 1.0)
-    params = _split(res.x, sizes)
+    params = _split(xf, sizes)
     try:
         cov = np.linalg.pinv(res.jac.T @ res.jac) * scale
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
