@@ -280,7 +280,8 @@ GRID_DY = (-0.8, -0.4, 0.0, 0.4, 0.8)
 
 
 def _grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
-               fixed: np.ndarray, sx: float, sy: float, keep: int = 2) -> list[np.ndarray]:
+               fixed: np.ndarray, sx: float, sy: float, keep: int = 2,
+               sides: bool = False) -> list[np.ndarray]:
     """Best few (x, y, depth) for one more source on a small grid around (sx, sy).
 
     Existing sources stay where they are; only the moments are re-solved for
@@ -319,6 +320,17 @@ def _grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry
         out.append(np.array([cx[i], cy[i], d]))
         if len(out) >= keep:
             break
+    if sides:
+        # Also the best start on each side across the lanes: a weak signal seen
+        # on one lane fits nearly as well mirrored across it, and LM started on
+        # the wrong side never crosses the lane.
+        have = {round(float(o[0]) - sx, 6) for o in out}
+        for dx in GRID_DX:
+            if round(dx, 6) in have:
+                continue
+            on = np.flatnonzero(np.isclose(cx - sx, dx))
+            i = int(on[np.argmin(cost[on])])
+            out.append(np.array([cx[i], cy[i], float(cd[i])]))
     return out
 
 
@@ -430,50 +442,72 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     converged = bool(best.status > 0)
 
     def try_add(p: np.ndarray, pred: np.ndarray, sx: float, sy: float) -> _Fit | None:
-        cand = None
         lx, ly, lv = _local(x, y, v, sx, sy, 3.0)
-        k = len(p) // 3
         try:
-            for g in _grid_seed(lx, ly, lv, geom, p, sx, sy, keep=2):
-                part = _run_local(np.concatenate((p, g)), [k], x, y, v, geom, (sx, sy), 3.0)
-                if not np.isfinite(part.cost):
-                    continue
-                # Refine with the neighbours free too, unless that drags the new
-                # source off the signal it was seeded on.
-                nx, ny = part.x[-3], part.x[-2]
-                nb = [i for i in range(k) if math.hypot(p[3 * i] - nx, p[3 * i + 1] - ny) < 2.5]
-                r = part
-                if nb:
-                    joint = _run_local(part.x, [*nb, k], x, y, v, geom, (nx, ny), 3.5)
-                    if (np.isfinite(joint.cost)
-                            and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= 0.5):
-                        r = joint
-                res_r = residual(r.x, lx, ly, lv, geom)
-                r = _Fit(r.x, 0.5 * float(res_r @ res_r), r.status)
-                if cand is None or r.cost < cand.cost:
-                    cand = r
+            seeds = _grid_seed(lx, ly, lv, geom, p, sx, sy, keep=2, sides=True)
+            cand = best_start(p, seeds[:2], sx, sy, lx, ly, lv)
+            verdict = judge(p, pred, cand, sx, sy)
+            if verdict == "too_close" and len(seeds) > 2:
+                # Beside a strong source a weak signal seen on one lane has a
+                # mirror image across that lane, and LM started on the wrong
+                # side never crosses it: the mirror lands too close to the
+                # neighbour and is refused. Start once more from the other
+                # sides of the lane.
+                cand = best_start(p, seeds[2:], sx, sy, lx, ly, lv)
+                verdict = judge(p, pred, cand, sx, sy)
         except (ValueError, np.linalg.LinAlgError):
             return None
+        return cand if verdict == "ok" else None
+
+    def best_start(p: np.ndarray, seeds: list[np.ndarray], sx: float, sy: float,
+                    lx: np.ndarray, ly: np.ndarray, lv: np.ndarray) -> _Fit | None:
+        """The cheapest local fit of one more source over the given starts."""
+        cand = None
+        k = len(p) // 3
+        for g in seeds:
+            part = _run_local(np.concatenate((p, g)), [k], x, y, v, geom, (sx, sy), 3.0)
+            if not np.isfinite(part.cost):
+                continue
+            # Refine with the neighbours free too, unless that drags the new
+            # source off the signal it was seeded on.
+            nx, ny = part.x[-3], part.x[-2]
+            nb = [i for i in range(k) if math.hypot(p[3 * i] - nx, p[3 * i + 1] - ny) < 2.5]
+            r = part
+            if nb:
+                joint = _run_local(part.x, [*nb, k], x, y, v, geom, (nx, ny), 3.5)
+                if (np.isfinite(joint.cost)
+                        and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= 0.5):
+                    r = joint
+            res_r = residual(r.x, lx, ly, lv, geom)
+            r = _Fit(r.x, 0.5 * float(res_r @ res_r), r.status)
+            if cand is None or r.cost < cand.cost:
+                cand = r
+        return cand
+
+    def judge(p: np.ndarray, pred: np.ndarray, cand: _Fit | None, sx: float,
+              sy: float) -> str:
+        """"ok" if the new source pays its way, else why not."""
         if cand is None:
-            return None
+            return "no_fit"
         q = cand.x
         if math.hypot(q[-3] - sx, q[-2] - sy) > 1.5 or not _inside(q, footprint):
-            return None
+            return "off_seed"
         Gq = _design(x, y, q, geom)
         # Judge the new source where it acts (2 m around it): elsewhere in a
         # wide window the misfit of a strong neighbour would drown its gain.
         loc = np.hypot(x - q[-3], y - q[-2]) < 2.0
         n_l = int(loc.sum())
         if n_l <= 7:
-            return None
+            return "few_samples"
         r_old = (v - pred)[loc]
         r_new = (v - Gq @ _solve_linear(Gq, v))[loc]
         gain = (n_l * math.log(max(float(r_old @ r_old), 1e-12)
                                / max(float(r_new @ r_new), 1e-12)) - 7 * math.log(n_l))
-        if gain <= bic_gain or not _pairs_plausible(q, _solve_linear(Gq, v), min_sep_m, close_m,
-                                              pair_ratio):
-            return None
-        return cand
+        if gain <= bic_gain:
+            return "no_gain"
+        if not _pairs_plausible(q, _solve_linear(Gq, v), min_sep_m, close_m, pair_ratio):
+            return "too_close"
+        return "ok"
 
     def misfit_level(p: np.ndarray, falloff: bool = True) -> np.ndarray:
         """How much a single dipole may misfit each sample: |field of each source|
