@@ -211,10 +211,10 @@ STEPS = {
     "live detector (LiveDetector.feed)": ("live", "feed"),
     "lane store (_Buf.append)": ("_Buf", "append"),
     "finished lane, all (_finish_lane)": ("LanePipeline", "_finish_lane"),
-    "  5 m running median (scipy median_filter)": ("module", "median_filter"),
+    "  5 m running median (scipy rank filter)": ("module", "running_median", "median_filter"),
     "  masked-median level": ("module", "masked_level", "level_lane"),
     "  white noise (diff_noise)": ("module", "diff_noise"),
-    "  despike": ("module", "despike"),
+    "  despike": ("module", "spike_index", "despike"),
     "  background MAD (mad_sigma)": ("module", "mad_sigma"),
     "  segments (find_segments)": ("module", "find_segments"),
 }

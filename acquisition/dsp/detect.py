@@ -14,6 +14,7 @@ Two detectors share one idea (|levelled reading| over k × robust noise):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,31 +49,52 @@ def find_segments(lev: np.ndarray, thr: float, x: np.ndarray, y: np.ndarray, lan
     samples. The low threshold lets a wide anomaly's flanks join its core.
     """
     a = np.abs(lev)
-    strong = a > thr
-    if not strong.any():
-        return []
-    idx = np.flatnonzero(a > low_frac * thr)
-    breaks = np.flatnonzero(np.diff(idx) > merge_gap)
-    starts = np.concatenate((idx[:1], idx[breaks + 1]))
-    ends = np.concatenate((idx[breaks], idx[-1:]))
-    cs = np.concatenate(([0], np.cumsum(strong)))
-    keep = (cs[ends + 1] - cs[starts]) >= min_len
-    starts, ends = starts[keep], ends[keep]
+    low = low_frac * thr
+    if low <= thr:
+        # The usual case: every strong sample is a weak one too, so the strong
+        # counts of the runs come from the (few) weak samples alone.
+        idx = np.flatnonzero(a > low)
+        st = a[idx] > thr
+        if not st.any():
+            return []
+        gaps = np.flatnonzero(idx[1:] - idx[:-1] > merge_gap)
+        r0 = np.concatenate(([0], gaps + 1))
+        r1 = np.concatenate((gaps, [idx.size - 1]))
+        cs = np.cumsum(st)
+        keep = (cs[r1] - cs[r0] + st[r0]) >= min_len
+        starts, ends = idx[r0[keep]], idx[r1[keep]]
+    else:
+        strong = a > thr
+        if not strong.any():
+            return []
+        idx = np.flatnonzero(a > low)
+        breaks = np.flatnonzero(np.diff(idx) > merge_gap)
+        starts = np.concatenate((idx[:1], idx[breaks + 1]))
+        ends = np.concatenate((idx[breaks], idx[-1:]))
+        cs = np.concatenate(([0], np.cumsum(strong)))
+        keep = (cs[ends + 1] - cs[starts]) >= min_len
+        starts, ends = starts[keep], ends[keep]
     if starts.size == 0:
         return []
-    # Per-segment reductions in one go (reduceat over [start, end + 1) pairs;
-    # a sentinel sample makes end + 1 == n legal).
-    bounds = np.empty(2 * starts.size, dtype=np.int64)
+    # Per-segment reductions in one go: reduceat over [start, end + 1) pairs.
+    # A last end + 1 == n is not a legal index, and not needed: reduceat's last
+    # slice runs to the end of the array anyway.
+    n = a.size
+    bounds = np.empty(2 * starts.size, dtype=np.intp)
     bounds[0::2] = starts
     bounds[1::2] = ends + 1
-    pad = np.append
-    amax = np.maximum.reduceat(pad(a, 0.0), bounds)[0::2]
-    y0 = np.minimum.reduceat(pad(y, 0.0), bounds)[0::2]
-    y1 = np.maximum.reduceat(pad(y, 0.0), bounds)[0::2]
-    xm = np.add.reduceat(pad(x, 0.0), bounds)[0::2] / (ends - starts + 1)
+    if bounds[-1] >= n:
+        bounds = bounds[:-1]
+    amax = np.maximum.reduceat(a, bounds)[0::2].tolist()
+    y0 = np.minimum.reduceat(y, bounds)[0::2].tolist()
+    y1 = np.maximum.reduceat(y, bounds)[0::2].tolist()
+    xm = (np.add.reduceat(x, bounds)[0::2] / (ends - starts + 1)).tolist()
     out: list[Segment] = []
     for k, (s0, s1) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-        p = s0 + int(np.argmax(a[s0:s1 + 1] >= amax[k]))
+        am = amax[k]
+        # The first sample at the maximum (argmax does that); a NaN maximum
+        # matches no sample: the segment's start, as a ">= max" test gives.
+        p = s0 + int(a[s0:s1 + 1].argmax()) if am == am else s0
         out.append(Segment(lane=lane, i0=s0, i1=s1, peak=p, amplitude=float(lev[p]),
                            x=float(x[p]), y=float(y[p]), y0=float(y0[k]), y1=float(y1[k]),
                            x_mean=float(xm[k])))
@@ -115,9 +137,25 @@ class LiveDetector:
         self._ypos = np.empty(0)
         self._n = 0
         self._last_flag = -1  # lane index of the last flagged sample (-1: none yet)
-        self.level: float | None = None
+        self._level: float | None = None
+        #: Lane count of an update whose level is not computed yet (0: none): the
+        #: median of its window, unflagged; computed when first asked for.
+        self._pending = 0
         self._own_noise = 0.0
         self._reset_run()
+
+    @property
+    def level(self) -> float | None:
+        """The level (median of the last update's window), or the prior level."""
+        if self._pending:
+            u, self._pending = self._pending, 0
+            self._level = fast_median(self._vals[max(0, u - self.LEVEL_WINDOW):u])
+        return self._level
+
+    @level.setter
+    def level(self, value: float | None) -> None:
+        self._level = value
+        self._pending = 0
 
     def _reset_run(self) -> None:
         self._in_run = False
@@ -148,7 +186,7 @@ class LiveDetector:
     def _grow(self, need: int) -> None:
         if need <= self._vals.size:
             return
-        size = max(need, 2 * self._vals.size, 1024)
+        size = max(need, 2 * self._vals.size, 4096)
         for name in ("_vals", "_flag", "_ypos"):
             old = getattr(self, name)
             new = np.empty(size, dtype=old.dtype)
@@ -170,7 +208,8 @@ class LiveDetector:
         return level
 
     def _update_level(self) -> None:
-        self.level = self._window_level(self._n, self.level, True)
+        # (reading `level` has cleared any pending level: no setter needed)
+        self._level = self._window_level(self._n, self.level, True)
         if self.noise is None:  # only needed until the first lane is finished
             lo = max(0, self._n - self.LEVEL_WINDOW)
             self._own_noise = diff_noise(self._vals[lo:self._n])
@@ -224,11 +263,19 @@ class LiveDetector:
             u = self._update_after(u)
         if u <= end:  # past the fixed counts: every UPDATE_EVERY samples
             ups += range(u, end + 1, self.UPDATE_EVERY)
-        levels: list[float | None] = [self.level]
         own = self.noise is None  # own noise, refreshed with the level (first lane only)
+        w = self.LEVEL_WINDOW
+        if ups and not own and self._last_flag < max(0, ups[0] - w) and self._all_under(
+                v, ups, self.threshold()):
+            # Nothing crosses (full windows or, at a lane's start, growing
+            # ones): only the last level is kept, and computed only when asked
+            # for (a quiet block after this one counts in its window instead).
+            self._n = end
+            self._pending = ups[-1]
+            return m
+        levels: list[float | None] = [None]  # [0]: the level now, filled in below
         noises = [self._own_noise]
         if ups:
-            w = self.LEVEL_WINDOW
             lo0 = max(0, ups[0] - w)
             masked = self._last_flag >= lo0
             if not masked and ups[0] >= w and len(ups) > 1 and ups[0] >= self.UPDATE_AT[-1]:
@@ -240,15 +287,13 @@ class LiveDetector:
                 if own:
                     rows = diff_noise_rows(win).tolist()
                     thr_min = min(max(self.k * s, self.min_thr) for s in noises + rows)
-                else:
-                    thr_min = self.threshold()
-                if self._all_under(v, ups, thr_min):
-                    # Nothing crosses: only the last level (and noise) is kept.
-                    self._n = end
-                    self.level = fast_median(self._vals[ups[-1] - w:ups[-1]])
-                    if own:
+                    if self._all_under(v, ups, thr_min):
+                        # Nothing crosses: only the last level (computed when
+                        # asked for) and noise are kept.
+                        self._n = end
+                        self._pending = ups[-1]
                         self._own_noise = rows[-1]
-                    return m
+                        return m
                 # Every level: one partition, one pivot (SIMD select); the lower
                 # middle is the max below it.
                 k = w // 2
@@ -266,6 +311,7 @@ class LiveDetector:
                     levels.append(lev)
                     if own:
                         noises.append(diff_noise(self._vals[max(0, u - w):u]))
+        levels[0] = self.level
         bounds = [0] + [u - base for u in ups if u < end]
         thr = self.threshold()
         used = levels[:len(bounds)]
@@ -300,29 +346,55 @@ class LiveDetector:
 
     def _all_under(self, v: np.ndarray, ups: list[int], thr: float) -> bool:
         """True if no sample of the block can cross the threshold, whatever the
-        levels at the update counts ``ups`` (full, unmasked windows) turn out to be.
+        levels at the update counts ``ups`` (unmasked windows) turn out to be.
 
-        Then only the last level is needed, not one partition per update. The
+        Then only the last level is needed, not one median per update. The
         test: every level lies in [a, b] with max(v) - a <= thr and b - min(v)
-        <= thr (so the per-stretch test fails for each: rounding is monotone).
-        A window's median is >= a if at most (w - 1) // 2 of its samples are
-        below a, and all windows lie in the span from the first window's start
-        to the last update, so counting in the span is enough (likewise <= b if
-        at most w - 1 - w // 2 are above b). ``thr`` is the smallest threshold
-        of the block's stretches.
+        <= thr (so the per-stretch test fails for each: rounding is monotone,
+        and the mean of two middle samples in [a, b] is in [a, b] too). A
+        window of s samples has its median >= a if at most (s - 1) // 2 of them
+        are below a, and all windows lie in the span from the first window's
+        start to the last update, so counting in the span against the smallest
+        window (the first: windows grow to LEVEL_WINDOW at a lane's start, then
+        keep that size) is enough; likewise <= b if at most s - 1 - s // 2 are
+        above b. ``thr`` is the smallest threshold of the block's stretches. A
+        level of None before the first update tests nothing (as in `_chunk`).
         """
-        lev0 = self.level
-        if lev0 is None or not thr > 0:
+        if not thr > 0:
             return False
         hi, lo = float(v.max()), float(v.min())
         a, b = hi - thr, lo + thr
-        # the level before the first update, and the bounds as rounded
-        if not (hi - lev0 <= thr and lev0 - lo <= thr and hi - a <= thr and b - lo <= thr):
+        # the bounds as rounded, and the level before the first update
+        if not (hi - a <= thr and b - lo <= thr):
+            return False
+        if self._pending:
+            # A level not computed yet is one more window to count: same test.
+            ups = [self._pending, *ups]
+        elif self._level is not None and not (hi - self._level <= thr
+                                              and self._level - lo <= thr):
             return False
         w = self.LEVEL_WINDOW
-        span = self._vals[ups[0] - w:ups[-1]]
-        return (int(np.count_nonzero(span < a)) <= (w - 1) // 2
-                and int(np.count_nonzero(span > b)) <= w - 1 - w // 2)
+        s = min(ups[0], w)
+        if s < 10:  # (a window under 10 samples keeps the old level: not a median)
+            return False
+        lo_s = max(0, ups[0] - w)
+        span = self._vals[lo_s:ups[-1]]
+        below, above = span < a, span > b
+        if (int(np.count_nonzero(below)) <= (s - 1) // 2
+                and int(np.count_nonzero(above)) <= s - 1 - s // 2):
+            return True
+        # The span holds too many for the smallest window (at a lane's start,
+        # 20 samples against a span of up to 1000): count window by window,
+        # by bisection in the (few) positions below a and above b.
+        lows, highs = np.flatnonzero(below).tolist(), np.flatnonzero(above).tolist()
+        for u in ups:
+            size = min(u, w)
+            first, last = u - size - lo_s, u - lo_s
+            if (bisect_left(lows, last) - bisect_left(lows, first) > (size - 1) // 2
+                    or bisect_left(highs, last) - bisect_left(highs, first)
+                    > size - 1 - size // 2):
+                return False
+        return True
 
     def _chunk(self, v: np.ndarray, y: np.ndarray, hits: list[LiveHit]) -> None:
         base = self._n
@@ -330,11 +402,12 @@ class LiveDetector:
         self._vals[base:base + m] = v
         self._ypos[base:base + m] = y
         self._n += m
-        if self.level is None:
+        level = self.level
+        if level is None:
             self._flag[base:base + m] = False
             return
         thr = self.threshold()
-        dev = v - self.level
+        dev = v - level
         above = np.abs(dev) > thr if thr > 0 else np.zeros(m, dtype=bool)
         self._flag[base:base + m] = above
         if not self._in_run and not above.any():

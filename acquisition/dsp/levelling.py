@@ -61,10 +61,23 @@ def diff_noise_rows(v: np.ndarray) -> np.ndarray:
     """`diff_noise` of each row of a 2-D array, equal value for value."""
     if v.shape[1] < 4:
         return np.zeros(v.shape[0])
-    d = v[:, 2:] - 2.0 * v[:, 1:-1] + v[:, :-2]
-    np.subtract(d, row_median(d)[:, None], out=d)
+    d = np.multiply(v[:, 1:-1], 2.0)
+    np.subtract(v[:, 2:], d, out=d)
+    d += v[:, :-2]
+    # Rows partitioned in place: the same multiset per row, the same medians.
+    np.subtract(d, _row_median_inplace(d)[:, None], out=d)
     np.abs(d, out=d)
-    return MAD_TO_SIGMA * row_median(d) / np.sqrt(6.0)
+    return MAD_TO_SIGMA * _row_median_inplace(d) / np.sqrt(6.0)
+
+
+def _row_median_inplace(a: np.ndarray) -> np.ndarray:
+    """`row_median` of a scratch array, each row partitioned in place."""
+    n = a.shape[1]
+    k = n // 2
+    a.partition(k, axis=1)
+    if n % 2:
+        return a[:, k].copy()
+    return 0.5 * (a[:, :k].max(axis=1) + a[:, k])
 
 
 def percentile_sorted(s: Sequence[float], q: float) -> float:
@@ -94,7 +107,7 @@ def mad_sigma(v: np.ndarray, overwrite: bool = False) -> float:
     v = np.asarray(v, dtype=np.float64)
     if v.size == 0:
         return 0.0
-    med = fast_median(v)
+    med = fast_median(v, overwrite=overwrite)  # (in place: the same multiset after)
     d = np.subtract(v, med, out=v if overwrite else None)
     np.abs(d, out=d)
     return float(MAD_TO_SIGMA * fast_median(d, overwrite=True))
@@ -109,11 +122,28 @@ def diff_noise(v: np.ndarray) -> float:
     v = np.asarray(v, dtype=np.float64)
     if v.size < 4:
         return 0.0
-    d = v[2:] - 2.0 * v[1:-1] + v[:-2]
-    med = fast_median(d)
+    # (v[2:] - 2 v[1:-1]) + v[:-2], the same roundings, in one scratch array
+    d = np.multiply(v[1:-1], 2.0)
+    np.subtract(v[2:], d, out=d)
+    d += v[:-2]
+    # Partitioned in place: the deviations from the median are the same
+    # multiset in any order, so their median is too.
+    med = fast_median(d, overwrite=True)
     np.subtract(d, med, out=d)
     np.abs(d, out=d)
     return float(MAD_TO_SIGMA * fast_median(d, overwrite=True) / np.sqrt(6.0))
+
+
+def running_median(v: np.ndarray, size: int) -> np.ndarray:
+    """``median_filter(v, size=size, mode="nearest")``: the one place the lane
+    code takes a running median.
+
+    Its ~10 µs of argument handling per call is as much as the filtering of a
+    1000-sample lane; scipy's private 1-D kernel skips it, but a private
+    kernel (which crashes the process on a 1-sample window) has no place in a
+    service that runs beside the detector in the field, so we pay the 10 µs.
+    """
+    return median_filter(v, size=size, mode="nearest")
 
 
 def despike(v: np.ndarray, noise: float, k: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
@@ -126,19 +156,31 @@ def despike(v: np.ndarray, noise: float, k: float = 8.0) -> tuple[np.ndarray, np
     v = np.asarray(v, dtype=np.float64)
     out = v.copy()
     mask = np.zeros(v.shape, dtype=bool)
-    if v.size < 3 or noise <= 0:
-        return out, mask
-    thr = k * noise
-    # Candidates first: both steps around the sample over thr (|mid - a| is
-    # |d[i-1]|, |mid - b| is |d[i]| exactly); only they get the other tests.
-    big = np.abs(np.diff(v)) > thr
-    i = np.flatnonzero(big[:-1] & big[1:]) + 1
-    if i.size:
-        mid, a, b = v[i], v[i - 1], v[i + 1]
-        idx = i[(np.abs(a - b) < 0.5 * thr) & (np.sign(mid - a) == np.sign(mid - b))]
+    idx = spike_index(v, noise, k)
+    if idx.size:
         out[idx] = 0.5 * (v[idx - 1] + v[idx + 1])
         mask[idx] = True
     return out, mask
+
+
+def spike_index(v: np.ndarray, noise: float, k: float = 8.0) -> np.ndarray:
+    """Indices of the samples `despike` replaces (ascending): without its copies,
+    for callers that usually find none."""
+    if v.size < 3 or noise <= 0:
+        return np.empty(0, dtype=np.intp)
+    thr = k * noise
+    # Candidates first: both steps around the sample over thr (|mid - a| is
+    # |d[i-1]|, |mid - b| is |d[i]| exactly); only they get the other tests.
+    d = np.subtract(v[1:], v[:-1])
+    np.abs(d, out=d)
+    # Steps over thr are few: sample i is a candidate when steps i - 1 and i
+    # both are, i.e. two consecutive entries of the (sorted) step list.
+    big = np.flatnonzero(d > thr)
+    i = big[:-1][big[1:] - big[:-1] == 1] + 1
+    if i.size:
+        mid, a, b = v[i], v[i - 1], v[i + 1]
+        i = i[(np.abs(a - b) < 0.5 * thr) & (np.sign(mid - a) == np.sign(mid - b))]
+    return i
 
 
 def dilate(m: np.ndarray, grow: int) -> np.ndarray:

@@ -24,20 +24,20 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.fit import FitResult, euler_sources, fit_sources
 from acquisition.dsp.levelling import (
-    despike,
     diff_noise,
     fast_median,
     level_lane,
     mad_sigma,
     masked_level,
     percentile_sorted,
+    running_median,
+    spike_index,
 )
 from acquisition.dsp.segment import LaneSegmenter
 from acquisition.events import Anomaly, Target
@@ -163,6 +163,10 @@ class _Buf:
 
     def get(self, k: str) -> np.ndarray:
         return self.cols[k][:self.n]
+
+
+#: The store between lanes: empty, never appended to (`_start_lane` replaces it).
+_NO_LANE = _Buf()
 
 
 @dataclass(slots=True)
@@ -433,9 +437,10 @@ class LanePipeline:
 
     def _start_lane(self, lane: int) -> None:
         self._cur_lane = lane
-        # Room for a lane like the last one: no regrowth copies on the way.
+        # Room for a lane like the last one: no regrowth copies on the way
+        # (the first lane: 4096 samples, so a long one regrows only a few times).
         last = self.lanes.get(lane - 1)
-        self._buf = _Buf(last.gidx.size + last.gidx.size // 4 if last is not None else 256)
+        self._buf = _Buf(last.gidx.size + last.gidx.size // 4 if last is not None else 4096)
         prior = self._levels.get(lane - 2, self._levels.get(lane - 1))
         self.live.start_lane(prior)
 
@@ -445,7 +450,7 @@ class LanePipeline:
         # Views, not copies: the buffer is dropped here and never written again.
         buf = self._buf
         x, y, raw, t, g = (buf.get(k) for k in _Buf.NAMES)
-        self._buf = _Buf()
+        self._buf = _NO_LANE
         self._cur_lane = None
         x_mid = fast_median(x) if x.size else math.nan
         if raw.size >= 3:
@@ -462,8 +467,13 @@ class LanePipeline:
                     x, y, raw, t, g = x[on], y[on], raw[on], t[on], g[on]
                     x_mid = fast_median(x)
         white = diff_noise(raw)
-        v, spikes = (despike(raw, white) if cfg.despike
-                     else (raw, np.zeros(raw.size, dtype=bool)))
+        # `despike` without its copies: most lanes have no spike, and then the
+        # despiked lane is the raw one (never written to below).
+        spikes = spike_index(raw, white) if cfg.despike else np.empty(0, dtype=np.intp)
+        v = raw
+        if spikes.size:
+            v = raw.copy()
+            v[spikes] = 0.5 * (raw[spikes - 1] + raw[spikes + 1])
         sigma = self.noise_nT
         if not math.isfinite(sigma):
             sigma = white
@@ -484,7 +494,8 @@ class LanePipeline:
         # objects and residual drift must not pass for background.
         win = max(3, min(lev.size, round(5.0 / step)) | 1)
         if lev.size >= 3:
-            hp = lev - median_filter(lev, size=win, mode="nearest")
+            hp = running_median(lev, win)
+            np.subtract(lev, hp, out=hp)  # lev - running median, in its array
             noise_lane = max(white, mad_sigma(hp, overwrite=True))
         else:
             noise_lane = max(white, mad_sigma(lev))
@@ -492,17 +503,18 @@ class LanePipeline:
             self._clutter_lanes[0] += 1
             if noise_lane > cfg.robust_ratio * white:
                 self._clutter_lanes[1] += 1
-                self._add_clutter_peaks(lev, float(np.ptp(y)) * cfg.lane_spacing_m)
+                self._add_clutter_peaks(lev, (float(y.max()) - float(y.min()))
+                                        * cfg.lane_spacing_m)
         if cfg.noise_nT is None and raw.size >= 10:
             self.lane_noise.append(noise_lane)
             bisect.insort(self._noise_sorted, noise_lane)
         if raw.size >= 10:
             self.lane_white.append(white)
         self._levels[lane] = level
-        length = float(np.ptp(y)) if y.size else 0.0
+        length = float(y.max()) - float(y.min()) if y.size else 0.0  # == np.ptp(y)
         rec = LaneRecord(lane=lane, gidx=g, x=x, y=y, t_ns=t, raw=raw, lev=lev, noise=noise_lane,
                          level=level, x_ref=x_mid,
-                         length_m=length, n_spikes=int(spikes.sum()))
+                         length_m=length, n_spikes=int(spikes.size))
         self.lanes[lane] = rec
         self._held.add(lane)
         self.stats.lanes += 1

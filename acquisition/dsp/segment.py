@@ -19,6 +19,20 @@ import numpy as np
 from acquisition.dsp.levelling import fast_median
 
 
+def _list_median(vals: list[float]) -> float:
+    """`fast_median` (== np.median) of a few floats, without making an array:
+    the same order statistics and the same mean of the middle pair (only a tie
+    of -0.0 and 0.0 may come out with the other sign; every use of it is a
+    difference or a distance, the same either way)."""
+    if not vals or any(v != v for v in vals):  # empty or NaN: numpy's rules
+        return fast_median(np.array(vals, dtype=np.float64))
+    s = sorted(vals)
+    k = len(s) // 2
+    if len(s) % 2:
+        return s[k]
+    return 0.5 * (s[k - 1] + s[k])
+
+
 class LaneSegmenter:
     """Stateful lane numbering of a position stream (x, y in metres)."""
 
@@ -76,20 +90,22 @@ class LaneSegmenter:
             if self.x_ref is None:
                 # Settling: only a jump of 1.5 spacings from the first sample
                 # breaks, and never at the lane's first sample.
-                xs = x[i:i + (self.settle - self._count)]
-                jump = np.abs(xs - self._x_first) > 1.5 * self.spacing
-                if self._count == 0:
-                    jump[0] = False
-                hits = np.flatnonzero(jump)
-                take = int(hits[0]) if hits.size else len(xs)
-                self._prov_x += xs[:take].tolist()
+                # At most `settle` samples: plain floats beat numpy calls here.
+                xs = x[i:i + (self.settle - self._count)].tolist()
+                x_first, lim = self._x_first, 1.5 * self.spacing
+                take, jumped = len(xs), False
+                for j, xv in enumerate(xs):
+                    if abs(xv - x_first) > lim and (j or self._count):
+                        take, jumped = j, True
+                        break
+                self._prov_x += xs[:take]
                 self._prov_y += y[i:i + take].tolist()
                 self._count += take
                 i += take
                 if self._count >= self.settle:
-                    self.x_ref = fast_median(np.array(self._prov_x[self.skip:]))
-                    self._y_anchor = fast_median(np.array(self._prov_y[self.skip:]))
-                if hits.size:
+                    self.x_ref = _list_median(self._prov_x[self.skip:])
+                    self._y_anchor = _list_median(self._prov_y[self.skip:])
+                if jumped:
                     if i > a:
                         out.append((a, i, self.lane))
                     self._new_lane(float(x[i]))
