@@ -16,6 +16,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_dsp_speed_paths import chunks
+from test_dsp_speed_shortcuts import busy_lane
 
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.levelling import (
@@ -165,13 +166,7 @@ def _feed_unread(v: np.ndarray, y: np.ndarray, sizes: list[int], quiet: bool,
 def test_live_lazy_level_equals_sample_runs(seed: int, n: int, sizes: list[int],
                                             noise: float | None, signals: int, lanes: int,
                                             prior: float | None, tail: float) -> None:
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) * 0.1
-    v = rng.normal(0, 0.5, n) + rng.standard_t(3, n) * 0.3 * tail + rng.normal(0, 1)
-    for c in rng.uniform(0, y[-1], signals):
-        amp = rng.choice([-1, 1]) * rng.uniform(2.0, 8.0)
-        v += amp * np.exp(-0.5 * ((y - c) / rng.uniform(0.1, 1.5)) ** 2)
-    v = np.round(v, 2)
+    y, v = busy_lane(np.random.default_rng(seed), n, signals, tail, offset_sd=1.0, amp_hi=8.0)
     assert (_feed_unread(v, y, sizes, True, noise, lanes, prior)
             == _feed_unread(v, y, [10**9], False, noise, lanes, prior))
 

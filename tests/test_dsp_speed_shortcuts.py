@@ -21,6 +21,19 @@ from acquisition.dsp.segment import LaneSegmenter
 # --------------------------------------------------------------- live detector
 
 
+def busy_lane(rng: np.random.Generator, n: int, signals: int, tail: float, *,
+              offset_sd: float, amp_hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """A lane at 10 cm: white noise, a heavy tail of weight ``tail``, a random
+    offset and ``signals`` bell-shaped anomalies of 2 to ``amp_hi`` nT, either
+    sign (values rounded to 0.01 nT, so that ties occur)."""
+    y = np.arange(n) * 0.1
+    v = rng.normal(0, 0.5, n) + rng.standard_t(3, n) * 0.3 * tail + rng.normal(0, offset_sd)
+    for c in rng.uniform(0, y[-1], signals):
+        amp = rng.choice([-1, 1]) * rng.uniform(2.0, amp_hi)
+        v += amp * np.exp(-0.5 * ((y - c) / rng.uniform(0.1, 1.5)) ** 2)
+    return y, np.round(v, 2)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n=st.integers(1500, 6000),
        sizes=st.lists(st.integers(300, 2500), min_size=1, max_size=4),
@@ -34,13 +47,7 @@ def test_live_whole_block_commit_equals_sample_runs(seed: int, n: int, sizes: li
     """Long lanes in big blocks (the whole-block commit needs full windows), with
     signals just around the threshold and heavy-tailed noise (the counting test
     near its limit); state compared after every block, not only at the end."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) * 0.1
-    v = rng.normal(0, 0.5, n) + rng.standard_t(3, n) * 0.3 * tail + rng.normal(0, 2)
-    for c in rng.uniform(0, y[-1], signals):
-        amp = rng.choice([-1, 1]) * rng.uniform(2.0, 5.0)
-        v += amp * np.exp(-0.5 * ((y - c) / rng.uniform(0.1, 1.5)) ** 2)
-    v = np.round(v, 2)
+    y, v = busy_lane(np.random.default_rng(seed), n, signals, tail, offset_sd=2.0, amp_hi=5.0)
     fast = _live_run(v, y, sizes, True, noise, 3, min_thr, lanes)
     plain = _live_run(v, y, sizes, False, noise, 3, min_thr, lanes)
     assert fast == plain
