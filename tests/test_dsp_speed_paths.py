@@ -261,24 +261,29 @@ def test_walk_step_decides_like_the_exact_median(seed: int, n: int, step: float,
 # -------------------------------------------------------------------- segmenter
 
 
-def _walk(seed: int, lanes: int, length: float, sidestep: int, back: bool
-          ) -> tuple[np.ndarray, np.ndarray]:
+def walk_track(seed: int, lanes: int, length: float, *, sidestep: int = 3, jitter: float = 0.02,
+               stand: int = 0, back: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A zig-zag walk at 10 cm over ``lanes`` lanes 1 m apart: 5 cm across-lane
+    wander, ``jitter`` of along-lane position noise, ``sidestep`` samples
+    between lanes, optionally standing still ``stand`` samples a third of the
+    way along each lane and, on lane 1, walking back 1.5 m halfway."""
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     ny = round(length / 0.1) + 1
     for k in range(lanes):
         y = np.arange(ny) * 0.1
-        y = y if k % 2 == 0 else y[::-1]
-        x = np.full(ny, 0.5 + k) + rng.normal(0, 0.05, ny)
-        if back and k == 1 and ny > 40:  # walks back 1.5 m halfway
-            j = ny // 2
+        if stand and ny > 10:  # the walker stands still: equal consecutive y
+            j = ny // 3
+            y = np.concatenate((y[:j], np.full(stand, y[j]), y[j:]))
+        if back and k == 1 and y.size > 40:  # walks back 1.5 m halfway
+            j = y.size // 2
             y = np.concatenate((y[:j], y[j - 15:j][::-1], y[j - 15:]))
-            x = np.full(y.size, 0.5 + k) + rng.normal(0, 0.05, y.size)
-        xs.append(x)
-        ys.append(y + rng.normal(0, 0.02, y.size))
+        y = y if k % 2 == 0 else y[::-1]
+        xs.append(np.full(y.size, 0.5 + k) + rng.normal(0, 0.05, y.size))
+        ys.append(y + (rng.normal(0, jitter, y.size) if jitter else 0.0))
         if sidestep and k < lanes - 1:
             xs.append(0.5 + k + np.arange(1, sidestep + 1) / (sidestep + 1))
-            ys.append(np.full(sidestep, y[-1]))
+            ys.append(np.full(sidestep, ys[-1][-1]))
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -289,7 +294,7 @@ def _walk(seed: int, lanes: int, length: float, sidestep: int, back: bool
 def test_segmenter_any_chunking_equals_reference(seed: int, lanes: int, length: float,
                                                  sidestep: int, back: bool,
                                                  sizes: list[int]) -> None:
-    x, y = _walk(seed, lanes, length, sidestep, back)
+    x, y = walk_track(seed, lanes, length, sidestep=sidestep, back=back)
     ref = RefSegmenter(1.0).assign(x, y)
     seg = LaneSegmenter(1.0)
     got = np.concatenate([seg.assign(x[s], y[s]) for s in chunks(x.size, sizes)])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_dsp_speed_paths import RefSegmenter, _live_run, chunks
+from test_dsp_speed_paths import RefSegmenter, _live_run, chunks, walk_track
 
 from acquisition.dsp.detect import LiveDetector
 from acquisition.dsp.segment import LaneSegmenter
@@ -81,28 +81,6 @@ def test_live_whole_block_commit_is_taken_and_exact() -> None:
 # ------------------------------------------------------------------- segmenter
 
 
-def _track(seed: int, lanes: int, length: float, jitter: float, stand: int, back: bool
-           ) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    ny = round(length / 0.1) + 1
-    for k in range(lanes):
-        y = np.arange(ny) * 0.1
-        if stand and ny > 10:  # the walker stands still: equal consecutive y
-            j = ny // 3
-            y = np.concatenate((y[:j], np.full(stand, y[j]), y[j:]))
-        if back and k == 1 and y.size > 40:  # walks back 1.5 m halfway
-            j = y.size // 2
-            y = np.concatenate((y[:j], y[j - 15:j][::-1], y[j - 15:]))
-        y = y if k % 2 == 0 else y[::-1]
-        xs.append(np.full(y.size, 0.5 + k) + rng.normal(0, 0.05, y.size))
-        ys.append(y + (rng.normal(0, jitter, y.size) if jitter else 0.0))
-        if k < lanes - 1:
-            xs.append(0.5 + k + np.arange(1, 4) / 4)
-            ys.append(np.full(3, ys[-1][-1]))
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 @settings(max_examples=50, deadline=None)
 @given(seed=st.integers(0, 1000), lanes=st.integers(1, 4), length=st.floats(2.0, 30.0),
        jitter=st.sampled_from([0.0, 0.0, 0.005, 0.03]), stand=st.integers(0, 20),
@@ -110,7 +88,7 @@ def _track(seed: int, lanes: int, length: float, jitter: float, stand: int, back
 def test_segmenter_no_step_back_shortcut_equals_reference(seed: int, lanes: int, length: float,
                                                           jitter: float, stand: int, back: bool,
                                                           sizes: list[int]) -> None:
-    x, y = _track(seed, lanes, length, jitter, stand, back)
+    x, y = walk_track(seed, lanes, length, jitter=jitter, stand=stand, back=back)
     ref = RefSegmenter(1.0).assign(x, y)
     seg = LaneSegmenter(1.0)
     got = np.empty(x.size, dtype=np.int64)
