@@ -1,6 +1,6 @@
 """Accuracy of the lane DSP on seeded simulated surveys, against an Euler baseline.
 
-Run: ``.venv/bin/python bench/accuracy_lanes.py [--seeds N] [--quick]``
+Run: ``.venv/bin/python bench/accuracy_lanes.py [--seeds N] [--first-seed K] [--only NAME ...]``
 
 Each scenario is simulated by `simulator.survey.simulate_survey` (a world
 harder than the model we fit: elongated bodies as lines of dipoles, remanence,
@@ -181,6 +181,8 @@ def evaluate(sc_dict: dict, tallies: dict[str, Tally]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=1,
+                    help="seeds first..first+N-1 (1 by default; others are held out)")
     ap.add_argument("--only", nargs="*", default=None)
     args = ap.parse_args(argv)
     names = args.only or list(SCENARIOS)
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'dh_med':>7s} {'dh_p90':>7s} {'dz_med%':>8s} {'dz_p90%':>8s} {'s/survey':>8s}")
     for name in names:
         tallies = {"dipole": Tally(), "euler": Tally()}
-        for seed in range(1, args.seeds + 1):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             evaluate(SCENARIOS[name](seed), tallies)
         for method, tl in tallies.items():
             r = tl.row()
