@@ -6,7 +6,8 @@ the sensors drift slowly. A lane's level is the median of its samples with
 anomalies masked, iterated twice; slow drift along a long lane is removed by a
 running median of the masked samples over `drift_window_m`. Noise is the MAD
 of second differences (insensitive to offsets and slow trends), scaled to a
-Gaussian sigma.
+Gaussian sigma; a lane's background is the MAD of its high-pass, for which
+`block_highpass` approximates a 5 m running median at a fraction of its cost.
 
 Medians are exact order statistics by one single-pivot partition
 (`fast_median`, `row_median`): they equal `np.median` value for value at a
@@ -144,6 +145,86 @@ def running_median(v: np.ndarray, size: int) -> np.ndarray:
     service that runs beside the detector in the field, so we pay the 10 µs.
     """
     return median_filter(v, size=size, mode="nearest")
+
+
+def block_highpass(v: np.ndarray, size: int, noise: float) -> np.ndarray:
+    """``v`` minus an approximation of ``running_median(v, size)``: the high-pass
+    the lane background estimate takes the MAD of, at 1/4 to 1/2 of the cost
+    on lanes of a few thousand samples (about the same at 1000).
+
+    What it approximates: the exact running median with "nearest" edges. How:
+    ``v`` padded by ``size // 2`` copies of its end values (what "nearest"
+    does), means of 3-sample blocks, the exact running median of those over
+    ``(size // 3) | 1`` blocks (scipy, a third of the samples), linearly
+    interpolated between block centres. One rule keeps what the exact filter
+    does on the flanks of strong anomalies, where the samples are sorted over
+    the window and the running median is the sample itself (high-pass 0):
+    between two block centres whose values differ by more than 3 x ``noise``
+    (the white-noise sigma: the trend then outruns the noise sample to
+    sample), a sample lying between them (give or take ``noise``) gets 0 too.
+    Without it the background of total-field lanes came out 4-5 % high (an
+    earlier block-median attempt without it was rejected, `docs/dsp.md`).
+
+    Why it is good enough: the result only feeds a robust spread (MAD), an
+    order statistic of ``|high-pass|`` near 0.67 sigma. On quiet ground the
+    median of 3-sample means has about the exact median's variance, and on a
+    slope it follows the samples as closely, so the spread agrees to ~1-2 %
+    a lane; the differences are the size of the ones the exact filter itself
+    shows between windows of 49 and 51 samples.
+    Lanes shorter than twice the window (or windows under 9 samples) take the
+    exact filter. NaN-free input is assumed (guaranteed upstream).
+    """
+    v = np.asarray(v, dtype=np.float64)
+    n = v.size
+    h = size // 2
+    nb = (n + 2 * h) // 3
+    if h < 4 or nb < 8 or n < 2 * size:
+        return v - running_median(v, size) if n else v.copy()
+    p = np.empty(n + 2 * h)
+    p[:h] = v[0]
+    p[h:h + n] = v
+    p[h + n:] = v[-1]
+    # Block means, not medians: on a sloping background the running median of
+    # block medians (less noisy than samples) turns into the identity at gentler
+    # slopes than the exact filter does, and the spread came out 3-9 % low;
+    # means of 3 keep it within ~1 %. (Spikes are gone upstream; the outer
+    # median is what makes the baseline robust to anomalies.)
+    # (as a + ((b - a) + (c - a)) / 3: a flat stretch gives exactly its value)
+    a = p[0:3 * nb:3]
+    blk = p[1:3 * nb:3] - a
+    blk += p[2:3 * nb:3]
+    blk -= a
+    blk *= 1.0 / 3.0
+    blk += a
+    m = median_filter(blk, size=(size // 3) | 1, mode="nearest")
+    # Block centres at p-index 3 j + 1; samples 3 j + 1 + t (t = 0, 1, 2) lie
+    # between centres j and j + 1: the baseline there, by strided writes
+    # (a broadcast over a last axis of 3 costs 3 ns a sample more).
+    m0, m1 = m[:-1], m[1:]
+    d = m1 - m0
+    base = np.empty(3 * (nb - 1))
+    base[0::3] = m0
+    d3 = d * (1.0 / 3.0)
+    np.add(m0, d3, out=base[1::3])
+    np.add(base[1::3], d3, out=base[2::3])
+    hp = np.subtract(v, base[h - 1:h - 1 + n])
+    steep = np.flatnonzero(np.abs(d) > 3.0 * noise)
+    if steep.size:
+        # samples (p-index 3 j + 1 + t) of steep intervals lying between the two
+        # block values: the exact filter follows them (sorted window)
+        lo = np.minimum(m0, m1) - noise
+        hi = np.maximum(m0, m1) + noise
+        i = (3 * steep[:, None] + _STEPS).ravel() - (h - 1)
+        j = np.repeat(steep, 3)
+        ok = (i >= 0) & (i < n)
+        i, j = i[ok], j[ok]
+        x = v[i]
+        inside = (x >= lo[j]) & (x <= hi[j])
+        hp[i[inside]] = 0.0
+    return hp
+
+
+_STEPS = np.arange(3)
 
 
 def despike(v: np.ndarray, noise: float, k: float = 8.0) -> tuple[np.ndarray, np.ndarray]:

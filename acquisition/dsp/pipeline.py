@@ -30,13 +30,13 @@ from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.fit import FitResult, euler_sources, fit_sources
 from acquisition.dsp.levelling import (
+    block_highpass,
     diff_noise,
     fast_median,
     level_lane,
     mad_sigma,
     masked_level,
     percentile_sorted,
-    running_median,
     spike_index,
 )
 from acquisition.dsp.segment import LaneSegmenter
@@ -493,9 +493,10 @@ class LanePipeline:
         # High-passed first (minus a 5 m running median): broad anomalies of deep
         # objects and residual drift must not pass for background.
         win = max(3, min(lev.size, round(5.0 / step)) | 1)
+        # (An approximation of the exact 5 m running median at half its cost or
+        # less on long lanes: the MAD agrees to ~1-2 % a lane, `block_highpass`.)
         if lev.size >= 3:
-            hp = running_median(lev, win)
-            np.subtract(lev, hp, out=hp)  # lev - running median, in its array
+            hp = block_highpass(lev, win, white)
             noise_lane = max(white, mad_sigma(hp, overwrite=True))
         else:
             noise_lane = max(white, mad_sigma(lev))
