@@ -375,19 +375,9 @@ FAR_MARGIN_M = 2.5
 
 
 def _near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
-    """Indices of the sources (points or lines: either end or the middle) within
+    """Indices of the sources (points, or lines anywhere along them) within
     ``reach`` of (cx, cy)."""
-    out = []
-    for i, s in enumerate(srcs):
-        if len(s) == 3:
-            d = math.hypot(float(s[0]) - cx, float(s[1]) - cy)
-        else:
-            d = min(math.hypot(float(s[0]) - cx, float(s[1]) - cy),
-                    math.hypot(float(s[3]) - cx, float(s[4]) - cy),
-                    math.hypot(0.5 * float(s[0] + s[3]) - cx, 0.5 * float(s[1] + s[4]) - cy))
-        if d <= reach:
-            out.append(i)
-    return out
+    return [i for i, s in enumerate(srcs) if _dist_to_src(s, cx, cy) <= reach]
 
 
 def _local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -1186,6 +1176,18 @@ def _centre_depth(s: np.ndarray) -> tuple[float, float, float]:
     return info["x"], info["y"], info["depth"]
 
 
+def _dist_to_src(s: np.ndarray, px: float, py: float) -> float:
+    """Horizontal distance from (px, py) to a point source or to a line's
+    horizontal projection."""
+    if len(s) == 3:
+        return math.hypot(float(s[0]) - px, float(s[1]) - py)
+    ax, ay, bx, by = float(s[0]), float(s[1]), float(s[3]), float(s[4])
+    dx, dy = bx - ax, by - ay
+    L2 = dx * dx + dy * dy
+    t = 0.0 if L2 == 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+    return math.hypot(ax + t * dx - px, ay + t * dy - py)
+
+
 def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                 geom: SensorGeometry, noise: float, bic_gain: float, *,
                 pos_sigma: float = 0.05, robust: bool = False, ratio: float = 0.5,
@@ -1221,10 +1223,12 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     dropped: set[int] = set()
     for k in order:
         kx, ky, _kd = cen[k]
+        # Reach counts from the nearest point of a line: a long body's misfit
+        # tails off from its ends, not from its middle.
         strong = [j for j in range(len(srcs)) if j != k and j not in dropped
                   and mag[k] < ratio * mag[j]
                   and math.hypot(cen[j][0] - kx, cen[j][1] - ky) >= min_dist
-                  and math.hypot(cen[j][0] - kx, cen[j][1] - ky)
+                  and _dist_to_src(srcs[j], kx, ky)
                   < max(min_reach, min(reach_depths * (cen[j][2] + h), max_reach))]
         if not strong:
             continue
