@@ -80,14 +80,40 @@ def _false_picks(sc, sim) -> tuple[int, int]:
     return len(m.false_picks), missed
 
 
-def test_tail_of_a_shallow_body_is_not_a_second_target(monkeypatch):
+def test_tail_of_a_shallow_body_is_not_a_second_target():
     # The benchmark's total-field seed 1: a projectile 0.21 m deep, nose down
     # at 51 degrees; its far field is no point's and no uniform line's, and
     # the fit used to put a second source 2.3 m deep 3 m away on that tail.
     sc, sim = _bench_survey("total_field", 1)
-    assert _false_picks(sc, sim) == (0, 0)
-    monkeypatch.setattr(fitmod, "_drop_tails", lambda srcs, *a, **k: srcs)
-    assert _false_picks(sc, sim) == (1, 0)
+    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
+           "sensor_separation_m": sc.sensor.separation_m}
+    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
+                         field=sc.field)
+    proj = next(t for t in sim.truth if t.kind == "projectile" and t.depth < 0.3)
+    dist = sorted(math.hypot(t.x - proj.x, t.y - proj.y) for t in res.targets)
+    assert dist[0] < 0.2
+    assert dist[1] > 4.0, dist
+
+
+@pytest.mark.parametrize("tail", [(7.4, 8.0, 2.3), (5.2, 9.0, 2.0), (8.2, 7.8, 0.6),
+                                  (2.5, 4.0, 2.0)])
+def test_drop_tails_drops_a_source_that_only_models_the_body(tail):
+    x, y, v = _data(weak=False)
+    (body,) = _fit(x, y, v)
+    b = np.array(body.ends) if body.ends is not None else np.array([body.x, body.y, body.depth])
+    out = fitmod._drop_tails([b, np.array(tail)], x, y, v, TOTAL, 0.3, 10.0)
+    assert len(out) == 1
+    np.testing.assert_allclose(out[0][:2], b[:2], atol=0.3)
+
+
+def test_drop_tails_keeps_a_real_weak_object_and_drops_a_tail_beside_it():
+    x, y, v = _data(weak=True)
+    body = next(f for f in _fit(x, y, v) if math.hypot(f.x - 5.2, f.y - 6.0) < 0.25)
+    b = np.array(body.ends) if body.ends is not None else np.array([body.x, body.y, body.depth])
+    real = np.array([8.2, 7.8, 0.6])
+    assert len(fitmod._drop_tails([b, real], x, y, v, TOTAL, 0.3, 10.0)) == 2
+    tail = np.array([2.5, 4.0, 2.0])
+    assert len(fitmod._drop_tails([b, tail], x, y, v, TOTAL, 0.3, 10.0)) == 1
 
 
 def test_real_weak_object_beside_the_body_is_kept():

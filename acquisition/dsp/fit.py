@@ -365,6 +365,53 @@ def _new_source_seed(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.nd
     return None
 
 
+#: In a local fit (a few metres around one source), a source of the window
+#: farther than this beyond the local data's edge keeps the moment the whole
+#: window gives it. Re-solved on local data, the tiny smooth field of a far
+#: source is a free broad basis function: it takes up any broad residual with
+#: an absurd moment, pulls weak sources deep and sideways, and inflates the
+#: misfit sigma that judges every model change there.
+FAR_MARGIN_M = 2.5
+
+
+def _near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
+    """Indices of the sources (points, or lines anywhere along them) within
+    ``reach`` of (cx, cy)."""
+    return [i for i, s in enumerate(srcs) if _dist_to_src(s, cx, cy) <= reach]
+
+
+def _local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                geom: SensorGeometry, cx: float, cy: float, radius: float,
+                margin: float = FAR_MARGIN_M
+                ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The near sources' indices, the window's data with the far sources'
+    fields (at their whole-window moments) taken out, and its samples within
+    ``radius`` of (cx, cy) (`_local`)."""
+    near = _near_index(srcs, cx, cy, radius + margin)
+    vw = v
+    if len(near) < len(srcs):
+        G = _design_srcs(x, y, srcs, geom)
+        lin = _solve_linear(G, v)
+        cols = np.concatenate([np.arange(3 * i, 3 * i + 3)
+                               for i in range(len(srcs)) if i not in near])
+        vw = v - G[:, cols] @ lin[cols]
+    lx, ly, lv = _local(x, y, vw, cx, cy, radius)
+    return near, vw, lx, ly, lv
+
+
+def _put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) -> list[np.ndarray]:
+    """``srcs`` with its near sources replaced by ``sub`` (the near ones in
+    order, then any new ones, which go last)."""
+    out = list(srcs)
+    for j, i in enumerate(near):
+        out[i] = sub[j]
+    return [*out, *sub[len(near):]]
+
+
+def _flat(srcs: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(srcs) if srcs else np.empty(0)
+
+
 def _pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
                      ratio: float) -> bool:
     """Sources far enough apart; close pairs only if one is weaker and shallower.
@@ -442,10 +489,12 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     converged = bool(best.status > 0)
 
     def try_add(p: np.ndarray, pred: np.ndarray, sx: float, sy: float) -> _Fit | None:
-        lx, ly, lv = _local(x, y, v, sx, sy, 3.0)
         try:
-            seeds = _grid_seed(lx, ly, lv, geom, p, sx, sy, keep=2, sides=True)
-            cand = best_start(p, seeds[:2], sx, sy, lx, ly, lv)
+            pts = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
+            near, vn, lx, ly, lv = _local_view(pts, x, y, v, geom, sx, sy, 3.0)
+            pn = _flat([pts[i] for i in near])
+            seeds = _grid_seed(lx, ly, lv, geom, pn, sx, sy, keep=2, sides=True)
+            cand = expand(pts, near, best_start(pn, seeds[:2], sx, sy, vn, lx, ly, lv))
             verdict = judge(p, pred, cand, sx, sy)
             if verdict == "too_close" and len(seeds) > 2:
                 # Beside a strong source a weak signal seen on one lane has a
@@ -453,19 +502,28 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 # side never crosses it: the mirror lands too close to the
                 # neighbour and is refused. Start once more from the other
                 # sides of the lane.
-                cand = best_start(p, seeds[2:], sx, sy, lx, ly, lv)
+                cand = expand(pts, near, best_start(pn, seeds[2:], sx, sy, vn, lx, ly, lv))
                 verdict = judge(p, pred, cand, sx, sy)
         except (ValueError, np.linalg.LinAlgError):
             return None
         return cand if verdict == "ok" else None
 
+    def expand(pts: list[np.ndarray], near: list[int], cand: _Fit | None) -> _Fit | None:
+        """A candidate fitted among the near sources, back among all of them."""
+        if cand is None:
+            return None
+        sub = [cand.x[3 * j:3 * j + 3] for j in range(len(cand.x) // 3)]
+        return _Fit(_flat(_put_back(pts, near, sub)), cand.cost, cand.status)
+
     def best_start(p: np.ndarray, seeds: list[np.ndarray], sx: float, sy: float,
-                    lx: np.ndarray, ly: np.ndarray, lv: np.ndarray) -> _Fit | None:
-        """The cheapest local fit of one more source over the given starts."""
+                   vw: np.ndarray, lx: np.ndarray, ly: np.ndarray,
+                   lv: np.ndarray) -> _Fit | None:
+        """The cheapest local fit of one more source over the given starts
+        (``vw``: the window's data, ``lx, ly, lv``: the part judged)."""
         cand = None
         k = len(p) // 3
         for g in seeds:
-            part = _run_local(np.concatenate((p, g)), [k], x, y, v, geom, (sx, sy), 3.0)
+            part = _run_local(np.concatenate((p, g)), [k], x, y, vw, geom, (sx, sy), 3.0)
             if not np.isfinite(part.cost):
                 continue
             # Refine with the neighbours free too, unless that drags the new
@@ -474,7 +532,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             nb = [i for i in range(k) if math.hypot(p[3 * i] - nx, p[3 * i + 1] - ny) < 2.5]
             r = part
             if nb:
-                joint = _run_local(part.x, [*nb, k], x, y, v, geom, (nx, ny), 3.5)
+                joint = _run_local(part.x, [*nb, k], x, y, vw, geom, (nx, ny), 3.5)
                 if (np.isfinite(joint.cost)
                         and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= 0.5):
                     r = joint
@@ -709,18 +767,22 @@ def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
         if not stronger:
             continue
         rad = min(max(1.2, 2.5 * (d + h)), 2.5)
-        lx, ly, lv = _local(x, y, v, cx, cy, rad)
+        pts = [q[3 * j:3 * j + 3] for j in range(k)]
+        near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, cx, cy, rad)
         if lx.size < 20 or lx.size == x.size:
             continue
+        qn = _flat([pts[j] for j in near])
+        ii = near.index(i)
         try:
-            r = _run_local(q, [i], lx, ly, lv, geom, (cx, cy), rad)
+            r = _run_local(qn, [ii], lx, ly, lv, geom, (cx, cy), rad)
         except (ValueError, np.linalg.LinAlgError):
             continue
-        if not np.isfinite(r.cost) or math.hypot(r.x[3 * i] - cx, r.x[3 * i + 1] - cy) > 0.3:
+        if not np.isfinite(r.cost) or math.hypot(r.x[3 * ii] - cx, r.x[3 * ii + 1] - cy) > 0.3:
             continue
-        old = residual(q, lx, ly, lv, geom)
+        old = residual(qn, lx, ly, lv, geom)
         if 2.0 * r.cost <= float(old @ old):
-            q = r.x
+            q = q.copy()
+            q[3 * i:3 * i + 3] = r.x[3 * ii:3 * ii + 3]
     return q
 
 
@@ -928,17 +990,19 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
         tried.add(id(s))
         cx, cy, d = (float(t) for t in s)
         radius = min(max(2.0, 1.5 * (d + h) + 1.0), 4.0)
-        lx, ly, lv = _local(x, y, v, cx, cy, radius)
+        near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, cx, cy, radius)
         n_l = lx.size
         if n_l < 40:
             continue
-        weak = [t for t in srcs if t is not s and len(t) == 3
+        far = [t for i, t in enumerate(srcs) if i not in near]
+        sub = [srcs[i] for i in near]
+        weak = [t for t in sub if t is not s and len(t) == 3
                 and mag[id(t)] < ratio * mag[id(s)] and math.hypot(t[0] - cx, t[1] - cy) < reach_m]
-        sig2 = _misfit_sigma(srcs, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        r_now = _local_res(srcs, lx, ly, lv, geom)
+        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        r_now = _local_res(sub, lx, ly, lv, geom)
         best: tuple[float, list[np.ndarray], np.ndarray] | None = None
         for drop in ([], weak) if weak else ([],):
-            cand = [t for t in srcs if not any(t is w for w in drop)]
+            cand = [t for t in sub if not any(t is w for w in drop)]
             i = _index(cand, s)
             e = _best_line(cand, i, d, lx, ly, lv, geom)
             if e is None:
@@ -954,10 +1018,10 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
                 best = (gain, cand, e)
         if best is None:
             continue
-        _gain, srcs, line = best
+        _gain, sub, line = best
         mag[id(line)], peak[id(line)] = mag[id(s)], peak[id(s)]
-        srcs = _judge_weak(srcs, line, weak, lx, ly, lv, geom, noise, pos_sigma, robust,
-                           bic_gain)
+        srcs = [*far, *_judge_weak(sub, line, weak, lx, ly, lv, geom, noise, pos_sigma,
+                                   robust, bic_gain)]
     return srcs
 
 
@@ -1057,10 +1121,12 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
         k_s = min(strong, key=lambda i: math.hypot(centre[i][0] - sx, centre[i][1] - sy))
         s_strong = srcs[k_s]
         d_strong = float(s_strong[2]) if len(s_strong) == 3 else float(describe(s_strong)["depth"])
-        lx, ly, lv = _local(x, y, v, sx, sy, 2.5)
-        if lx.size < 30:
+        near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, sx, sy, 2.5)
+        if lx.size < 30 or k_s not in near:
             continue
-        base = _design_srcs(lx, ly, srcs, geom)
+        sub = [srcs[i] for i in near]
+        ks = near.index(k_s)
+        base = _design_srcs(lx, ly, sub, geom)
         best = None
         for dd in NEAR_DEPTHS:
             if dd >= 0.5 * d_strong:
@@ -1074,11 +1140,11 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
                         best = (c, np.array([sx + ox, sy + oy, dd]))
         if best is None:
             continue
-        trial = [*srcs, best[1]]
-        new = len(srcs)
+        trial = [*sub, best[1]]
+        new = len(sub)
         try:
             trial, _ = _refit_local(trial, [new], lx, ly, lv, geom)
-            joint, _ = _refit_local(trial, [new, k_s], lx, ly, lv, geom)
+            joint, _ = _refit_local(trial, [new, ks], lx, ly, lv, geom)
         except (ValueError, np.linalg.LinAlgError):
             continue
         if math.hypot(joint[new][0] - trial[new][0], joint[new][1] - trial[new][1]) <= 0.3:
@@ -1087,18 +1153,18 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
         Gt = _design_srcs(lx, ly, trial, geom)
         lt = _solve_linear(Gt, lv)
         m_new = float(np.linalg.norm(lt[3 * new:3 * new + 3]))
-        m_str = float(np.linalg.norm(lt[3 * k_s:3 * k_s + 3]))
-        d_str = float(trial[k_s][2]) if len(trial[k_s]) == 3 else describe(trial[k_s])["depth"]
+        m_str = float(np.linalg.norm(lt[3 * ks:3 * ks + 3]))
+        d_str = float(trial[ks][2]) if len(trial[ks]) == 3 else describe(trial[ks])["depth"]
         if (math.hypot(q[0] - sx, q[1] - sy) > 0.6 or q[2] >= 0.5 * d_str
                 or m_new > ratio * m_str
                 or min(math.hypot(q[0] - cx, q[1] - cy) for cx, cy in centre) < 0.5):
             continue
-        sig2 = _misfit_sigma(srcs, lx, ly, lv, geom, noise, pos_sigma, shape_rel) ** 2
-        r_old = _local_res(srcs, lx, ly, lv, geom)
+        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma, shape_rel) ** 2
+        r_old = _local_res(sub, lx, ly, lv, geom)
         r_new = Gt @ lt - lv
         gain = _chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(lx.size)
         if gain > bic_gain:
-            srcs = trial
+            srcs = _put_back(srcs, near, trial)
             centre.append((float(q[0]), float(q[1])))
     return srcs
 
@@ -1108,6 +1174,18 @@ def _centre_depth(s: np.ndarray) -> tuple[float, float, float]:
         return float(s[0]), float(s[1]), float(s[2])
     info = describe(s)
     return info["x"], info["y"], info["depth"]
+
+
+def _dist_to_src(s: np.ndarray, px: float, py: float) -> float:
+    """Horizontal distance from (px, py) to a point source or to a line's
+    horizontal projection."""
+    if len(s) == 3:
+        return math.hypot(float(s[0]) - px, float(s[1]) - py)
+    ax, ay, bx, by = float(s[0]), float(s[1]), float(s[3]), float(s[4])
+    dx, dy = bx - ax, by - ay
+    L2 = dx * dx + dy * dy
+    t = 0.0 if L2 == 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+    return math.hypot(ax + t * dx - px, ay + t * dy - py)
 
 
 def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -1145,10 +1223,12 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     dropped: set[int] = set()
     for k in order:
         kx, ky, _kd = cen[k]
+        # Reach counts from the nearest point of a line: a long body's misfit
+        # tails off from its ends, not from its middle.
         strong = [j for j in range(len(srcs)) if j != k and j not in dropped
                   and mag[k] < ratio * mag[j]
                   and math.hypot(cen[j][0] - kx, cen[j][1] - ky) >= min_dist
-                  and math.hypot(cen[j][0] - kx, cen[j][1] - ky)
+                  and _dist_to_src(srcs[j], kx, ky)
                   < max(min_reach, min(reach_depths * (cen[j][2] + h), max_reach))]
         if not strong:
             continue
@@ -1157,12 +1237,12 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         dist = math.hypot(jx - kx, jy - ky)
         mx, my = 0.5 * (jx + kx), 0.5 * (jy + ky)
         rad = 0.5 * dist + max(1.5, 1.2 * (_kd + h))
-        loc = np.hypot(x - mx, y - my) < rad
-        n_l = int(loc.sum())
-        if n_l < 40:
+        if int(np.count_nonzero(np.hypot(x - mx, y - my) < rad)) < 40:
             continue
-        lx, ly, lv = x[loc], y[loc], v[loc]
-        cur = [s for t, s in enumerate(srcs) if t not in dropped]
+        allc = [s for t, s in enumerate(srcs) if t not in dropped]
+        near, _vw, lx, ly, lv = _local_view(allc, x, y, v, geom, mx, my, rad)
+        n_l = lx.size
+        cur = [allc[i] for i in near]
         ik, ij = _index(cur, srcs[k]), _index(cur, srcs[j])
         sig = _misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
         w = 1.0 / sig
