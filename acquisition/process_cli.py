@@ -45,8 +45,20 @@ def register_process(sub: argparse._SubParsersAction) -> None:
                    help="threshold in noise sigmas (default %(default)s)")
     d.add_argument("--max-bad-share", type=float, default=0.1, metavar="F",
                    help="fail if more than this share of CSV rows is bad (default 0.1)")
+    loc = p.add_argument_group("location uncertainty (added to every reported 1-sigma)")
+    loc.add_argument("--position-sigma", type=_non_negative, metavar="M",
+                     default=LaneConfig().position_sigma_m,
+                     help="horizontal position uncertainty per axis, m: taped lanes "
+                          "or plain GNSS ~0.05, RTK GNSS ~0.02 (default %(default)s)")
     add_field_arguments(p)
     p.set_defaults(func=run_process)
+
+
+def _non_negative(text: str) -> float:
+    v = float(text)
+    if not v >= 0.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return v
 
 
 def _geometry(args: argparse.Namespace, md: dict[str, Any],
@@ -74,7 +86,8 @@ def _config(args: argparse.Namespace, md: dict[str, Any]) -> LaneConfig:
     spacing = pick(args.lane_spacing, "lane_spacing_m") or 1.0
     return LaneConfig(lane_spacing_m=spacing, detect_k=args.detect_k,
                       noise_nT=pick(args.noise, "soil_noise_nT"),
-                      threshold_nT=pick(args.threshold, "soil_threshold_nT"))
+                      threshold_nT=pick(args.threshold, "soil_threshold_nT"),
+                      position_sigma_m=args.position_sigma)
 
 
 def _load_hdf5(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], np.ndarray,

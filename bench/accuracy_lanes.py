@@ -16,7 +16,10 @@ Reported per scenario and method:
   noise plus soil), which is what "the noise" means on magnetic soil;
 - false picks per 1000 m^2 (reports matched to no buried object at all);
 - horizontal error (median, 90th percentile) and depth error relative to the
-  true depth (median, 90th percentile) of the matched detectable signals.
+  true depth (median, 90th percentile) of the matched detectable signals;
+- ``cov_z``, ``cov_h``: how often the true depth lies within the reported
+  1-sigma, and the true position within the 68 % circle of the reported
+  sigmas: honest uncertainties give about 0.68 for both.
 """
 
 from __future__ import annotations
@@ -118,6 +121,10 @@ class Tally:
     area: float = 0.0
     dh: list[float] = field(default_factory=list)
     dz_rel: list[float] = field(default_factory=list)
+    #: per matched signal: depth error within its reported 1-sigma; horizontal
+    #: error within the 68 % circle of its reported sigmas (1.515 x their rms)
+    in_sz: list[bool] = field(default_factory=list)
+    in_sh: list[bool] = field(default_factory=list)
     seconds: float = 0.0
     targets: int = 0
 
@@ -130,6 +137,8 @@ class Tally:
             "false_per_1000m2": 1000.0 * self.false / self.area if self.area else float("nan"),
             "dh_med": float(np.median(dh)), "dh_p90": float(np.percentile(dh, 90)),
             "dz_med": float(np.median(dz)), "dz_p90": float(np.percentile(dz, 90)),
+            "cov_z": float(np.mean(self.in_sz)) if self.in_sz else float("nan"),
+            "cov_h": float(np.mean(self.in_sh)) if self.in_sh else float("nan"),
             "n": self.eligible, "seconds": self.seconds,
         }
 
@@ -176,6 +185,10 @@ def evaluate(sc_dict: dict, tallies: dict[str, Tally]) -> None:
             tl.found += 1
             tl.dh.append(p.horizontal_error_m)
             tl.dz_rel.append(p.depth_error_m / max(sim.truth[i].depth, 0.1))
+            r = res.targets[p.report_index]
+            tl.in_sz.append(abs(r.depth - sim.truth[i].depth) <= r.sigma_depth)
+            sh = float(np.sqrt(0.5 * (r.sigma_x ** 2 + r.sigma_y ** 2)))
+            tl.in_sh.append(p.horizontal_error_m <= 1.515 * sh)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(SCENARIOS)
     print(f"{'scenario':14s} {'method':7s} {'n':>4s} {'recall':>7s} {'rec_bg':>7s} "
           f"{'false/1000m2':>12s} "
-          f"{'dh_med':>7s} {'dh_p90':>7s} {'dz_med%':>8s} {'dz_p90%':>8s} {'s/survey':>8s}")
+          f"{'dh_med':>7s} {'dh_p90':>7s} {'dz_med%':>8s} {'dz_p90%':>8s} {'cov_z':>6s} "
+          f"{'cov_h':>6s} {'s/survey':>8s}")
     for name in names:
         tallies = {"dipole": Tally(), "euler": Tally()}
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -198,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:14s} {method:7s} {r['n']:4d} {r['recall']:7.3f} {r['recall_bg']:7.3f} "
                   f"{r['false_per_1000m2']:12.2f} {r['dh_med']:7.3f} {r['dh_p90']:7.3f} "
                   f"{100 * r['dz_med']:8.1f} {100 * r['dz_p90']:8.1f} "
+                  f"{r['cov_z']:6.2f} {r['cov_h']:6.2f} "
                   f"{r['seconds'] / args.seeds:8.2f}", flush=True)
     return 0
 

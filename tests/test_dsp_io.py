@@ -229,3 +229,24 @@ def test_uxo_process_hdf5_recording(tmp_path, capsys):
 def test_format_survey_csv_minimal():
     text = format_survey_csv(np.array([1.0]), np.array([2.0]), np.array([3.0]))
     assert text == "# uxo-survey v1\nx,y,value\n1.0,2.0,3.0\n"
+
+
+def test_uxo_process_position_sigma_sets_the_reported_horizontal_sigma(tmp_path, capsys):
+    x, y, v, lane, _geo = survey([induced(3.3, 10.2, 1.2, 1.0)], noise=0.3, seed=2)
+    src = tmp_path / "survey.csv"
+    write_survey_csv(src, x, y, v, lane=lane, metadata={"kind": "gradient"})
+    sig = {}
+    for ps in ("0.02", "0.2"):
+        out = tmp_path / f"t{ps}.csv"
+        assert process_main(["process", str(src), "-o", str(out), "--position-sigma", ps]) == 0
+        (row,) = read_targets_csv(out)
+        sig[ps] = (float(row["sigma_x"]), float(row["sigma_y"]), float(row["sigma_depth"]))
+    # the floor is added in quadrature to the fit's own sigma, per axis
+    assert 0.02 <= sig["0.02"][0] < 0.05 and 0.02 <= sig["0.02"][1] < 0.05
+    assert 0.2 <= sig["0.2"][0] < 0.21 and 0.2 <= sig["0.2"][1] < 0.21
+    assert sig["0.02"][2] == sig["0.2"][2]  # depth is not a horizontal matter
+    for bad in ("-0.1", "nan", "x"):
+        with pytest.raises(SystemExit):
+            process_main(["process", str(src), "-o", str(tmp_path / "b.csv"),
+                          "--position-sigma", bad])
+    assert "position-sigma" in capsys.readouterr().err

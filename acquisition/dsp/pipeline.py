@@ -28,7 +28,7 @@ import numpy as np
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
-from acquisition.dsp.fit import FitResult, euler_sources, fit_sources
+from acquisition.dsp.fit import FitResult, SurveySigma, euler_sources, fit_sources
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -97,6 +97,12 @@ class LaneConfig:
     #: peak that passes becomes a target (fits on soil fail the pair rules,
     #: neighbouring peaks join one signal). 0 = off.
     clutter_rate_per_1000m2: float = 4.0
+    #: What the survey cannot know, added to every reported 1-sigma
+    #: (`fit.SurveySigma`): horizontal position per axis (m; lower it for RTK
+    #: GNSS), sensor height (m), depth model error per metre of depth.
+    position_sigma_m: float = 0.05
+    height_sigma_m: float = 0.04
+    depth_rel_sigma: float = 0.02
 
 
 def config_from_calibration(cal: SoilCalibration, **overrides: object) -> LaneConfig:
@@ -675,6 +681,8 @@ class LanePipeline:
                 max_hints=max(12, len(grp.segs)),
                 hints=[(s.x, s.y) for s in sorted(grp.segs, key=lambda s: -abs(s.amplitude))],
                 min_samples=cfg.min_fit_samples, robust=self._soil_like(),
+                survey_sigma=SurveySigma(cfg.position_sigma_m, cfg.height_sigma_m,
+                                         cfg.depth_rel_sigma),
                 max_residual_rounds=3 if len(grp.segs) >= cfg.residual_search_segments else 0,
                 elongate=cfg.line_sources,
                 thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
