@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -233,13 +234,22 @@ def test_ctrl_c_ends_tail_cleanly_with_a_summary():
                                 cwd=os.path.dirname(os.path.dirname(__file__)))
         try:
             first = b""
-            for i in range(3000):
+            # Publish until the subscriber (a fresh interpreter importing numpy
+            # and zmq: slow on a loaded machine) has joined and printed; a
+            # generous deadline, not a timing assertion.
+            deadline = time.monotonic() + 120.0
+            i = 0
+            while time.monotonic() < deadline and proc.poll() is None:
                 pub.publish_event(StateChange("grad0", "connected", t_ns=i))
                 pub.poll(0)
+                i += 1
                 if select.select([proc.stdout], [], [], 0.01)[0]:
                     first = proc.stdout.readline()
                     break
-            assert first, "tail printed nothing"
+            if not first:
+                proc.kill()
+                _, err = proc.communicate()
+                raise AssertionError(f"tail printed nothing; stderr: {err.decode()!r}")
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=20)
         finally:
