@@ -589,6 +589,17 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if not RING_MIN_MOMENT <= m_i < RING_MAX_MOMENT:
             return None
         cx, cy = float(p[3 * i]), float(p[3 * i + 1])
+        # No fit can gain more than down to the noise: if the misfit left
+        # around the source cannot pay the bar even then, there is nothing to
+        # find (and six LM runs are saved; 0.8: the noise is an estimate).
+        around = np.hypot(x - cx, y - cy) < 2.0
+        n_a = int(around.sum())
+        if n_a <= 7:
+            return None
+        r_a = (v - G @ lin)[around]
+        if (n_a * math.log(max(float(r_a @ r_a), 1e-12) / (0.8 * n_a * noise * noise))
+                - 7 * math.log(n_a) <= RING_GAIN):
+            return None
         pts = [p[3 * j:3 * j + 3] for j in range(k)]
         try:
             near, vn, lx, ly, lv = _local_view(pts, x, y, v, geom, cx, cy, 2.5)
