@@ -14,10 +14,9 @@ import numpy as np
 from dsp_synth import lanes_xy
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_dsp_tails_clutter import _bench_survey
+from test_dsp_tails_clutter import _bench_survey, process_sim
 
 from acquisition.dsp import fit as fitmod
-from acquisition.dsp.batch import process_survey
 from acquisition.dsp.dipole import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
@@ -32,10 +31,7 @@ def test_weak_projectile_far_from_a_big_bomb_in_the_same_window_is_placed():
     # put 1.45 m off at 4.4 m (a miss and a false pick), and the bomb stayed a
     # point whose misfit later grew a false "tail" beside it.
     sc, sim = _bench_survey("clean", 3)
-    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
-           "sensor_separation_m": sc.sensor.separation_m}
-    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                         field=sc.field)
+    res = process_sim(sc, sim)
     proj = next(t for t in sim.truth if t.kind == "projectile" and abs(t.y - 20.9) < 0.5)
     bomb = next(t for t in sim.truth if t.kind == "aircraft_bomb" and abs(t.y - 9.1) < 0.5)
     assert abs(proj.depth - 2.5) < 0.01 and bomb.depth < 0.5

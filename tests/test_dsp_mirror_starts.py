@@ -11,10 +11,9 @@ import numpy as np
 from dsp_synth import lanes_xy
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_dsp_tails_clutter import _bench_survey
+from test_dsp_tails_clutter import _bench_survey, process_sim
 
 from acquisition.dsp import fit as fitmod
-from acquisition.dsp.batch import process_survey
 from acquisition.dsp.dipole import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
@@ -27,10 +26,7 @@ def test_bomblet_beside_mortar_is_found_across_the_lane():
     # The bomblet lies 0.36 m east of the lane that sees it; started west, the
     # fit put it 0.45 m from the mortar, was refused, and the bomblet was lost.
     sc, sim = _bench_survey("overlap", 2)
-    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
-           "sensor_separation_m": sc.sensor.separation_m}
-    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                         field=sc.field)
+    res = process_sim(sc, sim)
     truth = {t.kind: t for t in sim.truth if abs(t.x - 18.5) < 1.0 and abs(t.y - 31.7) < 1.0}
     assert set(truth) == {"mortar", "bomblet"}
     near = [t for t in res.targets if abs(t.x - 18.5) < 1.5 and abs(t.y - 31.7) < 1.5]

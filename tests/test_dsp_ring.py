@@ -11,18 +11,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from test_dsp_tails_clutter import _bench_survey
+from test_dsp_tails_clutter import _bench_survey, process_sim
 
-from acquisition.dsp.batch import process_survey
 from simulator.scenario import scenario_from_dict
 from simulator.survey import simulate_survey
-
-
-def _process(sc, sim):
-    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
-           "sensor_separation_m": sc.sensor.separation_m}
-    return process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                          field=sc.field)
 
 
 def test_bomblet_a_metre_from_a_mortar_is_found():
@@ -32,7 +24,7 @@ def test_bomblet_a_metre_from_a_mortar_is_found():
     sc, sim = _bench_survey("overlap", 3)
     truth = {t.kind: t for t in sim.truth if abs(t.x - 11.5) < 1.0 and abs(t.y - 13.9) < 1.0}
     assert set(truth) == {"mortar", "bomblet"}
-    res = _process(sc, sim)
+    res = process_sim(sc, sim)
     near = [t for t in res.targets if abs(t.x - 11.5) < 1.5 and abs(t.y - 13.9) < 1.5]
     assert len(near) == 2, near
     for kind, tol in (("mortar", 0.25), ("bomblet", 0.25)):
@@ -60,7 +52,7 @@ def test_lone_mortars_are_not_split():
                         "plunge_deg": float(rng.uniform(-60, 60))})
     sc = scenario_from_dict(scenario("mortars", 7, count=0, targets=targets))
     sim = simulate_survey(sc)
-    res = _process(sc, sim)
+    res = process_sim(sc, sim)
     found = 0
     for tt in sim.truth:
         d = [np.hypot(t.x - tt.x, t.y - tt.y) for t in res.targets]

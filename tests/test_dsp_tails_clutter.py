@@ -67,11 +67,16 @@ def _bench_survey(name: str, seed: int):
     return sc, simulate_survey(sc)
 
 
-def _false_picks(sc, sim) -> tuple[int, int]:
+def process_sim(sc, sim):
+    """`process_survey` on a simulated survey, with its sensor geometry."""
     geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
            "sensor_separation_m": sc.sensor.separation_m}
-    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                         field=sc.field)
+    return process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
+                          field=sc.field)
+
+
+def _false_picks(sc, sim) -> tuple[int, int]:
+    res = process_sim(sc, sim)
     truth = np.array([[t.x, t.y, t.depth] for t in sim.truth])
     rep = np.array([[t.x, t.y, t.depth] for t in res.targets]).reshape(-1, 3)
     m = match(truth, rep, gate_m=1.0)
@@ -85,10 +90,7 @@ def test_tail_of_a_shallow_body_is_not_a_second_target():
     # at 51 degrees; its far field is no point's and no uniform line's, and
     # the fit used to put a second source 2.3 m deep 3 m away on that tail.
     sc, sim = _bench_survey("total_field", 1)
-    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
-           "sensor_separation_m": sc.sensor.separation_m}
-    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                         field=sc.field)
+    res = process_sim(sc, sim)
     proj = next(t for t in sim.truth if t.kind == "projectile" and t.depth < 0.3)
     dist = sorted(math.hypot(t.x - proj.x, t.y - proj.y) for t in res.targets)
     assert dist[0] < 0.2

@@ -13,9 +13,8 @@ import math
 import numpy as np
 import pytest
 from dsp_synth import induced, survey
-from test_dsp_tails_clutter import _bench_survey
+from test_dsp_tails_clutter import _bench_survey, process_sim
 
-from acquisition.dsp.batch import process_survey
 from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fit import SurveySigma, fit_sources
 from acquisition.geomag import QUANG_TRI
@@ -49,10 +48,7 @@ def test_reported_sigmas_cover_the_true_errors(seed):
     # Before SurveySigma about a quarter of the depths and a sixth of the
     # positions lay within their reported 68 % bounds.
     sc, sim = _bench_survey("overlap", seed)
-    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
-           "sensor_separation_m": sc.sensor.separation_m}
-    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                         field=sc.field)
+    res = process_sim(sc, sim)
     truth = np.array([[t.x, t.y, t.depth] for t in sim.truth])
     rep = np.array([[t.x, t.y, t.depth] for t in res.targets]).reshape(-1, 3)
     pairs = [p for p in match(truth, rep, gate_m=1.0).pairs
