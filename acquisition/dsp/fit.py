@@ -384,6 +384,12 @@ RING_GAIN = 30.0
 FAR_MARGIN_M = 2.5
 
 
+def _bic_gain(rss_old: float, rss_new: float, n: int, k: int = 7) -> float:
+    """BIC gain of a model with ``k`` more parameters (a point source: 3
+    position + 3 moment + 1 for the offset it shares) on ``n`` samples."""
+    return n * math.log(max(rss_old, 1e-12) / max(rss_new, 1e-12)) - k * math.log(n)
+
+
 def _near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
     """Indices of the sources (points, or lines anywhere along them) within
     ``reach`` of (cx, cy)."""
@@ -572,8 +578,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             return "few_samples"
         r_old = (v - pred)[loc]
         r_new = (v - Gq @ _solve_linear(Gq, v))[loc]
-        gain = (n_l * math.log(max(float(r_old @ r_old), 1e-12)
-                               / max(float(r_new @ r_new), 1e-12)) - 7 * math.log(n_l))
+        gain = _bic_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
         if gain <= bic_gain:
             return "no_gain"
         if not _pairs_plausible(q, _solve_linear(Gq, v), min_sep_m, close_m, pair_ratio):
@@ -597,8 +602,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if n_a <= 7:
             return None
         r_a = (v - G @ lin)[around]
-        if (n_a * math.log(max(float(r_a @ r_a), 1e-12) / (0.8 * n_a * noise * noise))
-                - 7 * math.log(n_a) <= RING_GAIN):
+        if _bic_gain(float(r_a @ r_a), 0.8 * n_a * noise * noise, n_a) <= RING_GAIN:
             return None
         pts = [p[3 * j:3 * j + 3] for j in range(k)]
         try:
@@ -638,8 +642,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             return None
         r_old = (v - G @ lin)[loc]
         r_new = (v - Gq @ lq)[loc]
-        gain = (n_l * math.log(max(float(r_old @ r_old), 1e-12)
-                               / max(float(r_new @ r_new), 1e-12)) - 7 * math.log(n_l))
+        gain = _bic_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
         m_new = float(np.linalg.norm(lq[-4:-1]))
         m_old = float(np.linalg.norm(lq[3 * i:3 * i + 3]))
         sep = math.hypot(q[-3] - q[3 * i], q[-2] - q[3 * i + 1])
