@@ -33,6 +33,15 @@ def size_class(moment_Am2: float) -> str:
     return "unknown"
 
 
+def latest_targets(targets: list[Target]) -> list[Target]:
+    """The last revision of each target id (targets may be re-estimated), by id."""
+    by_id: dict[int, Target] = {}
+    for t in targets:
+        if t.target_id not in by_id or t.revision >= by_id[t.target_id].revision:
+            by_id[t.target_id] = t
+    return [by_id[k] for k in sorted(by_id)]
+
+
 @dataclass(frozen=True, slots=True)
 class Anomaly:
     """Fast operator feedback: the sensor just passed a signal on one lane."""

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from acquisition.drivers import registry
-from acquisition.events import Anomaly, StateChange, Target
+from acquisition.events import Anomaly, StateChange, Target, latest_targets
 from acquisition.service import AcquisitionService, ServiceConfig, ServiceSummary
 from acquisition.subscriber import Subscriber
 from simulator.emulators.gradline import FaultPlan, GradLineEmulator
@@ -54,15 +54,6 @@ class DemoResult:
     @property
     def targets(self) -> list[Target]:
         return latest_targets(self.summary.targets)
-
-
-def latest_targets(targets: list[Target]) -> list[Target]:
-    """The last revision of each target id (targets may be re-estimated)."""
-    by_id: dict[int, Target] = {}
-    for t in targets:
-        if t.target_id not in by_id or t.revision >= by_id[t.target_id].revision:
-            by_id[t.target_id] = t
-    return [by_id[k] for k in sorted(by_id)]
 
 
 class _BusListener(threading.Thread):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.dsp.pipeline import LaneConfig, LanePipeline
-from acquisition.events import Anomaly, Target
+from acquisition.events import Anomaly, Target, latest_targets
 from acquisition.geomag import EarthField
 from acquisition.types import ChannelSpec, StreamDescriptor
 
@@ -119,7 +119,8 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
         x, y, v, t_ns, g, lanes = (a[order] for a in (x, y, v, t_ns, g, lanes))
     events = pipe._ingest(x, y, v, t_ns, g, lanes)
     events += pipe.finish()
-    targets = [e for e in events if isinstance(e, Target)]
+    # A target re-estimated later (a revision, same id) is listed once.
+    targets = latest_targets([e for e in events if isinstance(e, Target)])
     anomalies = [e for e in events if isinstance(e, Anomaly)]
     return SurveyResult(targets=targets, anomalies=anomalies, noise_nT=pipe.noise_nT,
                         threshold_nT=pipe.threshold_nT, lanes=pipe.stats.lanes,

@@ -97,6 +97,9 @@ class LaneConfig:
     #: peak that passes becomes a target (fits on soil fail the pair rules,
     #: neighbouring peaks join one signal). 0 = off.
     clutter_rate_per_1000m2: float = 4.0
+    #: A fit this close (m) to a target an earlier signal's fit already sent is
+    #: that target again: sent as its next revision (`merge_targets`).
+    same_object_m: float = 0.5
     #: What the survey cannot know, added to every reported 1-sigma
     #: (`fit.SurveySigma`): horizontal position per axis (m; lower it for RTK
     #: GNSS), sensor height (m), depth model error per metre of depth.
@@ -186,6 +189,44 @@ class PipelineStats:
     #: Signals fully explained by targets already fitted beside them (tails of
     #: a neighbour's anomaly detected on their own lanes): no new target.
     explained_signals: int = 0
+    #: Fits that landed on a target an earlier signal's fit already reported
+    #: (sent as a revision of that target, not as a new one).
+    merged_refits: int = 0
+
+
+def _same_object(t: Target, earlier: list[Target], dist_m: float) -> Target | None:
+    """The earlier target ``t`` lies on (nearest, within ``dist_m``), if any."""
+    best, best_d = None, dist_m
+    for e in earlier:
+        d = math.hypot(e.x - t.x, e.y - t.y)
+        if d <= best_d:
+            best, best_d = e, d
+    return best
+
+
+def merge_targets(old: Target, new: Target) -> Target:
+    """``old``'s next revision, holding ``new`` too: two fits of one object
+    from two windows, the second fitted with the first's field subtracted.
+
+    Two dipoles this close superpose to one with the summed moment; the
+    position and depth are the moment-weighted means; the stronger fit's
+    shape (method, line) and amplitude stand; uncertainties and quality are
+    the larger; the flags of both, plus "merged".
+    """
+    wo, wn = old.moment_abs, new.moment_abs
+    w = wo + wn
+    a, b = (0.5, 0.5) if w <= 0 else (wo / w, wn / w)
+    strong = old if wo >= wn else new
+    return replace(
+        strong, target_id=old.target_id, revision=old.revision + 1, t_ns=old.t_ns,
+        x=a * old.x + b * new.x, y=a * old.y + b * new.y,
+        depth=a * old.depth + b * new.depth,
+        moment=tuple(float(p + q) for p, q in zip(old.moment, new.moment, strict=True)),
+        quality=max(old.quality, new.quality),
+        sigma_x=max(old.sigma_x, new.sigma_x), sigma_y=max(old.sigma_y, new.sigma_y),
+        sigma_depth=max(old.sigma_depth, new.sigma_depth),
+        lanes=tuple(sorted({*old.lanes, *new.lanes})),
+        flags=tuple(dict.fromkeys((*old.flags, *new.flags, "merged"))))
 
 
 def _side_steps(x: np.ndarray, y: np.ndarray) -> int:
@@ -324,6 +365,8 @@ class LanePipeline:
         self._pending: list[_Group] = []
         #: Fitted sources so far (x, y, depth, mx, my, mz), subtracted from neighbours' windows.
         self._fitted = np.empty((0, 6))
+        #: Latest revision of every fitted target sent, by id.
+        self._reported: dict[int, Target] = {}
         self._next_anomaly = 0
         self._next_target = 0
         self._finished = False
@@ -693,6 +736,7 @@ class LanePipeline:
         t_ns = int(rec.t_ns[peak.peak]) if rec is not None and rec.t_ns.size > peak.peak else 0
         lanes = tuple(sorted(grp.lanes))
         out = []
+        earlier = list(self._reported.values())
         good = [f for f in fits if f.method in ("dipole_fit", "line_fit", "euler")]
         if good:
             self._fitted = np.vstack([self._fitted, *(f.point_sources() for f in good)])
@@ -702,13 +746,25 @@ class LanePipeline:
                 pred = sum(design_matrix(x, y, *ps[:3], self.geom) @ ps[3:]
                            for ps in f.point_sources())
                 amp = float(pred[int(np.argmax(np.abs(pred)))])
-            out.append(Target(
+            t = Target(
                 stream_id=self.stream_id, target_id=self._next_target, x=f.x, y=f.y,
                 depth=f.depth, moment=f.moment, quality=round(float(f.quality), 4),
                 sigma_x=f.sigma_x, sigma_y=f.sigma_y, sigma_depth=f.sigma_depth,
                 amplitude_nT=float(amp), lanes=lanes, flags=f.flags, method=f.method,
                 t_ns=t_ns, length_m=f.extra.get("length_m"),
                 azimuth_deg=f.extra.get("azimuth_deg"),
-                plunge_deg=f.extra.get("plunge_deg")))
-            self._next_target += 1
+                plunge_deg=f.extra.get("plunge_deg"))
+            same = (_same_object(t, earlier, cfg.same_object_m)
+                    if f.method in ("dipole_fit", "line_fit") else None)
+            if same is not None:
+                # A wide window's fit placed a source here first (with part of
+                # this anomaly); this window fitted the rest, with that source's
+                # field subtracted. One object: a revision, not a second target.
+                t = merge_targets(same, t)
+                self.stats.merged_refits += 1
+            else:
+                self._next_target += 1
+            if t.method in ("dipole_fit", "line_fit"):
+                self._reported[t.target_id] = t
+            out.append(t)
         return out
