@@ -1,5 +1,5 @@
-"""A bomblet about a metre from a mortar is found (`fit_sources` step 2b), and a
-lone mortar is never split into two.
+"""A bomblet about a metre from a mortar or a projectile is found (`fit_sources`
+step 2b), and a lone mortar or projectile is never split into two.
 
 Survey data come from the simulator (`simulator.survey`: munition-case
 bodies, position error, gait bob, lane offsets), not the DSP's forward model.
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
 from simulator.scenario import scenario_from_dict
@@ -36,9 +37,27 @@ def test_bomblet_a_metre_from_a_mortar_is_found():
     assert bomblet.moment_abs < 0.5 * max(t.moment_abs for t in near)
 
 
-def test_lone_mortars_are_not_split():
-    # Mortars alone, every orientation and plunge, 0.2-1.0 m deep: a short
-    # body's misfit must not become a "bomblet" beside it.
+def test_bomblet_a_metre_from_a_projectile_is_found():
+    # Overlap seed 9: a projectile at 1.2 m and a bomblet at 0.28 m, 1.1 m
+    # apart; beside a projectile-sized body the ring neighbour must still pass
+    # the long-body pair rule (weaker, at less than half its depth).
+    sc, sim = _bench_survey("overlap", 9)
+    truth = {t.kind: t for t in sim.truth if abs(t.x - 25.5) < 1.0 and abs(t.y - 14.2) < 1.0}
+    assert set(truth) == {"projectile", "bomblet"}
+    res = process_sim(sc, sim)
+    near = [t for t in res.targets if abs(t.x - 25.5) < 1.5 and abs(t.y - 14.2) < 1.5]
+    assert len(near) == 2, near
+    for kind in ("projectile", "bomblet"):
+        tt = truth[kind]
+        best = min(near, key=lambda t: np.hypot(t.x - tt.x, t.y - tt.y))
+        assert np.hypot(best.x - tt.x, best.y - tt.y) < 0.3, (kind, best)
+
+
+@pytest.mark.parametrize(("kind", "depths"), [("mortar", (0.2, 1.0)),
+                                               ("projectile", (0.4, 2.0))])
+def test_lone_bodies_are_not_split(kind, depths):
+    # Mortars or projectiles alone, every orientation and plunge: a body's
+    # misfit must not become a "bomblet" beside it.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from accuracy_lanes import scenario
 
@@ -46,8 +65,8 @@ def test_lone_mortars_are_not_split():
     targets = []
     for i, (cx, cy) in enumerate((cx, cy) for cx in (4.0, 11.0, 18.0, 25.0)
                                  for cy in (5.0, 14.0, 23.0, 32.0)):
-        targets.append({"name": f"m{i}", "kind": "mortar", "x": cx, "y": cy,
-                        "depth": float(rng.uniform(0.2, 1.0)),
+        targets.append({"name": f"m{i}", "kind": kind, "x": cx, "y": cy,
+                        "depth": float(rng.uniform(*depths)),
                         "azimuth_deg": float(rng.uniform(0, 360)),
                         "plunge_deg": float(rng.uniform(-60, 60))})
     sc = scenario_from_dict(scenario("mortars", 7, count=0, targets=targets))

@@ -368,7 +368,12 @@ def _new_source_seed(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.nd
 #: Step 2b of `fit_sources`: sources of this moment (A m^2; the mortar class)
 #: get a try for a weak neighbour from a ring of shallow starts.
 RING_MIN_MOMENT = 0.05
-RING_MAX_MOMENT = 0.3
+RING_MAX_MOMENT = 3.0
+#: Under this moment a body is short (mortar class): the long-body pair rule
+#: does not apply between it and its ring neighbour.
+SHORT_BODY_MOMENT = 0.3
+#: Beside a longer body (projectile class) a ring neighbour must be this shallow (m).
+RING_MAX_DEPTH_LONG = 0.6
 RING_RADII = (0.8, 1.1, 1.4)
 RING_DEPTH = 0.25
 #: ... and it must pay more than the usual BIC bar: it was not seen on its own.
@@ -593,6 +598,11 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         m_i = float(np.linalg.norm(lin[3 * i:3 * i + 3]))
         if not RING_MIN_MOMENT <= m_i < RING_MAX_MOMENT:
             return None
+        keep_i = m_i >= SHORT_BODY_MOMENT  # a long body: its own pair rule holds
+        if keep_i and robust:
+            # On magnetic ground a grain cluster beside a projectile looks just
+            # like the scrap this looks for (one more false pick, no recall).
+            return None
         cx, cy = float(p[3 * i]), float(p[3 * i + 1])
         # No fit can gain more than down to the noise: if the misfit left
         # around the source cannot pay the bar even then, there is nothing to
@@ -649,11 +659,16 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         # The pair rules, with the close-pair radius of a short body: the new
         # source must be weaker and shallower than its neighbour, and clear of
         # every other source by the usual rules.
-        others = np.concatenate([q[3 * j:3 * j + 3] for j in range(k) if j != i] + [q[-3:]])
-        lo = np.concatenate([lq[3 * j:3 * j + 3] for j in range(k) if j != i] + [lq[-4:-1]])
+        others = np.concatenate([q[3 * j:3 * j + 3] for j in range(k) if j != i or keep_i]
+                                + [q[-3:]])
+        lo = np.concatenate([lq[3 * j:3 * j + 3] for j in range(k) if j != i or keep_i]
+                            + [lq[-4:-1]])
         if (gain <= RING_GAIN or sep < min_sep_m or m_new >= m_old
                 or q[-1] >= q[3 * i + 2]
-                or (k > 1 and not _pairs_plausible(others, lo, min_sep_m, close_m,
+                # beside a projectile, only near-surface scrap: deeper, a
+                # second source is the body's own misfit split off
+                or (keep_i and q[-1] > RING_MAX_DEPTH_LONG)
+                or ((k > 1 or keep_i) and not _pairs_plausible(others, lo, min_sep_m, close_m,
                                                    pair_ratio))):
             return None
         return cand
