@@ -18,39 +18,30 @@ from simulator.scenario import scenario_from_dict
 from simulator.survey import simulate_survey
 
 
-def test_bomblet_a_metre_from_a_mortar_is_found():
+@pytest.mark.parametrize(("seed", "big", "cx", "cy", "tol"), [
     # Overlap seed 3: a mortar at 0.6 m and a bomblet at 0.25 m, 0.98 m apart.
     # The bomblet's residual under one dipole stayed below the threshold and
     # its lane peak merged with the mortar's: it was never tried.
-    sc, sim = _bench_survey("overlap", 3)
-    truth = {t.kind: t for t in sim.truth if abs(t.x - 11.5) < 1.0 and abs(t.y - 13.9) < 1.0}
-    assert set(truth) == {"mortar", "bomblet"}
+    (3, "mortar", 11.5, 13.9, 0.25),
+    # Overlap seed 9: a projectile at 1.2 m and a bomblet at 0.28 m, 1.1 m
+    # apart; beside a projectile-sized body the ring neighbour must still pass
+    # the long-body pair rule (weaker, at less than half its depth).
+    (9, "projectile", 25.5, 14.2, 0.3),
+])
+def test_bomblet_a_metre_from_a_body_is_found(seed, big, cx, cy, tol):
+    sc, sim = _bench_survey("overlap", seed)
+    truth = {t.kind: t for t in sim.truth if abs(t.x - cx) < 1.0 and abs(t.y - cy) < 1.0}
+    assert set(truth) == {big, "bomblet"}
     res = process_sim(sc, sim)
-    near = [t for t in res.targets if abs(t.x - 11.5) < 1.5 and abs(t.y - 13.9) < 1.5]
+    near = [t for t in res.targets if abs(t.x - cx) < 1.5 and abs(t.y - cy) < 1.5]
     assert len(near) == 2, near
-    for kind, tol in (("mortar", 0.25), ("bomblet", 0.25)):
+    for kind in (big, "bomblet"):
         tt = truth[kind]
         best = min(near, key=lambda t: np.hypot(t.x - tt.x, t.y - tt.y))
         assert np.hypot(best.x - tt.x, best.y - tt.y) < tol, (kind, best)
     bomblet = min(near, key=lambda t: np.hypot(t.x - truth["bomblet"].x,
                                                t.y - truth["bomblet"].y))
     assert bomblet.moment_abs < 0.5 * max(t.moment_abs for t in near)
-
-
-def test_bomblet_a_metre_from_a_projectile_is_found():
-    # Overlap seed 9: a projectile at 1.2 m and a bomblet at 0.28 m, 1.1 m
-    # apart; beside a projectile-sized body the ring neighbour must still pass
-    # the long-body pair rule (weaker, at less than half its depth).
-    sc, sim = _bench_survey("overlap", 9)
-    truth = {t.kind: t for t in sim.truth if abs(t.x - 25.5) < 1.0 and abs(t.y - 14.2) < 1.0}
-    assert set(truth) == {"projectile", "bomblet"}
-    res = process_sim(sc, sim)
-    near = [t for t in res.targets if abs(t.x - 25.5) < 1.5 and abs(t.y - 14.2) < 1.5]
-    assert len(near) == 2, near
-    for kind in ("projectile", "bomblet"):
-        tt = truth[kind]
-        best = min(near, key=lambda t: np.hypot(t.x - tt.x, t.y - tt.y))
-        assert np.hypot(best.x - tt.x, best.y - tt.y) < 0.3, (kind, best)
 
 
 @pytest.mark.parametrize(("kind", "depths"), [("mortar", (0.2, 1.0)),
