@@ -590,11 +590,10 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             return "too_close"
         return "ok"
 
-    def try_ring(p: np.ndarray, i: int) -> _Fit | None:
-        """One more source beside source ``i`` if it is mortar-sized (see 2b)."""
+    def try_ring(p: np.ndarray, i: int, G: np.ndarray, lin: np.ndarray) -> _Fit | None:
+        """One more source beside source ``i`` if it is mortar- or projectile-sized
+        (see 2b); ``G``, ``lin``: the window's design and moments for ``p``."""
         k = len(p) // 3
-        G = _design(x, y, p, geom)
-        lin = _solve_linear(G, v)
         m_i = float(np.linalg.norm(lin[3 * i:3 * i + 3]))
         if not RING_MIN_MOMENT <= m_i < RING_MAX_MOMENT:
             return None
@@ -738,17 +737,23 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if cand is not None:
             p, converged = cand.x, converged and bool(cand.status > 0)
     # 2b) A weak object about a metre from a small body (a bomblet beside a
-    #     mortar) hides in the body's single-dipole fit: the residual stays
-    #     under the threshold and its lane peak merges with the body's. Beside
-    #     each mortar-sized source, one more source is tried from a ring of
-    #     shallow starts; the pair rules meant for long bodies (a bomb's
-    #     misfit looks like a neighbour) do not apply to a body this short.
+    #     mortar or projectile) hides in the body's single-dipole fit: the
+    #     residual stays under the threshold and its lane peak merges with the
+    #     body's. Beside each such source, one more source is tried from a
+    #     ring of shallow starts; beside a mortar-sized body the pair rules
+    #     meant for long bodies (a bomb's misfit looks like a neighbour) do
+    #     not apply.
+    G_p = lin_p = None
     for i in range(len(p) // 3):
         if not room(p):
             break
-        cand = try_ring(p, i)
+        if G_p is None:  # once per model, not once per source tried
+            G_p = _design(x, y, p, geom)
+            lin_p = _solve_linear(G_p, v)
+        cand = try_ring(p, i, G_p, lin_p)
         if cand is not None:
             p, converged = cand.x, converged and bool(cand.status > 0)
+            G_p = lin_p = None
     # 3) Detection on the residual: with the fitted sources subtracted, every
     #    remaining local maximum over the threshold (and over the misfit level)
     #    is a signal the detector would have found on its own, had the broad
