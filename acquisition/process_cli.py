@@ -45,6 +45,9 @@ def register_process(sub: argparse._SubParsersAction) -> None:
                    help="threshold in noise sigmas (default %(default)s)")
     d.add_argument("--max-bad-share", type=float, default=0.1, metavar="F",
                    help="fail if more than this share of CSV rows is bad (default 0.1)")
+    d.add_argument("--keep-weak", action="store_true",
+                   help="also list the signals under the survey's final threshold (found on "
+                        "the first lanes while it was being learnt), flagged under_threshold")
     loc = p.add_argument_group("location uncertainty (added to every reported 1-sigma)")
     loc.add_argument("--position-sigma", type=_non_negative, metavar="M",
                      default=LaneConfig().position_sigma_m,
@@ -149,14 +152,17 @@ def run_process(args: argparse.Namespace) -> int:
                 **field.to_dict(), "noise_nT": f"{res.noise_nT:.4g}",
                 "threshold_nT": f"{res.threshold_nT:.4g}", "area_m2": f"{res.area_m2:.1f}",
                 "lanes": res.lanes}
-    write_targets_csv(args.output, res.targets, comments)
+    listed = res.targets
+    if args.keep_weak:
+        listed = sorted(res.targets + res.under_threshold, key=lambda t_: t_.target_id)
+    write_targets_csv(args.output, listed, comments)
     if args.geojson:
-        write_targets_geojson(args.geojson, res.targets, comments)
+        write_targets_geojson(args.geojson, listed, comments)
     print(f"{path.name}: {geometry['kind']} survey, field {field.total_nT:.0f} nT "
           f"inc {field.inclination_deg:.1f} dec {field.declination_deg:.1f} ({field.source})")
     print(res.summary())
-    flagged = sum(1 for t_ in res.targets if t_.flags)
-    print(f"targets written: {len(res.targets)} to {args.output}"
+    flagged = sum(1 for t_ in listed if t_.flags)
+    print(f"targets written: {len(listed)} to {args.output}"
           + (f" and {args.geojson}" if args.geojson else "")
           + (f" ({flagged} flagged: check quality/flags)" if flagged else ""))
     return 0

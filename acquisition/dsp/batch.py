@@ -48,6 +48,10 @@ class SurveyResult:
     rejected_samples: int = 0
     spikes: int = 0
     lane_noise_nT: list[float] = field(default_factory=list)
+    #: Targets whose signal is under the survey's final threshold (found on
+    #: the first lanes, while the threshold was still being learnt), flagged
+    #: "under_threshold"; not in ``targets``.
+    under_threshold: list[Target] = field(default_factory=list)
 
     def density(self) -> list[dict[str, Any]]:
         """Signals per hectare and class per depth band (deeper than 5 m counts as 3-5 m)."""
@@ -68,6 +72,9 @@ class SurveyResult:
             f"noise: {self.noise_nT:.3g} nT, detection threshold: {self.threshold_nT:.3g} nT",
             f"signals found: {len(self.targets)}",
         ]
+        if self.under_threshold:
+            lines.append(f"  and {len(self.under_threshold)} under the final threshold, found "
+                         "on the first lanes while it was being learnt (not listed)")
         for d in self.density():
             lines.append(f"  depth {d['band']:>8}: {d['count']:4d} signals, "
                          f"{d['per_ha']:8.1f} per ha, class {d['class']}")
@@ -121,8 +128,11 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
     events += pipe.finish()
     # A target re-estimated later (a revision, same id) is listed once.
     targets = latest_targets([e for e in events if isinstance(e, Target)])
+    weak = [t for t in targets if "under_threshold" in t.flags]
+    targets = [t for t in targets if "under_threshold" not in t.flags]
     anomalies = [e for e in events if isinstance(e, Anomaly)]
     return SurveyResult(targets=targets, anomalies=anomalies, noise_nT=pipe.noise_nT,
+                        under_threshold=weak,
                         threshold_nT=pipe.threshold_nT, lanes=pipe.stats.lanes,
                         area_m2=pipe.stats.area_m2, n_samples=n,
                         rejected_samples=rejected + pipe.stats.rejected_samples,

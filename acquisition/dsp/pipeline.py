@@ -192,6 +192,9 @@ class PipelineStats:
     #: Fits that landed on a target an earlier signal's fit already reported
     #: (sent as a revision of that target, not as a new one).
     merged_refits: int = 0
+    #: Targets sent before the threshold had risen to its final level and
+    #: under it (revised with the flag "under_threshold" at `finish`).
+    under_threshold: int = 0
 
 
 def _same_object(t: Target, earlier: list[Target], dist_m: float) -> Target | None:
@@ -367,6 +370,8 @@ class LanePipeline:
         self._fitted = np.empty((0, 6))
         #: Latest revision of every fitted target sent, by id.
         self._reported: dict[int, Target] = {}
+        #: Latest revision of every target sent (any method), by id.
+        self._sent: dict[int, Target] = {}
         self._next_anomaly = 0
         self._next_target = 0
         self._finished = False
@@ -452,7 +457,35 @@ class LanePipeline:
         self._pending += self._groups
         self._groups = []
         events += self._fit_ready(final=True)
+        events += self._review_threshold()
         return events
+
+    def _review_threshold(self) -> list[Target]:
+        """End of survey: every target whose signal is under the final threshold
+        gets a revision flagged "under_threshold".
+
+        The threshold is learnt as the survey goes (the noise from the lanes
+        walked so far; on magnetic ground without a calibration, the soil's
+        clutter level from their peaks), so a signal from the first lanes may
+        have passed a lower threshold than the survey's own. One survey, one
+        threshold: those are told apart, not dropped (`SurveyResult` lists
+        them separately). On the benchmark's uncalibrated laterite they were a
+        third of the false picks and none was a buried object.
+        """
+        thr = self.threshold_nT
+        if not (math.isfinite(thr) and thr > 0):
+            return []
+        out: list[Target] = []
+        for tid in sorted(self._sent):
+            t = self._sent[tid]
+            if abs(t.amplitude_nT) < thr and "under_threshold" not in t.flags:
+                t = replace(t, revision=t.revision + 1, flags=(*t.flags, "under_threshold"))
+                self._sent[tid] = t
+                if tid in self._reported:
+                    self._reported[tid] = t
+                self.stats.under_threshold += 1
+                out.append(t)
+        return out
 
     # --------------------------------------------------------------- internal
     def _ingest(self, x: np.ndarray, y: np.ndarray, v: np.ndarray, t: np.ndarray,
@@ -766,5 +799,6 @@ class LanePipeline:
                 self._next_target += 1
             if t.method in ("dipole_fit", "line_fit"):
                 self._reported[t.target_id] = t
+            self._sent[t.target_id] = t
             out.append(t)
         return out
