@@ -105,7 +105,7 @@ class LaneConfig:
     #: GNSS), sensor height (m), depth model error per metre of depth.
     position_sigma_m: float = 0.05
     height_sigma_m: float = 0.04
-    depth_rel_sigma: float = 0.02
+    depth_rel_sigma: float = 0.035
 
 
 def config_from_calibration(cal: SoilCalibration, **overrides: object) -> LaneConfig:
