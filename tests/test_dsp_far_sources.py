@@ -88,3 +88,20 @@ def test_put_back_keeps_far_sources_in_place_and_appends_new_ones():
     out = fitmod._put_back(srcs, near, sub)
     assert [float(s[0]) for s in out] == [0.0, 1.1, 2.0, 3.2, 4.0, 9.0]
     assert out[0] is srcs[0] and out[4] is srcs[4]
+
+
+def test_a_new_source_far_from_the_strongest_is_judged_on_its_own_data():
+    # Total-field seed 22: one signal spans the survey, held together by a
+    # 6600 nT aircraft bomb 0.14 m deep; 10 m away a second bomb, 3.1 m deep,
+    # peaks at 14.6 nT (45 x the noise). Its moment solved over the whole
+    # window (for the giant's misfit) bought no gain where it acts, and the
+    # bomb was refused; judged as the local fits are (far sources held), it
+    # pays.
+    sc, sim = _bench_survey("total_field", 22)
+    res = process_sim(sc, sim)
+    bomb = next(t for t in sim.truth if t.kind == "aircraft_bomb"
+                and abs(t.x - 17.60) < 0.05 and abs(t.y - 33.62) < 0.05)
+    near = [t for t in res.targets if np.hypot(t.x - bomb.x, t.y - bomb.y) < 1.0]
+    assert len(near) == 1
+    assert np.hypot(near[0].x - bomb.x, near[0].y - bomb.y) < 0.3
+    assert abs(near[0].depth - bomb.depth) < 0.15 * bomb.depth
