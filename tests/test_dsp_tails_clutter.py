@@ -162,3 +162,21 @@ def test_uncalibrated_soil_survey_gets_a_clutter_threshold():
     calibrated = process_survey(xs, ys, vs, geometry=geo, field=QUANG_TRI,
                                 config=config_from_calibration(cal))
     assert calibrated.threshold_nT == pytest.approx(cal.threshold_nT)
+
+
+def test_clutter_threshold_is_not_raised_by_a_big_bombs_flanks():
+    # Uncalibrated laterite, seed 16: two aircraft bombs 0.6 m deep (840 and
+    # 2250 nT) on the first lanes. Soil peaks riding on their flanks, counted
+    # at their levelled value, raised the clutter threshold to 19 nT there
+    # (10 nT at the end of the survey) and a 105 mm projectile (peak 17.7 nT)
+    # was never detected. Counted above the lane's 5 m running median, the
+    # soil's peaks are the soil's.
+    sc, sim = _bench_survey("lateritic", 16)
+    res = process_sim(sc, sim)
+    proj = next(t for t in sim.truth if t.kind == "projectile"
+                and abs(t.x - 8.63) < 0.05 and abs(t.y - 24.12) < 0.05)
+    assert proj.peak_abs_nT > res.threshold_nT
+    near = [t for t in res.targets if math.hypot(t.x - proj.x, t.y - proj.y) < 0.5]
+    assert len(near) == 1 and abs(near[0].depth - proj.depth) < 0.3 * proj.depth
+    # The threshold still rises over the white noise's (the soil's clutter).
+    assert res.threshold_nT > 5.0 * 1.5 * sc.noise.white_nT
