@@ -1334,6 +1334,13 @@ def _dist_to_src(s: np.ndarray, px: float, py: float) -> float:
     return math.hypot(ax + t * dx - px, ay + t * dy - py)
 
 
+def _moment_sizes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                  geom: SensorGeometry) -> list[float]:
+    """|moment| of each source (points or lines), solved jointly on the window."""
+    lin = _solve_linear(_design_srcs(x, y, srcs, geom), v)
+    return [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
+
+
 def _taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGeometry,
                   k: int = LINE_POINTS) -> np.ndarray:
     """Readings per unit of a moment that grows linearly along a line (from
@@ -1353,19 +1360,17 @@ def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
 
     A munition's steel is not spread evenly along it (a thick nose, a thin
     tail cone); a uniform line misfits the heavy end, and beside a shallow
-    bomb that misfit is a sharp lobe a weak shallow source fits. Each point
-    source under ``ratio`` of a line source's moment within ``reach`` m of the
-    line must pay its 6 parameters against the line alone with a moment
-    growing linearly along it (3 more), in the misfit-sigma-weighted
-    chi-square of `_drop_tails`.
+    bomb that misfit is a sharp lobe a weak shallow source fits. Each source
+    (point or line) under ``ratio`` of a line source's moment within
+    ``reach`` m of the line must pay its own parameters (position and
+    moment) against the line alone with a moment growing linearly along it
+    (3 more), in the misfit-sigma-weighted chi-square of `_drop_tails`.
     """
     if len(srcs) < 2 or not any(len(s) == 6 for s in srcs):
         return srcs
     srcs = list(srcs)
     h = geom.sensor_height_m
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
-    mag = [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
+    mag = _moment_sizes(srcs, x, y, v, geom)
     dropped: set[int] = set()
     for k in sorted(range(len(srcs)), key=lambda t: mag[t]):
         kx, ky, kd = _centre_depth(srcs[k])
@@ -1461,9 +1466,7 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         return srcs
     srcs = list(srcs)
     h = geom.sensor_height_m
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
-    mag = [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
+    mag = _moment_sizes(srcs, x, y, v, geom)
     cen = [_centre_depth(s) for s in srcs]
     order = sorted(range(len(srcs)), key=lambda k: mag[k])
     dropped: set[int] = set()
