@@ -1356,7 +1356,7 @@ def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
                      geom: SensorGeometry, noise: float, bic_gain: float, *,
                      pos_sigma: float = 0.05, robust: bool = False, ratio: float = 0.1,
                      reach: float = 2.0) -> list[np.ndarray]:
-    """Drop weak point sources that a line source's uneven steel explains.
+    """Drop weak sources that a line source's uneven steel explains.
 
     A munition's steel is not spread evenly along it (a thick nose, a thin
     tail cone); a uniform line misfits the heavy end, and beside a shallow

@@ -368,8 +368,6 @@ class LanePipeline:
         self._pending: list[_Group] = []
         #: Fitted sources so far (x, y, depth, mx, my, mz), subtracted from neighbours' windows.
         self._fitted = np.empty((0, 6))
-        #: Latest revision of every fitted target sent, by id.
-        self._reported: dict[int, Target] = {}
         #: Latest revision of every target sent (any method), by id.
         self._sent: dict[int, Target] = {}
         self._next_anomaly = 0
@@ -469,8 +467,8 @@ class LanePipeline:
         clutter level from their peaks), so a signal from the first lanes may
         have passed a lower threshold than the survey's own. One survey, one
         threshold: those are told apart, not dropped (`SurveyResult` lists
-        them separately). On the benchmark's uncalibrated laterite they were a
-        third of the false picks and none was a buried object.
+        them separately). On the benchmark's uncalibrated laterite none of
+        them was a buried object (`docs/dsp.md`, "One survey, one threshold").
         """
         thr = self.threshold_nT
         if not (math.isfinite(thr) and thr > 0):
@@ -481,8 +479,6 @@ class LanePipeline:
             if abs(t.amplitude_nT) < thr and "under_threshold" not in t.flags:
                 t = replace(t, revision=t.revision + 1, flags=(*t.flags, "under_threshold"))
                 self._sent[tid] = t
-                if tid in self._reported:
-                    self._reported[tid] = t
                 self.stats.under_threshold += 1
                 out.append(t)
         return out
@@ -778,7 +774,7 @@ class LanePipeline:
         t_ns = int(rec.t_ns[peak.peak]) if rec is not None and rec.t_ns.size > peak.peak else 0
         lanes = tuple(sorted(grp.lanes))
         out = []
-        earlier = list(self._reported.values())
+        earlier = [t for t in self._sent.values() if t.method in ("dipole_fit", "line_fit")]
         good = [f for f in fits if f.method in ("dipole_fit", "line_fit", "euler")]
         if good:
             self._fitted = np.vstack([self._fitted, *(f.point_sources() for f in good)])
@@ -806,8 +802,6 @@ class LanePipeline:
                 self.stats.merged_refits += 1
             else:
                 self._next_target += 1
-            if t.method in ("dipole_fit", "line_fit"):
-                self._reported[t.target_id] = t
             self._sent[t.target_id] = t
             out.append(t)
         return out
