@@ -750,6 +750,7 @@ class LanePipeline:
         footprint = (min(s.x_mean for s in grp.segs) - pad, max(s.x_mean for s in grp.segs) + pad,
                      min(s.y0 for s in grp.segs) - pad, max(s.y1 for s in grp.segs) + pad)
         fits: list[FitResult]
+        broad = len(grp.segs) >= cfg.residual_search_segments
         if cfg.locator == "euler":
             fits = euler_sources(x, y, v, self.geom) if x.size else []
         else:
@@ -764,7 +765,7 @@ class LanePipeline:
                 min_samples=cfg.min_fit_samples, robust=self._soil_like(),
                 survey_sigma=SurveySigma(cfg.position_sigma_m, cfg.height_sigma_m,
                                          cfg.depth_rel_sigma),
-                max_residual_rounds=3 if len(grp.segs) >= cfg.residual_search_segments else 0,
+                max_residual_rounds=3 if broad else 0, joint=broad,
                 elongate=cfg.line_sources,
                 thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
         if not fits:  # only for an empty window; still report the signal
