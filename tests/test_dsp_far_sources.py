@@ -11,7 +11,6 @@ misfit sigma that judges a line against a point.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from dsp_synth import lanes_xy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -91,16 +90,14 @@ def test_put_back_keeps_far_sources_in_place_and_appends_new_ones():
     assert out[0] is srcs[0] and out[4] is srcs[4]
 
 
-@pytest.mark.xfail(strict=True, reason="known miss: a new source is judged on the "
-                   "whole window's moments (docs/dsp.md, Limits)")
 def test_a_new_source_far_from_the_strongest_is_judged_on_its_own_data():
     # Total-field seed 22: one signal spans the survey, held together by a
     # 6600 nT aircraft bomb 0.14 m deep; 10 m away a second bomb, 3.1 m deep,
     # peaks at 14.6 nT (45 x the noise). Its moment solved over the whole
-    # window (for the giant's misfit) buys no gain where it acts, and the
-    # bomb is refused. Judged as the local fits are (far sources held) it
-    # pays, but that judge cost a projectile on total-field seed 3 and false
-    # picks on seeds 10 and 18 (session 6); strict: if it passes, say so.
+    # window (for the giant's misfit) bought no gain where it acts, and the
+    # bomb was refused (a strict xfail in session 6). With no other source
+    # within reach it is now also judged as the local fits are (far sources
+    # held) and pays.
     sc, sim = _bench_survey("total_field", 22)
     res = process_sim(sc, sim)
     bomb = next(t for t in sim.truth if t.kind == "aircraft_bomb"

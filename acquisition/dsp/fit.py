@@ -651,23 +651,24 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if n_l <= 7:
             return "few_samples"
         lin_q = _solve_linear(Gq, v)
-        # (Solved over the whole window: in a survey-wide cluster these
-        # moments serve the strongest source's misfit and a weak object far
-        # from it can be refused, `docs/dsp.md` "Limits"; judging with the
-        # far sources held found it but cost recall and false picks elsewhere.)
         r_old = (v - pred)[loc]
         r_new = (v - Gq @ lin_q)[loc]
         gain = _bic_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
-        if gain <= bic_gain and joint and __import__("os").environ.get("LOCALJUDGE"):
+        if gain <= bic_gain and joint:
+            # A source with no other within reach, judged as the local fits
+            # are: on its own samples, every other source held at its
+            # whole-window moments. In a survey-wide cluster the moments
+            # solved over the whole window serve the strongest source's
+            # misfit, and a bomb 10 m from a 6600 nT one bought "no gain"
+            # (total-field seed 22). Only when isolated: beside a strong
+            # source its re-solved moment takes up its misfit, and phantoms
+            # paid (seeds 13, 19).
             pts = [q[3 * j:3 * j + 3] for j in range(len(q) // 3)]
             near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, q[-3], q[-2], 2.0)
-            k_new = len(pts) - 1
-            if k_new in near and lx.size > 7:
-                sub_new = [pts[j] for j in near]
-                sub_old = [pts[j] for j in near if j != k_new]
-                ro = _local_res(sub_old, lx, ly, lv, geom)
-                rn = _local_res(sub_new, lx, ly, lv, geom)
-                gain = _bic_gain(float(ro @ ro), float(rn @ rn), lx.size)
+            if near == [len(pts) - 1] and lx.size > 7:
+                r_alone = _local_res(pts[-1:], lx, ly, lv, geom)
+                r_none = lv - float(np.mean(lv))
+                gain = _bic_gain(float(r_none @ r_none), float(r_alone @ r_alone), lx.size)
         if gain <= bic_gain:
             return "no_gain"
         if not _pairs_plausible(q, lin_q, min_sep_m, close_m, pair_ratio):
@@ -795,7 +796,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             continue
         p, converged = cand.x, converged and bool(cand.status > 0)
         refusals = 0
-    if joint and not __import__("os").environ.get("NOJOINT"):
+    if joint:
         p, v = _joint_refit(p, x, y, v, geom, lanes, thr, (min_sep_m, close_m, pair_ratio),
                             footprint)
     # 2) Every detected lane peak that no source accounts for yet gets its try:
@@ -872,6 +873,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 p, converged = cand.x, converged and bool(cand.status > 0)
         if not picks:
             break
+    if joint and len(p) > 3:
+        p = _recentre_isolated(p, x, y, v, geom)
     if polish and len(p) > 3:
         p = _polish_weak(p, x, y, v, geom)
     if robust:
@@ -879,7 +882,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     srcs = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
     if elongate:
         srcs = _elongate(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
-        if joint and not __import__("os").environ.get("NOSPLIT"):
+        if joint:
             srcs = _split_deep(srcs, x, y, v, geom, noise, bic_gain, footprint, lanes=lanes,
                                robust=robust)
         if len(srcs) < max_sources:
@@ -966,6 +969,43 @@ def _residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.nda
         out.append((float(np.sum(w * x[near]) / np.sum(w)),
                     float(np.sum(w * y[near]) / np.sum(w))))
     return out
+
+
+def _recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                       geom: SensorGeometry) -> np.ndarray:
+    """Refit each source with no neighbour near it on a window centred on itself.
+
+    A source added in a broad window was fitted on the 3 m around the lane
+    peak that seeded it; a deep bomb near the survey's edge is seeded on the
+    one lobe of its anomaly the lanes cover, and the fit there placed it
+    2.3 m off and 2.4 m too deep (total-field seed 18). Refitted twice on the
+    samples within its own reach (1.5 x (depth + sensor height) + 1 m, at
+    least 2.5 m, at most 5 m) around where it sits, the far sources held, it
+    moves onto its anomaly. Kept only if the misfit on the new window drops.
+    """
+    k = len(p) // 3
+    q = np.array(p, dtype=np.float64)
+    h = geom.sensor_height_m
+    for i in range(k):
+        for _ in range(2):
+            cx, cy, d = (float(t) for t in q[3 * i:3 * i + 3])
+            rad = min(max(2.5, 1.5 * (d + h) + 1.0), 5.0)
+            pts = [q[3 * j:3 * j + 3] for j in range(k)]
+            near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, cx, cy, rad)
+            if near != [i] or lx.size < 30 or lx.size == x.size:
+                break
+            try:
+                r = _run(q[3 * i:3 * i + 3], lx, ly, lv, geom)
+            except (ValueError, np.linalg.LinAlgError):
+                break
+            old = residual(q[3 * i:3 * i + 3], lx, ly, lv, geom)
+            if not (np.isfinite(r.cost) and 2.0 * r.cost < float(old @ old)):
+                break
+            moved = math.hypot(r.x[0] - cx, r.x[1] - cy)
+            q[3 * i:3 * i + 3] = r.x
+            if moved < 0.05:
+                break
+    return q
 
 
 def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -1610,18 +1650,21 @@ def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
 
 def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
                           v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
-                          bic_gain: float, pos_sigma: float = 0.05,
+                          bic_gain: float, pos_sigma: float = 0.05, min_depth: float = 4.0,
                           robust: bool = False) -> list[np.ndarray]:
-    """Drop the point sources a free offset per lane explains as well.
+    """Drop the deep point sources a free offset per lane explains as well.
 
     In a survey-wide window the lane levels are only as good as the masked
     median of lanes a big anomaly covers end to end, and errors of 1-4 nT
     remain (total-field seed 8: a 3700 nT bomb's flanks). A deep source with
     a broad weak field soaks that up (seed 19: four phantoms of 2-4 nT,
-    4-7 m deep). Each point source, weakest first, is judged on its
-    surroundings with the other sources held and every lane's offset free
-    (`_by_lane`): it stays only if it still pays its 6 parameters by BIC
-    (chi-square with `_misfit_sigma`). The strongest source always stays.
+    4-7 m deep). Each point source ``min_depth`` or deeper, weakest first,
+    is judged on its surroundings with the other sources held and every
+    lane's offset free (`_by_lane`): it stays only if it still pays its 6
+    parameters by BIC (chi-square with `_misfit_sigma`). The strongest
+    source always stays. Shallower sources are left alone: near the end of
+    the lanes, where a window holds short stretches of them, free offsets
+    also explain a real projectile's 2.4 nT at 2.6 m (seed 6).
     """
     h = geom.sensor_height_m
     out = list(srcs)
@@ -1630,7 +1673,7 @@ def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     mags = {id(s): float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i, s in enumerate(out)}
     strongest = max(out, key=lambda s: mags[id(s)])
     for s in sorted(out, key=lambda t: mags[id(t)]):
-        if len(s) != 3 or s is strongest:
+        if len(s) != 3 or s is strongest or s[2] < min_depth:
             continue
         cx, cy, d = (float(t) for t in s)
         radius = min(1.5 * (d + h) + 2.0, 9.0)
