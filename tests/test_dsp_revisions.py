@@ -47,7 +47,12 @@ def test_latest_targets_keeps_the_last_revision_of_each_id():
 
 
 def test_a_refit_of_a_reported_target_is_a_revision_not_a_second_target():
-    sc, sim = _bench_survey("total_field", 4)
+    # Overlap seed 4: the aircraft bomb 2.5 m deep at (25, 32) is placed
+    # first by a wide window and fitted again by its own signal's window, with
+    # the first source subtracted; one target, revised, not two. (Total-field
+    # seed 4 showed this until session 7; its wide window no longer places a
+    # source on that edge anomaly.)
+    sc, sim = _bench_survey("overlap", 4)
     res = process_sim(sc, sim)
     pts = np.array([[t.x, t.y] for t in res.targets])
     d = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
@@ -56,4 +61,7 @@ def test_a_refit_of_a_reported_target_is_a_revision_not_a_second_target():
     assert len({t.target_id for t in res.targets}) == len(res.targets)
     merged = [t for t in res.targets if "merged" in t.flags]
     assert len(merged) == 1 and merged[0].revision == 1
-    assert math.hypot(merged[0].x - 15.2, merged[0].y - 6.55) < 0.2
+    bomb = next(t for t in sim.truth if t.kind == "aircraft_bomb"
+                and math.hypot(t.x - 25.0, t.y - 32.0) < 0.5)
+    assert math.hypot(merged[0].x - bomb.x, merged[0].y - bomb.y) < 0.2
+    assert abs(merged[0].depth - bomb.depth) < 0.1 * bomb.depth
