@@ -19,6 +19,13 @@ broad clusters the residual is re-levelled per lane and searched like a lane
 for weak signals (`_residual_peaks`). Weak sources beside strong ones are
 re-placed on their own near data (`_polish_weak`), and on magnetic ground the
 final positions come from a Huber-reweighted refit (`_robust_refine`).
+
+Survey-wide clusters (``joint=True``) add: a refit moving every source at
+once on re-levelled lanes (`_joint_refit`), a second judge for isolated new
+sources with the far ones held, re-centring of isolated sources on their
+own window (`_recentre_isolated`), a split of deep sources fitted as one
+(`_split_deep`) and the removal of deep sources a free lane offset explains
+as well (`_drop_level_explained`).
 """
 
 from __future__ import annotations
@@ -551,7 +558,9 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     signal was detected: a source placed outside it is explaining a neighbour's
     field, so it is refused. ``survey_sigma``: what the survey itself cannot
     know (position, sensor height), added to each reported 1-sigma
-    (`SurveySigma`; the defaults if None).
+    (`SurveySigma`; the defaults if None). ``joint``: the window is a broad
+    cluster (the caller's call; with ``lanes``, the lane of each sample, it
+    also re-levels and tests lane offsets): the steps in the module docstring.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
