@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
-from acquisition.dsp import fit as fitmod
+from acquisition.dsp import broadfit, fitcore
 from acquisition.dsp.dipole import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 
@@ -43,8 +43,8 @@ def test_by_lane_fit_is_a_fit_with_a_free_offset_per_lane(n_lanes, n_cols, seed)
     ind = (lanes[:, None] == np.arange(n_lanes)[None, :]).astype(float)
     full = np.hstack((M, ind))
     ref = v - full @ np.linalg.lstsq(full, v, rcond=None)[0]
-    Mc = fitmod._by_lane(M, lanes)
-    vc = fitmod._by_lane(v[:, None], lanes)[:, 0]
+    Mc = broadfit._by_lane(M, lanes)
+    vc = broadfit._by_lane(v[:, None], lanes)[:, 0]
     got = vc - Mc @ np.linalg.lstsq(Mc, vc, rcond=None)[0]
     np.testing.assert_allclose(got, ref, atol=1e-9)
     # Per lane the centred columns sum to zero (the offsets are projected out).
@@ -59,7 +59,7 @@ def test_joint_refit_moves_a_source_fitted_to_everything_onto_an_object():
              induced(5.0, 24.0, 3.5, 8.0)]
     x, y, v, lane = _total_survey(truth)
     p = np.array([8.0, 15.0, 9.0, 11.2, 19.5, 4.6, 5.2, 23.7, 3.6])
-    q, v2 = fitmod._joint_refit(p, x, y, v, TOTAL, lane, 1.5, (0.7, 1.6, 0.35), FOOT)
+    q, v2 = broadfit._joint_refit(p, x, y, v, TOTAL, lane, 1.5, (0.7, 1.6, 0.35), FOOT)
     got = q.reshape(-1, 3)
     assert got.shape == (3, 3)
     for t in truth:
@@ -75,7 +75,7 @@ def test_joint_refit_keeps_the_old_sources_when_moving_does_not_pay():
     truth = [induced(4.5, 10.0, 1.0, 2.0), induced(11.0, 20.0, 1.5, 3.0)]
     x, y, v, lane = _total_survey(truth, noise=0.3)
     p = np.array([4.5, 10.0, 1.0, 11.0, 20.0, 1.5])  # already right
-    q, _ = fitmod._joint_refit(p, x, y, v, TOTAL, lane, 1.5, (0.7, 1.6, 0.35), FOOT)
+    q, _ = broadfit._joint_refit(p, x, y, v, TOTAL, lane, 1.5, (0.7, 1.6, 0.35), FOOT)
     assert np.allclose(q.reshape(-1, 3), p.reshape(-1, 3), atol=0.05)
 
 
@@ -85,7 +85,7 @@ def test_joint_refit_re_levels_a_lane_a_broad_anomaly_biased():
     v = v.copy()
     v[lane == 6] -= 3.0  # the masked median of a lane the anomaly covered
     p = np.array([6.0, 14.0, 3.5, 12.2, 5.3, 2.2])
-    _q, v2 = fitmod._joint_refit(p, x, y, v, TOTAL, lane, 1.5, (0.7, 1.6, 0.35), FOOT)
+    _q, v2 = broadfit._joint_refit(p, x, y, v, TOTAL, lane, 1.5, (0.7, 1.6, 0.35), FOOT)
     assert v2 is not v
     np.testing.assert_allclose(np.median(v2[lane == 6] - v[lane == 6]), 3.0, atol=0.3)
     # Only the biased lane moved.
@@ -95,8 +95,8 @@ def test_joint_refit_re_levels_a_lane_a_broad_anomaly_biased():
 def test_two_deep_bombs_fitted_as_one_are_split():
     a, b = induced(6.0, 13.0, 5.0, 18.0), induced(10.5, 14.0, 4.9, 14.0)
     x, y, v, lane = _total_survey([a, b], noise=0.3, seed=3)
-    one = fitmod._run(np.array([8.0, 13.5, 5.5]), x, y, v, TOTAL)
-    out = fitmod._split_deep([one.x], x, y, v, TOTAL, 0.3, 10.0, FOOT, lanes=lane)
+    one = fitcore._run(np.array([8.0, 13.5, 5.5]), x, y, v, TOTAL)
+    out = broadfit._split_deep([one.x], x, y, v, TOTAL, 0.3, 10.0, FOOT, lanes=lane)
     assert len(out) == 2
     got = np.array(out)
     for t in (a, b):
@@ -107,8 +107,8 @@ def test_two_deep_bombs_fitted_as_one_are_split():
 def test_one_deep_bomb_with_lane_level_errors_is_not_split():
     bomb = induced(8.0, 15.0, 4.3, 16.0)
     x, y, v, lane = _total_survey([bomb], noise=0.3, seed=5, offsets=1.0)
-    one = fitmod._run(np.array([8.0, 15.0, 4.3]), x, y, v, TOTAL)
-    out = fitmod._split_deep([one.x], x, y, v, TOTAL, 0.3, 10.0, FOOT, lanes=lane)
+    one = fitcore._run(np.array([8.0, 15.0, 4.3]), x, y, v, TOTAL)
+    out = broadfit._split_deep([one.x], x, y, v, TOTAL, 0.3, 10.0, FOOT, lanes=lane)
     assert len(out) == 1
     assert np.hypot(out[0][0] - bomb.x, out[0][1] - bomb.y) < 0.3
 
@@ -122,7 +122,7 @@ def test_a_deep_phantom_of_lane_offsets_is_dropped_and_a_real_deep_bomb_kept():
     # under them would soak up.
     v[(lane >= 6) & (lane <= 8)] -= 3.0
     srcs = [np.array([4.0, 10.0, 1.0]), np.array([11.0, 21.0, 4.5]), np.array([7.0, 15.0, 5.0])]
-    out = fitmod._drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    out = broadfit._drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
     kept = [tuple(np.round(s[:2], 1)) for s in out]
     assert (4.0, 10.0) in kept and (11.0, 21.0) in kept
     assert (7.0, 15.0) not in kept
@@ -137,7 +137,7 @@ def test_phantom_test_keeps_a_shallow_source_whatever_the_lanes_do():
     peak = np.max(np.abs(forward(x, y, small.x, small.y, small.depth, small.moment, TOTAL)))
     assert peak > 10 * 0.3
     srcs = [np.array([3.0, 8.0, 1.0]), np.array([9.0, 18.0, 0.3])]
-    out = fitmod._drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    out = broadfit._drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
     assert len(out) == 2
 
 

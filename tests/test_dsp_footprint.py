@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
-from acquisition.dsp.fit import MAX_DEPTH
+from acquisition.dsp.fitcore import MAX_DEPTH
 
 
 def test_no_source_leaves_the_survey_or_sinks_to_the_depth_bound():

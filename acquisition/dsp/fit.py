@@ -25,7 +25,9 @@ once on re-levelled lanes (`_joint_refit`), a second judge for isolated new
 sources with the far ones held, re-centring of isolated sources on their
 own window (`_recentre_isolated`), a split of deep sources fitted as one
 (`_split_deep`) and the removal of deep sources a free lane offset explains
-as well (`_drop_level_explained`).
+as well (`_drop_level_explained`); those steps live in `broadfit`, and the
+least-squares building blocks (designs, LM runs, local views, misfit sigma,
+pair rules) in `fitcore`.
 """
 
 from __future__ import annotations
@@ -36,25 +38,51 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from acquisition.dsp.broadfit import (
+    _drop_level_explained,
+    _joint_refit,
+    _recentre_isolated,
+    _relevel,
+    _split_deep,
+)
 from acquisition.dsp.dipole import SensorGeometry, design_batch, design_matrix
 from acquisition.dsp.euler import euler_locate
+from acquisition.dsp.fitcore import (
+    MAX_DEPTH,
+    _best_line,
+    _bic_gain,
+    _chi2_drop,
+    _design,
+    _design_srcs,
+    _dist_to_src,
+    _Fit,
+    _fit_line_local,
+    _flat,
+    _fold,
+    _index,
+    _inside,
+    _local_res,
+    _local_view,
+    _misfit_sigma,
+    _pairs_plausible,
+    _put_back,
+    _refit_local,
+    _run,
+    _run_local,
+    _solve_linear,
+    _src_design,
+    residual,
+)
 from acquisition.dsp.linesource import (
     LINE_POINTS,
     describe,
-    ends_from,
-    fold_ends,
-    line_design,
     line_points,
 )
 from acquisition.events import SIZE_CLASSES
 
 MIN_DEPTH = 0.0
-#: Share of a fitted source's field that a right model may still misfit
-#: (munition cases are not uniform lines: heavy noses, tail cones).
-SHAPE_REL = 0.05
 #: Moment (A m^2) from which a source is an aircraft bomb (`events.SIZE_CLASSES`).
 BOMB_MOMENT = next(lo for name, lo, _hi in SIZE_CLASSES if name == "aircraft_bomb")
-MAX_DEPTH = 12.0
 
 
 @dataclass(slots=True)
@@ -92,33 +120,6 @@ class FitResult:
         return np.hstack((pts, np.repeat(m[None, :] / len(pts), len(pts), axis=0)))
 
 
-def _design(x: np.ndarray, y: np.ndarray, p: np.ndarray, geom: SensorGeometry) -> np.ndarray:
-    """`_design_srcs` for point sources packed flat as (x, y, depth) triples."""
-    return _design_srcs(x, y, [p[3 * s:3 * s + 3] for s in range(len(p) // 3)], geom)
-
-
-def _solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
-    # Normal equations on a handful of unit-scaled columns: ~100x faster than an
-    # SVD-based lstsq per call, and column scaling keeps them well conditioned.
-    A = G.T @ G
-    scale = np.sqrt(np.diag(A))
-    scale[scale == 0] = 1.0
-    A = A / np.outer(scale, scale)
-    A[np.diag_indices_from(A)] += 1e-10
-    b = (G.T @ v) / scale
-    try:
-        sol = np.linalg.solve(A, b)
-    except np.linalg.LinAlgError:
-        sol = np.linalg.lstsq(A, b, rcond=None)[0]
-    return sol / scale
-
-
-def residual(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
-             geom: SensorGeometry) -> np.ndarray:
-    G = _design(x, y, p, geom)
-    return G @ _solve_linear(G, v) - v
-
-
 def cheap_estimate(x: np.ndarray, y: np.ndarray, v: np.ndarray,
                    geom: SensorGeometry) -> tuple[float, float, float]:
     """Centre from the |reading|²-weighted centroid, depth from the half-width.
@@ -151,98 +152,6 @@ def cheap_estimate(x: np.ndarray, y: np.ndarray, v: np.ndarray,
     fwhm = max(float(yy[hi] - yy[lo]), 0.1)
     depth = max(0.05, 0.5 * fwhm - geom.sensor_height_m * 0.5)
     return cx, cy, float(min(depth, MAX_DEPTH))
-
-
-class _Fit:
-    """The bits of a least-squares run the fitter uses (positions with depth >= 0)."""
-
-    __slots__ = ("cost", "status", "x")
-
-    def __init__(self, x: np.ndarray, cost: float, status: int) -> None:
-        self.x, self.cost, self.status = x, cost, status
-
-
-def _fold(p: np.ndarray) -> np.ndarray:
-    q = np.array(p, dtype=np.float64)
-    q[2::3] = np.abs(q[2::3])
-    return q
-
-
-def _run(p0: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
-         geom: SensorGeometry, max_nfev: int = 60) -> _Fit:
-    """Levenberg-Marquardt (MINPACK) on (x, y, depth) per source.
-
-    Depth enters as |u| so the problem is unbounded (LM needs that, and it is
-    several times faster here than the bounded trust-region solver, whose SVD
-    per step dominates); the mirror image above ground is the same fit folded.
-    """
-    p0 = _fold(p0)
-    p0[2::3] = np.maximum(p0[2::3], 0.02)
-
-    def fun(q: np.ndarray) -> np.ndarray:
-        return residual(_fold(q), x, y, v, geom)
-
-    r = least_squares(fun, p0, method="lm", x_scale=np.full(len(p0), 0.3),
-                      max_nfev=max_nfev * (len(p0) + 1), xtol=1e-6, ftol=1e-8)
-    q = _fold(r.x)
-    q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
-    return _Fit(q, float(r.cost), int(r.status))
-
-
-def _local(x: np.ndarray, y: np.ndarray, v: np.ndarray, cx: float, cy: float,
-           radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    loc = np.hypot(x - cx, y - cy) < radius
-    if loc.sum() >= 12:
-        return x[loc], y[loc], v[loc]
-    return x, y, v
-
-
-def _run_local(p: np.ndarray, free: list[int], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-               geom: SensorGeometry, center: tuple[float, float], radius: float) -> _Fit:
-    """Move only the ``free`` sources, on the data within ``radius`` of ``center``.
-
-    The other sources keep their positions (their moments are still re-solved),
-    so a new source cannot wander off to explain a strong neighbour's misfit
-    elsewhere in a wide window, and the cost stays local: a cluster of ten
-    sources costs ten small fits, not one huge one.
-    """
-    x, y, v = _local(x, y, v, center[0], center[1], radius)
-    k = len(p) // 3
-    fixed = [i for i in range(k) if i not in free]
-    base = [design_matrix(x, y, p[3 * i], p[3 * i + 1], p[3 * i + 2], geom) for i in fixed]
-    base.append(np.ones((len(x), 1)))
-    B = np.hstack(base)
-
-    def fun(q: np.ndarray) -> np.ndarray:
-        cols = [B] + [design_matrix(x, y, q[3 * j], q[3 * j + 1], abs(q[3 * j + 2]), geom)
-                      for j in range(len(free))]
-        G = np.hstack(cols)
-        return G @ _solve_linear(G, v) - v
-
-    s0 = _fold(np.concatenate([p[3 * i:3 * i + 3] for i in free]))
-    s0[2::3] = np.maximum(s0[2::3], 0.02)
-    r = least_squares(fun, s0, method="lm", x_scale=np.full(len(s0), 0.3),
-                      max_nfev=60 * (len(s0) + 1), xtol=1e-6, ftol=1e-8)
-    q = np.array(p, dtype=np.float64)
-    sol = _fold(r.x)
-    for j, i in enumerate(free):
-        q[3 * i:3 * i + 3] = sol[3 * j:3 * j + 3]
-    q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
-    return _Fit(q, float(r.cost), int(r.status))
-
-
-def _src_design(x: np.ndarray, y: np.ndarray, s: np.ndarray, geom: SensorGeometry) -> np.ndarray:
-    """Columns (n, 3) of one source: a point (x, y, depth) or a line (two end points)."""
-    if len(s) == 3:
-        return design_matrix(x, y, s[0], s[1], s[2], geom)
-    return line_design(x, y, s, geom)
-
-
-def _design_srcs(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray],
-                 geom: SensorGeometry) -> np.ndarray:
-    cols = [_src_design(x, y, s, geom) for s in srcs]
-    cols.append(np.ones((len(x), 1)))
-    return np.hstack(cols)
 
 
 def _full_jacobian(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -389,150 +298,6 @@ RING_RADII = (0.8, 1.1, 1.4)
 RING_DEPTH = 0.25
 #: ... and it must pay more than the usual BIC bar: it was not seen on its own.
 RING_GAIN = 30.0
-
-
-#: In a local fit (a few metres around one source), a source of the window
-#: farther than this beyond the local data's edge keeps the moment the whole
-#: window gives it. Re-solved on local data, the tiny smooth field of a far
-#: source is a free broad basis function: it takes up any broad residual with
-#: an absurd moment, pulls weak sources deep and sideways, and inflates the
-#: misfit sigma that judges every model change there.
-FAR_MARGIN_M = 2.5
-
-
-def _bic_gain(rss_old: float, rss_new: float, n: int, k: int = 7) -> float:
-    """BIC gain of a model with ``k`` more parameters (a point source: 3
-    position + 3 moment + 1 for the offset it shares) on ``n`` samples."""
-    return n * math.log(max(rss_old, 1e-12) / max(rss_new, 1e-12)) - k * math.log(n)
-
-
-def _near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
-    """Indices of the sources (points, or lines anywhere along them) within
-    ``reach`` of (cx, cy)."""
-    return [i for i, s in enumerate(srcs) if _dist_to_src(s, cx, cy) <= reach]
-
-
-def _local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, cx: float, cy: float, radius: float,
-                margin: float = FAR_MARGIN_M
-                ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The near sources' indices, the window's data with the far sources'
-    fields (at their whole-window moments) taken out, and its samples within
-    ``radius`` of (cx, cy) (`_local`)."""
-    near = _near_index(srcs, cx, cy, radius + margin)
-    vw = v
-    if len(near) < len(srcs):
-        G = _design_srcs(x, y, srcs, geom)
-        lin = _solve_linear(G, v)
-        cols = np.concatenate([np.arange(3 * i, 3 * i + 3)
-                               for i in range(len(srcs)) if i not in near])
-        vw = v - G[:, cols] @ lin[cols]
-    lx, ly, lv = _local(x, y, vw, cx, cy, radius)
-    return near, vw, lx, ly, lv
-
-
-def _put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) -> list[np.ndarray]:
-    """``srcs`` with its near sources replaced by ``sub`` (the near ones in
-    order, then any new ones, which go last)."""
-    out = list(srcs)
-    for j, i in enumerate(near):
-        out[i] = sub[j]
-    return [*out, *sub[len(near):]]
-
-
-def _flat(srcs: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(srcs) if srcs else np.empty(0)
-
-
-def _pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
-                     ratio: float) -> bool:
-    """Sources far enough apart; close pairs only if one is weaker and shallower.
-
-    A single dipole cannot fit an elongated body (a bomb lying 1.8 m long near
-    the surface): the misfit looks like a second source half a body-length away
-    at about the same depth. Scrap beside a bomb is far weaker than the bomb and
-    resolvable only when its anomaly is sharper, i.e. shallower. So within
-    ``max(close_m, 0.8 m + depth of the stronger)`` a pair is kept only when the
-    weaker has at most ``ratio`` of the stronger's moment and lies at less than
-    half the stronger's depth (and at least 0.2 m shallower).
-    """
-    k = len(p) // 3
-    mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(k)]
-    for a in range(k):
-        for b in range(a + 1, k):
-            sep = math.hypot(p[3 * a] - p[3 * b], p[3 * a + 1] - p[3 * b + 1])
-            if sep < min_sep:
-                return False
-            strong, weak = (a, b) if mags[a] >= mags[b] else (b, a)
-            ds, dw = p[3 * strong + 2], p[3 * weak + 2]
-            if sep < max(close_m, 0.8 + ds) and (
-                    mags[weak] > ratio * mags[strong] or dw > min(ds - 0.2, 0.5 * ds)):
-                return False
-    return True
-
-
-def _joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                 geom: SensorGeometry, lanes: np.ndarray | None, thr: float,
-                 pair_rules: tuple[float, float, float],
-                 footprint: tuple[float, float, float, float],
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """All sources of a broad window moved together, on re-levelled lanes.
-
-    The greedy passes move a new source and its near neighbours only, so the
-    first source of a survey-wide cluster, fitted alone to five overlapping
-    deep bombs, stays where it landed: 10 m deep in the middle, modelling them
-    all (total-field seed 23). Moving every source at once lets it go to one
-    of them and the others be found. Pairs the joint fit pulls too close (a
-    body split in two) lose their weaker source and are refitted. Returns
-    (positions, data): the data re-levelled per lane on the new residual, and
-    the old positions if the joint fit does not pay by BIC on those data.
-    """
-    k0 = len(p) // 3
-    if k0 < 2:
-        return p, v
-    r = _run(p, x, y, v, geom)
-    q = r.x
-    if lanes is not None:
-        v = _relevel(v, -residual(q, x, y, v, geom), lanes, thr)
-    min_sep, close_m, ratio = pair_rules
-    for _ in range(k0):
-        r = _run(q, x, y, v, geom)
-        q = r.x
-        lin = _solve_linear(_design(x, y, q, geom), v)
-        k = len(q) // 3
-        drop = _implausible_weaker(q, lin, min_sep, close_m, ratio)
-        out = [i for i in range(k) if not _inside(q[3 * i:3 * i + 3], footprint)]
-        if drop is None and not out:
-            break
-        gone = set(out) | ({drop} if drop is not None else set())
-        if len(gone) >= k:
-            return p, v
-        q = _flat([q[3 * i:3 * i + 3] for i in range(k) if i not in gone])
-    n = v.size
-    r_old = residual(p, x, y, v, geom)
-    r_new = residual(q, x, y, v, geom)
-    # BIC of each model (7 parameters a source): the joint fit must pay for
-    # any source it keeps beyond what the greedy one had.
-    gain = _bic_gain(float(r_old @ r_old), float(r_new @ r_new), n,
-                     k=7 * (len(q) // 3 - k0))
-    if gain <= 0.0:
-        return p, v
-    return q, v
-
-
-def _implausible_weaker(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
-                        ratio: float) -> int | None:
-    """The weaker source of the first pair `_pairs_plausible` refuses, or None."""
-    k = len(p) // 3
-    for a in range(k):
-        for b in range(a + 1, k):
-            pair = np.concatenate((p[3 * a:3 * a + 3], p[3 * b:3 * b + 3]))
-            lp = np.concatenate((lin[3 * a:3 * a + 3], lin[3 * b:3 * b + 3]))
-            if not _pairs_plausible(pair, lp, min_sep, close_m, ratio):
-                ma = float(np.linalg.norm(lin[3 * a:3 * a + 3]))
-                mb = float(np.linalg.norm(lin[3 * b:3 * b + 3]))
-                return b if mb <= ma else a
-    return None
 
 
 def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
@@ -911,27 +676,6 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     return _finish(srcs, x, y, v, geom, noise, converged, edge_margin, survey_sigma)
 
 
-def _relevel(v: np.ndarray, res: np.ndarray, lanes: np.ndarray, thr: float,
-              min_samples: int = 40) -> np.ndarray:
-    """Remove per-lane offsets seen in the fit residual (median per lane).
-
-    Only offsets over half the threshold are removed and only on lanes with
-    ``min_samples`` in the window, so an ordinary window (levels already
-    right) is left exactly as it was.
-    """
-    out = v
-    for lane in np.unique(lanes):
-        sel = lanes == lane
-        if int(sel.sum()) < min_samples:
-            continue
-        off = float(np.median(res[sel]))
-        if abs(off) > 0.5 * thr:
-            if out is v:
-                out = v.copy()
-            out[sel] -= off
-    return out
-
-
 def _residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndarray,
                     thr: float, rel: float, p: np.ndarray, budget: int = 8,
                     radius: float = 1.5, tried: list[tuple[float, float]] | None = None,
@@ -978,43 +722,6 @@ def _residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.nda
         out.append((float(np.sum(w * x[near]) / np.sum(w)),
                     float(np.sum(w * y[near]) / np.sum(w))))
     return out
-
-
-def _recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                       geom: SensorGeometry) -> np.ndarray:
-    """Refit each source with no neighbour near it on a window centred on itself.
-
-    A source added in a broad window was fitted on the 3 m around the lane
-    peak that seeded it; a deep bomb near the survey's edge is seeded on the
-    one lobe of its anomaly the lanes cover, and the fit there placed it
-    2.3 m off and 2.4 m too deep (total-field seed 18). Refitted twice on the
-    samples within its own reach (1.5 x (depth + sensor height) + 1 m, at
-    least 2.5 m, at most 5 m) around where it sits, the far sources held, it
-    moves onto its anomaly. Kept only if the misfit on the new window drops.
-    """
-    k = len(p) // 3
-    q = np.array(p, dtype=np.float64)
-    h = geom.sensor_height_m
-    for i in range(k):
-        for _ in range(2):
-            cx, cy, d = (float(t) for t in q[3 * i:3 * i + 3])
-            rad = min(max(2.5, 1.5 * (d + h) + 1.0), 5.0)
-            pts = [q[3 * j:3 * j + 3] for j in range(k)]
-            near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, cx, cy, rad)
-            if near != [i] or lx.size < 30 or lx.size == x.size:
-                break
-            try:
-                r = _run(q[3 * i:3 * i + 3], lx, ly, lv, geom)
-            except (ValueError, np.linalg.LinAlgError):
-                break
-            old = residual(q[3 * i:3 * i + 3], lx, ly, lv, geom)
-            if not (np.isfinite(r.cost) and 2.0 * r.cost < float(old @ old)):
-                break
-            moved = math.hypot(r.x[0] - cx, r.x[1] - cy)
-            q[3 * i:3 * i + 3] = r.x
-            if moved < 0.05:
-                break
-    return q
 
 
 def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -1095,131 +802,6 @@ def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
             break
         q = new
     return q
-
-
-def _local_res(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
-               geom: SensorGeometry, w: np.ndarray | None = None) -> np.ndarray:
-    """Residual of the best moments (weighted by ``w`` = 1/sigma if given)."""
-    G = _design_srcs(lx, ly, srcs, geom)
-    if w is not None:
-        G, lv = G * w[:, None], lv * w
-    return G @ _solve_linear(G, lv) - lv
-
-
-def _local_sse(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
-               geom: SensorGeometry) -> float:
-    r = _local_res(srcs, lx, ly, lv, geom)
-    return float(r @ r)
-
-
-def _chi2_drop(r_before: np.ndarray, r_after: np.ndarray, sig2: np.ndarray,
-               robust: bool, c: float = 2.0) -> float:
-    """Drop of the (weighted) misfit from ``r_before`` to ``r_after``.
-
-    Robust (magnetic ground): Huber's loss, quadratic to ``c`` sigma and linear
-    beyond, so a few soil grains under the sensor cannot buy a model change.
-    """
-    def loss(r: np.ndarray) -> float:
-        u2 = r * r / sig2
-        if not robust:
-            return float(np.sum(u2))
-        u = np.sqrt(u2)
-        return float(np.sum(np.where(u <= c, u2, 2 * c * u - c * c)))
-
-    return loss(r_before) - loss(r_after)
-
-
-def _misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                  geom: SensorGeometry, noise: float, pos_sigma: float,
-                  shape_rel: float = SHAPE_REL) -> np.ndarray:
-    """Per-sample sigma of what a right model still misfits: sensor noise,
-    ``pos_sigma`` of horizontal position error times the model's slope there,
-    and ``shape_rel`` of the model itself (a real body is no uniform line)."""
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
-    d = 0.02
-    fx = (_design_srcs(x + d, y, srcs, geom) - _design_srcs(x - d, y, srcs, geom)) @ lin
-    fy = (_design_srcs(x, y + d, srcs, geom) - _design_srcs(x, y - d, srcs, geom)) @ lin
-    slope2 = (fx * fx + fy * fy) / (4 * d * d)
-    f = G @ lin - lin[-1]
-    return np.sqrt(noise * noise + pos_sigma * pos_sigma * slope2 + (shape_rel * f) ** 2)
-
-
-def _fold_src(q: np.ndarray) -> np.ndarray:
-    return _fold(q) if len(q) == 3 else fold_ends(q)
-
-
-def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
-                 lv: np.ndarray, geom: SensorGeometry, max_nfev: int = 40,
-                 w: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
-    """Move the ``free`` sources (points or lines) on local data, the others held
-    (all moments re-solved). Returns the new source list and its residual SSE
-    (weighted by ``w`` = 1/sigma per sample if given)."""
-    base = [_src_design(lx, ly, s, geom) for j, s in enumerate(srcs) if j not in free]
-    base.append(np.ones((len(lx), 1)))
-    B = np.hstack(base)
-    sizes = [len(srcs[i]) for i in free]
-    cuts = np.cumsum([0, *sizes])
-    if w is not None:
-        B = B * w[:, None]
-        lv = lv * w
-
-    def split(q: np.ndarray) -> list[np.ndarray]:
-        return [_fold_src(q[cuts[k]:cuts[k + 1]]) for k in range(len(free))]
-
-    def fun(q: np.ndarray) -> np.ndarray:
-        cols = [_src_design(lx, ly, s, geom) for s in split(q)]
-        if w is not None:
-            cols = [c * w[:, None] for c in cols]
-        G = np.hstack([B, *cols])
-        return G @ _solve_linear(G, lv) - lv
-
-    q0 = np.concatenate([_fold_src(srcs[i]) for i in free])
-    r = least_squares(fun, q0, method="lm", x_scale=np.full(len(q0), 0.3),
-                      max_nfev=max_nfev * (len(q0) + 1), xtol=1e-5, ftol=1e-7)
-    out = list(srcs)
-    for k, i in enumerate(free):
-        e = split(r.x)[k]
-        e[2::3] = np.minimum(e[2::3], MAX_DEPTH)
-        out[i] = e
-    return out, 2.0 * float(r.cost)
-
-
-def _fit_line_local(srcs: list[np.ndarray], i: int, ends0: np.ndarray, lx: np.ndarray,
-                    ly: np.ndarray, lv: np.ndarray,
-                    geom: SensorGeometry) -> tuple[np.ndarray, float]:
-    """Source ``i`` as a line from ``ends0``, the others held (moments re-solved)."""
-    out, sse = _refit_local([*srcs[:i], ends0, *srcs[i + 1:]], [i], lx, ly, lv, geom)
-    return out[i], sse
-
-
-def _index(srcs: list[np.ndarray], s: np.ndarray) -> int:
-    return next(k for k, t in enumerate(srcs) if t is s)
-
-
-#: Line seeds: axis azimuths (degrees) and lengths (m) tried around a point fit.
-LINE_SEED_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
-LINE_SEED_LENGTHS = (0.8, 1.6)
-
-
-def _best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly: np.ndarray,
-               lv: np.ndarray, geom: SensorGeometry) -> np.ndarray | None:
-    """Source ``i`` (a point) refitted as a line, the others held: seeds on a
-    few axes screened by one linear solve each, LM from the best two."""
-    cx, cy = float(srcs[i][0]), float(srcs[i][1])
-    seeds = [ends_from((cx, cy, 0.85 * depth), length, az)
-             for az in LINE_SEED_AZIMUTHS for length in LINE_SEED_LENGTHS]
-    scored = sorted(((_local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
-                     for k, e in enumerate(seeds)), key=lambda t: t[0])
-    best: tuple[float, np.ndarray] | None = None
-    for _sse0, k in scored[:2]:
-        try:
-            e, sse = _fit_line_local(srcs, i, seeds[k], lx, ly, lv, geom)
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-        if np.all(np.isfinite(e)) and (best is None or sse < best[0]):
-            best = (sse, e)
-    return None if best is None else best[1]
 
 
 def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -1454,18 +1036,6 @@ def _centre_depth(s: np.ndarray) -> tuple[float, float, float]:
     return info["x"], info["y"], info["depth"]
 
 
-def _dist_to_src(s: np.ndarray, px: float, py: float) -> float:
-    """Horizontal distance from (px, py) to a point source or to a line's
-    horizontal projection."""
-    if len(s) == 3:
-        return math.hypot(float(s[0]) - px, float(s[1]) - py)
-    ax, ay, bx, by = float(s[0]), float(s[1]), float(s[3]), float(s[4])
-    dx, dy = bx - ax, by - ay
-    L2 = dx * dx + dy * dy
-    t = 0.0 if L2 == 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / L2))
-    return math.hypot(ax + t * dx - px, ay + t * dy - py)
-
-
 def _moment_sizes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                   geom: SensorGeometry) -> list[float]:
     """|moment| of each source (points or lines), solved jointly on the window."""
@@ -1482,123 +1052,6 @@ def _taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGe
     t = (np.arange(k) + 0.5) / k - 0.5
     g = design_batch(x, y, pts[:, 0], pts[:, 1], pts[:, 2], geom)
     return np.tensordot(t, g, axes=(0, 0)) / k
-
-
-#: A pair of sources at least this far apart is two objects, not one body's
-#: misfit split in two: the longest munitions are about 3 m long.
-SPLIT_MIN_SEP_M = 2.5
-SPLIT_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
-
-
-def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, noise: float, bic_gain: float,
-                footprint: tuple[float, float, float, float],
-                lanes: np.ndarray | None = None, min_depth: float = 1.5,
-                pos_sigma: float = 0.05, robust: bool = False) -> list[np.ndarray]:
-    """Two deep objects a few metres apart, fitted as one source, split in two.
-
-    Two bombs 5 m deep and 4.7 m apart give one broad anomaly; the greedy
-    search fits one source between them and their residual stays under what
-    that source may misfit, so no second source is ever tried (total-field
-    seed 23). The pair rules refuse such a pair on principle (comparable
-    sources closer than their depth are usually one body's misfit split in
-    two). Here each deep point source is tried as two, seeded on four axes at
-    0.6 and 1.0 × its depth apart. The pair replaces it only if it is a split
-    (the old centre between the two, neither of them still on it), they end
-    up at least ``SPLIT_MIN_SEP_M`` apart (farther than a body is long),
-    neither deeper than the single source, inside the footprint, and it pays
-    by BIC both against the single source and against the best line source
-    (chi-square with the misfit sigma of `_misfit_sigma`). With ``lanes``,
-    every model is judged with a free offset per lane: the levels of lanes a
-    big anomaly covers are off by nT. Run after the line sources, so that
-    strong neighbours' point misfit is gone: before it, and without the depth
-    rule, a lone bomb 4.3 m deep beside a 3700 nT one was split (seed 8).
-    """
-    h = geom.sensor_height_m
-    out = [np.array(s, dtype=np.float64) for s in srcs]
-    for s in sorted([t for t in out if len(t) == 3 and t[2] >= min_depth],
-                    key=lambda t: -float(t[2])):
-        cx, cy, d = (float(t) for t in s)
-        radius = min(1.5 * (d + h) + 2.0, 9.0)
-        near, _vw, lx, ly, lv = _local_view(out, x, y, v, geom, cx, cy, radius)
-        n_l = lx.size
-        if n_l < 60:
-            continue
-        ll = None
-        if lanes is not None:
-            loc = np.hypot(x - cx, y - cy) < radius
-            ll = np.asarray(lanes)[loc] if int(loc.sum()) == n_l else None
-        sub = [out[i] for i in near]
-        i = _index(sub, s)
-        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        r_now = _lane_free_res(sub, lx, ly, lv, ll, geom)
-        rest = [t for j, t in enumerate(sub) if j != i]
-        seeds = []
-        for az in np.radians(SPLIT_AZIMUTHS):
-            for sep in (0.6 * d, 1.0 * d):
-                ux, uy = 0.5 * sep * math.sin(az), 0.5 * sep * math.cos(az)
-                seeds.append([np.array([cx - ux, cy - uy, d]), np.array([cx + ux, cy + uy, d])])
-        scored = sorted(range(len(seeds)),
-                        key=lambda k: _local_sse([*rest, *seeds[k]], lx, ly, lv, geom))
-        best: tuple[float, list[np.ndarray]] | None = None
-        for k in scored[:2]:
-            try:
-                cand, sse = _refit_local([*rest, *seeds[k]], [len(rest), len(rest) + 1],
-                                         lx, ly, lv, geom)
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            a, b = cand[-2], cand[-1]
-            ab = b[:2] - a[:2]
-            sep = float(np.hypot(*ab))
-            t = float(np.dot([cx - a[0], cy - a[1]], ab)) / max(sep * sep, 1e-9)
-            # Two objects fitted as one sit deeper than either (their joint
-            # anomaly is wider): a "pair" below the single source explains
-            # some broad misfit, not two objects.
-            if (sep < SPLIT_MIN_SEP_M or not 0.15 <= t <= 0.85 or max(a[2], b[2]) > d
-                    or not (_inside(a, footprint) and _inside(b, footprint))):
-                continue
-            if best is None or sse < best[0]:
-                best = (sse, cand)
-        if best is None:
-            continue
-        pair = best[1]
-        r_pair = _lane_free_res(pair, lx, ly, lv, ll, geom)
-        if _chi2_drop(r_now, r_pair, sig2, robust) - 6 * math.log(n_l) <= bic_gain:
-            continue
-        try:
-            e = _best_line(sub, i, d, lx, ly, lv, geom)
-        except (ValueError, np.linalg.LinAlgError):
-            e = None
-        if e is not None:
-            r_line = _lane_free_res([*sub[:i], e, *sub[i + 1:]], lx, ly, lv, ll, geom)
-            if _chi2_drop(r_line, r_pair, sig2, robust) - 3 * math.log(n_l) <= bic_gain:
-                continue
-        out = [t for j, t in enumerate(out) if j not in near] + pair
-    return out
-
-
-def _lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
-                   ll: np.ndarray | None, geom: SensorGeometry) -> np.ndarray:
-    """Residual of the best moments with a free offset per lane ``ll`` (one
-    offset for all if None; the data alone if ``model`` is empty)."""
-    if ll is None:
-        return _local_res(model, lx, ly, lv, geom)
-    w = _by_lane(lv[:, None], ll)[:, 0]
-    if not model:
-        return -w
-    G = _by_lane(_design_srcs(lx, ly, model, geom)[:, :-1], ll)
-    return G @ _solve_linear(G, w) - w
-
-
-def _by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
-    """``M``'s columns minus their mean on each lane: fitting these is fitting
-    ``M`` with a free offset per lane (the offsets projected out)."""
-    _, inv = np.unique(lanes, return_inverse=True)
-    cnt = np.bincount(inv).astype(np.float64)
-    out = np.array(M, dtype=np.float64)
-    for c in range(out.shape[1]):
-        out[:, c] -= (np.bincount(inv, weights=out[:, c]) / cnt)[inv]
-    return out
 
 
 def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -1657,50 +1110,6 @@ def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
             dropped.add(k)
             srcs[j] = without[jj]
     return [s for t, s in enumerate(srcs) if t not in dropped]
-
-
-def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
-                          v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
-                          bic_gain: float, pos_sigma: float = 0.05, min_depth: float = 4.0,
-                          robust: bool = False) -> list[np.ndarray]:
-    """Drop the deep point sources a free offset per lane explains as well.
-
-    In a survey-wide window the lane levels are only as good as the masked
-    median of lanes a big anomaly covers end to end, and errors of 1-4 nT
-    remain (total-field seed 8: a 3700 nT bomb's flanks). A deep source with
-    a broad weak field soaks that up (seed 19: four phantoms of 2-4 nT,
-    4-7 m deep). Each point source ``min_depth`` or deeper, weakest first,
-    is judged on its surroundings with the other sources held and every
-    lane's offset free (`_by_lane`): it stays only if it still pays its 6
-    parameters by BIC (chi-square with `_misfit_sigma`). The strongest
-    source always stays. Shallower sources are left alone: near the end of
-    the lanes, where a window holds short stretches of them, free offsets
-    also explain a real projectile's 2.4 nT at 2.6 m (seed 6).
-    """
-    h = geom.sensor_height_m
-    out = list(srcs)
-    G = _design_srcs(x, y, out, geom)
-    lin = _solve_linear(G, v)
-    mags = {id(s): float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i, s in enumerate(out)}
-    strongest = max(out, key=lambda s: mags[id(s)])
-    for s in sorted(out, key=lambda t: mags[id(t)]):
-        if len(s) != 3 or s is strongest or s[2] < min_depth:
-            continue
-        cx, cy, d = (float(t) for t in s)
-        radius = min(1.5 * (d + h) + 2.0, 9.0)
-        loc = np.hypot(x - cx, y - cy) < radius
-        near, _vw, lx, ly, lv = _local_view(out, x, y, v, geom, cx, cy, radius)
-        if lx.size != int(loc.sum()) or lx.size < 30:
-            continue
-        ll = np.asarray(lanes)[loc]
-        sub = [out[i] for i in near]
-        without = [t for t in sub if t is not s]
-        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        r_without = _lane_free_res(without, lx, ly, lv, ll, geom)
-        r_with = _lane_free_res(sub, lx, ly, lv, ll, geom)
-        if _chi2_drop(r_without, r_with, sig2, robust) - 6 * math.log(lx.size) <= bic_gain:
-            out = [t for t in out if t is not s]
-    return out
 
 
 def _drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
@@ -1806,18 +1215,6 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
             srcs[j] = without[jj]
             cen[j] = _centre_depth(srcs[j])
     return [s for t, s in enumerate(srcs) if t not in dropped]
-
-
-def _inside(p: np.ndarray, footprint: tuple[float, float, float, float] | None) -> bool:
-    """Every source within the footprint and above the depth bound."""
-    if footprint is None:
-        return False
-    x0, x1, y0, y1 = footprint
-    for k in range(len(p) // 3):
-        px, py, pd = p[3 * k:3 * k + 3]
-        if not (x0 <= px <= x1 and y0 <= py <= y1) or pd >= MAX_DEPTH - 1e-3:
-            return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,371 @@
+"""Least-squares building blocks of the source fit (`fit.fit_sources`).
+
+Design matrices of point and line sources, the linear solve of their moments
+(variable projection), Levenberg-Marquardt runs on a whole window or on the
+data near one place with the other sources held (`_local_view`), the misfit
+sigma and chi-square drops that judge a model change, BIC, the pair rules
+and a line source's fit. No decisions about what is a target live here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from acquisition.dsp.dipole import SensorGeometry, design_matrix
+from acquisition.dsp.linesource import ends_from, fold_ends, line_design
+
+#: Share of a fitted source's field that a right model may still misfit
+#: (munition cases are not uniform lines: heavy noses, tail cones).
+SHAPE_REL = 0.05
+MAX_DEPTH = 12.0
+
+
+def _design(x: np.ndarray, y: np.ndarray, p: np.ndarray, geom: SensorGeometry) -> np.ndarray:
+    """`_design_srcs` for point sources packed flat as (x, y, depth) triples."""
+    return _design_srcs(x, y, [p[3 * s:3 * s + 3] for s in range(len(p) // 3)], geom)
+
+
+def _solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
+    # Normal equations on a handful of unit-scaled columns: ~100x faster than an
+    # SVD-based lstsq per call, and column scaling keeps them well conditioned.
+    A = G.T @ G
+    scale = np.sqrt(np.diag(A))
+    scale[scale == 0] = 1.0
+    A = A / np.outer(scale, scale)
+    A[np.diag_indices_from(A)] += 1e-10
+    b = (G.T @ v) / scale
+    try:
+        sol = np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        sol = np.linalg.lstsq(A, b, rcond=None)[0]
+    return sol / scale
+
+
+def residual(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+             geom: SensorGeometry) -> np.ndarray:
+    G = _design(x, y, p, geom)
+    return G @ _solve_linear(G, v) - v
+
+
+class _Fit:
+    """The bits of a least-squares run the fitter uses (positions with depth >= 0)."""
+
+    __slots__ = ("cost", "status", "x")
+
+    def __init__(self, x: np.ndarray, cost: float, status: int) -> None:
+        self.x, self.cost, self.status = x, cost, status
+
+
+def _fold(p: np.ndarray) -> np.ndarray:
+    q = np.array(p, dtype=np.float64)
+    q[2::3] = np.abs(q[2::3])
+    return q
+
+
+def _run(p0: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+         geom: SensorGeometry, max_nfev: int = 60) -> _Fit:
+    """Levenberg-Marquardt (MINPACK) on (x, y, depth) per source.
+
+    Depth enters as |u| so the problem is unbounded (LM needs that, and it is
+    several times faster here than the bounded trust-region solver, whose SVD
+    per step dominates); the mirror image above ground is the same fit folded.
+    """
+    p0 = _fold(p0)
+    p0[2::3] = np.maximum(p0[2::3], 0.02)
+
+    def fun(q: np.ndarray) -> np.ndarray:
+        return residual(_fold(q), x, y, v, geom)
+
+    r = least_squares(fun, p0, method="lm", x_scale=np.full(len(p0), 0.3),
+                      max_nfev=max_nfev * (len(p0) + 1), xtol=1e-6, ftol=1e-8)
+    q = _fold(r.x)
+    q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
+    return _Fit(q, float(r.cost), int(r.status))
+
+
+def _local(x: np.ndarray, y: np.ndarray, v: np.ndarray, cx: float, cy: float,
+           radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    loc = np.hypot(x - cx, y - cy) < radius
+    if loc.sum() >= 12:
+        return x[loc], y[loc], v[loc]
+    return x, y, v
+
+
+def _run_local(p: np.ndarray, free: list[int], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+               geom: SensorGeometry, center: tuple[float, float], radius: float) -> _Fit:
+    """Move only the ``free`` sources, on the data within ``radius`` of ``center``.
+
+    The other sources keep their positions (their moments are still re-solved),
+    so a new source cannot wander off to explain a strong neighbour's misfit
+    elsewhere in a wide window, and the cost stays local: a cluster of ten
+    sources costs ten small fits, not one huge one.
+    """
+    x, y, v = _local(x, y, v, center[0], center[1], radius)
+    k = len(p) // 3
+    fixed = [i for i in range(k) if i not in free]
+    base = [design_matrix(x, y, p[3 * i], p[3 * i + 1], p[3 * i + 2], geom) for i in fixed]
+    base.append(np.ones((len(x), 1)))
+    B = np.hstack(base)
+
+    def fun(q: np.ndarray) -> np.ndarray:
+        cols = [B] + [design_matrix(x, y, q[3 * j], q[3 * j + 1], abs(q[3 * j + 2]), geom)
+                      for j in range(len(free))]
+        G = np.hstack(cols)
+        return G @ _solve_linear(G, v) - v
+
+    s0 = _fold(np.concatenate([p[3 * i:3 * i + 3] for i in free]))
+    s0[2::3] = np.maximum(s0[2::3], 0.02)
+    r = least_squares(fun, s0, method="lm", x_scale=np.full(len(s0), 0.3),
+                      max_nfev=60 * (len(s0) + 1), xtol=1e-6, ftol=1e-8)
+    q = np.array(p, dtype=np.float64)
+    sol = _fold(r.x)
+    for j, i in enumerate(free):
+        q[3 * i:3 * i + 3] = sol[3 * j:3 * j + 3]
+    q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
+    return _Fit(q, float(r.cost), int(r.status))
+
+
+def _src_design(x: np.ndarray, y: np.ndarray, s: np.ndarray, geom: SensorGeometry) -> np.ndarray:
+    """Columns (n, 3) of one source: a point (x, y, depth) or a line (two end points)."""
+    if len(s) == 3:
+        return design_matrix(x, y, s[0], s[1], s[2], geom)
+    return line_design(x, y, s, geom)
+
+
+def _design_srcs(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray],
+                 geom: SensorGeometry) -> np.ndarray:
+    cols = [_src_design(x, y, s, geom) for s in srcs]
+    cols.append(np.ones((len(x), 1)))
+    return np.hstack(cols)
+
+
+#: In a local fit (a few metres around one source), a source of the window
+#: farther than this beyond the local data's edge keeps the moment the whole
+#: window gives it. Re-solved on local data, the tiny smooth field of a far
+#: source is a free broad basis function: it takes up any broad residual with
+#: an absurd moment, pulls weak sources deep and sideways, and inflates the
+#: misfit sigma that judges every model change there.
+FAR_MARGIN_M = 2.5
+
+
+def _bic_gain(rss_old: float, rss_new: float, n: int, k: int = 7) -> float:
+    """BIC gain of a model with ``k`` more parameters (a point source: 3
+    position + 3 moment + 1 for the offset it shares) on ``n`` samples."""
+    return n * math.log(max(rss_old, 1e-12) / max(rss_new, 1e-12)) - k * math.log(n)
+
+
+def _near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
+    """Indices of the sources (points, or lines anywhere along them) within
+    ``reach`` of (cx, cy)."""
+    return [i for i, s in enumerate(srcs) if _dist_to_src(s, cx, cy) <= reach]
+
+
+def _local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                geom: SensorGeometry, cx: float, cy: float, radius: float,
+                margin: float = FAR_MARGIN_M
+                ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The near sources' indices, the window's data with the far sources'
+    fields (at their whole-window moments) taken out, and its samples within
+    ``radius`` of (cx, cy) (`_local`)."""
+    near = _near_index(srcs, cx, cy, radius + margin)
+    vw = v
+    if len(near) < len(srcs):
+        G = _design_srcs(x, y, srcs, geom)
+        lin = _solve_linear(G, v)
+        cols = np.concatenate([np.arange(3 * i, 3 * i + 3)
+                               for i in range(len(srcs)) if i not in near])
+        vw = v - G[:, cols] @ lin[cols]
+    lx, ly, lv = _local(x, y, vw, cx, cy, radius)
+    return near, vw, lx, ly, lv
+
+
+def _put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) -> list[np.ndarray]:
+    """``srcs`` with its near sources replaced by ``sub`` (the near ones in
+    order, then any new ones, which go last)."""
+    out = list(srcs)
+    for j, i in enumerate(near):
+        out[i] = sub[j]
+    return [*out, *sub[len(near):]]
+
+
+def _flat(srcs: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(srcs) if srcs else np.empty(0)
+
+
+def _pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
+                     ratio: float) -> bool:
+    """Sources far enough apart; close pairs only if one is weaker and shallower.
+
+    A single dipole cannot fit an elongated body (a bomb lying 1.8 m long near
+    the surface): the misfit looks like a second source half a body-length away
+    at about the same depth. Scrap beside a bomb is far weaker than the bomb and
+    resolvable only when its anomaly is sharper, i.e. shallower. So within
+    ``max(close_m, 0.8 m + depth of the stronger)`` a pair is kept only when the
+    weaker has at most ``ratio`` of the stronger's moment and lies at less than
+    half the stronger's depth (and at least 0.2 m shallower).
+    """
+    k = len(p) // 3
+    mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(k)]
+    for a in range(k):
+        for b in range(a + 1, k):
+            sep = math.hypot(p[3 * a] - p[3 * b], p[3 * a + 1] - p[3 * b + 1])
+            if sep < min_sep:
+                return False
+            strong, weak = (a, b) if mags[a] >= mags[b] else (b, a)
+            ds, dw = p[3 * strong + 2], p[3 * weak + 2]
+            if sep < max(close_m, 0.8 + ds) and (
+                    mags[weak] > ratio * mags[strong] or dw > min(ds - 0.2, 0.5 * ds)):
+                return False
+    return True
+
+
+def _local_res(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
+               geom: SensorGeometry, w: np.ndarray | None = None) -> np.ndarray:
+    """Residual of the best moments (weighted by ``w`` = 1/sigma if given)."""
+    G = _design_srcs(lx, ly, srcs, geom)
+    if w is not None:
+        G, lv = G * w[:, None], lv * w
+    return G @ _solve_linear(G, lv) - lv
+
+
+def _local_sse(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
+               geom: SensorGeometry) -> float:
+    r = _local_res(srcs, lx, ly, lv, geom)
+    return float(r @ r)
+
+
+def _chi2_drop(r_before: np.ndarray, r_after: np.ndarray, sig2: np.ndarray,
+               robust: bool, c: float = 2.0) -> float:
+    """Drop of the (weighted) misfit from ``r_before`` to ``r_after``.
+
+    Robust (magnetic ground): Huber's loss, quadratic to ``c`` sigma and linear
+    beyond, so a few soil grains under the sensor cannot buy a model change.
+    """
+    def loss(r: np.ndarray) -> float:
+        u2 = r * r / sig2
+        if not robust:
+            return float(np.sum(u2))
+        u = np.sqrt(u2)
+        return float(np.sum(np.where(u <= c, u2, 2 * c * u - c * c)))
+
+    return loss(r_before) - loss(r_after)
+
+
+def _misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                  geom: SensorGeometry, noise: float, pos_sigma: float,
+                  shape_rel: float = SHAPE_REL) -> np.ndarray:
+    """Per-sample sigma of what a right model still misfits: sensor noise,
+    ``pos_sigma`` of horizontal position error times the model's slope there,
+    and ``shape_rel`` of the model itself (a real body is no uniform line)."""
+    G = _design_srcs(x, y, srcs, geom)
+    lin = _solve_linear(G, v)
+    d = 0.02
+    fx = (_design_srcs(x + d, y, srcs, geom) - _design_srcs(x - d, y, srcs, geom)) @ lin
+    fy = (_design_srcs(x, y + d, srcs, geom) - _design_srcs(x, y - d, srcs, geom)) @ lin
+    slope2 = (fx * fx + fy * fy) / (4 * d * d)
+    f = G @ lin - lin[-1]
+    return np.sqrt(noise * noise + pos_sigma * pos_sigma * slope2 + (shape_rel * f) ** 2)
+
+
+def _fold_src(q: np.ndarray) -> np.ndarray:
+    return _fold(q) if len(q) == 3 else fold_ends(q)
+
+
+def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
+                 lv: np.ndarray, geom: SensorGeometry, max_nfev: int = 40,
+                 w: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
+    """Move the ``free`` sources (points or lines) on local data, the others held
+    (all moments re-solved). Returns the new source list and its residual SSE
+    (weighted by ``w`` = 1/sigma per sample if given)."""
+    base = [_src_design(lx, ly, s, geom) for j, s in enumerate(srcs) if j not in free]
+    base.append(np.ones((len(lx), 1)))
+    B = np.hstack(base)
+    sizes = [len(srcs[i]) for i in free]
+    cuts = np.cumsum([0, *sizes])
+    if w is not None:
+        B = B * w[:, None]
+        lv = lv * w
+
+    def split(q: np.ndarray) -> list[np.ndarray]:
+        return [_fold_src(q[cuts[k]:cuts[k + 1]]) for k in range(len(free))]
+
+    def fun(q: np.ndarray) -> np.ndarray:
+        cols = [_src_design(lx, ly, s, geom) for s in split(q)]
+        if w is not None:
+            cols = [c * w[:, None] for c in cols]
+        G = np.hstack([B, *cols])
+        return G @ _solve_linear(G, lv) - lv
+
+    q0 = np.concatenate([_fold_src(srcs[i]) for i in free])
+    r = least_squares(fun, q0, method="lm", x_scale=np.full(len(q0), 0.3),
+                      max_nfev=max_nfev * (len(q0) + 1), xtol=1e-5, ftol=1e-7)
+    out = list(srcs)
+    for k, i in enumerate(free):
+        e = split(r.x)[k]
+        e[2::3] = np.minimum(e[2::3], MAX_DEPTH)
+        out[i] = e
+    return out, 2.0 * float(r.cost)
+
+
+def _fit_line_local(srcs: list[np.ndarray], i: int, ends0: np.ndarray, lx: np.ndarray,
+                    ly: np.ndarray, lv: np.ndarray,
+                    geom: SensorGeometry) -> tuple[np.ndarray, float]:
+    """Source ``i`` as a line from ``ends0``, the others held (moments re-solved)."""
+    out, sse = _refit_local([*srcs[:i], ends0, *srcs[i + 1:]], [i], lx, ly, lv, geom)
+    return out[i], sse
+
+
+def _index(srcs: list[np.ndarray], s: np.ndarray) -> int:
+    return next(k for k, t in enumerate(srcs) if t is s)
+
+
+#: Line seeds: axis azimuths (degrees) and lengths (m) tried around a point fit.
+LINE_SEED_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
+LINE_SEED_LENGTHS = (0.8, 1.6)
+
+
+def _best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly: np.ndarray,
+               lv: np.ndarray, geom: SensorGeometry) -> np.ndarray | None:
+    """Source ``i`` (a point) refitted as a line, the others held: seeds on a
+    few axes screened by one linear solve each, LM from the best two."""
+    cx, cy = float(srcs[i][0]), float(srcs[i][1])
+    seeds = [ends_from((cx, cy, 0.85 * depth), length, az)
+             for az in LINE_SEED_AZIMUTHS for length in LINE_SEED_LENGTHS]
+    scored = sorted(((_local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
+                     for k, e in enumerate(seeds)), key=lambda t: t[0])
+    best: tuple[float, np.ndarray] | None = None
+    for _sse0, k in scored[:2]:
+        try:
+            e, sse = _fit_line_local(srcs, i, seeds[k], lx, ly, lv, geom)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if np.all(np.isfinite(e)) and (best is None or sse < best[0]):
+            best = (sse, e)
+    return None if best is None else best[1]
+
+
+def _dist_to_src(s: np.ndarray, px: float, py: float) -> float:
+    """Horizontal distance from (px, py) to a point source or to a line's
+    horizontal projection."""
+    if len(s) == 3:
+        return math.hypot(float(s[0]) - px, float(s[1]) - py)
+    ax, ay, bx, by = float(s[0]), float(s[1]), float(s[3]), float(s[4])
+    dx, dy = bx - ax, by - ay
+    L2 = dx * dx + dy * dy
+    t = 0.0 if L2 == 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+    return math.hypot(ax + t * dx - px, ay + t * dy - py)
+
+
+def _inside(p: np.ndarray, footprint: tuple[float, float, float, float] | None) -> bool:
+    """Every source within the footprint and above the depth bound."""
+    if footprint is None:
+        return False
+    x0, x1, y0, y1 = footprint
+    for k in range(len(p) // 3):
+        px, py, pd = p[3 * k:3 * k + 3]
+        if not (x0 <= px <= x1 and y0 <= py <= y1) or pd >= MAX_DEPTH - 1e-3:
+            return False
+    return True
