@@ -1,5 +1,7 @@
 """A bomblet about a metre from a mortar or a projectile is found (`fit_sources`
-step 2b), and a lone mortar or projectile is never split into two.
+step 2b), and a lone mortar or projectile is never split into two (on a
+gradiometer; on a total-field sensor one lone mortar in 16 is: a known
+failure, marked so).
 
 Survey data come from the simulator (`simulator.survey`: munition-case
 bodies, position error, gait bob, lane offsets), not the DSP's forward model.
@@ -44,9 +46,16 @@ def test_bomblet_a_metre_from_a_body_is_found(seed, big, cx, cy, tol):
     assert bomblet.moment_abs < 0.5 * max(t.moment_abs for t in near)
 
 
-@pytest.mark.parametrize(("kind", "depths"), [("mortar", (0.2, 1.0)),
-                                               ("projectile", (0.4, 2.0))])
-def test_lone_bodies_are_not_split(kind, depths):
+@pytest.mark.parametrize(("kind", "depths", "sensor"), [
+    ("mortar", (0.2, 1.0), "gradient"),
+    ("projectile", (0.4, 2.0), "gradient"),
+    # Total field: one of the 16 mortars (0.37 m deep) gets a phantom 0.9 m
+    # away at the surface with a few per cent of its moment (docs/dsp.md,
+    # "Limits"); strict, so a fix is noticed.
+    pytest.param("mortar", (0.2, 1.0), "total", marks=pytest.mark.xfail(
+        strict=True, reason="known: the ring step splits lone bodies on a total-field sensor")),
+])
+def test_lone_bodies_are_not_split(kind, depths, sensor):
     # Mortars or projectiles alone, every orientation and plunge: a body's
     # misfit must not become a "bomblet" beside it.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -60,7 +69,8 @@ def test_lone_bodies_are_not_split(kind, depths):
                         "depth": float(rng.uniform(*depths)),
                         "azimuth_deg": float(rng.uniform(0, 360)),
                         "plunge_deg": float(rng.uniform(-60, 60))})
-    sc = scenario_from_dict(scenario("mortars", 7, count=0, targets=targets))
+    extra = {"kind": "total", "white": 0.3} if sensor == "total" else {}
+    sc = scenario_from_dict(scenario("mortars", 7, count=0, targets=targets, **extra))
     sim = simulate_survey(sc)
     res = process_sim(sc, sim)
     found = 0
