@@ -71,7 +71,7 @@ def test_joint_refit_moves_a_source_fitted_to_everything_onto_an_object():
     assert v2 is v
 
 
-def test_joint_refit_keeps_the_old_sources_when_moving_does_not_pay():
+def test_joint_refit_leaves_sources_already_right_in_place():
     truth = [induced(4.5, 10.0, 1.0, 2.0), induced(11.0, 20.0, 1.5, 3.0)]
     x, y, v, lane = _total_survey(truth, noise=0.3)
     p = np.array([4.5, 10.0, 1.0, 11.0, 20.0, 1.5])  # already right
