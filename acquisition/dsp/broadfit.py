@@ -31,6 +31,7 @@ from acquisition.dsp.fitcore import (
     _local_sse,
     _local_view,
     _misfit_sigma,
+    _moment_sizes,
     _pairs_plausible,
     _refit_local,
     _run,
@@ -196,15 +197,11 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     for s in sorted([t for t in out if len(t) == 3 and t[2] >= min_depth],
                     key=lambda t: -float(t[2])):
         cx, cy, d = (float(t) for t in s)
-        radius = min(1.5 * (d + h) + 2.0, 9.0)
-        near, _vw, lx, ly, lv = _local_view(out, x, y, v, geom, cx, cy, radius)
+        near, lx, ly, lv, ll = _lane_view(out, x, y, v, geom, cx, cy,
+                                          min(1.5 * (d + h) + 2.0, 9.0), lanes)
         n_l = lx.size
         if n_l < 60:
             continue
-        ll = None
-        if lanes is not None:
-            loc = np.hypot(x - cx, y - cy) < radius
-            ll = np.asarray(lanes)[loc] if int(loc.sum()) == n_l else None
         sub = [out[i] for i in near]
         i = _index(sub, s)
         sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
@@ -254,6 +251,22 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     return out
 
 
+def _lane_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+               geom: SensorGeometry, cx: float, cy: float, radius: float,
+               lanes: np.ndarray | None
+               ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """`_local_view` (near sources, local samples with the far fields out) and
+    the lane of each local sample; None without ``lanes`` or when the view
+    fell back to the whole window (too few samples near)."""
+    near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, cx, cy, radius)
+    ll = None
+    if lanes is not None:
+        loc = np.hypot(x - cx, y - cy) < radius
+        if int(loc.sum()) == lx.size:
+            ll = np.asarray(lanes)[loc]
+    return near, lx, ly, lv, ll
+
+
 def _lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
                    ll: np.ndarray | None, geom: SensorGeometry) -> np.ndarray:
     """Residual of the best moments with a free offset per lane ``ll`` (one
@@ -298,20 +311,16 @@ def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     """
     h = geom.sensor_height_m
     out = list(srcs)
-    G = _design_srcs(x, y, out, geom)
-    lin = _solve_linear(G, v)
-    mags = {id(s): float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i, s in enumerate(out)}
-    strongest = max(out, key=lambda s: mags[id(s)])
-    for s in sorted(out, key=lambda t: mags[id(t)]):
+    mags = _moment_sizes(out, x, y, v, geom)
+    strongest = out[int(np.argmax(mags))]
+    for _m, s in sorted(zip(mags, out, strict=True), key=lambda t: t[0]):
         if len(s) != 3 or s is strongest or s[2] < min_depth:
             continue
         cx, cy, d = (float(t) for t in s)
-        radius = min(1.5 * (d + h) + 2.0, 9.0)
-        loc = np.hypot(x - cx, y - cy) < radius
-        near, _vw, lx, ly, lv = _local_view(out, x, y, v, geom, cx, cy, radius)
-        if lx.size != int(loc.sum()) or lx.size < 30:
+        near, lx, ly, lv, ll = _lane_view(out, x, y, v, geom, cx, cy,
+                                          min(1.5 * (d + h) + 2.0, 9.0), lanes)
+        if ll is None or lx.size < 30:
             continue
-        ll = np.asarray(lanes)[loc]
         sub = [out[i] for i in near]
         without = [t for t in sub if t is not s]
         sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2

@@ -64,6 +64,7 @@ from acquisition.dsp.fitcore import (
     _local_res,
     _local_view,
     _misfit_sigma,
+    _moment_sizes,
     _pairs_plausible,
     _put_back,
     _refit_local,
@@ -1034,13 +1035,6 @@ def _centre_depth(s: np.ndarray) -> tuple[float, float, float]:
         return float(s[0]), float(s[1]), float(s[2])
     info = describe(s)
     return info["x"], info["y"], info["depth"]
-
-
-def _moment_sizes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                  geom: SensorGeometry) -> list[float]:
-    """|moment| of each source (points or lines), solved jointly on the window."""
-    lin = _solve_linear(_design_srcs(x, y, srcs, geom), v)
-    return [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
 
 
 def _taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGeometry,

@@ -369,3 +369,10 @@ def _inside(p: np.ndarray, footprint: tuple[float, float, float, float] | None) 
         if not (x0 <= px <= x1 and y0 <= py <= y1) or pd >= MAX_DEPTH - 1e-3:
             return False
     return True
+
+
+def _moment_sizes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                  geom: SensorGeometry) -> list[float]:
+    """|moment| of each source (points or lines), solved jointly on the window."""
+    lin = _solve_linear(_design_srcs(x, y, srcs, geom), v)
+    return [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
