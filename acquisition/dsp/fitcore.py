@@ -325,21 +325,34 @@ def _index(srcs: list[np.ndarray], s: np.ndarray) -> int:
 #: Line seeds: axis azimuths (degrees) and lengths (m) tried around a point fit.
 LINE_SEED_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
 LINE_SEED_LENGTHS = (0.8, 1.6)
+#: A point fit of a big body lying at the surface reads it a few cm deep;
+#: lines seeded that shallow under a sensor 0.3 m up stall in a wrong
+#: minimum (a 1.8 m bomb 0.20 m deep came out a 0.9 m line at 0.05 m, its
+#: axis 25 degrees off: laterite seed 15). Such points also get seeds this
+#: deep, and the better of the two fits is kept.
+LINE_SEED_MIN_DEPTH_M = 0.15
 
 
 def _best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly: np.ndarray,
                lv: np.ndarray, geom: SensorGeometry) -> np.ndarray | None:
     """Source ``i`` (a point) refitted as a line, the others held: seeds on a
-    few axes screened by one linear solve each, LM from the best two."""
+    few axes screened by one linear solve each, LM from the best two (and
+    from the best one at `LINE_SEED_MIN_DEPTH_M` if the point is shallower)."""
     cx, cy = float(srcs[i][0]), float(srcs[i][1])
-    seeds = [ends_from((cx, cy, 0.85 * depth), length, az)
-             for az in LINE_SEED_AZIMUTHS for length in LINE_SEED_LENGTHS]
-    scored = sorted(((_local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
-                     for k, e in enumerate(seeds)), key=lambda t: t[0])
+    starts: list[np.ndarray] = []
+    depths = [(0.85 * depth, 2)]
+    if 0.85 * depth < LINE_SEED_MIN_DEPTH_M:
+        depths.append((LINE_SEED_MIN_DEPTH_M, 2))
+    for d0, take in depths:
+        seeds = [ends_from((cx, cy, d0), length, az)
+                 for az in LINE_SEED_AZIMUTHS for length in LINE_SEED_LENGTHS]
+        scored = sorted(((_local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
+                         for k, e in enumerate(seeds)), key=lambda t: t[0])
+        starts += [seeds[k] for _sse0, k in scored[:take]]
     best: tuple[float, np.ndarray] | None = None
-    for _sse0, k in scored[:2]:
+    for start in starts:
         try:
-            e, sse = _fit_line_local(srcs, i, seeds[k], lx, ly, lv, geom)
+            e, sse = _fit_line_local(srcs, i, start, lx, ly, lv, geom)
         except (ValueError, np.linalg.LinAlgError):
             continue
         if np.all(np.isfinite(e)) and (best is None or sse < best[0]):
