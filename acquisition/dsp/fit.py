@@ -805,6 +805,19 @@ def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     return q
 
 
+def _moment_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
+                   y: np.ndarray, v: np.ndarray, geom: SensorGeometry) -> tuple[float, float]:
+    """Centre of the ``group`` of ``srcs``, weighted by their fitted moments."""
+    lin = _solve_linear(_design_srcs(x, y, srcs, geom), v)
+    w, cx, cy = 0.0, 0.0, 0.0
+    for t in group:
+        k = _index(srcs, t)
+        m = float(np.linalg.norm(lin[3 * k:3 * k + 3]))
+        px, py, _d = _centre_depth(t)
+        w, cx, cy = w + m, cx + m * px, cy + m * py
+    return (cx / w, cy / w) if w > 0 else (float(group[0][0]), float(group[0][1]))
+
+
 def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
               geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
               min_peak_snr: float = 40.0, min_length: float = 0.3,
@@ -857,15 +870,25 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
         sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
         r_now = _local_res(sub, lx, ly, lv, geom)
         best: tuple[float, list[np.ndarray], np.ndarray] | None = None
-        for drop in ([], weak) if weak else ([],):
+        # A big body just under the surface, along the lanes, can leave the
+        # greedy pass as a cluster of strong points and lines around it, none
+        # of them the body: one more try replaces them all by one line,
+        # anchored at their moment-weighted centre (0.2 m deep, five points).
+        cluster = [t for t in sub if t is not s and _dist_to_src(t, cx, cy) < reach_m]
+        drops = [[], *([weak] if weak else [])]
+        if len(cluster) > len(weak):
+            drops.append(cluster)
+        for drop in drops:
             cand = [t for t in sub if not any(t is w for w in drop)]
             i = _index(cand, s)
-            e = _best_line(cand, i, d, lx, ly, lv, geom)
+            whole = drop is cluster
+            e = _best_line(cand, i, d, lx, ly, lv, geom, shallow=True)
             if e is None:
                 continue
             info = describe(e)
+            ax, ay = _moment_centre([s, *drop], sub, lx, ly, lv, geom) if whole else (cx, cy)
             if (not (min_length <= info["length_m"] <= max_length)
-                    or math.hypot(info["x"] - cx, info["y"] - cy) > 0.75):
+                    or math.hypot(info["x"] - ax, info["y"] - ay) > 0.75):
                 continue
             cand[i] = e
             gain = (_chi2_drop(r_now, _local_res(cand, lx, ly, lv, geom), sig2, robust)
