@@ -49,6 +49,7 @@ from acquisition.dsp.dipole import SensorGeometry, design_batch, design_matrix
 from acquisition.dsp.euler import euler_locate
 from acquisition.dsp.fitcore import (
     MAX_DEPTH,
+    NEAR_FIELD_M,
     _best_line,
     _bic_gain,
     _chi2_drop,
@@ -874,15 +875,16 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
         # greedy pass as a cluster of strong points and lines around it, none
         # of them the body: one more try replaces them all by one line,
         # anchored at their moment-weighted centre (0.2 m deep, five points).
+        near_field = d < NEAR_FIELD_M
         cluster = [t for t in sub if t is not s and _dist_to_src(t, cx, cy) < reach_m]
         drops = [[], *([weak] if weak else [])]
-        if len(cluster) > len(weak):
+        if near_field and len(cluster) > len(weak):
             drops.append(cluster)
         for drop in drops:
             cand = [t for t in sub if not any(t is w for w in drop)]
             i = _index(cand, s)
             whole = drop is cluster
-            e = _best_line(cand, i, d, lx, ly, lv, geom, shallow=True)
+            e = _best_line(cand, i, d, lx, ly, lv, geom, shallow=near_field)
             if e is None:
                 continue
             info = describe(e)

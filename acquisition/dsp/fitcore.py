@@ -331,28 +331,33 @@ LINE_SEED_LENGTHS = (0.8, 1.6)
 #: axis 25 degrees off: laterite seed 15). Such points also get seeds this
 #: deep, and the better of the two fits is kept.
 LINE_SEED_MIN_DEPTH_M = 0.15
-#: Seed centres along each seed axis (m from the point): the point fit of a
-#: case with a heavy nose sits toward the nose, not at the body's centre.
+#: Seed centres along each seed axis (m from the point) for points shallower
+#: than `NEAR_FIELD_M`: the point fit of a case with a heavy nose sits
+#: toward the nose, not at the body's centre, and that close to the sensor
+#: the line's LM does not find its way back from there.
 LINE_SEED_SHIFTS_M = (-0.5, 0.0, 0.5)
+NEAR_FIELD_M = 1.0
 
 
 def _best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly: np.ndarray,
                lv: np.ndarray, geom: SensorGeometry, shallow: bool = False) -> np.ndarray | None:
     """Source ``i`` (a point) refitted as a line, the others held: seeds on a
-    few axes, lengths and centres screened by one linear solve each, LM from
-    the best two at 0.85 × ``depth``, and from the best two at
-    `LINE_SEED_MIN_DEPTH_M` if that is deeper or ``shallow`` asks for them."""
+    few axes and lengths (and centres, for a point in the near field) screened
+    by one linear solve each, LM from the best two at 0.85 × ``depth``, and
+    from the best two at `LINE_SEED_MIN_DEPTH_M` if that is deeper or
+    ``shallow`` asks for them."""
     cx, cy = float(srcs[i][0]), float(srcs[i][1])
     starts: list[np.ndarray] = []
     depths = [0.85 * depth]
     if shallow or 0.85 * depth < LINE_SEED_MIN_DEPTH_M:
         depths.append(LINE_SEED_MIN_DEPTH_M)
+    shifts = LINE_SEED_SHIFTS_M if depth < NEAR_FIELD_M else (0.0,)
     for d0 in depths:
         seeds = []
         for az in LINE_SEED_AZIMUTHS:
             ux, uy = math.sin(math.radians(az)), math.cos(math.radians(az))
             seeds += [ends_from((cx + k * ux, cy + k * uy, d0), length, az)
-                      for length in LINE_SEED_LENGTHS for k in LINE_SEED_SHIFTS_M]
+                      for length in LINE_SEED_LENGTHS for k in shifts]
         scored = sorted(((_local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
                          for k, e in enumerate(seeds)), key=lambda t: t[0])
         starts += [seeds[k] for _sse0, k in scored[:2]]
