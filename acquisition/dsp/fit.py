@@ -834,10 +834,13 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
     with its weak neighbours (under ``ratio`` of its moment, within
     ``reach_m``) kept, and without them — a point fit of a long body often
     grew a weak "neighbour" to take its misfit, and with that neighbour held
-    the line gains nothing. The better by BIC replaces the point if it pays,
-    the line is ``min_length``-``max_length`` long and its centre stays within
-    0.75 m. Then every weak neighbour is judged against the line: kept (or
-    put back) only if it still pays its 6 parameters.
+    the line gains nothing. A point in the near field (< `NEAR_FIELD_M`
+    deep) has a third try: the line replaces every source within ``reach_m``,
+    whatever its size. The best by BIC replaces the point if it pays, the
+    line is ``min_length``-``max_length`` long and its centre stays within
+    0.75 m of the point (of the replaced sources' moment-weighted centre, for
+    the third try). Then every weak neighbour is judged against the line:
+    kept (or put back) only if it still pays its 6 parameters.
 
     All gains are chi-square drops with the sigma a right model still
     misfits (`_misfit_sigma`: noise, and a few cm of position error on the
