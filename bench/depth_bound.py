@@ -20,7 +20,7 @@ within 3 m of it. Four columns, each knowing less than the one before:
 Even column 4 is easier than the simulated world: every object is taken as
 a point dipole (bombs, projectiles and mortars are really munition cases),
 the errors are linearised, and soil and drift are left out. So the real
-error can only be larger: a target this bound misses, no method meets.
+error can only be larger: a target this bound misses, no unbiased method meets.
 
 Reported per scenario: the expected share of objects whose depth error
 exceeds 30 % of their depth if every estimate were Gaussian with the bound
