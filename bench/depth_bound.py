@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy_lanes import SCENARIOS
 
-from acquisition.dsp.dipole import SensorGeometry, design_matrix
+from acquisition.dsp.dipole import SensorGeometry
+from acquisition.dsp.fit import _full_jacobian
 from simulator import physics
 from simulator.scenario import scenario_from_dict
 from simulator.survey import simulate_survey, target_sources
@@ -53,25 +54,8 @@ from simulator.survey import simulate_survey, target_sources
 #: Samples this far (m) from an object carry its information; farther ones
 #: add nothing measurable (the field falls as 1/r^4 for a gradiometer).
 REACH_M = 3.0
-STEP_M = 1e-4  # central-difference step for the position derivatives
 #: Objects this close (m) share the window: their parameters are unknowns too.
 NEIGHBOUR_M = 2.5
-
-
-def _point_columns(x: np.ndarray, y: np.ndarray, src: tuple[float, float, float],
-                   moment: np.ndarray, geom: SensorGeometry) -> np.ndarray:
-    """Derivatives (n, 6) of a dipole's readings by x0, y0, depth and its moment."""
-    x0, y0, d0 = src
-
-    def model(px: float, py: float, pz: float) -> np.ndarray:
-        return design_matrix(x, y, px, py, pz, geom) @ moment
-
-    cols = [
-        (model(x0 + STEP_M, y0, d0) - model(x0 - STEP_M, y0, d0)) / (2 * STEP_M),
-        (model(x0, y0 + STEP_M, d0) - model(x0, y0 - STEP_M, d0)) / (2 * STEP_M),
-        (model(x0, y0, d0 + STEP_M) - model(x0, y0, d0 - STEP_M)) / (2 * STEP_M),
-    ]
-    return np.column_stack([*cols, design_matrix(x, y, x0, y0, d0, geom)])
 
 
 def depth_sigma(x: np.ndarray, y: np.ndarray, lane: np.ndarray, src: tuple[float, float, float],
@@ -84,8 +68,11 @@ def depth_sigma(x: np.ndarray, y: np.ndarray, lane: np.ndarray, src: tuple[float
     ``others``: neighbours (position, moment) whose six parameters are
     unknown too (a method must estimate them as well).
     """
-    J = np.column_stack([_point_columns(x, y, src, moment, geom),
-                         *(_point_columns(x, y, p, m, geom) for p, m in others)])
+    srcs = [np.asarray(src, float), *(np.asarray(p, float) for p, _m in others)]
+    lin = np.concatenate([moment, *(m for _p, m in others), [0.0]])
+    # The product's own derivatives (positions, then moments, per source),
+    # without its one overall offset: the lane offsets below take its place.
+    J = _full_jacobian(srcs, lin, x, y, geom)[:, :-1]
     if offsets:
         lanes = np.unique(lane)
         J = np.column_stack([J, (lane[:, None] == lanes[None, :]).astype(float)])

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from dsp_synth import lanes_xy
 
 from acquisition.dsp.dipole import SensorGeometry, design_matrix, induced_moment
 from acquisition.dsp.fitcore import _run
@@ -26,18 +27,10 @@ GRAD = SensorGeometry.from_geometry({"kind": "gradient", "sensor_height_m": 0.3,
                                      "sensor_separation_m": 0.65}, QUANG_TRI)
 
 
-def _lanes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ys = np.arange(0.0, 6.0, 0.1)
-    x = np.concatenate([np.full(ys.size, 0.5 + k) for k in range(4)])
-    y = np.tile(ys, 4)
-    lane = np.repeat(np.arange(4), ys.size)
-    return x, y, lane
-
-
 def test_the_fit_spreads_as_the_bound_says_on_white_noise() -> None:
     """A bomblet 0.2 m deep, 0.3 m beside a lane, 300 noisy copies: the fit's
     depth spread is within 0.85-1.3 x the bound, and unbiased within 3 %."""
-    x, y, lane = _lanes()
+    x, y, lane = lanes_xy(n_lanes=4, length=6.0)
     src = (1.8, 3.0, 0.2)
     m = induced_moment(0.03, QUANG_TRI)
     clean = design_matrix(x, y, *src, GRAD) @ m
