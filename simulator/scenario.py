@@ -543,6 +543,20 @@ def _random_spec(t: _Table) -> RandomTargetsSpec:
     return spec
 
 
+def buried_depth(depth: float, length_m: float, plunge_deg: float) -> float:
+    """``depth`` (of the body's centre, m), deepened where needed so that the
+    upper end of a plunging body stays below ground, rounded to the mm.
+
+    A random body is buried ordnance: one whose end stood above the ground
+    would be seen, not surveyed, and has no meaningful "depth". The draws
+    are made before this rule, so every other body of a seed is unchanged.
+    Explicit ``[[targets]]`` are taken as written (a partly exposed bomb is
+    a case worth simulating on purpose).
+    """
+    top = 0.5 * length_m * math.sin(math.radians(abs(plunge_deg)))
+    return round(max(depth, top), 3)
+
+
 def _generate_targets(sc: Scenario) -> tuple[TargetSpec, ...]:
     """Draw the random targets (seeded; rejection sampling for minimum separation)."""
     spec = sc.random_targets
@@ -575,11 +589,13 @@ def _generate_targets(sc: Scenario) -> tuple[TargetSpec, ...]:
             d = rng.standard_normal(3)
             d /= max(float(np.linalg.norm(d)), 1e-12)
             rem = tuple(float(v) for v in spec.remanent_fraction * moment * d)
+        depth = float(rng.uniform(spec.depth_min_m, spec.depth_max_m))
+        azimuth = float(rng.uniform(0, 360))
+        plunge = float(rng.uniform(0, 60))
         out.append(TargetSpec(
             name=f"rnd-{len(out)}", kind=kind, x=round(x, 3), y=round(y, 3),
-            depth=round(float(rng.uniform(spec.depth_min_m, spec.depth_max_m)), 3),
-            moment_Am2=moment, remanent_Am2=rem, length_m=dl,
-            azimuth_deg=float(rng.uniform(0, 360)), plunge_deg=float(rng.uniform(0, 60)),
+            depth=buried_depth(depth, dl, plunge), moment_Am2=moment, remanent_Am2=rem,
+            length_m=dl, azimuth_deg=azimuth, plunge_deg=plunge,
         ))
         placed.append((x, y))
     return tuple(out)

@@ -176,7 +176,10 @@ def test_a_deep_bomb_under_the_threshold_stays():
 SURFACE_CASES = [(0.08, 112.0, 1), (0.12, 112.0, 1),
                  # Along the lanes, the greedy pass left 3-5 points around
                  # these; one line now replaces the whole cluster.
-                 (0.2, 0.0, 1), (0.2, 0.0, 2), (0.06, 20.0, 1)]
+                 (0.2, 0.0, 1), (0.2, 0.0, 2), (0.06, 20.0, 1),
+                 # Here the greedy pass also left two deep sources of 25 Am2
+                 # with opposite moments (`fit._signal_centre`).
+                 (0.12, 0.0, 1)]
 
 
 @pytest.mark.parametrize(("depth", "az", "seed"), SURFACE_CASES)
@@ -198,9 +201,26 @@ def test_seeded_only_where_the_point_sat_the_line_stalls_at_the_surface(monkeypa
     assert t.depth < 0.05 and t.length_m < 1.0
 
 
+def test_anchored_by_moment_the_cluster_line_misses_a_cancelling_pair(monkeypatch):
+    # The anchor weighted by fitted moment, as in session 8: the two deep
+    # sources' 25 Am2 each pull it 1.3 m off the anomaly and the line is
+    # refused; four targets remain, one of them 2.3 m deep.
+    def by_moment(group, srcs, x, y, v, geom):
+        lin = fitcore._solve_linear(fitcore._design_srcs(x, y, srcs, geom), v)
+        w = [float(np.linalg.norm(lin[3 * fitcore._index(srcs, t):][:3])) for t in group]
+        c = [fitmod._centre_depth(t)[:2] for t in group]
+        return tuple(float(np.average([p[k] for p in c], weights=w)) for k in (0, 1))
+
+    monkeypatch.setattr(fitmod, "_signal_centre", by_moment)
+    _sim, res = _bomb_survey(0.12, 0.0, 1.0, 1)
+    near = [t for t in res.targets if math.hypot(t.x - BOMB[0], t.y - BOMB[1]) < 3.0]
+    assert len(near) >= 3
+    assert max(t.depth for t in near) > 1.0
+
+
 def test_without_the_cluster_line_a_bomb_along_the_lanes_is_several_targets(monkeypatch):
     # The cluster candidate's anchor moved out of reach: it is never taken.
-    monkeypatch.setattr(fitmod, "_moment_centre", lambda *a, **k: (1e9, 1e9))
+    monkeypatch.setattr(fitmod, "_signal_centre", lambda *a, **k: (1e9, 1e9))
     _sim, res = _bomb_survey(0.2, 0.0, 1.0, 2)
     near = [t for t in res.targets if math.hypot(t.x - BOMB[0], t.y - BOMB[1]) < 3.0]
     assert len(near) >= 3

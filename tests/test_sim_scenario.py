@@ -133,6 +133,30 @@ def test_random_targets_are_seeded_separated_and_inside():
     assert c.generated != a.generated and c.targets == a.targets
 
 
+def test_random_plunging_bodies_stay_buried():
+    # Shallow draws of 1.8 m bombs at up to 60 deg plunge: uncorrected, about
+    # two in three would have their upper end above the ground.
+    sc = parse_scenario("seed = 7\n[area]\nwidth = 60\nlength = 60\n"
+                        "[random_targets]\ncount = 40\nkinds = ['aircraft_bomb']\n"
+                        "min_separation_m = 1\ndepth_min_m = 0.05\ndepth_max_m = 0.5\n")
+    deepened = 0
+    for t in sc.generated:
+        top = 0.5 * t.length_m * math.sin(math.radians(t.plunge_deg))
+        assert t.length_m == pytest.approx(1.8)
+        assert t.depth >= top - 5e-4  # the upper end at or below the ground
+        if t.depth > 0.5 + 1e-9:
+            # Deepened exactly to the surface, no further.
+            assert t.depth == pytest.approx(top, abs=5e-4)
+            deepened += 1
+        else:
+            assert 0.05 <= t.depth <= 0.5
+    assert 10 <= deepened <= 35
+    # Explicit targets are taken as written: a partly exposed bomb is allowed.
+    ex = parse_scenario(MINIMAL + "[[targets]]\nkind = 'aircraft_bomb'\nx = 2\ny = 3\n"
+                        "depth = 0.05\nplunge_deg = 45\n")
+    assert ex.targets[0].depth == pytest.approx(0.05)
+
+
 def test_field_from_lat_lon_date_uses_igrf():
     sc = parse_scenario(MINIMAL + "[field]\nlat = 16.75\nlon = 107.0\ndate = 2026-01-01\n")
     assert sc.field.total_nT == pytest.approx(43600, rel=0.01)

@@ -806,14 +806,22 @@ def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     return q
 
 
-def _moment_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
+def _signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
                    y: np.ndarray, v: np.ndarray, geom: SensorGeometry) -> tuple[float, float]:
-    """Centre of the ``group`` of ``srcs``, weighted by their fitted moments."""
-    lin = _solve_linear(_design_srcs(x, y, srcs, geom), v)
+    """Centre of the ``group`` of ``srcs``, each weighted by the peak of the
+    field it predicts on the samples (the anomaly it explains).
+
+    Not by moment: a greedy fit of a body just under the surface can hold a
+    pair of deep sources with large, nearly opposite moments (25 Am2 each
+    where the bomb has 15) whose fields cancel; weighted by moment they drag
+    the centre a metre off the anomaly.
+    """
+    G = _design_srcs(x, y, srcs, geom)
+    lin = _solve_linear(G, v)
     w, cx, cy = 0.0, 0.0, 0.0
     for t in group:
         k = _index(srcs, t)
-        m = float(np.linalg.norm(lin[3 * k:3 * k + 3]))
+        m = float(np.max(np.abs(G[:, 3 * k:3 * k + 3] @ lin[3 * k:3 * k + 3])))
         px, py, _d = _centre_depth(t)
         w, cx, cy = w + m, cx + m * px, cy + m * py
     return (cx / w, cy / w) if w > 0 else (float(group[0][0]), float(group[0][1]))
@@ -838,7 +846,7 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
     deep) has a third try: the line replaces every source within ``reach_m``,
     whatever its size. The best by BIC replaces the point if it pays, the
     line is ``min_length``-``max_length`` long and its centre stays within
-    0.75 m of the point (of the replaced sources' moment-weighted centre, for
+    0.75 m of the point (of the replaced sources' signal-weighted centre, for
     the third try). Then every weak neighbour is judged against the line:
     kept (or put back) only if it still pays its 6 parameters.
 
@@ -877,7 +885,7 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
         # A big body just under the surface, along the lanes, can leave the
         # greedy pass as a cluster of strong points and lines around it, none
         # of them the body: one more try replaces them all by one line,
-        # anchored at their moment-weighted centre (0.2 m deep, five points).
+        # anchored at their signal-weighted centre (0.2 m deep, five points).
         near_field = d < NEAR_FIELD_M
         cluster = [t for t in sub if t is not s and _dist_to_src(t, cx, cy) < reach_m]
         drops = [[], *([weak] if weak else [])]
@@ -891,7 +899,7 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
             if e is None:
                 continue
             info = describe(e)
-            ax, ay = _moment_centre([s, *drop], sub, lx, ly, lv, geom) if whole else (cx, cy)
+            ax, ay = _signal_centre([s, *drop], sub, lx, ly, lv, geom) if whole else (cx, cy)
             if (not (min_length <= info["length_m"] <= max_length)
                     or math.hypot(info["x"] - ax, info["y"] - ay) > 0.75):
                 continue
