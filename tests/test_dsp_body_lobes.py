@@ -17,8 +17,8 @@ import pytest
 from dsp_synth import lanes_xy
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
+from acquisition.dsp import elongate, fitcore
 from acquisition.dsp import fit as fitmod
-from acquisition.dsp import fitcore
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.linesource import LINE_POINTS, line_design, line_points
 from acquisition.geomag import QUANG_TRI
@@ -178,7 +178,7 @@ SURFACE_CASES = [(0.08, 112.0, 1), (0.12, 112.0, 1),
                  # these; one line now replaces the whole cluster.
                  (0.2, 0.0, 1), (0.2, 0.0, 2), (0.06, 20.0, 1),
                  # Here the greedy pass also left two deep sources of 25 Am2
-                 # with opposite moments (`fit._signal_centre`).
+                 # with opposite moments (`elongate._signal_centre`).
                  (0.12, 0.0, 1)]
 
 
@@ -208,10 +208,10 @@ def test_anchored_by_moment_the_cluster_line_misses_a_cancelling_pair(monkeypatc
     def by_moment(group, srcs, x, y, v, geom):
         lin = fitcore._solve_linear(fitcore._design_srcs(x, y, srcs, geom), v)
         w = [float(np.linalg.norm(lin[3 * fitcore._index(srcs, t):][:3])) for t in group]
-        c = [fitmod._centre_depth(t)[:2] for t in group]
+        c = [fitcore._centre_depth(t)[:2] for t in group]
         return tuple(float(np.average([p[k] for p in c], weights=w)) for k in (0, 1))
 
-    monkeypatch.setattr(fitmod, "_signal_centre", by_moment)
+    monkeypatch.setattr(elongate, "_signal_centre", by_moment)
     _sim, res = _bomb_survey(0.12, 0.0, 1.0, 1)
     near = [t for t in res.targets if math.hypot(t.x - BOMB[0], t.y - BOMB[1]) < 3.0]
     assert len(near) >= 3
@@ -220,7 +220,7 @@ def test_anchored_by_moment_the_cluster_line_misses_a_cancelling_pair(monkeypatc
 
 def test_without_the_cluster_line_a_bomb_along_the_lanes_is_several_targets(monkeypatch):
     # The cluster candidate's anchor moved out of reach: it is never taken.
-    monkeypatch.setattr(fitmod, "_signal_centre", lambda *a, **k: (1e9, 1e9))
+    monkeypatch.setattr(elongate, "_signal_centre", lambda *a, **k: (1e9, 1e9))
     _sim, res = _bomb_survey(0.2, 0.0, 1.0, 2)
     near = [t for t in res.targets if math.hypot(t.x - BOMB[0], t.y - BOMB[1]) < 3.0]
     assert len(near) >= 3

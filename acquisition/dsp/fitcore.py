@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
-from acquisition.dsp.linesource import ends_from, fold_ends, line_design
+from acquisition.dsp.linesource import describe, ends_from, fold_ends, line_design
 
 #: Share of a fitted source's field that a right model may still misfit
 #: (munition cases are not uniform lines: heavy noses, tail cones).
@@ -401,3 +401,16 @@ def _moment_sizes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
     """|moment| of each source (points or lines), solved jointly on the window."""
     lin = _solve_linear(_design_srcs(x, y, srcs, geom), v)
     return [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
+
+
+def _centre_point(s: np.ndarray) -> np.ndarray:
+    """A point source, or a line's centre, as (x, y, depth)."""
+    return np.array(_centre_depth(s)) if len(s) != 3 else np.asarray(s)
+
+
+def _centre_depth(s: np.ndarray) -> tuple[float, float, float]:
+    """(x, y, depth) of a point source, or of a line's centre."""
+    if len(s) == 3:
+        return float(s[0]), float(s[1]), float(s[2])
+    info = describe(s)
+    return info["x"], info["y"], info["depth"]

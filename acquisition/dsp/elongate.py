@@ -1,0 +1,176 @@
+"""Strong point sources refitted as line sources (munition cases) where the data ask.
+
+A point dipole is a fine model of a bomb at 3 m, a poor one of the same bomb
+half a metre down, and the greedy fit (`fit.fit_sources`) of a long body in
+its near field leaves a strong point plus weak "neighbours" that take up its
+misfit, or, just under the surface, a cluster of points and lines none of
+which is the bomb. `_elongate` tries a line (`linesource`) in their place and
+keeps it where it pays by BIC; `_judge_weak` then re-judges the weak
+neighbours against the line (`docs/dsp.md`, "Elongated bodies").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from acquisition.dsp.dipole import SensorGeometry
+from acquisition.dsp.fitcore import (
+    NEAR_FIELD_M,
+    _best_line,
+    _centre_depth,
+    _chi2_drop,
+    _design_srcs,
+    _dist_to_src,
+    _fit_line_local,
+    _index,
+    _local_res,
+    _local_view,
+    _misfit_sigma,
+    _solve_linear,
+)
+from acquisition.dsp.linesource import describe
+
+
+def _signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
+                   y: np.ndarray, v: np.ndarray, geom: SensorGeometry) -> tuple[float, float]:
+    """Centre of the ``group`` of ``srcs``, each weighted by the peak of the
+    field it predicts on the samples (the anomaly it explains).
+
+    Not by moment: a greedy fit of a body just under the surface can hold a
+    pair of deep sources with large, nearly opposite moments (25 Am2 each
+    where the bomb has 15) whose fields cancel; weighted by moment they drag
+    the centre a metre off the anomaly.
+    """
+    G = _design_srcs(x, y, srcs, geom)
+    lin = _solve_linear(G, v)
+    w, cx, cy = 0.0, 0.0, 0.0
+    for t in group:
+        k = _index(srcs, t)
+        m = float(np.max(np.abs(G[:, 3 * k:3 * k + 3] @ lin[3 * k:3 * k + 3])))
+        px, py, _d = _centre_depth(t)
+        w, cx, cy = w + m, cx + m * px, cy + m * py
+    return (cx / w, cy / w) if w > 0 else (float(group[0][0]), float(group[0][1]))
+
+
+def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+              geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
+              min_peak_snr: float = 40.0, min_length: float = 0.3,
+              max_length: float = 4.0, pos_sigma: float = 0.05,
+              min_moment: float = 0.2, robust: bool = False,
+              ratio: float = 0.35, reach_m: float = 2.5) -> list[np.ndarray]:
+    """Refit strong point sources as line sources where the data ask for it.
+
+    A strong source (predicted peak over ``min_peak_snr`` × noise, and a
+    moment of at least ``min_moment``: a body a metre long is a mortar or
+    bigger, a bomblet's field is a point's) is refitted as a line
+    (`linesource`) on its own surroundings, the other sources held, two ways:
+    with its weak neighbours (under ``ratio`` of its moment, within
+    ``reach_m``) kept, and without them — a point fit of a long body often
+    grew a weak "neighbour" to take its misfit, and with that neighbour held
+    the line gains nothing. A point in the near field (< `NEAR_FIELD_M`
+    deep) has a third try: the line replaces every source within ``reach_m``,
+    whatever its size. The best by BIC replaces the point if it pays, the
+    line is ``min_length``-``max_length`` long and its centre stays within
+    0.75 m of the point (of the replaced sources' signal-weighted centre, for
+    the third try). Then every weak neighbour is judged against the line:
+    kept (or put back) only if it still pays its 6 parameters.
+
+    All gains are chi-square drops with the sigma a right model still
+    misfits (`_misfit_sigma`: noise, and a few cm of position error on the
+    slopes), Huber-capped on magnetic ground (``robust``).
+    """
+    srcs = [np.array(s, dtype=np.float64) for s in srcs]
+    h = geom.sensor_height_m
+    G = _design_srcs(x, y, srcs, geom)
+    lin = _solve_linear(G, v)
+    mag = {id(s): float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k, s in enumerate(srcs)}
+    peak = {id(s): float(np.max(np.abs(G[:, 3 * k:3 * k + 3] @ lin[3 * k:3 * k + 3])))
+            for k, s in enumerate(srcs)}
+    tried: set[int] = set()
+    while True:
+        todo = [s for s in srcs if len(s) == 3 and id(s) not in tried
+                and peak[id(s)] >= min_peak_snr * noise and mag[id(s)] >= min_moment]
+        if not todo:
+            break
+        s = max(todo, key=lambda t: mag[id(t)])
+        tried.add(id(s))
+        cx, cy, d = (float(t) for t in s)
+        radius = min(max(2.0, 1.5 * (d + h) + 1.0), 4.0)
+        near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, cx, cy, radius)
+        n_l = lx.size
+        if n_l < 40:
+            continue
+        far = [t for i, t in enumerate(srcs) if i not in near]
+        sub = [srcs[i] for i in near]
+        weak = [t for t in sub if t is not s and len(t) == 3
+                and mag[id(t)] < ratio * mag[id(s)] and math.hypot(t[0] - cx, t[1] - cy) < reach_m]
+        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        r_now = _local_res(sub, lx, ly, lv, geom)
+        best: tuple[float, list[np.ndarray], np.ndarray] | None = None
+        # A big body just under the surface, along the lanes, can leave the
+        # greedy pass as a cluster of strong points and lines around it, none
+        # of them the body: one more try replaces them all by one line,
+        # anchored at their signal-weighted centre (0.2 m deep, five points).
+        near_field = d < NEAR_FIELD_M
+        cluster = [t for t in sub if t is not s and _dist_to_src(t, cx, cy) < reach_m]
+        drops = [[], *([weak] if weak else [])]
+        if near_field and len(cluster) > len(weak):
+            drops.append(cluster)
+        for drop in drops:
+            cand = [t for t in sub if not any(t is w for w in drop)]
+            i = _index(cand, s)
+            whole = drop is cluster
+            e = _best_line(cand, i, d, lx, ly, lv, geom, shallow=near_field)
+            if e is None:
+                continue
+            info = describe(e)
+            ax, ay = _signal_centre([s, *drop], sub, lx, ly, lv, geom) if whole else (cx, cy)
+            if (not (min_length <= info["length_m"] <= max_length)
+                    or math.hypot(info["x"] - ax, info["y"] - ay) > 0.75):
+                continue
+            cand[i] = e
+            gain = (_chi2_drop(r_now, _local_res(cand, lx, ly, lv, geom), sig2, robust)
+                    - (3 - 6 * len(drop)) * math.log(n_l))
+            if gain > bic_gain and (best is None or gain > best[0]):
+                best = (gain, cand, e)
+        if best is None:
+            continue
+        _gain, sub, line = best
+        mag[id(line)], peak[id(line)] = mag[id(s)], peak[id(s)]
+        srcs = [*far, *_judge_weak(sub, line, weak, lx, ly, lv, geom, noise, pos_sigma,
+                                   robust, bic_gain)]
+    return srcs
+
+
+def _judge_weak(srcs: list[np.ndarray], line: np.ndarray, weak: list[np.ndarray],
+                lx: np.ndarray, ly: np.ndarray, lv: np.ndarray, geom: SensorGeometry,
+                noise: float, pos_sigma: float, robust: bool,
+                bic_gain: float) -> list[np.ndarray]:
+    """Keep (or put back) each weak neighbour of a new line only if it pays."""
+    for w in weak:
+        present = any(t is w for t in srcs)
+        with_w = srcs if present else [*srcs, w]
+        without = [t for t in srcs if t is not w]
+        i = _index(without, _line_in(without, line))
+        try:
+            refit = _fit_line_local(without, i, without[i], lx, ly, lv, geom)[0]
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        without = [*without[:i], refit, *without[i + 1:]]
+        sig2 = _misfit_sigma(with_w, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        g_w = (_chi2_drop(_local_res(without, lx, ly, lv, geom),
+                          _local_res(with_w, lx, ly, lv, geom), sig2, robust)
+               - 6 * math.log(lx.size))
+        if g_w > bic_gain:
+            srcs = with_w
+        else:
+            srcs, line = without, refit
+    return srcs
+
+
+def _line_in(srcs: list[np.ndarray], line: np.ndarray) -> np.ndarray:
+    """The list's line source that is (or replaced) ``line``: the nearest line."""
+    lines = [t for t in srcs if len(t) == 6]
+    return min(lines, key=lambda t: float(np.sum((t - line) ** 2)))
