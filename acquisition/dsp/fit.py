@@ -642,9 +642,13 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             if not room(p):
                 break
             k = len(p) // 3
+            # Skipped or tried, it is not picked again: a pick's weighted
+            # centre can sit closer to a source than its peak sample, and,
+            # skipped every round, it came back every round and took a place
+            # of the round's budget (total-field seed 14, session 9).
+            tried.append((sx, sy))
             if min(math.hypot(sx - p[3 * i], sy - p[3 * i + 1]) for i in range(k)) < 1.0:
                 continue
-            tried.append((sx, sy))
             cand = try_add(p, model(p), sx, sy)
             if cand is not None:
                 p, converged = cand.x, converged and bool(cand.status > 0)
