@@ -40,6 +40,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from acquisition.dsp.broadfit import (
+    _add_isolated,
     _drop_level_explained,
     _joint_refit,
     _recentre_isolated,
@@ -679,6 +680,9 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         return [_cheap_result(x, y, v, geom, cx, cy, cd, ("no_converge", "cheap_estimate"))]
     if joint and lanes is not None and len(kept) > 1:
         kept = _drop_level_explained(kept, x, y, v, geom, noise, lanes, bic_gain, robust=robust)
+    if joint and lanes is not None:
+        kept = _add_isolated(kept, x, y, v, geom, noise, thr, bic_gain, np.asarray(lanes),
+                             footprint)
     srcs = _drop_subthreshold(kept, x, y, v, geom, thr)
     return _finish(srcs, x, y, v, geom, noise, converged, edge_margin, survey_sigma)
 
