@@ -395,9 +395,11 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
             continue
         starts = [np.array([px + dx, py + dy, dd]) for dd in LONE_DEPTHS
                   for dx in LONE_OFFSETS for dy in LONE_OFFSETS]
-        costs = [float(np.sum((_design_srcs(lx, ly, [s], geom)
-                               @ _solve_linear(_design_srcs(lx, ly, [s], geom), lr) - lr) ** 2))
-                 for s in starts]
+        costs = []
+        for s in starts:
+            Gs = _design_srcs(lx, ly, [s], geom)
+            r = Gs @ _solve_linear(Gs, lr) - lr
+            costs.append(float(r @ r))
         best = None
         for k in np.argsort(costs)[:2]:
             r = _run(starts[k], lx, ly, lr, geom)
