@@ -249,6 +249,11 @@ def _header(kind: str, session: str, stream: str, t_ns: int, **body: Any) -> dic
             "seq": 0, "t_ns": int(t_ns), **body}
 
 
+#: What a body's values can raise when converted (``int(inf)``: OverflowError,
+#: found by the wire fuzz test in session 9).
+_BAD_BODY = (KeyError, TypeError, ValueError, AttributeError, OverflowError)
+
+
 def descriptor_message(desc: StreamDescriptor, session: str, t_ns: int) -> Message:
     h = _header("descriptor", session, desc.stream_id, t_ns, descriptor=desc.to_dict())
     return Message(topic_for("descriptor", desc.stream_id), h)
@@ -258,7 +263,7 @@ def descriptor_from_message(msg: Message) -> StreamDescriptor:
     _expect(msg, "descriptor")
     try:
         return StreamDescriptor.from_dict(msg.header["descriptor"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except _BAD_BODY as exc:
         raise MessageError(f"bad descriptor: {exc}", "content") from exc
 
 
@@ -301,7 +306,7 @@ def block_from_message(msg: Message) -> SampleBlock:
             device_time_ns=h.get("device_time_ns"),
             flags=BlockFlags(int(h.get("flags", 0))),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except _BAD_BODY as exc:
         raise MessageError(f"bad block: {exc}", "content") from exc
 
 
@@ -314,7 +319,7 @@ def anomaly_from_message(msg: Message) -> Anomaly:
     _expect(msg, "anomaly")
     try:
         return Anomaly.from_dict(msg.header["anomaly"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except _BAD_BODY as exc:
         raise MessageError(f"bad anomaly: {exc}", "content") from exc
 
 
@@ -327,7 +332,7 @@ def target_from_message(msg: Message) -> Target:
     _expect(msg, "target")
     try:
         t = Target.from_dict(msg.header["target"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except _BAD_BODY as exc:
         raise MessageError(f"bad target: {exc}", "content") from exc
     if len(t.moment) != 3:
         raise MessageError("bad target: moment needs 3 components", "content")
@@ -351,7 +356,7 @@ def state_from_message(msg: Message) -> StateChange:
             reason=str(d.get("reason", "")),
             t_ns=int(d.get("t_ns", 0)),
         )
-    except (TypeError, ValueError) as exc:
+    except _BAD_BODY as exc:
         raise MessageError(f"bad state: {exc}", "content") from exc
 
 

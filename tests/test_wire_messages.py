@@ -289,6 +289,25 @@ def test_fuzz_corrupted_bodies(header):
     _survives([m.topic_for(header["kind"], "x").encode(), msgpack.packb(header)])
 
 
+@pytest.mark.parametrize(("kind", "key"), [
+    ("descriptor", "position_dims"), ("target", "target_id"), ("anomaly", "lane"),
+    ("state", "t_ns")])
+def test_an_infinite_integer_field_is_a_content_error(kind, key):
+    # Found by the fuzz test above (session 9): int(inf) raised OverflowError,
+    # which no consumer expects, where every other bad value is a MessageError.
+    body = {"target": Target("x", 1, 1.0, 2.0, 0.5, (0.0, 0.0, 1.0), 0.9).to_dict(),
+            "anomaly": Anomaly("x", 1, 0, 10, 0, 1.0, 2.0, -5.0, -1).to_dict(),
+            "state": StateChange("x", "ok").to_dict(),
+            "descriptor": StreamDescriptor("x", "i", "s", 10.0,
+                                           (ChannelSpec("g", "nT"),)).to_dict()}[kind]
+    body[key] = math.inf
+    msg = m.decode([m.topic_for(kind, "x").encode(),
+                    msgpack.packb({**m._header(kind, "s", "x", 0), kind: body})])
+    with pytest.raises(m.MessageError) as err:
+        check_body(msg)
+    assert err.value.reason == "content"
+
+
 @given(st.data())
 @settings(max_examples=200, deadline=None)
 def test_fuzz_mutated_valid_block(data):
