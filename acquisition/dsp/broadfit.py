@@ -368,7 +368,7 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
     res = v - G @ lin
     sig = _misfit_sigma(out, x, y, v, geom, noise, 0.05)
     h = geom.sensor_height_m
-    cen = [(float(c[0]), float(c[1])) for c in (_centre_xy(s) for s in out)]
+    cen = [(float(c[0]), float(c[1])) for c in map(_centre_point, out)]
     far = np.ones(x.size, dtype=bool)
     for cx, cy in cen:
         far &= np.hypot(x - cx, y - cy) >= clear_m
@@ -427,8 +427,3 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
         far &= np.hypot(x - qx, y - qy) >= clear_m
         score[~far] = -np.inf
     return out
-
-
-def _centre_xy(s: np.ndarray) -> tuple[float, float]:
-    c = _centre_point(s)
-    return float(c[0]), float(c[1])
