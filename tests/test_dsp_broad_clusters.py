@@ -9,7 +9,10 @@ anomaly covers end to end, are off by nT that a deep weak source can soak up.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import pytest
 from dsp_synth import induced, survey
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +22,7 @@ from acquisition.dsp import broadfit, fitcore
 from acquisition.dsp import fit as fitmod
 from acquisition.dsp.dipole import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
+from simulator.scoring import match
 
 TOTAL = SensorGeometry.from_geometry(
     {"kind": "total", "sensor_height_m": 0.3, "sensor_separation_m": 0.65}, QUANG_TRI)
@@ -142,6 +146,66 @@ def test_phantom_test_keeps_a_shallow_source_whatever_the_lanes_do():
     assert len(out) == 2
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_surface_phantom_of_a_lane_end_step_is_dropped_and_a_weak_nail_kept(seed):
+    # Total-field seed 19: one lane's level 0.7 nT off near its end, and a
+    # source at the surface there with 0.004 A m2 took it up (a false pick).
+    # A free offset per lane explains such a step; it cannot explain a nail.
+    big = induced(3.0, 8.0, 1.0, 5.0)
+    x, y, v, lane = _total_survey([big], seed=seed)
+    step = v.copy()
+    step[(lane == 9) & (y < 3.0)] += 1.5  # lane 9 (x = 9.5), its first 3 m
+    nail = induced(9.7, 1.2, 0.0, 0.0012)
+    f_nail = forward(x, y, nail.x, nail.y, nail.depth, nail.moment, TOTAL)
+    assert 2.0 < np.max(np.abs(f_nail)) < 2.5  # 7.5 x the noise
+    srcs = [np.array([3.0, 8.0, 1.0]), np.array([9.7, 1.2, 0.0])]
+    # With the lanes held, the phantom pays by far (BIC gain 120-210).
+    sel = np.hypot(x - 9.7, y - 1.2) < 2.45
+    held = (fitcore._chi2_drop(fitcore._local_res(srcs[:1], x[sel], y[sel], step[sel], TOTAL),
+                               fitcore._local_res(srcs, x[sel], y[sel], step[sel], TOTAL),
+                               0.09, False) - 6 * np.log(sel.sum()))
+    assert held > 100
+    out = broadfit._drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane, 10.0)
+    assert [tuple(s) for s in out] == [(3.0, 8.0, 1.0)]
+    # Only deep sources judged (as before session 10): the phantom stays.
+    out = broadfit._drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane, 10.0,
+                                         shallow_max=-1.0)
+    assert len(out) == 2
+    out = broadfit._drop_level_explained(srcs, x, y, v + f_nail, TOTAL, 0.3, lane, 10.0)
+    assert len(out) == 2
+
+
+def _misplaced_bomb_survey(seed, deep_moment=None):
+    """A 20 A m2 bomb 1.5 m deep, its fit 0.15 m off and 0.1 m shallow (as
+    total-field seed 19's), lane offsets of 2 nT, and a source 4.3 m deep
+    6.5 m from the bomb: a phantom, or (``deep_moment``) a real object."""
+    truth = [induced(6.0, 10.0, 1.5, 20.0), induced(12.0, 24.0, 1.2, 2.0)]
+    if deep_moment:
+        truth.append(induced(8.5, 16.0, 4.3, deep_moment))
+    x, y, v, lane = _total_survey(truth, seed=seed, offsets=2.0)
+    srcs = [np.array([6.15, 10.0, 1.4]), np.array([12.0, 24.0, 1.2]), np.array([8.5, 16.0, 4.3])]
+    return x, y, v, lane, srcs
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_deep_phantom_of_a_neighbours_misfit_is_dropped_once_the_neighbour_may_move(
+        seed, monkeypatch):
+    x, y, v, lane, srcs = _misplaced_bomb_survey(seed)
+    out = broadfit._drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    assert len(out) == 2 and all(s[2] < 4.0 for s in out)
+    # Judged with the bomb held (the test before session 10), it stays.
+    monkeypatch.setattr(broadfit, "_neighbours_refit_gain", lambda *a, **k: np.inf)
+    out = broadfit._drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    assert len(out) == 3
+
+
+@pytest.mark.parametrize("moment", [3.0, 8.0])
+def test_a_real_deep_object_beside_a_misplaced_bomb_is_kept(moment):
+    x, y, v, lane, srcs = _misplaced_bomb_survey(0, deep_moment=moment)  # 2.6 / 7.0 nT
+    out = broadfit._drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    assert len(out) == 3
+
+
 def test_total_field_five_overlapping_aircraft_bombs_are_all_found():
     # Total-field seed 23 (a held-out seed of session 6): five aircraft bombs,
     # four 4.2-5 m deep, one signal over the whole survey. The first source,
@@ -189,9 +253,26 @@ def test_total_field_weak_deep_projectile_at_a_lane_end_is_found():
     assert abs(t.depth - proj.depth) < 0.3 * proj.depth, t  # 2.05 m: -21 %
 
 
-def _deep_projectile(seed: int, depth: float):
+@functools.cache
+def _processed(seed: int):
+    """A total-field bench survey and what `process_survey` makes of it (cached:
+    two tests read seed 17)."""
     sc, sim = _bench_survey("total_field", seed)
-    res = process_sim(sc, sim)
+    return sc, sim, process_sim(sc, sim)
+
+
+def _fitted_false_picks(seed: int) -> list:
+    """The fitted targets (not cheap estimates) matched to no object, one to
+    one within 1 m (as the benchmark counts them)."""
+    _sc, sim, res = _processed(seed)
+    truth = np.array([[o.x, o.y, o.depth] for o in sim.truth])
+    rep = np.array([[t.x, t.y, t.depth] for t in res.targets]).reshape(-1, 3)
+    return [res.targets[j] for j in match(truth, rep, gate_m=1.0).false_picks
+            if res.targets[j].method in ("dipole_fit", "line_fit")]
+
+
+def _deep_projectile(seed: int, depth: float):
+    _sc, sim, res = _processed(seed)
     proj = next(t for t in sim.truth if t.kind == "projectile" and abs(t.depth - depth) < 0.01)
     d = [np.hypot(t.x - proj.x, t.y - proj.y) for t in res.targets]
     return proj, res.targets[int(np.argmin(d))], min(d)
@@ -209,8 +290,24 @@ def test_deep_projectile_off_its_residual_peak_is_found_at_the_end():
 
 def test_without_the_lone_source_step_the_deep_projectile_is_missed(monkeypatch):
     monkeypatch.setattr(fitmod, "_add_isolated", lambda srcs, *a, **k: srcs)
-    _proj, _t, d = _deep_projectile(17, 2.57)
-    assert d > 1.0
+    sc, sim = _bench_survey("total_field", 17)
+    res = process_sim(sc, sim)
+    proj = next(t for t in sim.truth if t.kind == "projectile" and abs(t.depth - 2.57) < 0.01)
+    assert min(np.hypot(t.x - proj.x, t.y - proj.y) for t in res.targets) > 1.0
+
+
+@pytest.mark.parametrize("seed", [17, 19])
+def test_no_fitted_false_pick_in_survey_wide_clusters(seed):
+    # Session 9 left three such phantoms, each judged with its strong
+    # neighbours held (`broadfit._neighbours_refit_gain`) or its lanes
+    # fixed: seed 17, 0.17 m deep 0.7 m from a mortar fitted as a point;
+    # seed 19, 4.3 m deep between two bombs 6 and 10 m away, and 0.004 A m2
+    # at the surface on a lane end 0.7 nT off. Every object stays found.
+    assert _fitted_false_picks(seed) == []
+    _sc, sim, res = _processed(seed)
+    for o in sim.truth:
+        if o.detectable:
+            assert min(np.hypot(t.x - o.x, t.y - o.y) for t in res.targets) < 1.0, o
 
 
 def test_lone_source_step_adds_nothing_beside_a_lone_bomb_and_finds_a_weak_object():
