@@ -46,8 +46,10 @@ def register_process(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--max-bad-share", type=float, default=0.1, metavar="F",
                    help="fail if more than this share of CSV rows is bad (default 0.1)")
     d.add_argument("--keep-weak", action="store_true",
-                   help="also list the signals under the survey's final threshold (found on "
-                        "the first lanes while it was being learnt), flagged under_threshold")
+                   help="also list the signals set aside at the end of the survey: under its "
+                        "final threshold (found on the first lanes while it was being learnt), "
+                        "flagged under_threshold, or explained by the fitted targets' fields "
+                        "(no fit of their own), flagged explained")
     loc = p.add_argument_group("location uncertainty (added to every reported 1-sigma)")
     loc.add_argument("--position-sigma", type=_non_negative, metavar="M",
                      default=LaneConfig().position_sigma_m,
@@ -154,7 +156,8 @@ def run_process(args: argparse.Namespace) -> int:
                 "lanes": res.lanes}
     listed = res.targets
     if args.keep_weak:
-        listed = sorted(res.targets + res.under_threshold, key=lambda t_: t_.target_id)
+        listed = sorted(res.targets + res.under_threshold + res.explained,
+                        key=lambda t_: t_.target_id)
     write_targets_csv(args.output, listed, comments)
     if args.geojson:
         write_targets_geojson(args.geojson, listed, comments)

@@ -9,14 +9,12 @@ anomaly covers end to end, are off by nT that a deep weak source can soak up.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 from dsp_synth import induced, survey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_dsp_tails_clutter import _bench_survey, process_sim
+from test_dsp_tails_clutter import _bench_survey, bench_processed, process_sim
 
 from acquisition.dsp import broadfit, fitcore
 from acquisition.dsp import fit as fitmod
@@ -253,12 +251,8 @@ def test_total_field_weak_deep_projectile_at_a_lane_end_is_found():
     assert abs(t.depth - proj.depth) < 0.3 * proj.depth, t  # 2.05 m: -21 %
 
 
-@functools.cache
 def _processed(seed: int):
-    """A total-field bench survey and what `process_survey` makes of it (cached:
-    two tests read seed 17)."""
-    sc, sim = _bench_survey("total_field", seed)
-    return sc, sim, process_sim(sc, sim)
+    return bench_processed("total_field", seed)
 
 
 def _fitted_false_picks(seed: int) -> list:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 from test_dsp_pipeline import blocks
-from test_dsp_tails_clutter import _bench_survey, process_sim
+from test_dsp_tails_clutter import bench_processed
 
 from acquisition.cli import main as process_main
 from acquisition.dsp.batch import make_descriptor
@@ -26,8 +26,33 @@ from simulator.scoring import match
 
 @pytest.fixture(scope="module")
 def laterite():
-    sc, sim = _bench_survey("lateritic", 13)
-    return sc, sim, process_sim(sc, sim)
+    return bench_processed("lateritic", 13)
+
+
+def stream_to_the_end(sc, sim, flag: str):
+    """The survey streamed in blocks of 1000: what was sent before `finish`
+    and at it, the revisions flagged ``flag`` at the end, and the pipeline.
+    Checks what every end-of-survey review owes: each revises a target sent
+    earlier without the flag (same id, position, depth, revision + 1), none
+    twice, and a second `finish` sends nothing."""
+    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
+           "sensor_separation_m": sc.sensor.separation_m}
+    pipe = LanePipeline(make_descriptor(geo, 10.0, "s"), sc.field)
+    before: list = []
+    for b in blocks(sim.x_rec, sim.y_rec, sim.values[:, 0], [1000]):
+        before += pipe.process(b)
+    end = pipe.finish()
+    revised = [e for e in end if isinstance(e, Target) and flag in e.flags]
+    # Sent earlier without the flag (some during `finish`, before the review).
+    sent = {e.target_id: e for e in before + end
+            if isinstance(e, Target) and flag not in e.flags}
+    for r in revised:
+        first = sent[r.target_id]
+        assert r.revision == first.revision + 1
+        assert (r.x, r.y, r.depth) == (first.x, first.y, first.depth)
+    assert len({r.target_id for r in revised}) == len(revised)
+    assert pipe.finish() == []
+    return revised, pipe
 
 
 def test_signals_under_the_final_threshold_are_listed_apart(laterite):
@@ -53,27 +78,11 @@ def test_signals_under_the_final_threshold_are_listed_apart(laterite):
 
 def test_streaming_sends_them_as_revisions_at_the_end(laterite):
     sc, sim, res = laterite
-    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
-           "sensor_separation_m": sc.sensor.separation_m}
-    pipe = LanePipeline(make_descriptor(geo, 10.0, "s"), sc.field)
-    before: list = []
-    for b in blocks(sim.x_rec, sim.y_rec, sim.values[:, 0], [1000]):
-        before += pipe.process(b)
-    end = pipe.finish()
-    revised = [e for e in end if isinstance(e, Target) and "under_threshold" in e.flags]
+    revised, pipe = stream_to_the_end(sc, sim, "under_threshold")
     assert len(revised) == pipe.stats.under_threshold >= 2
     # The same ones as in batch.
     assert (sorted((round(r.x, 6), round(r.y, 6)) for r in revised)
             == sorted((round(t.x, 6), round(t.y, 6)) for t in res.under_threshold))
-    sent = {e.target_id: e for e in before + end
-            if isinstance(e, Target) and "under_threshold" not in e.flags}
-    for r in revised:
-        first = sent[r.target_id]  # sent earlier without the flag, same id
-        assert r.revision == first.revision + 1
-        assert (r.x, r.y, r.depth) == (first.x, first.y, first.depth)
-    # Nothing flagged twice, and a second finish sends nothing.
-    assert len({r.target_id for r in revised}) == len(revised)
-    assert pipe.finish() == []
 
 
 def test_uxo_process_keep_weak_lists_them_flagged(laterite, tmp_path, capsys):

@@ -6,6 +6,7 @@ code), not from the DSP's forward model.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -73,6 +74,14 @@ def process_sim(sc, sim):
            "sensor_separation_m": sc.sensor.separation_m}
     return process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
                           field=sc.field)
+
+
+@functools.cache
+def bench_processed(name: str, seed: int):
+    """A bench survey (scenario, simulation) and what `process_survey` makes
+    of it, once per test session (several tests read the same survey)."""
+    sc, sim = _bench_survey(name, seed)
+    return sc, sim, process_sim(sc, sim)
 
 
 def _false_picks(sc, sim) -> tuple[int, int]:

@@ -52,6 +52,10 @@ class SurveyResult:
     #: the first lanes, while the threshold was still being learnt), flagged
     #: "under_threshold"; not in ``targets``.
     under_threshold: list[Target] = field(default_factory=list)
+    #: Cheap estimates whose signal the survey's fitted targets explain (the
+    #: far fields of deep bombs along a lane: `LanePipeline._review_explained`),
+    #: flagged "explained"; not in ``targets``.
+    explained: list[Target] = field(default_factory=list)
 
     def density(self) -> list[dict[str, Any]]:
         """Signals per hectare and class per depth band (deeper than 5 m counts as 3-5 m)."""
@@ -75,6 +79,9 @@ class SurveyResult:
         if self.under_threshold:
             lines.append(f"  and {len(self.under_threshold)} under the final threshold, found "
                          "on the first lanes while it was being learnt (not listed)")
+        if self.explained:
+            lines.append(f"  and {len(self.explained)} explained by the fields of the targets "
+                         "fitted (no fit of their own; not listed)")
         for d in self.density():
             lines.append(f"  depth {d['band']:>8}: {d['count']:4d} signals, "
                          f"{d['per_ha']:8.1f} per ha, class {d['class']}")
@@ -129,10 +136,12 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
     # A target re-estimated later (a revision, same id) is listed once.
     targets = latest_targets([e for e in events if isinstance(e, Target)])
     weak = [t for t in targets if "under_threshold" in t.flags]
-    targets = [t for t in targets if "under_threshold" not in t.flags]
+    explained = [t for t in targets if "explained" in t.flags and t not in weak]
+    targets = [t for t in targets if "under_threshold" not in t.flags
+               and "explained" not in t.flags]
     anomalies = [e for e in events if isinstance(e, Anomaly)]
     return SurveyResult(targets=targets, anomalies=anomalies, noise_nT=pipe.noise_nT,
-                        under_threshold=weak,
+                        under_threshold=weak, explained=explained,
                         threshold_nT=pipe.threshold_nT, lanes=pipe.stats.lanes,
                         area_m2=pipe.stats.area_m2, n_samples=n,
                         rejected_samples=rejected + pipe.stats.rejected_samples,
