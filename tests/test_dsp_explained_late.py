@@ -15,16 +15,13 @@ import math
 import numpy as np
 import pytest
 from dsp_synth import induced
-from test_dsp_final_threshold import stream_to_the_end
+from test_dsp_final_threshold import process_with_and_without_keep_weak, stream_to_the_end
 from test_dsp_tails_clutter import bench_processed
 
-from acquisition.cli import main as process_main
 from acquisition.dsp.batch import make_descriptor
 from acquisition.dsp.dipole import forward
 from acquisition.dsp.pipeline import LaneConfig, LanePipeline
 from acquisition.geomag import QUANG_TRI
-from acquisition.survey_csv import write_survey_csv
-from acquisition.targets_io import read_targets_csv
 from simulator.scoring import match
 
 GEO = {"kind": "total", "sensor_height_m": 0.3, "sensor_separation_m": 0.65}
@@ -95,15 +92,8 @@ def test_a_far_field_segment_is_explained_and_a_real_object_is_not():
 
 def test_uxo_process_keep_weak_lists_them_flagged(total15, tmp_path, capsys):
     sc, sim, _res = total15
-    src = tmp_path / "total.csv"
-    write_survey_csv(src, sim.x_rec, sim.y_rec, sim.values[:, 0], t=sim.t_s,
-                     metadata={"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
-                               "sensor_separation_m": sc.sensor.separation_m})
-    plain, every = tmp_path / "t.csv", tmp_path / "t_all.csv"
-    assert process_main(["process", str(src), "-o", str(plain)]) == 0
-    assert "and 2 explained by the fields of the targets fitted" in capsys.readouterr().out
-    assert process_main(["process", str(src), "-o", str(every), "--keep-weak"]) == 0
-    rows, rows_all = read_targets_csv(plain), read_targets_csv(every)
+    out, rows, rows_all = process_with_and_without_keep_weak(sc, sim, tmp_path, capsys)
+    assert "and 2 explained by the fields of the targets fitted" in out
     extra = [r for r in rows_all if "explained" in r["flags"]]
     assert len(extra) == 2 == len(rows_all) - len(rows)
     assert all("cheap_estimate" in r["flags"] for r in extra)

@@ -85,17 +85,23 @@ def test_streaming_sends_them_as_revisions_at_the_end(laterite):
             == sorted((round(t.x, 6), round(t.y, 6)) for t in res.under_threshold))
 
 
-def test_uxo_process_keep_weak_lists_them_flagged(laterite, tmp_path, capsys):
-    sc, sim, _res = laterite
-    src = tmp_path / "laterite.csv"
+def process_with_and_without_keep_weak(sc, sim, tmp_path, capsys):
+    """`uxo process` on the survey as a CSV, plain and with --keep-weak: the
+    plain run's printed summary and the rows of both target lists."""
+    src = tmp_path / "survey.csv"
     write_survey_csv(src, sim.x_rec, sim.y_rec, sim.values[:, 0], t=sim.t_s,
                      metadata={"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
                                "sensor_separation_m": sc.sensor.separation_m})
-    plain, weak = tmp_path / "t.csv", tmp_path / "t_all.csv"
+    plain, every = tmp_path / "t.csv", tmp_path / "t_all.csv"
     assert process_main(["process", str(src), "-o", str(plain)]) == 0
     out = capsys.readouterr().out
-    assert process_main(["process", str(src), "-o", str(weak), "--keep-weak"]) == 0
-    rows, rows_all = read_targets_csv(plain), read_targets_csv(weak)
+    assert process_main(["process", str(src), "-o", str(every), "--keep-weak"]) == 0
+    return out, read_targets_csv(plain), read_targets_csv(every)
+
+
+def test_uxo_process_keep_weak_lists_them_flagged(laterite, tmp_path, capsys):
+    sc, sim, _res = laterite
+    out, rows, rows_all = process_with_and_without_keep_weak(sc, sim, tmp_path, capsys)
     n_weak = len(rows_all) - len(rows)
     assert n_weak >= 2
     assert f"and {n_weak} under the final threshold" in out

@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fitcore import (
     FAR_MARGIN_M,
     _best_line,
     _bic_gain,
+    _by_lane,
     _centre_depth,
     _centre_point,
     _chi2_drop,
@@ -30,7 +30,6 @@ from acquisition.dsp.fitcore import (
     _design_srcs,
     _dist_to_src,
     _flat,
-    _fold_src,
     _index,
     _inside,
     _local_res,
@@ -42,7 +41,6 @@ from acquisition.dsp.fitcore import (
     _refit_local,
     _run,
     _solve_linear,
-    _src_design,
     residual,
 )
 
@@ -275,27 +273,22 @@ def _lane_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
 
 
 def _lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
-                   ll: np.ndarray | None, geom: SensorGeometry) -> np.ndarray:
+                   ll: np.ndarray | None, geom: SensorGeometry,
+                   w: np.ndarray | None = None) -> np.ndarray:
     """Residual of the best moments with a free offset per lane ``ll`` (one
-    offset for all if None; the data alone if ``model`` is empty)."""
+    offset for all if None; the data alone if ``model`` is empty), weighted
+    by ``w`` = 1/sigma if given."""
     if ll is None:
-        return _local_res(model, lx, ly, lv, geom)
-    w = _by_lane(lv[:, None], ll)[:, 0]
+        return _local_res(model, lx, ly, lv, geom, w)
+    b = _by_lane(lv[:, None], ll)[:, 0]
+    if w is not None:
+        b = b * w
     if not model:
-        return -w
+        return -b
     G = _by_lane(_design_srcs(lx, ly, model, geom)[:, :-1], ll)
-    return G @ _solve_linear(G, w) - w
-
-
-def _by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
-    """``M``'s columns minus their mean on each lane: fitting these is fitting
-    ``M`` with a free offset per lane (the offsets projected out)."""
-    _, inv = np.unique(lanes, return_inverse=True)
-    cnt = np.bincount(inv).astype(np.float64)
-    out = np.array(M, dtype=np.float64)
-    for c in range(out.shape[1]):
-        out[:, c] -= (np.bincount(inv, weights=out[:, c]) / cnt)[inv]
-    return out
+    if w is not None:
+        G = G * w[:, None]
+    return G @ _solve_linear(G, b) - b
 
 
 def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
@@ -353,35 +346,6 @@ def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
         if gain <= bic_gain:
             out = [t for t in out if t is not s]
     return out
-
-
-def _lane_free_refit(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
-                     lv: np.ndarray, ll: np.ndarray, geom: SensorGeometry, w: np.ndarray,
-                     max_nfev: int = 40) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Move the ``free`` sources with a free offset per lane ``ll`` (moments
-    re-solved, samples weighted by ``w`` = 1/sigma): the weighted residual and
-    the moved sources."""
-    b = _by_lane(lv[:, None], ll)[:, 0] * w
-    held = [s for i, s in enumerate(srcs) if i not in free]
-    H = (_by_lane(np.hstack([_src_design(lx, ly, s, geom) for s in held]), ll) * w[:, None]
-         if held else np.empty((lx.size, 0)))
-    cuts = np.cumsum([0, *(len(srcs[i]) for i in free)])
-
-    def split(q: np.ndarray) -> list[np.ndarray]:
-        return [_fold_src(q[cuts[k]:cuts[k + 1]]) for k in range(len(free))]
-
-    def fun(q: np.ndarray) -> np.ndarray:
-        cols = [_by_lane(_src_design(lx, ly, t, geom), ll) * w[:, None] for t in split(q)]
-        A = np.hstack([H, *cols])
-        return A @ _solve_linear(A, b) - b
-
-    q0 = np.concatenate([_fold_src(srcs[i]) for i in free])
-    r = least_squares(fun, q0, method="lm", x_scale=np.full(len(q0), 0.3),
-                      max_nfev=max_nfev * (len(q0) + 1), xtol=1e-5, ftol=1e-7)
-    out = list(srcs)
-    for k, i in enumerate(free):
-        out[i] = split(r.x)[k]
-    return fun(r.x), out
 
 
 def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -452,10 +416,12 @@ def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray,
     fi = [near.index(i) for i in free]
     # ``s`` stays where the greedy steps put it: set free, it moves on to
     # model something else entirely.
-    r_with, _ = _lane_free_refit(cur, fi, lx, ly, lv, ll, geom, w)
+    with_s, _ = _refit_local(cur, fi, lx, ly, lv, geom, w=w, lanes=ll)
     without = [t for j, t in enumerate(cur) if j != ki]
     fw = [j if j < ki else j - 1 for j in fi]
-    r_without, moved = _lane_free_refit(without, fw, lx, ly, lv, ll, geom, w)
+    moved, _ = _refit_local(without, fw, lx, ly, lv, geom, w=w, lanes=ll)
+    r_with = _lane_free_res(with_s, lx, ly, lv, ll, geom, w)
+    r_without = _lane_free_res(moved, lx, ly, lv, ll, geom, w)
     for j in fw:
         a, b = _centre_depth(without[j]), _centre_depth(moved[j])
         if math.hypot(a[0] - b[0], a[1] - b[1]) > max_move:

@@ -274,15 +274,32 @@ def _fold_src(q: np.ndarray) -> np.ndarray:
     return _fold(q) if len(q) == 3 else fold_ends(q)
 
 
+def _by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
+    """``M``'s columns minus their mean on each lane: fitting these is fitting
+    ``M`` with a free offset per lane (the offsets projected out)."""
+    _, inv = np.unique(lanes, return_inverse=True)
+    cnt = np.bincount(inv).astype(np.float64)
+    out = np.array(M, dtype=np.float64)
+    for c in range(out.shape[1]):
+        out[:, c] -= (np.bincount(inv, weights=out[:, c]) / cnt)[inv]
+    return out
+
+
 def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
                  lv: np.ndarray, geom: SensorGeometry, max_nfev: int = 40,
-                 w: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
+                 w: np.ndarray | None = None,
+                 lanes: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
     """Move the ``free`` sources (points or lines) on local data, the others held
     (all moments re-solved). Returns the new source list and its residual SSE
-    (weighted by ``w`` = 1/sigma per sample if given)."""
+    (weighted by ``w`` = 1/sigma per sample if given). With ``lanes``, each
+    lane's offset is free instead of one common offset (`_by_lane`)."""
     base = [_src_design(lx, ly, s, geom) for j, s in enumerate(srcs) if j not in free]
-    base.append(np.ones((len(lx), 1)))
-    B = np.hstack(base)
+    if lanes is None:
+        base.append(np.ones((len(lx), 1)))
+    B = np.hstack(base) if base else np.empty((len(lx), 0))
+    if lanes is not None:
+        B = _by_lane(B, lanes)
+        lv = _by_lane(lv[:, None], lanes)[:, 0]
     sizes = [len(srcs[i]) for i in free]
     cuts = np.cumsum([0, *sizes])
     if w is not None:
@@ -294,6 +311,8 @@ def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np
 
     def fun(q: np.ndarray) -> np.ndarray:
         cols = [_src_design(lx, ly, s, geom) for s in split(q)]
+        if lanes is not None:
+            cols = [_by_lane(c, lanes) for c in cols]
         if w is not None:
             cols = [c * w[:, None] for c in cols]
         G = np.hstack([B, *cols])
