@@ -409,15 +409,14 @@ def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray,
     lx, ly, lv, ll = x[sel], y[sel], vw[sel], lanes[sel]
     cur = [srcs[i] for i in near]
     ki = near.index(k)
+    without = [t for j, t in enumerate(cur) if j != ki]
     # The sigma of what the others may misfit: with ``s`` in it, a shallow
     # source's own steep field would halve the chi-square it is judged by.
-    w = 1.0 / _misfit_sigma([t for j, t in enumerate(cur) if j != ki], lx, ly, lv, geom,
-                            noise, pos_sigma)
+    w = 1.0 / _misfit_sigma(without, lx, ly, lv, geom, noise, pos_sigma)
     fi = [near.index(i) for i in free]
     # ``s`` stays where the greedy steps put it: set free, it moves on to
     # model something else entirely.
     with_s, _ = _refit_local(cur, fi, lx, ly, lv, geom, w=w, lanes=ll)
-    without = [t for j, t in enumerate(cur) if j != ki]
     fw = [j if j < ki else j - 1 for j in fi]
     moved, _ = _refit_local(without, fw, lx, ly, lv, geom, w=w, lanes=ll)
     r_with = _lane_free_res(with_s, lx, ly, lv, ll, geom, w)

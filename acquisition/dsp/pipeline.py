@@ -518,6 +518,9 @@ class LanePipeline:
 
     def _segment_explained(self, x: np.ndarray, y: np.ndarray, lev: np.ndarray,
                            on: np.ndarray, f: np.ndarray, thr: float) -> bool:
+        """No sample of the segment ``on`` over ``thr`` once the fields of the
+        fitted sources ``f`` are out of its lane and the lane is levelled
+        again on its median outside the segment."""
         if not on.any() or on.all():
             return False
         r = lev.copy()
