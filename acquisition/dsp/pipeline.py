@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -207,6 +208,14 @@ class PipelineStats:
     #: targets explain once all are known (revised with the flag
     #: "explained" at `finish`).
     explained_late: int = 0
+
+
+def _fields(rows: np.ndarray, x: np.ndarray, y: np.ndarray,
+            geom: SensorGeometry) -> Iterator[np.ndarray]:
+    """The field at (x, y) of each fitted point source in ``rows`` (x, y,
+    depth, mx, my, mz), one source at a time."""
+    for row in rows:
+        yield design_matrix(x, y, row[0], row[1], row[2], geom) @ row[3:]
 
 
 def _same_object(t: Target, earlier: list[Target], dist_m: float) -> Target | None:
@@ -524,8 +533,8 @@ class LanePipeline:
         if not on.any() or on.all():
             return False
         r = lev.copy()
-        for sx, sy, sd, mx, my, mz in f:
-            r -= design_matrix(x, y, sx, sy, sd, self.geom) @ np.array([mx, my, mz])
+        for fk in _fields(f, x, y, self.geom):
+            r -= fk
         r -= float(np.median(r[~on]))
         return float(np.max(np.abs(r[on]))) < thr
 
@@ -806,14 +815,9 @@ class LanePipeline:
         if not reach.any():
             return v
         v = v.copy()
-        far = np.zeros(x.size)
-        for k in np.flatnonzero(reach):
-            sx, sy, sd, mx, my, mz = f[k]
-            fk = design_matrix(x, y, sx, sy, sd, self.geom) @ np.array([mx, my, mz])
-            if near[k]:
-                v -= fk
-            else:
-                far += fk
+        for fk in _fields(f[near], x, y, self.geom):
+            v -= fk
+        far = sum(_fields(f[reach & ~near], x, y, self.geom), np.zeros(x.size))
         thr = self.threshold_nT
         if math.isfinite(thr) and float(np.ptp(far)) >= thr:
             v -= far
@@ -888,8 +892,7 @@ class LanePipeline:
         for f in fits:
             amp = peak.amplitude
             if f.method in ("dipole_fit", "line_fit") and len(fits) > 1 and x.size:
-                pred = sum(design_matrix(x, y, *ps[:3], self.geom) @ ps[3:]
-                           for ps in f.point_sources())
+                pred = sum(_fields(f.point_sources(), x, y, self.geom))
                 amp = float(pred[int(np.argmax(np.abs(pred)))])
             t = Target(
                 stream_id=self.stream_id, target_id=self._next_target, x=f.x, y=f.y,
