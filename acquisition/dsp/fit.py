@@ -302,6 +302,17 @@ RING_RADII = (0.8, 1.1, 1.4)
 RING_DEPTH = 0.25
 #: ... and it must pay more than the usual BIC bar: it was not seen on its own.
 RING_GAIN = 30.0
+#: The body's own misfit (a mortar is no point: 0.35 m long, a few tenths of a
+#: metre under the sensor) split off looks like a neighbour by that bar, so
+#: the new source is also judged in the chi-square weighted by what the body
+#: alone may misfit (`_misfit_sigma`: a few cm of position error on its
+#: slopes, a tenth of its field for its shape). Beside a mortar-sized body
+#: it must pay `RING_GAIN` there too; beside a projectile-sized one, where
+#: the position error on the steeper slopes leaves a real bomblet 0.9 m away
+#: little to pay with and the pair rules hold, a positive gain.
+RING_POS_SIGMA_M = 0.05
+RING_WEIGHTED_GAIN_SHORT = RING_GAIN
+RING_WEIGHTED_GAIN_LONG = 0.0
 
 
 def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
@@ -532,6 +543,10 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 or (keep_i and q[-1] > RING_MAX_DEPTH_LONG)
                 or ((k > 1 or keep_i) and not _pairs_plausible(others, lo, min_sep_m, close_m,
                                                    pair_ratio))):
+            return None
+        sig2 = _misfit_sigma(pts, x, y, v, geom, noise, RING_POS_SIGMA_M)[loc] ** 2
+        w_gain = _chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(n_l)
+        if w_gain <= (RING_WEIGHTED_GAIN_LONG if keep_i else RING_WEIGHTED_GAIN_SHORT):
             return None
         return cand
 
