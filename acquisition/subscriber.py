@@ -42,6 +42,8 @@ from acquisition.types import StreamDescriptor
 
 #: Topics added to the caller's so that descriptors and session info arrive.
 META_TOPICS = ("descriptor.", "session")
+#: Longest single wait inside zmq (ms): how late a Ctrl-C may be noticed.
+POLL_SLICE_MS = 200
 
 
 class GapEvent(NamedTuple):
@@ -139,12 +141,17 @@ class Subscriber:
                 # Try first: with a backlog this skips a poll() per message.
                 frames = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                if deadline is None:
-                    wait_ms = -1
-                else:
-                    wait_ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-                if not self.socket.poll(wait_ms, zmq.POLLIN) and deadline is not None:
-                    return None
+                # Never block in zmq for long: a Ctrl-C that the kernel hands
+                # to one of zmq's I/O threads does not interrupt this thread's
+                # poll, and Python raises KeyboardInterrupt only once control
+                # is back in the interpreter (`uxo tail` once hung on it).
+                wait_ms = POLL_SLICE_MS
+                if deadline is not None:
+                    left_ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+                    if left_ms == 0:
+                        return None
+                    wait_ms = min(wait_ms, left_ms)
+                self.socket.poll(wait_ms, zmq.POLLIN)
                 continue
             msg = self.accept(frames)
             if msg is not None:

@@ -262,6 +262,29 @@ def test_ctrl_c_ends_tail_cleanly_with_a_summary():
     assert "Traceback" not in err.decode()
 
 
+def test_ctrl_c_caught_by_another_thread_still_ends_a_waiting_tail():
+    # The kernel may hand SIGINT to any thread, zmq's I/O threads included.
+    # Python's handler then only flags it, and a main thread blocked inside
+    # zmq's poll never saw it (CI once waited 20 s on `uxo tail` after Ctrl-C
+    # with nothing being published). Here the signal goes to another thread
+    # on purpose; the tail must still end within its poll slice.
+    with Publisher("tcp://127.0.0.1:*", "s1") as pub:
+        timer = threading.Timer(
+            0.3, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGINT))
+        out, err = io.StringIO(), io.StringIO()
+        t0 = time.monotonic()
+        timer.start()
+        try:
+            # Nothing is published: without the signal this waits out its timeout.
+            status = run_tail(pub.endpoint, None, False, timeout_s=30.0, out=out, err=err)
+        finally:
+            timer.cancel()
+        waited = time.monotonic() - t0
+    assert status == 0
+    assert waited < 20.0  # the signal ended it, not the 30 s timeout
+    assert err.getvalue().startswith("tail: 0 printed")
+
+
 def test_time_prefix_survives_absurd_times():
     msg = m.state_message(StateChange("g", "ok"), "s", 10**30)
     assert format_message(msg, tz=UTC) == f"t={10**30} state g ok"
