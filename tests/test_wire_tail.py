@@ -226,8 +226,10 @@ def test_run_tail_returns_1_when_count_not_reached_before_timeout():
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
 def test_ctrl_c_ends_tail_cleanly_with_a_summary():
-    code = ("import sys; from acquisition.tail import run_tail; "
-            "sys.exit(run_tail(sys.argv[1], None, True))")
+    # Python's own Ctrl-C handler in the child: one started from a shell's
+    # background job inherits SIGINT ignored, and would not stop at all.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from acquisition.tail import run_tail; sys.exit(run_tail(sys.argv[1], None, True))")
     with Publisher("tcp://127.0.0.1:*", "s1") as pub:
         proc = subprocess.Popen([sys.executable, "-c", code, pub.endpoint],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -265,13 +267,15 @@ def test_ctrl_c_ends_tail_cleanly_with_a_summary():
 def test_ctrl_c_caught_by_another_thread_still_ends_a_waiting_tail():
     # The kernel may hand SIGINT to any thread, zmq's I/O threads included.
     # Python's handler then only flags it, and a main thread blocked inside
-    # zmq's poll never saw it (CI once waited 20 s on `uxo tail` after Ctrl-C
-    # with nothing being published). Here the signal goes to another thread
+    # zmq's poll without a timeout never saw it. Here the signal goes to another thread
     # on purpose; the tail must still end within its poll slice.
     with Publisher("tcp://127.0.0.1:*", "s1") as pub:
         timer = threading.Timer(
             0.3, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGINT))
         out, err = io.StringIO(), io.StringIO()
+        # Python's own Ctrl-C handler, whatever this process inherited (a
+        # shell's background job starts with SIGINT ignored).
+        before = signal.signal(signal.SIGINT, signal.default_int_handler)
         t0 = time.monotonic()
         timer.start()
         try:
@@ -279,6 +283,7 @@ def test_ctrl_c_caught_by_another_thread_still_ends_a_waiting_tail():
             status = run_tail(pub.endpoint, None, False, timeout_s=30.0, out=out, err=err)
         finally:
             timer.cancel()
+            signal.signal(signal.SIGINT, before)
         waited = time.monotonic() - t0
     assert status == 0
     assert waited < 20.0  # the signal ended it, not the 30 s timeout
