@@ -20,6 +20,7 @@ import numpy as np
 from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fitcore import (
     FAR_MARGIN_M,
+    POS_SIGMA_M,
     _best_line,
     _bic_gain,
     _by_lane,
@@ -177,7 +178,7 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
                 geom: SensorGeometry, noise: float, bic_gain: float,
                 footprint: tuple[float, float, float, float],
                 lanes: np.ndarray | None = None, min_depth: float = 1.5,
-                pos_sigma: float = 0.05, robust: bool = False) -> list[np.ndarray]:
+                pos_sigma: float = POS_SIGMA_M, robust: bool = False) -> list[np.ndarray]:
     """Two deep objects a few metres apart, fitted as one source, split in two.
 
     Two bombs 5 m deep and 4.7 m apart give one broad anomaly; the greedy
@@ -293,7 +294,7 @@ def _lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: 
 
 def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
                           v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
-                          bic_gain: float, pos_sigma: float = 0.05, min_depth: float = 4.0,
+                          bic_gain: float, pos_sigma: float = POS_SIGMA_M, min_depth: float = 4.0,
                           shallow_max: float = 0.3, robust: bool = False) -> list[np.ndarray]:
     """Drop the deep (and the surface) point sources a free offset per lane
     explains as well.
@@ -462,7 +463,7 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
     G = _design_srcs(x, y, out, geom)
     lin = _solve_linear(G, v)
     res = v - G @ lin
-    sig = _misfit_sigma(out, x, y, v, geom, noise, 0.05)
+    sig = _misfit_sigma(out, x, y, v, geom, noise, POS_SIGMA_M)
     h = geom.sensor_height_m
     cen = [(float(c[0]), float(c[1])) for c in map(_centre_point, out)]
     far = np.ones(x.size, dtype=bool)

@@ -18,6 +18,7 @@ import numpy as np
 from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fitcore import (
     NEAR_FIELD_M,
+    POS_SIGMA_M,
     _best_line,
     _centre_depth,
     _chi2_drop,
@@ -57,7 +58,7 @@ def _signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarra
 def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
               geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
               min_peak_snr: float = 40.0, min_length: float = 0.3,
-              max_length: float = 4.0, pos_sigma: float = 0.05,
+              max_length: float = 4.0, pos_sigma: float = POS_SIGMA_M,
               min_moment: float = 0.2, robust: bool = False,
               ratio: float = 0.35, reach_m: float = 2.5) -> list[np.ndarray]:
     """Refit strong point sources as line sources where the data ask for it.

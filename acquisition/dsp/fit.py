@@ -52,6 +52,7 @@ from acquisition.dsp.elongate import _elongate
 from acquisition.dsp.euler import euler_locate
 from acquisition.dsp.fitcore import (
     MAX_DEPTH,
+    POS_SIGMA_M,
     _bic_gain,
     _centre_depth,
     _centre_point,
@@ -306,11 +307,10 @@ RING_GAIN = 30.0
 #: metre under the sensor) split off looks like a neighbour by that bar, so
 #: the new source is also judged in the chi-square weighted by what the body
 #: alone may misfit (`_misfit_sigma`: a few cm of position error on its
-#: slopes, a tenth of its field for its shape). Beside a mortar-sized body
+#: slopes, 5 % of its field for its shape). Beside a mortar-sized body
 #: it must pay `RING_GAIN` there too; beside a projectile-sized one, where
 #: the position error on the steeper slopes leaves a real bomblet 0.9 m away
 #: little to pay with and the pair rules hold, a positive gain.
-RING_POS_SIGMA_M = 0.05
 RING_WEIGHTED_GAIN_SHORT = RING_GAIN
 RING_WEIGHTED_GAIN_LONG = 0.0
 
@@ -544,7 +544,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 or ((k > 1 or keep_i) and not _pairs_plausible(others, lo, min_sep_m, close_m,
                                                    pair_ratio))):
             return None
-        sig2 = _misfit_sigma(pts, x, y, v, geom, noise, RING_POS_SIGMA_M)[loc] ** 2
+        sig2 = _misfit_sigma(pts, x, y, v, geom, noise, POS_SIGMA_M)[loc] ** 2
         w_gain = _chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(n_l)
         if w_gain <= (RING_WEIGHTED_GAIN_LONG if keep_i else RING_WEIGHTED_GAIN_SHORT):
             return None
@@ -836,7 +836,7 @@ NEAR_DEPTHS = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2)
 
 def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                         geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
-                        pos_sigma: float = 0.05, shape_rel: float = 0.10,
+                        pos_sigma: float = POS_SIGMA_M, shape_rel: float = 0.10,
                         min_moment: float = 0.2, budget: int = 4,
                         ratio: float = 0.35, pick_sigmas: float = 2.0,
                         min_strong_depth: float = 0.4,
@@ -955,7 +955,7 @@ def _taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGe
 
 def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                      geom: SensorGeometry, noise: float, bic_gain: float, *,
-                     pos_sigma: float = 0.05, robust: bool = False, ratio: float = 0.1,
+                     pos_sigma: float = POS_SIGMA_M, robust: bool = False, ratio: float = 0.1,
                      reach: float = 2.0) -> list[np.ndarray]:
     """Drop weak sources that a line source's uneven steel explains.
 
@@ -1042,7 +1042,7 @@ def _drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
 
 def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                 geom: SensorGeometry, noise: float, bic_gain: float, *,
-                pos_sigma: float = 0.05, robust: bool = False, ratio: float = 0.5,
+                pos_sigma: float = POS_SIGMA_M, robust: bool = False, ratio: float = 0.5,
                 reach_depths: float = 2.0, min_reach: float = 4.0, max_reach: float = 6.0,
                 max_move: float = 0.3, min_dist: float = 1.5) -> list[np.ndarray]:
     """Drop weaker sources that only model a stronger neighbour's misfit.

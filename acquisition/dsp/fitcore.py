@@ -17,6 +17,9 @@ from scipy.optimize import least_squares
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.linesource import describe, ends_from, fold_ends, line_design
 
+#: Horizontal position error (m, 1 sigma) a right model still misfits by: the
+#: rope/GNSS error and wander of a walked lane, a few centimetres.
+POS_SIGMA_M = 0.05
 #: Share of a fitted source's field that a right model may still misfit
 #: (munition cases are not uniform lines: heavy noses, tail cones).
 SHAPE_REL = 0.05
