@@ -143,6 +143,20 @@ class Tally:
         }
 
 
+def base_config(sc_dict: dict) -> LaneConfig:
+    """The processing's configuration for a scenario: the defaults, or for a
+    ``*_cal`` one the soil calibration on 3 lanes x 20 m of the same site's
+    clean ground (its own seed), as the national procedure asks."""
+    if not sc_dict["name"].endswith("_cal"):
+        return LaneConfig()
+    clean = dict(sc_dict, name="calibration", seed=sc_dict["seed"] + 1000,
+                 area={"x0": 0.0, "y0": 0.0, "width": 3.0, "length": 20.0})
+    clean.pop("random_targets", None)
+    clean.pop("targets", None)
+    csim = simulate_survey(scenario_from_dict(clean))
+    return config_from_calibration(calibrate_soil(csim.values[:, 0]))
+
+
 def evaluate(sc_dict: dict, tallies: dict[str, Tally]) -> None:
     sc = scenario_from_dict(sc_dict)
     sim = simulate_survey(sc)
@@ -150,14 +164,7 @@ def evaluate(sc_dict: dict, tallies: dict[str, Tally]) -> None:
            "sensor_separation_m": sc.sensor.separation_m}
     truth = np.array([[t.x, t.y, t.depth] for t in sim.truth]).reshape(-1, 3)
     eligible = [i for i, t in enumerate(sim.truth) if t.detectable]
-    base = LaneConfig()
-    if sc_dict["name"].endswith("_cal"):
-        clean = dict(sc_dict, name="calibration", seed=sc_dict["seed"] + 1000,
-                     area={"x0": 0.0, "y0": 0.0, "width": 3.0, "length": 20.0})
-        clean.pop("random_targets", None)
-        clean.pop("targets", None)
-        csim = simulate_survey(scenario_from_dict(clean))
-        base = config_from_calibration(calibrate_soil(csim.values[:, 0]))
+    base = base_config(sc_dict)
     # The background the DSP measures (sensor + soil) decides what "8x the noise" is.
     for method in ("dipole", "euler"):
         cfg = replace(base, locator=method)

@@ -48,7 +48,7 @@ from acquisition.dsp.broadfit import (
     _split_deep,
 )
 from acquisition.dsp.dipole import SensorGeometry, design_batch, design_matrix
-from acquisition.dsp.elongate import _elongate
+from acquisition.dsp.elongate import _elongate, _replace_beside_lines
 from acquisition.dsp.euler import euler_locate
 from acquisition.dsp.fitcore import (
     MAX_DEPTH,
@@ -678,8 +678,10 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         p = _robust_refine(p, x, y, v, geom, noise)
     srcs = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
     if elongate:
+        points = srcs
         srcs = _elongate(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
         if joint:
+            srcs = _replace_beside_lines(srcs, points, x, y, v, geom, noise, bic_gain)
             srcs = _split_deep(srcs, x, y, v, geom, noise, bic_gain, footprint, lanes=lanes,
                                robust=robust)
         if len(srcs) < max_sources:
