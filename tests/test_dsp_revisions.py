@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
+from acquisition.dsp import pipeline
 from acquisition.dsp.pipeline import merge_targets
 from acquisition.events import Target, latest_targets
 
@@ -47,12 +48,11 @@ def test_latest_targets_keeps_the_last_revision_of_each_id():
 
 
 def test_a_refit_of_a_reported_target_is_a_revision_not_a_second_target():
-    # Overlap seed 4: the aircraft bomb 2.5 m deep at (25, 32) is placed
-    # first by a wide window and fitted again by its own signal's window, with
-    # the first source subtracted; one target, revised, not two. (Total-field
-    # seed 4 showed this until session 7; its wide window no longer places a
-    # source on that edge anomaly.)
-    sc, sim = _bench_survey("overlap", 4)
+    # Total-field seed 22: the wide window of the survey's big bombs places
+    # 0.68 A m2 on the projectile 2 m deep at (18.1, 2.3), at its edge; the
+    # projectile's own window, with that source taken out, fits 0.28 A m2
+    # more 0.28 m away. One target, revised, not two.
+    sc, sim = _bench_survey("total_field", 22)
     res = process_sim(sc, sim)
     pts = np.array([[t.x, t.y] for t in res.targets])
     d = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
@@ -61,7 +61,46 @@ def test_a_refit_of_a_reported_target_is_a_revision_not_a_second_target():
     assert len({t.target_id for t in res.targets}) == len(res.targets)
     merged = [t for t in res.targets if "merged" in t.flags]
     assert len(merged) == 1 and merged[0].revision == 1
-    bomb = next(t for t in sim.truth if t.kind == "aircraft_bomb"
-                and math.hypot(t.x - 25.0, t.y - 32.0) < 0.5)
-    assert math.hypot(merged[0].x - bomb.x, merged[0].y - bomb.y) < 0.2
-    assert abs(merged[0].depth - bomb.depth) < 0.1 * bomb.depth
+    proj = next(t for t in sim.truth if t.kind == "projectile"
+                and math.hypot(t.x - 18.1, t.y - 2.3) < 0.5)
+    assert math.hypot(merged[0].x - proj.x, merged[0].y - proj.y) < 0.2
+    assert abs(merged[0].depth - proj.depth) < 0.1 * proj.depth
+    # The second part is in the revision: the moments add (as vectors, 0.82
+    # A m2), more than the wide window's 0.68 alone.
+    assert math.hypot(*merged[0].moment) > 0.75
+
+
+def _overlap4(monkeypatch=None, gain=None):
+    if monkeypatch is not None:
+        monkeypatch.setattr(pipeline, "BESIDE_FITTED_GAIN", gain)
+    sc, sim = _bench_survey("overlap", 4)
+    return sim, process_sim(sc, sim)
+
+
+def test_a_window_holding_only_earlier_sources_misfit_adds_no_target():
+    # Overlap seed 4: the wide window places the aircraft bomb 2.5 m deep at
+    # (25, 32) and the bomblet 1.2 m from it. The bomb's own window, with
+    # both taken out, keeps their misfit: -3.5 nT on one sample by the
+    # bomblet (threshold 3.0). Fitted there, it was a 0.005 A m2 phantom at
+    # the surface 1.1 m from the bomb. It does not pay in the chi-square
+    # weighted by what the two may misfit, so nothing is added.
+    sim, res = _overlap4()
+    truth = [t for t in sim.truth if math.hypot(t.x - 25.0, t.y - 32.0) < 2.5]
+    assert sorted(t.kind for t in truth) == ["aircraft_bomb", "bomblet"]
+    near = [t for t in res.targets if math.hypot(t.x - 25.0, t.y - 32.0) < 2.5]
+    assert len(near) == 2
+    for tr in truth:
+        t = min(near, key=lambda t: math.hypot(t.x - tr.x, t.y - tr.y))
+        assert math.hypot(t.x - tr.x, t.y - tr.y) < 0.2
+        assert abs(t.depth - tr.depth) < 0.1 * tr.depth + 0.02
+    assert not any("merged" in t.flags for t in near)
+
+
+def test_without_the_weighted_bar_the_misfit_is_a_phantom(monkeypatch):
+    # The counterfactual: with the bar off, the same window reports the
+    # phantom as a third target near the bomb.
+    _sim, res = _overlap4(monkeypatch, -math.inf)
+    near = [t for t in res.targets if math.hypot(t.x - 25.0, t.y - 32.0) < 2.5]
+    weak = [t for t in near if math.hypot(*t.moment) < 0.01]
+    assert len(near) == 3 and len(weak) == 1
+    assert weak[0].depth < 0.2
