@@ -141,10 +141,10 @@ class Subscriber:
                 # Try first: with a backlog this skips a poll() per message.
                 frames = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                # Never block in zmq for long: a Ctrl-C that the kernel hands
-                # to one of zmq's I/O threads does not interrupt this thread's
-                # poll, and Python raises KeyboardInterrupt only once control
-                # is back in the interpreter (`uxo tail` once hung on it).
+                # Never block in zmq for long: a Ctrl-C delivered to another
+                # thread of the process does not interrupt this thread's poll,
+                # and Python raises KeyboardInterrupt only once control is
+                # back in the interpreter (docs/wire.md, `uxo tail`).
                 wait_ms = POLL_SLICE_MS
                 if deadline is not None:
                     left_ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))

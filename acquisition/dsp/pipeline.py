@@ -869,8 +869,8 @@ class LanePipeline:
         A window fitted after a wider one placed sources in it holds their
         misfit: a few nT on the steep slopes of a shallow bomblet, over the
         threshold on a sample or two. `fit_sources` places a first source in
-        any window, and there it placed a 0.005 A m2 surface phantom 1 m from
-        a bomb and 0.9 m from the bomblet (overlap seed 4). So each source
+        any window, and there it placed a 0.005 A m2 surface phantom 1.1 m
+        from a bomb, on the bomblet's misfit (overlap seed 4). So each source
         must also pay `BESIDE_FITTED_GAIN` in the chi-square weighted by
         `_subtracted_sigma`, on its own 2 m. Far from earlier sources that
         sigma is the noise, and a real signal pays thousands.
