@@ -200,6 +200,7 @@ def _replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: n
     lines = [t for t in srcs if len(t) == 6 and not any(t is b for b in before)]
     if not lines:
         return srcs
+
     def beside(t: np.ndarray) -> bool:
         # Within reach of a new line and shallower than it: a deeper point
         # there is the kind of phantom that a held body's misfit pays for

@@ -269,7 +269,13 @@ def _misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
     fx = (_design_srcs(x + d, y, srcs, geom) - _design_srcs(x - d, y, srcs, geom)) @ lin
     fy = (_design_srcs(x, y + d, srcs, geom) - _design_srcs(x, y - d, srcs, geom)) @ lin
     slope2 = (fx * fx + fy * fy) / (4 * d * d)
-    f = G @ lin - lin[-1]
+    return _sigma_of(G @ lin - lin[-1], slope2, noise, pos_sigma, shape_rel)
+
+
+def _sigma_of(f: np.ndarray, slope2: np.ndarray, noise: float, pos_sigma: float,
+              shape_rel: float = SHAPE_REL) -> np.ndarray:
+    """`_misfit_sigma` for a model field ``f`` whose squared horizontal slope
+    is ``slope2`` (for moments solved elsewhere)."""
     return np.sqrt(noise * noise + pos_sigma * pos_sigma * slope2 + (shape_rel * f) ** 2)
 
 

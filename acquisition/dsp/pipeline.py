@@ -30,7 +30,7 @@ from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
-from acquisition.dsp.fitcore import POS_SIGMA_M, SHAPE_REL, _chi2_drop
+from acquisition.dsp.fitcore import POS_SIGMA_M, _chi2_drop, _sigma_of
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -53,6 +53,8 @@ EXPLAIN_STRETCH_M = 40.0
 #: Fitted sources up to this far from a fit window (m) have their fields taken
 #: out of it when together they matter there (`LanePipeline._minus_fitted`).
 FAR_SUBTRACT_M = 15.0
+#: The methods of fitted sources (not cheap estimates, not Euler's).
+FITTED = ("dipole_fit", "line_fit")
 #: Fitted sources this close to a fit window (m) always have their fields
 #: taken out of it (`LanePipeline._minus_fitted`).
 NEAR_SUBTRACT_M = 4.0
@@ -841,8 +843,8 @@ class LanePipeline:
     def _subtracted_sigma(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
         """Per-sample sigma of what the sources `_minus_fitted` always takes
         out of the window at (x, y) may misfit there: the noise, `POS_SIGMA_M`
-        of position error on their field's slope, and `SHAPE_REL` of that
-        field (`fitcore._misfit_sigma`, for moments already solved). None if
+        of position error on their field's slope, and `fitcore.SHAPE_REL` of that
+        field (`fitcore._sigma_of`: `_misfit_sigma` for moments already solved). None if
         no fitted source is that near."""
         if not self._fitted.shape[0]:
             return None
@@ -858,8 +860,7 @@ class LanePipeline:
         fx = (field(x + d, y) - field(x - d, y)) / (2 * d)
         fy = (field(x, y + d) - field(x, y - d)) / (2 * d)
         noise = self.noise_nT if math.isfinite(self.noise_nT) else 1.0
-        return np.sqrt(noise * noise + POS_SIGMA_M ** 2 * (fx * fx + fy * fy)
-                       + (SHAPE_REL * field(x, y)) ** 2)
+        return _sigma_of(field(x, y), fx * fx + fy * fy, noise, POS_SIGMA_M)
 
     def _pay_beside_fitted(self, fits: list[FitResult], x: np.ndarray, y: np.ndarray,
                            v: np.ndarray) -> list[FitResult]:
@@ -875,7 +876,7 @@ class LanePipeline:
         `_subtracted_sigma`, on its own 2 m. Far from earlier sources that
         sigma is the noise, and a real signal pays thousands.
         """
-        good = [f for f in fits if f.method in ("dipole_fit", "line_fit")]
+        good = [f for f in fits if f.method in FITTED]
         sig = self._subtracted_sigma(x, y) if good else None
         if sig is None:
             return fits
@@ -965,13 +966,13 @@ class LanePipeline:
         t_ns = int(rec.t_ns[peak.peak]) if rec is not None and rec.t_ns.size > peak.peak else 0
         lanes = tuple(sorted(grp.lanes))
         out = []
-        earlier = [t for t in self._sent.values() if t.method in ("dipole_fit", "line_fit")]
-        good = [f for f in fits if f.method in ("dipole_fit", "line_fit", "euler")]
+        earlier = [t for t in self._sent.values() if t.method in FITTED]
+        good = [f for f in fits if f.method in (*FITTED, "euler")]
         if good:
             self._fitted = np.vstack([self._fitted, *(f.point_sources() for f in good)])
         for f in fits:
             amp = peak.amplitude
-            if f.method in ("dipole_fit", "line_fit") and len(fits) > 1 and x.size:
+            if f.method in FITTED and len(fits) > 1 and x.size:
                 pred = sum(_fields(f.point_sources(), x, y, self.geom))
                 amp = float(pred[int(np.argmax(np.abs(pred)))])
             t = Target(
@@ -986,7 +987,7 @@ class LanePipeline:
                 self._cheap[t.target_id] = [self._segment_stretch(s) for s in grp.segs
                                             if s.lane in self.lanes]
             same = (_same_object(t, earlier, cfg.same_object_m)
-                    if f.method in ("dipole_fit", "line_fit") else None)
+                    if f.method in FITTED else None)
             if same is not None:
                 # A wide window's fit placed a source here first (with part of
                 # this anomaly); this window fitted the rest, with that source's
