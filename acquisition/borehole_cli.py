@@ -187,7 +187,11 @@ def run_process(args: argparse.Namespace) -> int:
     if not logs:
         print("uxo borehole process: no probe logs in the file", file=sys.stderr)
         return 2
-    field = field_from_args(args, md)
+    try:
+        field = field_from_args(args, md)
+    except ValueError as exc:
+        print(f"uxo borehole process: {exc}", file=sys.stderr)
+        return 2
     opts = parse_options(args.opt)
     cfg = BoreholeConfig.from_options(opts)
     if args.depth_scale is not None:

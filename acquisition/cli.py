@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from importlib.metadata import entry_points
@@ -69,6 +70,7 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         print("uxo acquire: --gnss-driver and --gnss-port go together", file=sys.stderr)
         return 2
     try:
+        earth_field = field_from_args(args)
         driver = registry.create(args.driver, args.port, **options)
         gnss = None
         if args.gnss_driver:
@@ -80,7 +82,7 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
     config = ServiceConfig(
         publish=args.publish,
         record=args.record,
-        earth_field=field_from_args(args),
+        earth_field=earth_field,
         process=not args.no_process,
         block_decimation=args.decimate,
         stall_s=args.stall,
@@ -167,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`uxo ... | head`): stop quietly as Unix tools do;
+        # stdout goes to /dev/null so the interpreter's last flush cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 if __name__ == "__main__":

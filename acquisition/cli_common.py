@@ -27,28 +27,56 @@ def add_field_arguments(p: argparse.ArgumentParser) -> None:
 
 def field_from_args(args: argparse.Namespace, metadata: dict[str, Any] | None = None
                     ) -> EarthField:
-    """Resolve the Earth field from CLI options over metadata keys (FORMATS.md)."""
+    """Resolve the Earth field from CLI options over metadata keys (FORMATS.md).
+
+    Explicit components (--field-*) win over an IGRF field, and on each level
+    the command line wins over the file. A place or date given on the command
+    line (--lat/--lon/--date) asks for the IGRF field there and then, so the
+    file's own field_* values give way to it; a place or date missing on the
+    command line comes from the file. A half-given place (a latitude without a
+    longitude, a date with no place anywhere) is a ValueError, not a silent
+    fall-back to the default field.
+    """
     md = metadata or {}
 
-    def pick(cli: Any, key: str) -> Any:
-        if cli is not None:
-            return cli
+    def cli(name: str) -> Any:
+        return getattr(args, name, None)
+
+    def meta(key: str) -> Any:
         v = md.get(key)
         return None if v in (None, "") else v
 
-    def num(v: Any) -> float | None:
-        return None if v is None else float(v)
+    def num(v: Any, what: str) -> float | None:
+        if v is None:
+            return None
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: {v!r} is not a number") from None
 
-    lat = pick(getattr(args, "lat", None), "latitude")
-    lon = pick(getattr(args, "lon", None), "longitude")
+    site_on_cli = any(cli(n) is not None for n in ("lat", "lon", "date"))
+    lat = num(cli("lat") if cli("lat") is not None else meta("latitude"), "latitude")
+    lon = num(cli("lon") if cli("lon") is not None else meta("longitude"), "longitude")
+    if (lat is None) != (lon is None):
+        raise ValueError("a latitude needs a longitude and a longitude a latitude "
+                         "(--lat and --lon, or latitude/longitude in the file)")
+    if site_on_cli and lat is None:
+        raise ValueError("--date needs a place: --lat and --lon, or latitude/longitude "
+                         "in the file")
+    components = {}
+    for opt, key in (("field_total", "field_total_nT"),
+                     ("field_inclination", "field_inclination_deg"),
+                     ("field_declination", "field_declination_deg")):
+        v = cli(opt)
+        if v is None and not site_on_cli:
+            v = meta(key)
+        components[key] = num(v, key)
     return resolve(
-        total_nT=num(pick(getattr(args, "field_total", None), "field_total_nT")),
-        inclination_deg=num(pick(getattr(args, "field_inclination", None),
-                                 "field_inclination_deg")),
-        declination_deg=num(pick(getattr(args, "field_declination", None),
-                                 "field_declination_deg")),
-        lat=num(lat), lon=num(lon),
-        date=pick(getattr(args, "date", None), "date"),
+        total_nT=components["field_total_nT"],
+        inclination_deg=components["field_inclination_deg"],
+        declination_deg=components["field_declination_deg"],
+        lat=lat, lon=lon,
+        date=cli("date") or meta("date"),
     )
 
 

@@ -57,15 +57,28 @@ QUANG_TRI = EarthField(43600.0, 23.2, -1.4, source="default: Quang Tri IGRF-14 2
 QUANG_TRI_LAT, QUANG_TRI_LON = 16.75, 107.0
 
 
+#: The years of the IGRF-14 coefficients ppigrf ships (tests check its file).
+IGRF_FIRST, IGRF_LAST = _dt.date(1900, 1, 1), _dt.date(2030, 1, 1)
+
+
 def from_igrf(lat_deg: float, lon_deg: float, date: _dt.date | str,
               height_km: float = 0.0) -> EarthField:
     """Main field at a place and date from IGRF (via ppigrf)."""
     import ppigrf  # deferred: pulls in pandas, only needed when a site is given
 
     if isinstance(date, str):
-        date = _dt.date.fromisoformat(date)
+        try:  # a date, or the date of an ISO time stamp
+            date = _dt.datetime.fromisoformat(date.strip()).date()
+        except ValueError:
+            raise ValueError(f"date {date!r} is not YYYY-MM-DD") from None
     if not -90 <= lat_deg <= 90 or not -180 <= lon_deg <= 360:
         raise ValueError(f"bad latitude/longitude {lat_deg}, {lon_deg}")
+    # ppigrf only prints a warning outside its model's years and then returns
+    # an extrapolation (or NaN before 1900): refuse instead, with the way out
+    if not IGRF_FIRST <= date <= IGRF_LAST:
+        raise ValueError(f"IGRF here covers {IGRF_FIRST} to {IGRF_LAST}, "
+                         f"not {date.isoformat()}: give the field itself (--field-total, "
+                         "--field-inclination, --field-declination)")
     when = _dt.datetime(date.year, date.month, date.day)
     be, bn, bu = (float(np.ravel(v)[0]) for v in ppigrf.igrf(lon_deg, lat_deg, height_km, when))
     h = math.hypot(be, bn)

@@ -71,6 +71,22 @@ def test_size_classes_and_target_dict():
     assert Target.from_dict(d) == t
 
 
+def test_igrf_refuses_dates_outside_its_model_years():
+    import ppigrf.ppigrf as pp
+
+    from acquisition.geomag import IGRF_FIRST, IGRF_LAST
+    g, _h = pp.read_shc(pp.shc_fn)  # the coefficient file ppigrf uses by default
+    assert (g.index[0].date(), g.index[-1].date()) == (IGRF_FIRST, IGRF_LAST)
+    assert from_igrf(16.75, 107.0, IGRF_LAST).total_nT > 40000
+    assert from_igrf(16.75, 107.0, "2026-06-01T09:30:00") == from_igrf(16.75, 107.0,
+                                                                         "2026-06-01")
+    for bad in ("1899-12-31", "2030-01-02"):
+        with pytest.raises(ValueError, match="IGRF here covers 1900-01-01 to 2030-01-01"):
+            from_igrf(16.75, 107.0, bad)
+    with pytest.raises(ValueError, match="is not YYYY-MM-DD"):
+        from_igrf(16.75, 107.0, "next tuesday")
+
+
 def test_earth_field_vector_and_igrf():
     u = QUANG_TRI.unit_vector()
     assert np.isclose(np.linalg.norm(u), 1.0)

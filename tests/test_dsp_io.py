@@ -194,6 +194,30 @@ def test_uxo_process_option_overrides_metadata(tmp_path, capsys):
     assert "total survey" in capsys.readouterr().out
 
 
+def test_uxo_process_site_on_the_command_line_overrides_the_files_field(tmp_path, capsys):
+    # a survey in Germany (inclination ~65 deg) whose file still carries the
+    # Quang Tri field a template left there: --lat/--lon/--date must win
+    from acquisition.geomag import QUANG_TRI, from_igrf
+    site = from_igrf(50.0, 10.0, "2026-06-01")
+    x, y, v, lane, _ = survey([induced(3.3, 10.2, 1.2, 1.0, field=site)], noise=0.3, seed=2,
+                              field=site)
+    src = tmp_path / "s.csv"
+    write_survey_csv(src, x, y, v, lane=lane, metadata={"kind": "gradient",
+                                                         **QUANG_TRI.to_dict()})
+    out = tmp_path / "t.csv"
+    assert process_main(["process", str(src), "-o", str(out), "--lat", "50", "--lon", "10",
+                         "--date", "2026-06-01"]) == 0
+    cap = capsys.readouterr().out
+    assert f"inc {site.inclination_deg:.1f}" in cap and "IGRF lat=50.0 lon=10.0" in cap
+    rows = read_targets_csv(out)
+    assert len(rows) == 1 and abs(float(rows[0]["depth"]) - 1.2) < 0.15
+    assert abs(float(rows[0]["x"]) - 3.3) < 0.15 and abs(float(rows[0]["y"]) - 10.2) < 0.15
+    assert f"# field_inclination_deg: {site.inclination_deg}" in out.read_text()
+    # half a place is refused, not replaced by the default field
+    assert process_main(["process", str(src), "-o", str(out), "--lat", "50"]) == 2
+    assert "longitude" in capsys.readouterr().err
+
+
 def test_uxo_process_rejects_missing_and_broken(tmp_path, capsys):
     assert process_main(["process", str(tmp_path / "nope.csv"), "-o", "x.csv"]) == 2
     bad = tmp_path / "bad.csv"
