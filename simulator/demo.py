@@ -112,7 +112,7 @@ def run_demo(
         record_path = Path(out_dir) / f"uxo-demo-{config.session}.h5"
         config.record = str(record_path)
     driver = registry.create(
-        "gradline", emulator.path, stream_id="grad0", block_size=100, max_block_s=0.1,
+        "gradline", emulator.path, stream_id="grad0", block_size=100,
         kind=sc.sensor.kind, sensor_height_m=sc.sensor.height_m,
         sensor_separation_m=sc.sensor.separation_m, rate_hz=sc.survey.rate_hz,
         serial="SIM0001",

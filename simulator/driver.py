@@ -4,7 +4,7 @@ Like python-can's virtual bus, this lets the whole pipeline run without any
 port: ``registry.create("sim", "sim://demo", speed=0)``. Options: ``scenario``
 (bundled name or file path; default taken from a ``sim://NAME`` port URL),
 ``speed`` (x real time, 0 = as fast as possible; default 1), ``seed``
-(overrides the scenario's), ``block_size`` (500) and ``max_block_s`` (0.2):
+(overrides the scenario's), ``block_size`` (500) and ``max_block_s`` (0.05):
 a block is cut at ``block_size`` samples or when its oldest sample has waited
 ``max_block_s`` wall seconds, like `LineDriver`.
 
@@ -53,7 +53,7 @@ class SimDriver(Driver):
         self.block_size = int(options.get("block_size", 500))
         if self.block_size < 1:
             raise ValueError("block_size must be >= 1")
-        self.max_block_s = float(options.get("max_block_s", 0.2))
+        self.max_block_s = float(options.get("max_block_s", 0.05))
         self.survey: SimulatedSurvey | None = None
         self._pos = 0  # next survey sample to emit
         self._open = False

@@ -74,7 +74,10 @@ class LaneConfig:
     #: Live (operator feedback) threshold, in noise sigmas.
     live_k: float = 6.0
     #: Longest wait between the first sample over threshold and the anomaly event.
-    live_max_delay_s: float = 0.4
+    #: The operator hears of a signal within 0.5 s of passing it: this wait, the
+    #: driver's block cut (``max_block_s``, 0.05 s) and the service's own
+    #: work (up to 0.06 s measured) share that (bench/bench_live_latency.py).
+    live_max_delay_s: float = 0.3
     #: Fixed noise sigma (nT), e.g. from a soil calibration; None = estimate per lane.
     noise_nT: float | None = None
     #: Fixed detection threshold (nT), e.g. from a soil calibration; overrides detect_k.
