@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.dsp.cart import cart_lanes
 from acquisition.dsp.pipeline import LaneConfig, LanePipeline
 from acquisition.events import Anomaly, Target, latest_targets
 from acquisition.geomag import EarthField
@@ -127,8 +128,12 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
         lanes = lane_arr.astype(np.float64)
     rejected = int((~ok).sum())
     x, y, v, t_ns, g = x[ok], y[ok], v[ok], t_ns[ok], g[ok]
-    if lanes is not None:
+    if lanes is None and t is not None:
+        # a multi-sensor cart written one row per sensor per instant (FORMATS.md)
+        lanes = cart_lanes(x, y, t[ok], pipe.config.lane_spacing_m)
+    elif lanes is not None:
         lanes = lanes[ok].astype(np.int64)
+    if lanes is not None:
         order = np.argsort(lanes, kind="stable")
         x, y, v, t_ns, g, lanes = (a[order] for a in (x, y, v, t_ns, g, lanes))
     events = pipe._ingest(x, y, v, t_ns, g, lanes)
