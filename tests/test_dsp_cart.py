@@ -1,8 +1,8 @@
 """Multi-sensor carts written one row per sensor per instant, without lanes.
 
 FORMATS.md allows it; before `acquisition.dsp.cart` a two-sensor cart read in
-file order gave 4 lanes and 3 false picks, a four-sensor cart 804 lanes and
-no target at all.
+file order gave 4 lanes and five targets for its two objects (the bomblet
+missed), a four-sensor cart 804 lanes and no target at all.
 """
 
 from __future__ import annotations
