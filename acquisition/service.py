@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import uuid
@@ -152,6 +153,7 @@ class AcquisitionService:
         self._sink_wait_since: int | None = None
         self.attacher = None
         self._held: list[SampleBlock] = []
+        self._fix_rate_checked = False
         if gnss is not None:
             from acquisition.drivers.gnss_attach import PositionAttacher
 
@@ -321,8 +323,38 @@ class AcquisitionService:
         desc = self.descriptors.get(block.stream_id)
         if self.attacher is not None and desc is not None:
             self.attacher.add_nmea_block(block, desc)
+            if not self._fix_rate_checked:
+                self._check_fix_rate()
         self._record_and_publish(block)
         self._release_held(force=False)
+
+    def _check_fix_rate(self) -> None:
+        """Say once, as a ``slow_positions`` state event, when GNSS fixes come too
+        seldom for live feedback in time: a detector block waits for the fix after
+        it (`_release_held`), so the fix interval adds to the live detector's wait
+        and the driver's block cut (bench/bench_live_latency.py: 1 Hz fixes gave
+        up to 1.2 s, 5 Hz 0.50 s, 10 Hz 0.40 s)."""
+        every = self.attacher.fix_interval_s if self.attacher is not None else None
+        if every is None or (self.pipeline is None and self.config.process):
+            return  # too few fixes yet, or the detector not described yet
+        self._fix_rate_checked = True
+        delay = getattr(getattr(self.pipeline, "config", None), "live_max_delay_s", None)
+        if delay is None:  # no live events on this stream
+            return
+        from acquisition.dsp.pipeline import LIVE_FEEDBACK_S
+
+        cut = float(getattr(self.driver, "max_block_s", 0.0))
+        worst = delay + every + cut
+        if worst <= LIVE_FEEDBACK_S:
+            return
+        room = LIVE_FEEDBACK_S - delay - cut
+        advice = (f"set the receiver to {math.ceil(1.0 / room - 1e-9)} Hz or more" if room > 0
+                  else "the live detector's wait alone fills the budget")
+        reason = (f"GNSS fixes every {every:.2f} s: live anomaly events may come up to "
+                  f"{worst:.2f} s after the sensor passes a signal (wanted: within "
+                  f"{LIVE_FEEDBACK_S:g} s); {advice}")
+        log.warning("%s: %s", self.driver.stream_id, reason)
+        self._emit(StateChange(self.driver.stream_id, "slow_positions", reason, wall_ns()))
 
     def _on_detector_block(self, block: SampleBlock) -> None:
         self.summary.samples += block.n

@@ -92,3 +92,53 @@ def test_detector_positions_come_from_gnss_by_time(tmp_path):
         assert np.abs(pos[inside, 1] - y_exp).max() < 0.1
         assert np.abs(pos[inside, 0]).max() < 0.01
         assert rec.streams["gnss"].data.shape[0] == 42  # 21 GGA + 21 RMC sentences
+
+
+def _walk_with_fixes(fix_every: int, seconds: float) -> tuple[list, AcquisitionService]:
+    """A G-882 at 10 Hz and a receiver with a fix every ``fix_every`` samples,
+    on real ptys, for ``seconds``; returns the service's events and itself."""
+    det, gps = PtyPair(), PtyPair()
+    driver = registry.create("g882", det.path, stream_id="mag0")
+    gnss = registry.create("nmea", gps.path, stream_id="gnss")
+    events: list = []
+    service = AcquisitionService(driver, ServiceConfig(), gnss=gnss,
+                                 runner_options={"stall_s": 10.0}, on_event=events.append)
+
+    def device() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(service.descriptors) < 2:
+            time.sleep(0.01)
+        t0 = time.time()
+        today = dt.datetime.fromtimestamp(t0, dt.UTC).date()
+        for i in range(round(seconds * 10) + 1):
+            time.sleep(max(0.0, t0 + i * 0.1 - time.time()))
+            now = time.time()
+            det.write(g882_line([43600.0], [1000]))
+            if i % fix_every == 0:
+                tod = now % 86400.0
+                lat = _lat(now - t0)
+                gps.write(nmea_gga(tod, lat, LON0) + nmea_rmc(tod, lat, LON0, today))
+        time.sleep(0.3)
+        service.stop()
+
+    threading.Thread(target=device, daemon=True).start()
+    try:
+        service.run()
+    finally:
+        det.close()
+        gps.close()
+    return events, service
+
+
+def test_fixes_too_seldom_for_live_feedback_are_reported_once():
+    # 1 Hz fixes: a detector block waits up to a second for the fix after it
+    events, _ = _walk_with_fixes(10, 5.0)
+    slow = [e for e in events if getattr(e, "state", "") == "slow_positions"]
+    assert len(slow) == 1 and slow[0].stream_id == "mag0"
+    assert "GNSS fixes every 1.00 s" in slow[0].reason
+    assert "up to 1.35 s" in slow[0].reason and "set the receiver to 7 Hz" in slow[0].reason
+    # 10 Hz fixes: 0.3 s + 0.1 s + 0.05 s fits in 0.5 s
+    fast, service = _walk_with_fixes(1, 1.5)
+    assert service.attacher.fix_interval_s == pytest.approx(0.1, abs=0.01)
+    assert service._fix_rate_checked  # judged, and found in time
+    assert not [e for e in fast if getattr(e, "state", "") == "slow_positions"]

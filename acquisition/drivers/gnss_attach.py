@@ -181,6 +181,14 @@ class PositionAttacher:
         return min(self._arrivals) if self._arrivals else None
 
     @property
+    def fix_interval_s(self) -> float | None:
+        """Median time between the last fixes (GNSS clock); None before 4 fixes."""
+        t = self._t[-21:]
+        if t.size < 4:
+            return None
+        return float(np.median(np.diff(t))) / NS_PER_S
+
+    @property
     def jitter_ns(self) -> int | None:
         return (max(self._arrivals) - min(self._arrivals)) if self._arrivals else None
 

@@ -74,9 +74,9 @@ class LaneConfig:
     #: Live (operator feedback) threshold, in noise sigmas.
     live_k: float = 6.0
     #: Longest wait between the first sample over threshold and the anomaly event.
-    #: The operator hears of a signal within 0.5 s of passing it: this wait, the
-    #: driver's block cut (``max_block_s``, 0.05 s) and the service's own
-    #: work (up to 0.06 s measured) share that (bench/bench_live_latency.py).
+    #: The operator hears of a signal within `LIVE_FEEDBACK_S` of passing it: this
+    #: wait, the driver's block cut (``max_block_s``, 0.05 s) and the service's
+    #: own work (up to 0.06 s measured) share that (bench/bench_live_latency.py).
     live_max_delay_s: float = 0.3
     #: Fixed noise sigma (nT), e.g. from a soil calibration; None = estimate per lane.
     noise_nT: float | None = None
@@ -326,6 +326,10 @@ def _walk_step(x: np.ndarray, y: np.ndarray, scales: tuple[float, ...]) -> float
 
 #: Share of lanes that must read like soil for the clutter threshold to apply.
 CLUTTER_LANE_SHARE = 0.8
+
+
+#: The issue's budget from the sensor passing a signal to the anomaly event.
+LIVE_FEEDBACK_S = 0.5
 
 
 def clutter_threshold(peaks: np.ndarray, area_m2: float, rate_per_1000m2: float,
