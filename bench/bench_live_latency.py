@@ -160,7 +160,18 @@ def measure(scenario: str, seed: int | None, speed: float, gnss_hz: float = 0.0)
     return {"scenario": sc.name, "seed": sc.seed, "samples": survey.n,
             "lines_written": len(written), "anomalies": len(got),
             "total": np.array(total), "wait": np.array(wait), "rest": np.array(rest),
-            "behind": np.array(behind), "kinds": kinds, "stderr": proc.stderr.read() if proc.stderr else ""}
+            "behind": np.array(behind), "kinds": kinds,
+            "stderr": proc.stderr.read() if proc.stderr else ""}
+
+
+def test_live_latency_tiny(benchmark):
+    """pytest-benchmark entry: one real-time walk of the tiny scenario (8 s),
+    its latencies in extra_info (the script's table is the fuller measure)."""
+    r = benchmark.pedantic(measure, args=("tiny", None, 1.0), rounds=1, iterations=1)
+    assert r["anomalies"] >= 1 and r["lines_written"] == r["samples"]
+    p50, p90, mx = np.percentile(r["total"], (50, 90, 100))
+    benchmark.extra_info.update(anomalies=r["anomalies"], latency_p50_s=float(p50),
+                                latency_p90_s=float(p90), latency_max_s=float(mx))
 
 
 def _pcts(a: np.ndarray) -> str:
