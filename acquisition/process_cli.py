@@ -22,6 +22,9 @@ from acquisition.dsp.pipeline import LaneConfig
 from acquisition.survey_csv import SurveyCSVError, read_survey_csv
 from acquisition.targets_io import write_targets_csv, write_targets_geojson
 
+#: Fewer samples per lane than this on average: the lanes cannot be real.
+FEW_PER_LANE = 20
+
 
 def register_process(sub: argparse._SubParsersAction) -> None:
     """Add the ``process`` sub-command to the ``uxo`` parser."""
@@ -164,6 +167,12 @@ def run_process(args: argparse.Namespace) -> int:
     print(f"{path.name}: {geometry['kind']} survey, field {field.total_nT:.0f} nT "
           f"inc {field.inclination_deg:.1f} dec {field.declination_deg:.1f} ({field.source})")
     print(res.summary())
+    if res.lanes and res.n_samples / res.lanes < FEW_PER_LANE:
+        # Rows of a multi-sensor cart without time stamps or lanes read in file
+        # order jump across the lanes at every row (acquisition.dsp.cart needs `t`).
+        print(f"uxo process: warning: {res.lanes} lanes of {res.n_samples / res.lanes:.1f} "
+              "samples on average: are rows of several sensors interleaved? Give a `t` "
+              "column (rows of one instant share it) or a `lane` column", file=sys.stderr)
     flagged = sum(1 for t_ in listed if t_.flags)
     print(f"targets written: {len(listed)} to {args.output}"
           + (f" and {args.geojson}" if args.geojson else "")

@@ -121,6 +121,19 @@ def test_uxo_process_reads_a_cart_file_without_a_lane_column(tmp_path, capsys):
         (3.3, 10.2), (6.1, 4.0)]
 
 
+def test_uxo_process_warns_when_rows_interleave_without_time_stamps(tmp_path, capsys):
+    x, y, t, v, _ = cart(4)
+    src = tmp_path / "cart.csv"
+    write_survey_csv(src, x, y, v, metadata=GEO)  # neither t nor lane
+    assert uxo(["process", str(src), "-o", str(tmp_path / "t.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "samples on average: are rows of several sensors interleaved?" in err
+    # the same file with time stamps: no warning
+    write_survey_csv(src, x, y, v, t=t, metadata=GEO)
+    assert uxo(["process", str(src), "-o", str(tmp_path / "t.csv")]) == 0
+    assert "interleaved" not in capsys.readouterr().err
+
+
 @settings(max_examples=60, deadline=None)
 @given(k=st.integers(2, 5), passes=st.integers(1, 4), turn=st.booleans(),
        west=st.booleans(), spacing=st.sampled_from([0.5, 0.75, 1.0]))
