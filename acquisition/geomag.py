@@ -71,6 +71,8 @@ def from_igrf(lat_deg: float, lon_deg: float, date: _dt.date | str,
             date = _dt.datetime.fromisoformat(date.strip()).date()
         except ValueError:
             raise ValueError(f"date {date!r} is not YYYY-MM-DD") from None
+    elif isinstance(date, _dt.datetime):  # a datetime does not compare with a date
+        date = date.date()
     if not -90 <= lat_deg <= 90 or not -180 <= lon_deg <= 360:
         raise ValueError(f"bad latitude/longitude {lat_deg}, {lon_deg}")
     # ppigrf only prints a warning outside its model's years and then returns

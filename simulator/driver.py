@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.clock import NS_PER_S, mono_ns, wall_ns
-from acquisition.drivers.base import Driver
+from acquisition.drivers.base import DEFAULT_MAX_BLOCK_S, Driver
 from acquisition.drivers.transport import PortError
 from acquisition.types import BlockFlags, ChannelSpec, SampleBlock, StreamDescriptor
 from simulator.scenario import ScenarioError, load_scenario
@@ -53,7 +53,7 @@ class SimDriver(Driver):
         self.block_size = int(options.get("block_size", 500))
         if self.block_size < 1:
             raise ValueError("block_size must be >= 1")
-        self.max_block_s = float(options.get("max_block_s", 0.05))
+        self.max_block_s = float(options.get("max_block_s", DEFAULT_MAX_BLOCK_S))
         self.survey: SimulatedSurvey | None = None
         self._pos = 0  # next survey sample to emit
         self._open = False

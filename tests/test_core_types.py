@@ -80,6 +80,9 @@ def test_igrf_refuses_dates_outside_its_model_years():
     assert from_igrf(16.75, 107.0, IGRF_LAST).total_nT > 40000
     assert from_igrf(16.75, 107.0, "2026-06-01T09:30:00") == from_igrf(16.75, 107.0,
                                                                          "2026-06-01")
+    import datetime as dt
+    assert from_igrf(16.75, 107.0, dt.datetime(2026, 6, 1, 9, 30)) == from_igrf(
+        16.75, 107.0, dt.date(2026, 6, 1))
     for bad in ("1899-12-31", "2030-01-02"):
         with pytest.raises(ValueError, match="IGRF here covers 1900-01-01 to 2030-01-01"):
             from_igrf(16.75, 107.0, bad)

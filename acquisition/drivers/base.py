@@ -93,14 +93,18 @@ class Driver(abc.ABC):
         self.close()
 
 
+#: Longest a sample waits in a driver for its block to be cut (s): 0.05 s of
+#: the 0.5 s the lane pipeline's live events may take; at 10 Hz a block per line.
+DEFAULT_MAX_BLOCK_S = 0.05
+
+
 class LineDriver(Driver):
     """Template for ASCII line protocols; subclasses give `describe` and `parse_lines`.
 
     Blocks are cut at ``block_size`` samples or when ``max_block_s`` has passed
     since the block's first sample arrived, whichever comes first, so a slow
     instrument still gives the operator feedback within a fraction of a second
-    (0.05 s of the 0.5 s the lane pipeline's live events may take; at 10 Hz
-    that is a block per line).
+    (`DEFAULT_MAX_BLOCK_S`).
     """
 
     max_line: ClassVar[int] = 512
@@ -111,7 +115,7 @@ class LineDriver(Driver):
         *,
         stream_id: str | None = None,
         block_size: int = 500,
-        max_block_s: float = 0.05,
+        max_block_s: float = DEFAULT_MAX_BLOCK_S,
         rate_hz: float | None = None,
         **options: Any,
     ) -> None:
