@@ -42,6 +42,16 @@ def sensor_of_rows(t: np.ndarray, x: np.ndarray, y: np.ndarray,
                    spacing_m: float) -> tuple[np.ndarray, int] | None:
     """Each row's sensor, and the number of sensors; None for a single sensor.
 
+    See `_sensors` for the rules.
+    """
+    found = _sensors(t, x, y, spacing_m)
+    return None if found is None else found[:2]
+
+
+def _sensors(t: np.ndarray, x: np.ndarray, y: np.ndarray,
+             spacing_m: float) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """Each row's sensor, the number of sensors and the instants' first rows.
+
     ``t``: time stamps in file order (rows of one instant share theirs; NaN
     stamps are instants of their own). ``x``, ``y``: positions; the rows of
     an instant must lie at least half a lane spacing apart (``spacing_m``),
@@ -86,7 +96,7 @@ def sensor_of_rows(t: np.ndarray, x: np.ndarray, y: np.ndarray,
         sensor[s0:s0 + m] = best[1]
         for r in range(s0 + k, s0 + ln):  # more rows than sensors: keep the order
             sensor[r] = (r - s0) % k
-    return sensor, k
+    return sensor, k, starts
 
 
 def cart_lanes(x: np.ndarray, y: np.ndarray, t: np.ndarray,
@@ -99,11 +109,10 @@ def cart_lanes(x: np.ndarray, y: np.ndarray, t: np.ndarray,
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     t = np.asarray(t, dtype=np.float64).ravel()
-    found = sensor_of_rows(t, x, y, spacing_m)
+    found = _sensors(t, x, y, spacing_m)
     if found is None:
         return None
-    sensor, k = found
-    starts = _instant_starts(t)
+    sensor, k, starts = found
     instant = np.repeat(np.arange(starts.size), np.diff(np.concatenate((starts, [x.size]))))
     count = np.bincount(instant)
     cx = np.bincount(instant, weights=x) / count
