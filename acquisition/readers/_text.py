@@ -92,7 +92,10 @@ def to_float(tok: str, *, decimal_comma: bool = False) -> float:
     s = tok.strip()
     if decimal_comma and "," in s and "." not in s:
         s = s.replace(",", ".")
-    v = float(s)
+    try:
+        v = float(s)
+    except ValueError:
+        raise ValueError(f"{tok!r} is not a number") from None
     if not math.isfinite(v):
         raise ValueError(f"{tok!r} is not a finite number")
     return v

@@ -76,8 +76,14 @@ def resolve_columns(path: Path, t: Table, columns: dict[str, str] | None
                 wanted[k] = i
                 if k == "value":
                     notes.append(f"value column guessed: {t.names[i]!r}")
-    pos = ("x", "y") if "x" in wanted or "y" in wanted else ("lat", "lon")
-    missing = [k for k in (*pos, "value") if k not in wanted]
+    if "lat" in wanted or "lon" in wanted:
+        missing = [k for k in ("lat", "lon") if k not in wanted]
+    elif "x" in wanted or "y" in wanted:
+        missing = [k for k in ("x", "y") if k not in wanted]
+    else:
+        missing = ["x and y (or lat and lon)"]
+    if "value" not in wanted:
+        missing.append("value")
     if missing:
         raise unknown_column(path, t, " and ".join(missing), COLUMNS_HINT)
     return wanted, notes
