@@ -96,7 +96,7 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"uxo convert: {exc}", file=sys.stderr)
         return 2
     for line in bad_row_lines(survey):
-        print(f"{line} (row skipped)", file=sys.stderr)
+        print(line, file=sys.stderr)
     try:
         write_survey_csv_atomic(args.output, survey)
     except OSError as exc:

@@ -122,10 +122,11 @@ def survey_notes(survey: Any, overrides: dict[str, str] | None = None) -> list[s
     return notes
 
 
-def bad_row_lines(survey: Any, limit: int = BAD_ROWS_SHOWN) -> list[str]:
-    """``FILE:LINE: reason`` for the first ``limit`` rejected rows, then a count of the rest."""
+def bad_row_lines(survey: Any, limit: int = BAD_ROWS_SHOWN, suffix: str = " (row skipped)"
+                  ) -> list[str]:
+    """``FILE:LINE: reason (row skipped)`` for the first ``limit`` rejects, then a count."""
     bad = survey.bad_rows
-    out = [f"{survey.source}:{b.line}: {b.reason}" for b in bad[:limit]]
+    out = [f"{survey.source}:{b.line}: {b.reason}{suffix}" for b in bad[:limit]]
     if len(bad) > limit:
         out.append(f"{survey.source}: ... and {len(bad) - limit} more rows rejected")
     return out

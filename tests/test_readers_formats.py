@@ -270,7 +270,8 @@ def test_sniffing_picks_each_format():
 
 def test_utf8_bom_and_crlf_everywhere(tmp_path):
     for src in (MAGMAP, SENSYS, GEOSOFT, BLOCK1):
-        raw = src.read_bytes().removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        raw = src.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         p = tmp_path / src.name
         p.write_bytes(b"\xef\xbb\xbf" + raw)
         a = read_survey(p, metadata={"crs": "EPSG:32648"})

@@ -23,6 +23,20 @@ from acquisition.readers._text import (
     to_float,
 )
 
+#: Column names that hold CRS eastings/northings, not taped-grid metres.
+PROJECTED_NAMES = ("easting", "northing", "east", "north", "utm_x", "utm_y", "utm-x", "utm-y",
+                   "utmx", "utmy")
+#: Positions larger than this (m) cannot be a taped grid: they are CRS coordinates.
+LOCAL_LIMIT_M = 20_000.0
+
+
+def positions_kind(x: np.ndarray, y: np.ndarray, named_projected: bool) -> str:
+    """"projected" for easting/northing columns or values beyond a taped grid, else "local"."""
+    if named_projected:
+        return "projected"
+    big = (np.abs(x) > LOCAL_LIMIT_M) | (np.abs(y) > LOCAL_LIMIT_M)
+    return "projected" if bool(big.any()) else "local"
+
 
 @dataclass(slots=True)
 class Table:
@@ -97,10 +111,24 @@ def find_table(lines: list[str], *, sample: int = 20) -> Table | None:
     names = split_fields(rows[0], delim)
     if all(is_number(n) for n in names) or any(not n for n in names):
         return None
+    if any(not n.isprintable() or "\ufffd" in n for n in names):
+        return None  # binary junk, not column names
     if len(set(n.lower() for n in names)) != len(names):
         return None
     keys, units = zip(*(name_and_unit(n) for n in names), strict=True)
     return Table(lines, i, delim, names, list(keys), list(units), md)
+
+
+def has_numeric_row(t: Table) -> bool:
+    """True when a row under the header has its fields and at least two numbers."""
+    for s in t.lines[t.header_index + 1:]:
+        s = s.strip()
+        if not s or _is_comment(s):
+            continue
+        toks = split_fields(s, t.delim)
+        if len(toks) == len(t.names) and sum(is_number(tk) for tk in toks) >= 2:
+            return True
+    return False
 
 
 def read_columns(table: Table, wanted: dict[str, int], *, optional: frozenset[str] = frozenset()

@@ -21,6 +21,8 @@ from acquisition.readers import BadRow
 UTF8_BOM = b"\xef\xbb\xbf"
 #: Lines of a file's head looked at by the sniffers.
 SNIFF_LINES = 40
+#: Bytes of the head `read_survey` gives the sniffers (acquisition.survey.SNIFF_BYTES).
+HEAD_BYTES = 64 * 1024
 
 
 def decode(data: bytes) -> str:
@@ -51,10 +53,11 @@ def read_lines(path: Path) -> list[str]:
 def head_lines(head: bytes, n: int = SNIFF_LINES) -> list[str]:
     """The first ``n`` non-blank lines of a file's head, stripped.
 
-    The head is cut at a byte count, so its last line may be partial: it is dropped.
+    A head as long as `HEAD_BYTES` was cut there, so its last line may be
+    partial: it is dropped.
     """
     lines = split_lines(decode(head))
-    if len(lines) > 1:
+    if len(head) >= HEAD_BYTES and len(lines) > 1:
         lines = lines[:-1]
     return [s.strip() for s in lines if s.strip()][:n]
 

@@ -28,6 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from acquisition.readers import BadRow, RawSurvey
+from acquisition.readers._table import PROJECTED_NAMES, positions_kind
 from acquisition.readers._text import (
     check_bad_share,
     head_lines,
@@ -36,8 +37,7 @@ from acquisition.readers._text import (
     no_rows,
     read_lines,
 )
-from acquisition.readers.magmap_xyz import positions_kind
-from acquisition.readers.table import GUESS, KEYS, PROJECTED_NAMES
+from acquisition.readers.table import GUESS, KEYS
 
 LINE_RE = re.compile(r"^(line|tie)\s+([^\s]+)\s*$", re.I)
 DUMMY = "*"

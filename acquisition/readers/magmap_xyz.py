@@ -29,22 +29,16 @@ from typing import ClassVar
 import numpy as np
 
 from acquisition.readers import RawSurvey
-from acquisition.readers._table import find_table, read_columns, unknown_column
+from acquisition.readers._table import (
+    PROJECTED_NAMES,
+    find_table,
+    positions_kind,
+    read_columns,
+    unknown_column,
+)
 from acquisition.readers._text import check_bad_share, head_lines, no_rows, read_lines
 
 MAGMAP_COLUMNS = ("top_rdg", "bottom_rdg", "vrt_grad")
-#: Positions larger than this (m) cannot be a taped grid: they are CRS coordinates.
-LOCAL_LIMIT_M = 20_000.0
-
-
-def positions_kind(x: np.ndarray, y: np.ndarray, named_projected: bool) -> str:
-    """"projected" for easting/northing columns or values beyond a taped grid, else "local"."""
-    if named_projected:
-        return "projected"
-    big = (np.abs(x) > LOCAL_LIMIT_M) | (np.abs(y) > LOCAL_LIMIT_M)
-    return "projected" if bool(big.any()) else "local"
-
-
 class MagMapXYZReader:
     """MagMap export table: X, Y and TOP_RDG / BOTTOM_RDG / VRT_GRAD columns."""
 
@@ -112,8 +106,7 @@ class MagMapXYZReader:
             value = cols[key]
             md["kind"] = "total"
             notes.append(f"MagMap: one sensor ({key.upper()}_RDG), kind total")
-        named = t.names[ix].strip().lower() in ("easting", "e") or (
-            t.names[iy].strip().lower() in ("northing", "n"))
+        named = t.keys[ix] in PROJECTED_NAMES or t.keys[iy] in PROJECTED_NAMES
         return RawSurvey(x=cols["x"], y=cols["y"], value=value, metadata=md, extra=extra,
                          bad_rows=bad, line_numbers=lines_ok,
                          positions=positions_kind(cols["x"], cols["y"], named),  # type: ignore[arg-type]

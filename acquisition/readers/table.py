@@ -22,9 +22,16 @@ from typing import ClassVar
 import numpy as np
 
 from acquisition.readers import BadRow, RawSurvey
-from acquisition.readers._table import Table, find_table, read_columns, unknown_column
+from acquisition.readers._table import (
+    PROJECTED_NAMES,
+    Table,
+    find_table,
+    has_numeric_row,
+    positions_kind,
+    read_columns,
+    unknown_column,
+)
 from acquisition.readers._text import check_bad_share, head_lines, no_rows, read_lines
-from acquisition.readers.magmap_xyz import positions_kind
 
 KEYS = ("x", "y", "lat", "lon", "value", "t", "lane")
 GUESS = {
@@ -37,8 +44,6 @@ GUESS = {
     "t": ("t", "time_s", "seconds"),
     "lane": ("lane",),
 }
-PROJECTED_NAMES = ("easting", "northing", "east", "north", "utm_x", "utm_y", "utm-x", "utm-y",
-                   "utmx", "utmy", "e", "n")
 GEO_RANGE = {"lat": 90.0, "lon": 180.0}
 COLUMNS_HINT = "name them with --columns, e.g. x=Easting,y=Northing,value=Grad"
 
@@ -100,7 +105,7 @@ class TableReader:
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> bool:
         t = find_table(head_lines(head))
-        return t is not None and len(t.names) >= 3
+        return t is not None and len(t.names) >= 3 and has_numeric_row(t)
 
     def read(self, path: Path, *, columns: dict[str, str] | None = None,
              max_bad_share: float = 0.1, stream: str | None = None) -> RawSurvey:
