@@ -117,8 +117,10 @@ def test_gsm19_quality_gradient_and_day_rollover():
     # Roll-over across batches: the driver passes the last time on.
     nxt = gsm19.parse_lines([b"000000.5 48000.00 099"], prev_ns=int(p.device_ns[-1]))
     assert nxt.device_ns.tolist() == [DAY_NS + 500_000_000]
-    bad = gsm19.parse_lines([b"250000.0 48000.00 099", b"120000.0 48000.00", b"12:00 1 2"])
-    assert [r for _, r in bad.rejects] == ["time", "field_count", "number"]
+    bad = gsm19.parse_lines([b"250000.0 48000.00 099", b"120000.0 48000.00", b"12:00 1 2",
+                             b"12:00:00 4800x.00 99"])
+    # "12:00" is a clock-format time cut short (v7 prints HH:MM:SS.s).
+    assert [r for _, r in bad.rejects] == ["time", "field_count", "time", "number"]
 
 
 def test_fga_header_driven():
@@ -161,12 +163,19 @@ def test_nmea_gga_rmc_checksums_rtk():
     assert p.values[1, 2] == pytest.approx(-107.1) and p.values[1, 4] == 5.0  # RTK float
     assert p.values[1, 7] == pytest.approx(1.0, abs=1e-3)
     day = int(dt.datetime(2026, 3, 14, tzinfo=dt.UTC).timestamp())
-    assert p.values[1, 0] == day + 12 * 3600 + 35 * 60 + 19.5
-    # After the RMC, GGA rows carry the date too, and midnight rolls over.
+    # The first row (a GGA, no date yet) fixed the time base: seconds since its
+    # midnight, which the RMC dates as 2026-03-14; no jump to epoch seconds.
+    assert p.values[1, 0] == 12 * 3600 + 35 * 60 + 19.5
+    assert st_.shift == day * 10**9
+    # GGA rows after the RMC stay on that base, and midnight rolls over.
     late = em.nmea_gga(86399.0, 16.75, 107.1).strip()
     early = em.nmea_gga(1.0, 16.75, 107.1).strip()
     q = nmea.parse_lines([late, early], st_)
-    assert q.values[:, 0].tolist() == [day + 86399.0, day + 86401.0]
+    assert q.values[:, 0].tolist() == [86399.0, 86401.0]
+    # A stream whose first row is the RMC is on UTC epoch from the start.
+    st2 = nmea.NmeaState()
+    r = nmea.parse_lines([rmc, late], st2)
+    assert r.values[:, 0].tolist() == [day + 12 * 3600 + 35 * 60 + 19.5, day + 86399.0]
 
 
 def test_lineproto_config_and_errors():
@@ -498,16 +507,18 @@ def _nmea_sentence(draw) -> bytes:
 @given(lines=st.lists(_nmea_sentence(), max_size=30),
        cuts=st.lists(st.integers(0, 30), max_size=3),
        day=st.sampled_from([0, 1_773_446_400 * 10**9]),
-       prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]))
-def test_nmea_fast_equals_reference_across_batches(lines, cuts, day, prev):
-    s_fast, s_ref = nmea.NmeaState(day, prev), nmea.NmeaState(day, prev)
+       prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]),
+       shift=st.sampled_from([None, 0]))
+def test_nmea_fast_equals_reference_across_batches(lines, cuts, day, prev, shift):
+    # shift None: the time base is decided by the first dated row (see NmeaState).
+    s_fast, s_ref = nmea.NmeaState(day, prev, shift), nmea.NmeaState(day, prev, shift)
     edges = [0, *sorted(c for c in cuts if c <= len(lines)), len(lines)]
     for a, b in itertools.pairwise(edges):
         batch = lines[a:b]
         got, want = nmea.parse_lines(batch, s_fast), nmea.parse_lines_reference(batch, s_ref)
         same(got, want)
         assert _bits_equal(got.values, want.values)
-        assert (s_fast.day_ns, s_fast.prev_ns) == (s_ref.day_ns, s_ref.prev_ns)
+        assert s_fast.saved() == s_ref.saved()
 
 
 def test_nmea_batch_state_rollover_and_dates():
@@ -519,15 +530,21 @@ def test_nmea_batch_state_rollover_and_dates():
     st_ = nmea.NmeaState()
     out = nmea._fast(seq, st_)
     assert isinstance(out, ParsedLines) and out.n == 5
-    d = day / 1e9
-    assert out.values[:, 0].tolist() == [86398.0, d + 86399.0, d + 86399.5, d + 86400.5,
-                                         d + 86401.5]
-    assert st_.day_ns == day + DAY_NS and st_.prev_ns == day + DAY_NS + 1_500_000_000
+    # The first row, a GGA, fixed the time base (its midnight); the RMC dates it.
+    assert out.values[:, 0].tolist() == [86398.0, 86399.0, 86399.5, 86400.5, 86401.5]
+    assert st_.day_ns == DAY_NS and st_.prev_ns == DAY_NS + 1_500_000_000
+    assert st_.shift == day
     # The next batch carries on from the state: 86000 s is later the same day, 2 s
     # is past the next midnight.
     nxt = nmea.parse_lines([em.nmea_gga(86000.0, 1, 1).strip(), em.nmea_gga(2.0, 1, 1).strip()],
                            st_)
-    assert nxt.values[:, 0].tolist() == [d + 86400 + 86000, d + 2 * 86400 + 2]
+    assert nxt.values[:, 0].tolist() == [86400 + 86000, 2 * 86400 + 2]
+    # With the date known first (driver option), the same rows are UTC epoch.
+    st2 = nmea.NmeaState(day_ns=day, shift=0)
+    d = day / 1e9
+    out2 = nmea._fast(seq, st2)
+    assert out2.values[:, 0].tolist() == [d + 86398.0, d + 86399.0, d + 86399.5, d + 86400.5,
+                                          d + 86401.5]
 
 
 # --- cache-sized chunks: a chunked parse is the parse of the whole batch ---------------------
@@ -568,15 +585,16 @@ def test_fga_chunked_equals_reference_with_headers(data, size):
 @settings(max_examples=120, deadline=None)
 @given(lines=st.lists(_nmea_sentence(), max_size=30), size=st.integers(1, 7),
        day=st.sampled_from([0, 1_773_446_400 * 10**9]),
-       prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]))
-def test_nmea_chunked_equals_reference(lines, size, day, prev):
-    s_fast, s_ref = nmea.NmeaState(day, prev), nmea.NmeaState(day, prev)
+       prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]),
+       shift=st.sampled_from([None, 0]))
+def test_nmea_chunked_equals_reference(lines, size, day, prev, shift):
+    s_fast, s_ref = nmea.NmeaState(day, prev, shift), nmea.NmeaState(day, prev, shift)
     with chunks_of(size):
         got = nmea.parse_lines(lines, s_fast)
     want = nmea.parse_lines_reference(lines, s_ref)
     same(got, want)
     assert _bits_equal(got.values, want.values)
-    assert (s_fast.day_ns, s_fast.prev_ns) == (s_ref.day_ns, s_ref.prev_ns)
+    assert s_fast.saved() == s_ref.saved()
 
 
 def test_large_fga_batch_chunks_carry_the_header_and_rejects():
