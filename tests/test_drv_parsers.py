@@ -38,11 +38,18 @@ LP_FMT = lineproto.LineFormat.from_options(
 LP_WS = lineproto.LineFormat.from_options({"separator": "whitespace",
                                            "columns": ["a:nT", "b:m"]})
 
+G882_OPT = g882.G882Format(sensors=1, analog=True, year_ns=g882.year_epoch_ns(2026))
+
 #: name -> (fast, reference) over a list of lines.
 PARSERS = {
     "g882": (g882.parse_lines, g882.parse_lines_reference),
     "g882x2": (lambda ls: g882.parse_lines(ls, 2), lambda ls: g882.parse_lines_reference(ls, 2)),
     "gsm19": (gsm19.parse_lines, gsm19.parse_lines_reference),
+    # v7 clock times, gradient + quality rows, walking-gradiometer rows (GPS / grid).
+    "gsm19v7": (gsm19.parse_lines, gsm19.parse_lines_reference),
+    # The manual's optional fields: analog channel and Julian clock.
+    "g882opt": (lambda ls: g882.parse_lines(ls, G882_OPT),
+                lambda ls: g882.parse_lines_reference(ls, G882_OPT)),
     "fga": (fga.parse_lines, fga.parse_lines_reference),
     "fgm3d": (fgm3d.parse_lines, fgm3d.parse_lines_reference),
     "nmea": (nmea.parse_lines, nmea.parse_lines_reference),
@@ -56,7 +63,7 @@ PARSERS = {
 }
 
 
-STATEFUL = {"gsm19", "borehole", "borehole3"}
+STATEFUL = {"gsm19", "gsm19v7", "borehole", "borehole3"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -227,6 +234,24 @@ def test_time_unwrap_and_vector_checksums():
 
 
 # --- emulator round trips with faults ---------------------------------------------------------
+def _gsm19_v7_line(i: int, rng: np.random.Generator) -> bytes:
+    """A GSM-19 v7 row in one of the forms real dumps and streams use (see gsm19_dump)."""
+    tod = 40000 + i
+    hh, mm, ss = tod // 3600, tod % 3600 // 60, tod % 60
+    f = rng.uniform(40000, 50000)
+    g = rng.normal(0, 20)
+    kind = i % 4
+    if kind == 0:
+        return b"%02d:%02d:%02d.0  %.2f 99\r\n" % (hh, mm, ss, f)
+    if kind == 1:
+        return b"%02d%02d%02d.0  %.2f  %.2f %02d\r\n" % (hh, mm, ss, f, g, rng.integers(0, 100))
+    if kind == 2:
+        return (b"%011.7f  %011.7f  %06d  %.2f  %07.2f 99  000000.00 07 %02d%02d%02d.0 * *\r\n"
+                % (47.92 + 1e-6 * i, 15.86, 1089, f, g, hh, mm, ss))
+    return b"0  %d  %.2f  %07.2f 99 * %02d%02d%02d.0  0  0\r\n" % (i, f, g, hh, mm, ss)
+
+
+
 def _clean_lines(name: str, n: int, rng: np.random.Generator) -> list[bytes]:
     out = []
     for i in range(n):
@@ -237,6 +262,17 @@ def _clean_lines(name: str, n: int, rng: np.random.Generator) -> list[bytes]:
         elif name == "gsm19":
             out.append(em.gsm19_line(86390 + 0.5 * i, rng.uniform(40000, 50000),
                                      quality=int(rng.integers(0, 1000))))
+        elif name == "gsm19v7":
+            out.append(_gsm19_v7_line(i, rng))
+        elif name == "g882opt":
+            line = em.g882_line([rng.uniform(40000, 50000)], [int(rng.integers(0, 10000))])
+            extra = [b"%04d" % rng.integers(0, 10000)] if i % 3 != 1 else []
+            if i % 3:
+                s = 3600 * 24 * 99 + 14 * 3600 + i * 0.1
+                extra.append(b"D%03dH%02dM%02dS%02d_%02d" % (
+                    s // 86400 + 1, s % 86400 // 3600, s % 3600 // 60, s % 60,
+                    round(s * 100) % 100))
+            out.append(b",".join([line.strip(), *extra]) + b"\r\n")
         elif name == "fga":
             out.append(em.fga_line(1000 + 10 * i, rng.normal(0, 100, 3), rng.normal(0, 100, 3),
                                    16.75 + 1e-6 * i, 107.1, 12.0, 14, 4, 0.6))
@@ -309,7 +345,8 @@ def test_fast_equals_reference_never_raises(name, data):
     lines = data.draw(_noisy_lines(name))
     a, b = fast(lines), ref(lines)
     same(a, b)
-    assert a.n + len(a.rejects) <= len(lines)
+    # A g882 line may give a frame and a "garbage" reject (noise before it, resync).
+    assert a.n + sum(r != "garbage" for _, r in a.rejects) <= len(lines)
     assert np.all(np.isfinite(a.values[:, 0])) or name in ("nmea", "fga")
 
 

@@ -274,15 +274,15 @@ def decode_gsm19_dump(text: str | bytes) -> tuple[Gsm19Dump, list[Reject]]:
         if lowered.startswith(_HEADER_WORDS):
             _header(body.decode("latin-1"), info, state)
             continue
+        if not body[:1].isdigit() and body[:1] not in (b"-", b"*"):
+            rejects.append(Reject(no, "text"))
+            continue
         tokens = body.split()
         cols = state.get("columns")
         if not isinstance(cols, list):
             cols = _by_count(len(tokens), tokens[2] if len(tokens) > 2 else b"")
         if cols is None:
             rejects.append(Reject(no, "field_count"))
-            continue
-        if not body[:1].isdigit() and body[:1] not in (b"-", b"*"):
-            rejects.append(Reject(no, "text"))
             continue
         rec, reason = _record(tokens, cols)
         if reason is None and not FIELD_MIN_NT <= rec["field"] <= FIELD_MAX_NT:
