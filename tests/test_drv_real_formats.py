@@ -318,3 +318,63 @@ def test_uxo_decode_bad_banner_is_one_line_and_exit_2(tmp_path, capsys):
     assert rc == 2
     assert err == [f"uxo decode: {cap}: line 2: device banner height='abc' is not a number "
                    "(expected metres)"]
+
+
+# --- hypothesis: the dump decoder ---------------------------------------------------------------
+_DUMP_ALPHABET = "0123456789 .:-*/\nabcDIlinetTX\t\xff"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(alphabet=_DUMP_ALPHABET, max_size=400), st.binary(max_size=300),
+                 st.sampled_from([MAGPY_V6, MAGPY_WG_GPS, MAGPY_WG_GRID]).flatmap(
+                     lambda t: st.tuples(st.just(t), st.integers(0, len(t)),
+                                         st.text(alphabet=_DUMP_ALPHABET, max_size=20)).map(
+                         lambda x: x[0][: x[1]] + x[2] + x[0][x[1]:]))))
+def test_dump_never_raises_and_accounts_for_every_line(text):
+    d, rejects = decode_gsm19_dump(text)
+    lines = (text.encode("latin-1", "replace") if isinstance(text, str) else text).splitlines()
+    assert d.n + len(rejects) <= len(lines)
+    assert len({*d.line.tolist(), *(r.line for r in rejects)}) == d.n + len(rejects)
+    assert all(1 <= r.line <= len(lines) for r in rejects)
+    for a in (d.field_nT, d.quality, d.gradient, d.lat, d.lon, d.alt, d.x, d.y):
+        assert a.shape == (d.n,) and not np.isinf(a).any()
+    assert np.all((d.field_nT >= 10_000) & (d.field_nT <= 120_000))
+    assert np.all(np.diff(d.time_ns) > -86_400 * 10**9 // 2)  # midnight continues the clock
+
+
+_REC = st.tuples(st.integers(0, 86399), st.integers(0, 9), st.floats(20_000, 99_999),
+                 st.floats(-9999, 9999), st.integers(10, 99))
+
+
+@settings(max_examples=150, deadline=None)
+@given(recs=st.lists(_REC, min_size=1, max_size=20), variant=st.sampled_from(["v6", "v7", "wg"]),
+       bad=st.sets(st.integers(0, 19), max_size=5), clock=st.booleans())
+def test_dump_roundtrip_with_bad_lines(recs, variant, bad, clock):
+    head = {"v6": MAGPY_V6.split("\n\n")[0] + "\n\n",
+            "v7": MAGPY_V7_HEADER, "wg": MAGPY_WG_GPS.split("line")[0]}[variant]
+    rows, want, bad_lines = [], [], []
+    n_head = head.count("\n")
+    for k, (s, tenth, f, g, q) in enumerate(recs):
+        hms = (f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}" if clock
+               else f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}") + f".{tenth}"
+        if variant == "wg":
+            row = (f"{16.75 + k * 1e-6:011.7f}  107.1000000  000012  {f:.2f}  {g:07.2f} {q}"
+                   f"  000000.00 07 {hms} * *")
+        else:
+            row = f"{hms}  {f:.2f} {q}"
+        if k in bad:
+            row = row.replace(".", "x", 1)  # a letter in a number: rejected
+            bad_lines.append(n_head + len(rows) + 1)
+        else:
+            want.append((s * 10**9 + tenth * 10**8, round(f, 2), q))
+        rows.append(row)
+    d, rejects = decode_gsm19_dump(head + "\n".join(rows) + "\n")
+    assert [r.line for r in rejects] == bad_lines
+    assert d.n == len(want)
+    assert d.field_nT.tolist() == [w[1] for w in want]
+    assert d.quality.tolist() == [w[2] for w in want]
+    tod = np.array([w[0] for w in want], dtype=np.int64)
+    rolled = np.concatenate(([0], np.cumsum(np.diff(tod) < -86_400 * 10**9 // 2)))
+    assert d.time_ns.tolist() == (tod + rolled * 86_400 * 10**9).tolist()
+    if variant == "wg":
+        assert np.isfinite(d.gradient).all() and np.isfinite(d.lat).all()
