@@ -135,16 +135,20 @@ class LineCodec:
     ``flip_avoid`` (checksummed only): bytes a flip must not produce (another bit
     of the same byte is used instead). ``garbage_header_like``: protocols that
     read a line starting with a letter (after quotes/spaces) as a header.
+    ``header_starts``: line starts a protocol reads as a header (GSM-19 dumps'
+    ``/`` comments, ``line N`` markers); a garbage burst never begins with one.
     """
 
     def __init__(self, *, checksummed: bool = False, separator: bytes = b",",
                  flip_from: int = 0, flip_avoid: bytes = b"",
-                 garbage_header_like: bool = False) -> None:
+                 garbage_header_like: bool = False,
+                 header_starts: tuple[bytes, ...] = ()) -> None:
         self.checksummed = checksummed
         self.separator = separator
         self.flip_from = flip_from
         self.flip_avoid = frozenset(flip_avoid)
         self.garbage_header_like = garbage_header_like
+        self.header_starts = header_starts
 
     def truncate(self, line: bytes, r_pos: float) -> bytes:
         body = line[:-2] if line.endswith(CRLF) else line
@@ -198,6 +202,8 @@ class LineCodec:
 
     def fix_garbage(self, burst: bytes) -> bytes:
         if self.garbage_header_like and burst.lstrip(b'" ')[:1].isalpha():
+            return b"\xff" + burst[1:]
+        if self.header_starts and burst.startswith(self.header_starts):
             return b"\xff" + burst[1:]
         return burst
 
