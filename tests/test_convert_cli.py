@@ -40,13 +40,12 @@ def _same(a, b) -> None:
                                      "--grid-rotation", "12.5"]),
     ("sensys_magwalk.csv", []),
     ("geosoft_line.xyz", ["--crs", "EPSG:3405"]),
+    ("gsm19_walking_grad.wg", ["--crs", "EPSG:32648"]),
 ])
 def test_convert_then_reread_gives_the_same_survey(tmp_path, capsys, name, opts):
     src = DATA / name
     out = tmp_path / "survey.csv"
     assert main(["convert", str(src), "-o", str(out), *opts]) == 0
-    args = argparse.Namespace(from_format=None, columns=None, crs=None, grid_origin=None,
-                              grid_rotation=None, value_unit=None)
     parser = argparse.ArgumentParser()
     add_survey_input_arguments(parser)
     args = parser.parse_args(opts)
@@ -143,7 +142,7 @@ def test_formats_lists_every_reader(capsys):
     assert main(["formats"]) == 0
     names = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
     assert set(names) == set(readers()) >= {"stn", "magmap-xyz", "sensys", "geosoft-xyz",
-                                             "table", "uxo-csv", "recording"}
+                                             "gsm19", "table", "uxo-csv", "recording"}
     assert names[-1] == "table"  # the catch-all is tried last
     assert main(["convert", "--list"]) == 0
     assert [ln.split()[0] for ln in capsys.readouterr().out.splitlines()] == names

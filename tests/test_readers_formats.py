@@ -279,3 +279,48 @@ def test_utf8_bom_and_crlf_everywhere(tmp_path):
         assert a.format == b.format and a.n == b.n
         np.testing.assert_array_equal(a.value, b.value)
         assert math.isclose(float(a.x.sum()), float(b.x.sum()))
+
+
+# -- GEM GSM-19 (decoded by acquisition.drivers.gsm19_dump) ---------------------------
+WG = DATA / "gsm19_walking_grad.wg"
+WG_MAGPY = DATA / "gsm19_magpy_wg_gps.wg"
+
+
+def test_gsm19_walking_gradiometer_with_gps():
+    s = read_survey(WG)
+    assert s.format == "gsm19" and s.positions == "geographic"
+    assert s.metadata["kind"] == "tf_gradient" and s.metadata["sensor_separation_m"] == "0.65"
+    assert s.value_unit == "nT/m" and s.n == 11 and s.rows_seen == 13
+    # nT/m times the 0.65 m sensor distance: -2.00 nT/m is -1.3 nT
+    assert s.value[0] == pytest.approx(-1.3) and s.value[-1] == pytest.approx(3.5 * 0.65)
+    assert [(b.line, b.no_data) for b in s.bad_rows] == [(10, False), (17, True)]
+    assert s.lane.tolist() == [1] * 6 + [2] * 5
+    # 09:00:00 at UTC+07 on 14 III 26 is 02:00 UTC
+    assert s.t[0] == 1773453600.0
+    lat, lon = s.lat_lon()
+    assert lat[0] == pytest.approx(16.82, abs=1e-9) and lon[6] == pytest.approx(
+        107.1000094, abs=1e-9)  # as written, 7 decimals
+    tot = read_survey(WG, stream="total")
+    assert tot.metadata["kind"] == "total" and tot.value[0] == 43612.0
+
+
+def test_gsm19_magpy_docstring_dump():
+    s = read_survey(WG_MAGPY)
+    assert s.format == "gsm19" and s.n == 2
+    np.testing.assert_allclose(s.value, [12.61 * 1.06, 17.18 * 1.06])
+    lat, lon = s.lat_lon()
+    np.testing.assert_allclose(lat, [47.9263435, 47.9263438], atol=1e-9)
+    np.testing.assert_allclose(lon, [15.8653717, 15.865384], atol=1e-9)
+    assert s.frame.crs == "EPSG:32633"  # UTM 33N, Austria
+
+
+def test_gsm19_base_station_is_refused_with_the_reason(tmp_path):
+    p = _write(tmp_path, "Gem Systems GSM-19W 3101329 v6.0 24 X 2003\n"
+               "ID 1 file 23c-ost .b   09 VII10\ndatum  48000.00\n\n"
+               "115014.0  48484.12 99\n115015.0  48487.04 99\n", "base.b")
+    with pytest.raises(SurveyReadError, match=r"base\.b: a GSM-19 base-station dump has no "
+                                              "positions: it is a diurnal record"):
+        read_survey(p)
+    p = _write(tmp_path, "115014.0  48484.12 99\n115015.0  48487.04 99\n", "rows.txt")
+    with pytest.raises(SurveyReadError, match="base-station dump"):
+        read_survey(p)  # sniffed from the rows alone

@@ -21,6 +21,7 @@ SAMPLES = {
     "magmap-xyz": (DATA / "geophpy_Mag_ex1_excerpt.dat").read_bytes()[:2000],
     "sensys": (DATA / "sensys_magwalk.csv").read_bytes(),
     "geosoft-xyz": (DATA / "geosoft_line.xyz").read_bytes(),
+    "gsm19": (DATA / "gsm19_walking_grad.wg").read_bytes(),
     "table": b"Easting;Northing;Grad [nT/m]\n713000,5;1861000;1,5\n713001;1861000;-2\n"
              b"713002;1861000,5;0,25\n",
 }
@@ -96,4 +97,5 @@ def test_samples_read_clean(tmp_path, name):
     s = read_survey(p, metadata={"crs": "EPSG:32648"})
     assert s.format == name and s.n >= 3
     damaged = [b.line for b in s.bad_rows if not b.no_data]
-    assert damaged == ([6] if name == "sensys" else [])  # the sample's one garbage row
+    # the samples' deliberate garbage rows
+    assert damaged == {"sensys": [6], "gsm19": [10]}.get(name, [])
