@@ -128,10 +128,6 @@ def output_metadata(survey: Any) -> dict[str, str]:
     return md
 
 
-def _fmt(v: float, missing: str) -> str:
-    return repr(float(v)) if math.isfinite(v) else missing
-
-
 def write_survey_csv(out: TextIO, survey: Any) -> None:
     """Write ``survey`` as ``# uxo-survey v1`` text (t, x, y, lane, value, then extras)."""
     out.write(FORMAT_LINE + "\n")
@@ -156,11 +152,13 @@ def write_survey_csv(out: TextIO, survey: Any) -> None:
         used.add(col)
         cols.append((col, a.astype(np.float64), "nan"))
     out.write(",".join(c[0] for c in cols) + "\n")
-    lists = [a.tolist() for _, a, _ in cols]
-    missing = [m for _, _, m in cols]
-    for i in range(n):
-        out.write(",".join(str(int(col[i])) if m is None else _fmt(col[i], m)
-                           for col, m in zip(lists, missing, strict=True)) + "\n")
+    # column by column, then joined row-wise: several times faster than a call per cell
+    texts = [[str(v) for v in a.astype(np.int64).tolist()] if m is None
+             else [repr(v) if math.isfinite(v) else m for v in a.tolist()]
+             for _, a, m in cols]
+    for start in range(0, n, 50_000):
+        rows = zip(*(t[start:start + 50_000] for t in texts), strict=True)
+        out.write("".join(",".join(r) + "\n" for r in rows))
 
 
 def write_survey_csv_atomic(path: str | Path, survey: Any) -> Path:

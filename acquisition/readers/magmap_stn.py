@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,17 +39,18 @@ from acquisition.readers._text import (
     epoch_seconds,
     head_lines,
     no_rows,
-    parse_clock,
     parse_date,
     read_lines,
 )
 
 _NUM = r"[-+]?[0-9]+(?:\.[0-9]*)?"
-_TIME = r"[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?"
+_TIME = r"([0-9]{1,2}):([0-9]{2}):([0-9]{2}(?:\.[0-9]*)?)"  # three groups: h, m, s
 _DATE = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{2,4}"
-READING_RE = re.compile(rf"^0\s+({_NUM})(?:\s+({_NUM}))?\s+({_TIME})\s+({_DATE})"
-                        r"(?:\s+(-?[0-9]+))?$")
-MARK_RE = re.compile(rf"^3\s+({_NUM})\s+({_NUM})\s+({_TIME})\s+({_DATE})\s+(-?[0-9]+)\s+"
+# groups: F1, F2, h, m, s, date
+READING_RE = re.compile(rf"^0\s+({_NUM})(?:\s+({_NUM}))?\s+{_TIME}\s+({_DATE})"
+                        r"(?:\s+-?[0-9]+)?$")
+# groups: X, Y, h, m, s, date, count, line, mark, code
+MARK_RE = re.compile(rf"^3\s+({_NUM})\s+({_NUM})\s+{_TIME}\s+({_DATE})\s+(-?[0-9]+)\s+"
                      r"(-?[0-9]+)\s+(-?[0-9]+)\s+(-?[0-9]+)$")
 HEADER_RE = re.compile(r"^99(\s+-?[0-9]+)*$")
 
@@ -63,8 +65,19 @@ class _Line:
     rows: list[int] = field(default_factory=list)  # indices into the reading arrays
 
 
-def _stamp(time_tok: str, date_tok: str) -> float:
-    return epoch_seconds(parse_date(date_tok, ("%m/%d/%y", "%m/%d/%Y")), parse_clock(time_tok))
+@lru_cache(maxsize=64)
+def _midnight(date_tok: str) -> float:
+    """Epoch seconds of a record's date at 00:00 (cached: strptime is slow, dates repeat)."""
+    return epoch_seconds(parse_date(date_tok, ("%m/%d/%y", "%m/%d/%Y")), 0.0)
+
+
+def _stamp(m: re.Match[str], first: int) -> float:
+    """Epoch seconds from the h, m, s, date groups starting at group ``first``."""
+    h, mi, sec = int(m.group(first)), int(m.group(first + 1)), float(m.group(first + 2))
+    if h > 23 or mi > 59 or sec >= 60:
+        raise ValueError(f"{m.group(first)}:{m.group(first + 1)}:{m.group(first + 2)} is not "
+                         "a time of day")
+    return _midnight(m.group(first + 3)) + h * 3600.0 + mi * 60.0 + sec
 
 
 def _interp(t: np.ndarray, idx: np.ndarray, marks: list[tuple[float, float, float, int]]
@@ -130,7 +143,7 @@ class MagMapSTNReader:
                 try:
                     r1 = float(m.group(1))
                     r2 = float(m.group(2)) if m.group(2) is not None else math.nan
-                    t = _stamp(m.group(3), m.group(4))
+                    t = _stamp(m, 3)
                 except ValueError as exc:
                     bad.append(BadRow(lineno, f"reading: {exc}"))
                     continue
@@ -140,14 +153,14 @@ class MagMapSTNReader:
             if m:
                 try:
                     x, y = float(m.group(1)), float(m.group(2))
-                    t = _stamp(m.group(3), m.group(4))
+                    t = _stamp(m, 3)
                 except ValueError as exc:
                     bad.append(BadRow(lineno, f"mark: {exc}"))
                     continue
                 if not (math.isfinite(x) and math.isfinite(y)):
                     bad.append(BadRow(lineno, "mark: position is not finite"))
                     continue
-                recs.append(("m", lineno, (t, x, y, int(m.group(6)), int(m.group(8)))))
+                recs.append(("m", lineno, (t, x, y, int(m.group(8)), int(m.group(10)))))
                 continue
             n_data += 1
             bad.append(BadRow(lineno, "expected a reading '0 F1 [F2] HH:MM:SS.ss MM/DD/YY "
