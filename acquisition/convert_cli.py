@@ -115,7 +115,11 @@ def run_convert(args: argparse.Namespace) -> int:
 def output_metadata(survey: Any) -> dict[str, str]:
     """The survey's metadata as written: values now in nT, provenance added, keys safe."""
     md: dict[str, str] = {}
-    for k, v in survey.metadata.items():
+    # a recording states its sensor geometry in its stream descriptor, not in metadata
+    items = [*((k, v) for k, v in survey.geometry.items()
+               if k not in survey.metadata and isinstance(v, str | int | float)),
+             *survey.metadata.items()]
+    for k, v in items:
         k = str(k).strip()
         if not _KEY_RE.match(k):
             continue  # a key that would not read back as '# key: value'

@@ -167,3 +167,28 @@ def test_parse_columns_and_overrides():
     assert kw["format"] == "stn" and kw["columns"] == {"lat": "A", "lon": "B", "value": "C"}
     with pytest.raises(SystemExit):
         parser.parse_args(["--value-unit", "gauss"])
+
+
+def test_convert_a_real_recording_keeps_its_geometry(tmp_path, capsys):
+    from rec_helpers import descriptor, indexed_block
+
+    from recorder.sink import RecorderSink
+
+    h5 = tmp_path / "rec.h5"
+    desc = descriptor(nch=1)
+    sink = RecorderSink(h5, session="s1", provenance={"operator": "team 3"})
+    sink.add_stream(desc)
+    sink.start()
+    for seq in range(3):
+        sink.write_block(indexed_block(desc, seq, seq * 100, 100))
+    sink.close()
+    out = tmp_path / "rec.csv"
+    assert main(["convert", str(h5), "-o", str(out)]) == 0
+    s = read_survey(out)
+    assert s.n == 300 and s.metadata["kind"] == "gradient"
+    assert s.metadata["sensor_separation_m"] == "0.65"
+    idx = np.arange(300.0)
+    np.testing.assert_allclose(s.value, idx * 10)
+    np.testing.assert_allclose(s.x, idx * 0.01)
+    np.testing.assert_allclose(s.y, idx * 0.02)
+    assert "recording, 300 rows written" in capsys.readouterr().out
