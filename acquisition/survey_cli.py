@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
+
 from acquisition.coords import (
     CRS_KEY,
     ORIGIN_E_KEY,
@@ -32,6 +34,8 @@ from acquisition.coords import (
 
 #: Rejected rows listed one by one before the rest are only counted.
 BAD_ROWS_SHOWN = 20
+#: A survey wider than this (m) is more likely wrong columns or a wrong CRS.
+WIDE_SURVEY_M = 20_000.0
 
 
 def parse_columns(text: str | None) -> dict[str, str] | None:
@@ -113,6 +117,11 @@ def survey_notes(survey: Any, overrides: dict[str, str] | None = None) -> list[s
     if survey.positions == "local" and not survey.frame.georeferenced:
         notes.append("positions are a local grid with no CRS (--crs, --grid-origin, "
                      "--grid-rotation place it)")
+    if survey.n:
+        span = max(float(np.ptp(survey.x)), float(np.ptp(survey.y)))
+        if span > WIDE_SURVEY_M:
+            notes.append(f"positions span {span / 1000:.0f} km: far wider than a clearance "
+                         "survey; check the position columns and the CRS")
     kind = survey.metadata.get("kind", "").strip()
     if kind in ("gradient", "tf_gradient") and not survey.metadata.get("sensor_separation_m"):
         notes.append(f"kind {kind}: sensor separation not stated, processing assumes 0.65 m")

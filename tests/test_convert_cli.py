@@ -192,3 +192,18 @@ def test_convert_a_real_recording_keeps_its_geometry(tmp_path, capsys):
     np.testing.assert_allclose(s.x, idx * 0.01)
     np.testing.assert_allclose(s.y, idx * 0.02)
     assert "recording, 300 rows written" in capsys.readouterr().out
+
+
+def test_convert_value_unit_option_and_wide_survey_note(tmp_path, capsys):
+    src = tmp_path / "ll.csv"
+    src.write_text("lat,lon,TMI\n16.8,107.1,1500\n16.8001,107.1,-2500\n")
+    out = tmp_path / "o.csv"
+    assert main(["convert", str(src), "-o", str(out), "--value-unit", "pT"]) == 0
+    text = capsys.readouterr().out
+    assert "note: values converted from pT to nT" in text
+    assert "lat/lon projected to EPSG:32648" in text and "span" not in text
+    s = read_survey(out)
+    assert s.value.tolist() == [1.5, -2.5] and s.metadata["source_value_unit"] == "pT"
+    src.write_text("lat,lon,TMI\n16.8,107.1,1\n16.8,-100,2\n")
+    assert main(["convert", str(src), "-o", str(out), "--crs", "EPSG:32648"]) == 0
+    assert "positions span 16099 km" in capsys.readouterr().out

@@ -79,8 +79,9 @@ def resolve_columns(path: Path, t: Table, columns: dict[str, str] | None
             i = t.first_of(GUESS[k])
             if i is not None and i not in wanted.values():
                 wanted[k] = i
-                if k == "value":
-                    notes.append(f"value column guessed: {t.names[i]!r}")
+                if k == "value" and t.keys[i] != "value":
+                    notes.append(f"value column guessed: {t.names[i]!r} (--columns "
+                                 "value=NAME picks another)")
     if "lat" in wanted or "lon" in wanted:
         missing = [k for k in ("lat", "lon") if k not in wanted]
     elif "x" in wanted or "y" in wanted:
