@@ -324,3 +324,18 @@ def test_gsm19_base_station_is_refused_with_the_reason(tmp_path):
     p = _write(tmp_path, "115014.0  48484.12 99\n115015.0  48487.04 99\n", "rows.txt")
     with pytest.raises(SurveyReadError, match="base-station dump"):
         read_survey(p)  # sniffed from the rows alone
+
+
+def test_comma_separated_drone_export_and_zero_positions_in_any_table(tmp_path):
+    text = ("Date,Time,Latitude,Longitude,Heading,Altitude AGL,TMI,Bx,By,Bz\n"
+            "2026-03-14,10:00:00.0,16.82,107.1,90,30,43600.5,1,2,3\n"
+            "2026-03-14,10:00:00.1,0.0,0.0,90,30,43600.7,1,2,3\n"
+            "2026-03-14,10:00:00.2,16.82001,107.1,90,30,43600.9,1,2,3\n")
+    p = _write(tmp_path, text, "drone.csv")
+    s = read_survey(p)
+    assert s.format == "sensys" and s.value.tolist() == [43600.5, 43600.9]
+    assert [(b.line, b.no_data) for b in s.bad_rows] == [(3, True)]
+    s = read_survey(p, format="table", columns={"lat": "Latitude", "lon": "Longitude",
+                                                "value": "TMI"})
+    assert s.value.tolist() == [43600.5, 43600.9]
+    assert [(b.line, b.no_data) for b in s.bad_rows] == [(3, True)]

@@ -1,7 +1,7 @@
 """Reader for Sensys MagWalk / MagDrone CSV exports, plug-in ``sensys``.
 
-The exports are ``;``-separated tables (decimal commas allowed) with text date
-and time columns and GNSS positions::
+The exports are ``;``-separated tables (decimal commas allowed; MagDrone
+exports may use ``,``) with text date and time columns and GNSS positions::
 
     Date;Time;Latitude;Longitude;Altitude;Gradient [nT]
     2026-03-14;08:15:02.100;16.8201234;107.1001234;12.3;-1.25
@@ -88,7 +88,7 @@ class SensysReader:
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> bool:
         t = find_table(head_lines(head))
-        if t is None or t.delim != ";":
+        if t is None or t.delim not in (";", ","):
             return False
         c = _columns(t)
         timed = c["stamp"] is not None or (c["date"] is not None and c["time"] is not None)
@@ -142,7 +142,7 @@ class SensysReader:
                 continue
             n_data += 1
             lineno = ln + 1
-            toks = split_fields(s, ";")
+            toks = split_fields(s, t.delim)
             if len(toks) != ncol:
                 bad.append(BadRow(lineno, f"{len(toks)} fields, the header has {ncol}"))
                 continue

@@ -153,13 +153,19 @@ class TableReader:
 
 def _drop_out_of_range(cols: dict[str, np.ndarray], lines: np.ndarray, bad: list[BadRow]
                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Rows whose latitude/longitude are outside +-90/+-180 become bad rows."""
+    """Rows at 0 N 0 E (a receiver's zero-filled "no fix") or beyond +-90/+-180 are rejected."""
     ok = np.ones(lines.size, dtype=bool)
     for k, lim in GEO_RANGE.items():
         ok &= np.abs(cols[k]) <= lim
-    for i in np.flatnonzero(~ok):
-        bad.append(BadRow(int(lines[i]), f"latitude {cols['lat'][i]!r} / longitude "
-                          f"{cols['lon'][i]!r} out of range"))
+    no_fix = (cols["lat"] == 0) & (cols["lon"] == 0)
+    for i in np.flatnonzero(~ok | no_fix):
+        if no_fix[i]:
+            bad.append(BadRow(int(lines[i]), "no GNSS fix (position zero-filled): not placed",
+                              no_data=True))
+        else:
+            bad.append(BadRow(int(lines[i]), f"latitude {cols['lat'][i]!r} / longitude "
+                              f"{cols['lon'][i]!r} out of range"))
+    ok &= ~no_fix
     if ok.all():
         return cols, lines
     return {k: v[ok] for k, v in cols.items()}, lines[ok]
