@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from acquisition.cli import main
 from acquisition.readers import readers
@@ -207,3 +209,49 @@ def test_convert_value_unit_option_and_wide_survey_note(tmp_path, capsys):
     src.write_text("lat,lon,TMI\n16.8,107.1,1\n16.8,-100,2\n")
     assert main(["convert", str(src), "-o", str(out), "--crs", "EPSG:32648"]) == 0
     assert "positions span 16099 km" in capsys.readouterr().out
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=60))
+def test_parse_columns_takes_any_text(text):
+    try:
+        out = parse_columns(text)
+    except ValueError as exc:
+        assert "--columns" in str(exc)
+    else:
+        assert out is None or all(k and v and k == k.lower() for k, v in out.items())
+
+
+_F = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(_F, _F, _F, st.one_of(st.none(), _F), st.integers(-5, 5),
+                               st.floats(allow_nan=True, allow_infinity=False)),
+                     min_size=1, max_size=30),
+       with_t=st.booleans(), with_lane=st.booleans())
+def test_written_survey_csv_reads_back_exactly(tmp_path_factory, rows, with_t, with_lane):
+    from acquisition.convert_cli import write_survey_csv_atomic
+    from acquisition.coords import SurveyFrame
+    from acquisition.survey import Survey
+
+    x, y, v, t, lane, extra = (list(c) for c in zip(*rows, strict=True))
+    s = Survey(x=np.array(x), y=np.array(y), value=np.array(v),
+               t=np.array([np.nan if a is None else a for a in t]) if with_t else None,
+               lane=np.array(lane) if with_lane else None,
+               metadata={"kind": "total", "bad key: x": "dropped", "note": "two\nlines"},
+               frame=SurveyFrame(), source="src.dat", format="test",
+               extra={"Probe B [nT]": np.array(extra)})
+    out = tmp_path_factory.mktemp("rt") / "o.csv"
+    write_survey_csv_atomic(out, s)
+    r = read_survey(out)
+    np.testing.assert_array_equal(r.x, s.x)
+    np.testing.assert_array_equal(r.y, s.y)
+    np.testing.assert_array_equal(r.value, s.value)
+    if with_t:
+        np.testing.assert_array_equal(r.t, s.t)  # NaN where the source had no time
+    if with_lane:
+        np.testing.assert_array_equal(r.lane, s.lane)
+    np.testing.assert_array_equal(r.extra["probe_b_nt"], s.extra["Probe B [nT]"])
+    assert r.metadata["kind"] == "total" and r.metadata["note"] == "two lines"
+    assert "bad key: x" not in r.metadata and r.metadata["value_unit"] == "nT"
