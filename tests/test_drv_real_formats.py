@@ -31,6 +31,7 @@ from acquisition.drivers import fgm3d, g882, gsm19, lineproto
 from acquisition.drivers.g882 import G882Driver
 from acquisition.drivers.gsm19 import decode_gsm19_dump
 from acquisition.drivers.nmea import NmeaDriver
+from simulator.emulators import protocols as em
 
 # --- GSM-19 -------------------------------------------------------------------------------------
 MAGPY_V6 = """Gem Systems GSM-19W 3101329 v6.0 24 X 2003
@@ -378,3 +379,45 @@ def test_dump_roundtrip_with_bad_lines(recs, variant, bad, clock):
     assert d.time_ns.tolist() == (tod + rolled * 86_400 * 10**9).tolist()
     if variant == "wg":
         assert np.isfinite(d.gradient).all() and np.isfinite(d.lat).all()
+
+
+# --- hypothesis: the NMEA time base and fgm3d overflow ------------------------------------------
+@settings(max_examples=120, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 7200), st.booleans()), min_size=1, max_size=30),
+       start=st.integers(0, 86399), cut=st.integers(1, 30), dated=st.booleans())
+def test_nmea_time_base_never_jumps(steps, start, cut, dated):
+    """Whatever mix of GGA and RMC, and however batched, utc_s follows the receiver's clock.
+
+    A stream whose first row is a GGA (no date option) stays on seconds since that
+    row's midnight; one with a date (option) is on epoch seconds from its first row.
+    """
+    day = dt.date(2014, 12, 31)
+    epoch = dt.datetime(2014, 12, 31, tzinfo=dt.UTC).timestamp()
+    t = start
+    lines, want = [], []
+    for k, (dt_s, is_rmc) in enumerate(steps):
+        t += dt_s if k else 0
+        d = day + dt.timedelta(days=t // 86400)
+        lines.append((em.nmea_rmc(t % 86400, -37.8, 175.3, d) if is_rmc and k
+                      else em.nmea_gga(t % 86400, -37.8, 175.3)).strip())
+        want.append(float(t))
+    drv = NmeaDriver("unused", date=day.isoformat()) if dated else NmeaDriver("unused")
+    got: list[float] = []
+    for a in range(0, len(lines), cut):
+        got += drv.parse_lines(lines[a:a + cut]).values[:, 0].tolist()
+    assert got == [w + (epoch if dated else 0.0) for w in want]
+
+
+@settings(max_examples=150, deadline=None)
+@given(mant=st.lists(st.integers(10_000, 99_999), min_size=4, max_size=4),
+       exps=st.lists(st.integers(-12, 308), min_size=4, max_size=4))
+def test_fgm3d_any_exponent_is_finite_or_rejected(mant, exps):
+    vals = [b'"%d,%04dE%d"' % (m // 10_000, m % 10_000, e) for m, e in zip(mant, exps,
+                                                                           strict=True)]
+    line = b"1648557860787," + b",".join(vals)
+    fast, ref = fgm3d.parse_lines([line, line]), fgm3d.parse_lines_reference([line, line])
+    assert fast.rejects == ref.rejects and np.array_equal(fast.values, ref.values)
+    # What the instrument's number is in nT, as float() and one scaling give it.
+    over = any(math.isinf(float(f"{m // 10_000}.{m % 10_000:04d}e{e}") * 1e9)
+               for m, e in zip(mant, exps, strict=True))
+    assert fast.n == (0 if over else 2) and np.isfinite(fast.values).all()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from acquisition.clock import NS_PER_S
 from acquisition.drivers.base import LineDriver, ParsedLines
 from acquisition.drivers.textnum import floats, hybrid, unwrap_time_of_day
 from acquisition.types import ChannelSpec, StreamDescriptor
+
+if TYPE_CHECKING:
+    from acquisition.drivers.gsm19_dump import Gsm19Dump, Reject
 
 FIELD_MIN_NT = 10_000.0
 FIELD_MAX_NT = 120_000.0
@@ -235,8 +239,9 @@ def parse_lines_reference(lines: list[bytes], *, prev_ns: int | None = None,
     return out
 
 
-def decode_gsm19_dump(text: str | bytes):  # type: ignore[no-untyped-def]
+def decode_gsm19_dump(text: str | bytes) -> tuple[Gsm19Dump, list[Reject]]:
     """Decode a whole GSM-19 dump file; see `acquisition.drivers.gsm19_dump`."""
+    # Imported here: gsm19_dump builds on this module's token rules.
     from acquisition.drivers.gsm19_dump import decode_gsm19_dump as decode
 
     return decode(text)

@@ -32,9 +32,10 @@ exactly one rejected line at the parser, so tests can compare counts exactly:
 paced by a monotonic clock at ``speed`` x real time (0 = as fast as possible),
 batching writes when behind, and records what it really sent in a `SendLog`.
 
-Note: pyserial flushes the input buffer when it opens a port, so bytes written
-before a reader opened the path are gone. Open the reader first, then
-`start()`, when every byte must be accounted for.
+Note: plain pyserial flushes the input buffer when it opens a port, so bytes
+written before a reader opened the path are gone (the acquisition drivers open
+through `acquisition.drivers.transport.open_port`, which keeps them). Open the
+reader first, then `start()`, when every byte must be accounted for.
 """
 
 from __future__ import annotations
@@ -396,7 +397,7 @@ class LineEmulator:
     `path` is what a reader should open (the link if any, else the pty).
     ``on_reappear(path)`` is called from the writer thread after a hang-up, once
     the new pty exists and before anything is written to it (a reader opened
-    there misses nothing; pyserial would flush bytes written before it opened).
+    there misses nothing; plain pyserial would flush bytes written before it opened).
     ``wait_for_start``: send nothing until the reader writes any byte (like an
     instrument that streams on command), so a reader that opens late misses nothing.
     """
