@@ -155,6 +155,7 @@ class MagMapSTNReader:
                     x, y = float(m.group(1)), float(m.group(2))
                     t = _stamp(m, 3)
                 except ValueError as exc:
+                    n_data += 1  # a damaged mark is a damaged row like any other
                     bad.append(BadRow(lineno, f"mark: {exc}"))
                     continue
                 if not (math.isfinite(x) and math.isfinite(y)):
