@@ -82,6 +82,10 @@ class Survey:
     #: Sensor geometry stated by the source (recordings); {} for text files.
     geometry: dict[str, Any] = field(default_factory=dict)
     rows_seen: int = 0
+    #: How the source gave positions: "local", "projected" or "geographic".
+    positions: str = "local"
+    #: What the reader assumed where the file does not say (see `RawSurvey.notes`).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -243,4 +247,5 @@ def read_survey(path: str | Path, *, format: str | None = None,
                   source=str(path), format=name, value_unit=unit,
                   unit_stated=bool(raw.value_unit or stated), extra=dict(raw.extra),
                   bad_rows=list(raw.bad_rows), line_numbers=raw.line_numbers,
-                  geometry=dict(raw.geometry), rows_seen=raw.rows_seen)
+                  geometry=dict(raw.geometry), rows_seen=raw.rows_seen,
+                  positions=raw.positions, notes=list(raw.notes))

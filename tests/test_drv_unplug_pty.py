@@ -51,8 +51,8 @@ def test_unplug_replug_gives_exactly_one_gap(tiny, protocol):
     hang_at = script.n // 2
     plan = FaultPlan(hangups=(hang_at,), hangup_s=2.0, reappear="same")
     reopened = threading.Event()
-    # The writer holds the new device's first bytes until the driver has reopened
-    # (pyserial flushes what was written before open), so the count stays exact.
+    # The writer holds the new device's first bytes until the driver has reopened,
+    # so the host-clock gap estimate sees every line arrive after the reopen.
     with LineEmulator(script, speed=SPEED, faults=plan,
                       on_reappear=lambda _p: reopened.wait(20)) as emu:
         # Paced at SPEED x real time, the driver's nominal rate is SPEED x the device's.

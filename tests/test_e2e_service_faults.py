@@ -20,9 +20,9 @@ pytestmark = pytest.mark.slow
 
 def _run(emulator: GradLineEmulator, config: ServiceConfig, states: list[StateChange]):
     connected = threading.Semaphore(0)
-    # pyserial flushes input when it opens a port, so the re-appeared device
-    # waits (bounded) for the service to reconnect before it talks; the test
-    # then knows exactly which lines were lost to the unplug.
+    # The re-appeared device waits (bounded) for the service to reconnect
+    # before it talks; the test then knows exactly which lines were lost to the
+    # unplug (tests/test_drv_reconnect_pty.py has a device that talks at once).
     emulator.on_reappear = lambda path: connected.acquire(timeout=10)
     driver = registry.create("gradline", emulator.path, stream_id="grad0",
                              block_size=50, max_block_s=0.05)

@@ -28,10 +28,17 @@ ENTRY_POINT_GROUP = "uxo.readers"
 
 @dataclass(slots=True)
 class BadRow:
-    """A row that could not be read: its 1-based line number and why."""
+    """A row that could not be read: its 1-based line number and why.
+
+    ``no_data`` marks a row that is well formed but says it holds no usable
+    reading (a GNSS "no fix" row, a Geosoft ``*`` dummy): it is counted and
+    reported like any other, but does not count toward ``max_bad_share``,
+    which is about damaged files.
+    """
 
     line: int
     reason: str
+    no_data: bool = False
 
 
 @dataclass(slots=True)
@@ -59,6 +66,8 @@ class RawSurvey:
     geometry: dict[str, object] = field(default_factory=dict)
     #: Number of data rows the file held (good + bad), for the reject summary.
     rows_seen: int = 0
+    #: What the reader assumed where the file does not say (shown by ``uxo convert``).
+    notes: list[str] = field(default_factory=list)
 
 
 class SurveyReader(Protocol):

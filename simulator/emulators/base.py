@@ -32,9 +32,10 @@ exactly one rejected line at the parser, so tests can compare counts exactly:
 paced by a monotonic clock at ``speed`` x real time (0 = as fast as possible),
 batching writes when behind, and records what it really sent in a `SendLog`.
 
-Note: pyserial flushes the input buffer when it opens a port, so bytes written
-before a reader opened the path are gone. Open the reader first, then
-`start()`, when every byte must be accounted for.
+Note: plain pyserial flushes the input buffer when it opens a port, so bytes
+written before a reader opened the path are gone (the acquisition drivers open
+through `acquisition.drivers.transport.open_port`, which keeps them). Open the
+reader first, then `start()`, when every byte must be accounted for.
 """
 
 from __future__ import annotations
@@ -135,16 +136,20 @@ class LineCodec:
     ``flip_avoid`` (checksummed only): bytes a flip must not produce (another bit
     of the same byte is used instead). ``garbage_header_like``: protocols that
     read a line starting with a letter (after quotes/spaces) as a header.
+    ``header_starts``: line starts a protocol reads as a header (GSM-19 dumps'
+    ``/`` comments, ``line N`` markers); a garbage burst never begins with one.
     """
 
     def __init__(self, *, checksummed: bool = False, separator: bytes = b",",
                  flip_from: int = 0, flip_avoid: bytes = b"",
-                 garbage_header_like: bool = False) -> None:
+                 garbage_header_like: bool = False,
+                 header_starts: tuple[bytes, ...] = ()) -> None:
         self.checksummed = checksummed
         self.separator = separator
         self.flip_from = flip_from
         self.flip_avoid = frozenset(flip_avoid)
         self.garbage_header_like = garbage_header_like
+        self.header_starts = header_starts
 
     def truncate(self, line: bytes, r_pos: float) -> bytes:
         body = line[:-2] if line.endswith(CRLF) else line
@@ -198,6 +203,8 @@ class LineCodec:
 
     def fix_garbage(self, burst: bytes) -> bytes:
         if self.garbage_header_like and burst.lstrip(b'" ')[:1].isalpha():
+            return b"\xff" + burst[1:]
+        if self.header_starts and burst.startswith(self.header_starts):
             return b"\xff" + burst[1:]
         return burst
 
@@ -390,7 +397,7 @@ class LineEmulator:
     `path` is what a reader should open (the link if any, else the pty).
     ``on_reappear(path)`` is called from the writer thread after a hang-up, once
     the new pty exists and before anything is written to it (a reader opened
-    there misses nothing; pyserial would flush bytes written before it opened).
+    there misses nothing; plain pyserial would flush bytes written before it opened).
     ``wait_for_start``: send nothing until the reader writes any byte (like an
     instrument that streams on command), so a reader that opens late misses nothing.
     """

@@ -52,7 +52,9 @@ BOREHOLE_M_PER_COUNT = 0.001
 
 #: Codecs of the protocols without a checksum (see `LineCodec`).
 _COMMA = LineCodec(separator=b",")
-_SPACE = LineCodec(separator=b"whitespace")
+#: GSM-19: dump headers (``/`` comments, v6 header words, ``line N``) are read as headers.
+_SPACE = LineCodec(separator=b"whitespace",
+                   header_starts=(b"/", b"Gem Systems", b"ID ", b"datum", b"line "))
 _FGM3D = LineCodec(separator=b',"', flip_from=1, garbage_header_like=True)
 _SEMI = LineCodec(separator=b";")
 
