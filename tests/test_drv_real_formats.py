@@ -7,9 +7,10 @@ Sample lines and where they come from:
   base-station header, walking-gradiometer (``.wg``) files with and without
   GPS. The v7 clock-format row (``10:00:00.0  57100.00 99``) is the form the
   issue reports from v7 files.
-* G-882: the CM-221 counter's optional fields as the Geometrics manual gives
-  them (analog channel ``$ 49895.131,1249,0512``, Julian clock
-  ``,D123H14M05S33_25``).
+* G-882: the CM-221 counter's optional fields in the form reported from the
+  Geometrics G-882 manual (analog channel ``$ 49895.131,1249,0512``, Julian clock
+  ``,D123H14M05S33_25``); the manual's own page was not at hand, so reading
+  ``_`` as the decimal point of the seconds is this driver's interpretation.
 * NMEA: the first lines of gpsd's ``test/daemon/bu353s4.log`` (a GlobalSat
   BU-353-S4, 2014-12-31; the GPSD project, BSD-2-Clause), whose first GGA
   comes before the first RMC.
