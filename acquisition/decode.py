@@ -94,6 +94,7 @@ def decode_bytes(
     cls = resolve_driver(driver)
     try:
         drv = cls("capture", **(options or {}))
+        drv.live = False
         drv.describe()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"bad options for {cls.name or cls.__name__}: {exc}") from exc

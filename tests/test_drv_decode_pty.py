@@ -28,6 +28,7 @@ from simulator.pty import PtyPair
 DRIVERS = {"g882": G882Driver, "gsm19": GSM19Driver, "fga": FGADriver, "fgm3d": FGM3DDriver,
            "nmea": NmeaDriver, "lineproto": LineProtoDriver, "borehole": BoreholeDriver}
 LP_OPTS = {"separator": ";", "columns": ["time:s", "bz:nT", "depth:m*0.01"]}
+NMEA_DAY_S = 1_773_446_400  # 2026-03-14 00:00 UTC
 
 
 def g882_capture(n: int) -> bytes:
@@ -155,9 +156,11 @@ PTY_CASES = {
     "fga": ({"origin": [16.75, 107.1]},
             lambda i: em.fga_line(i, [i, 0, 0], [0, i, 0], 16.75, 107.1, 9, 14, 4, 0.5),
             lambda i: [i, 0, 0, i, 0, i, 0, i, 16.75, 107.1, 9, 14, 4, 0.5]),
-    "nmea": ({"block_size": 10}, lambda i: em.nmea_gga(100 + i, 16.75, 107.1, fix=4, sats=9,
-                                                       hdop=1.1, alt_m=5.0),
-             lambda i: [100 + i, 16.75, 107.1, 5.0, 4, 9, 1.1, math.nan, math.nan, 1]),
+    # GGA only: the date option dates the rows (live, the host clock would; see nmea).
+    "nmea": ({"block_size": 10, "date": "2026-03-14"},
+             lambda i: em.nmea_gga(100 + i, 16.75, 107.1, fix=4, sats=9, hdop=1.1, alt_m=5.0),
+             lambda i: [NMEA_DAY_S + 100 + i, 16.75, 107.1, 5.0, 4, 9, 1.1, math.nan, math.nan,
+                        1]),
     "lineproto": (LP_OPTS, lambda i: em.lineproto_line([i, 2.5, 100 * i], separator=";"),
                   lambda i: [2.5, i]),
     "borehole": ({}, lambda i: em.borehole_line(i, 0.1 * i, 10 * i, [0.25 * i]),

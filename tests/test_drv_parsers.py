@@ -545,10 +545,12 @@ def _nmea_sentence(draw) -> bytes:
        cuts=st.lists(st.integers(0, 30), max_size=3),
        day=st.sampled_from([0, 1_773_446_400 * 10**9]),
        prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]),
-       shift=st.sampled_from([None, 0]))
-def test_nmea_fast_equals_reference_across_batches(lines, cuts, day, prev, shift):
-    # shift None: the time base is decided by the first dated row (see NmeaState).
-    s_fast, s_ref = nmea.NmeaState(day, prev, shift), nmea.NmeaState(day, prev, shift)
+       shift=st.sampled_from([None, 0]), host=st.sampled_from([None, 1_773_500_000 * 10**9]))
+def test_nmea_fast_equals_reference_across_batches(lines, cuts, day, prev, shift, host):
+    # shift None: the time base is decided by the first dated row (see NmeaState);
+    # host: a live stream's clock, which dates a leading GGA.
+    s_fast = nmea.NmeaState(day, prev, shift, host)
+    s_ref = nmea.NmeaState(day, prev, shift, host)
     edges = [0, *sorted(c for c in cuts if c <= len(lines)), len(lines)]
     for a, b in itertools.pairwise(edges):
         batch = lines[a:b]
@@ -623,9 +625,10 @@ def test_fga_chunked_equals_reference_with_headers(data, size):
 @given(lines=st.lists(_nmea_sentence(), max_size=30), size=st.integers(1, 7),
        day=st.sampled_from([0, 1_773_446_400 * 10**9]),
        prev=st.sampled_from([None, 5 * 10**12, 1_773_532_000 * 10**9]),
-       shift=st.sampled_from([None, 0]))
-def test_nmea_chunked_equals_reference(lines, size, day, prev, shift):
-    s_fast, s_ref = nmea.NmeaState(day, prev, shift), nmea.NmeaState(day, prev, shift)
+       shift=st.sampled_from([None, 0]), host=st.sampled_from([None, 1_773_500_000 * 10**9]))
+def test_nmea_chunked_equals_reference(lines, size, day, prev, shift, host):
+    s_fast = nmea.NmeaState(day, prev, shift, host)
+    s_ref = nmea.NmeaState(day, prev, shift, host)
     with chunks_of(size):
         got = nmea.parse_lines(lines, s_fast)
     want = nmea.parse_lines_reference(lines, s_ref)

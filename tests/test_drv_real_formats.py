@@ -7,9 +7,10 @@ Sample lines and where they come from:
   base-station header, walking-gradiometer (``.wg``) files with and without
   GPS. The v7 clock-format row (``10:00:00.0  57100.00 99``) is the form the
   issue reports from v7 files.
-* G-882: the CM-221 counter's optional fields as the Geometrics manual gives
-  them (analog channel ``$ 49895.131,1249,0512``, Julian clock
-  ``,D123H14M05S33_25``).
+* G-882: the CM-221 counter's optional fields in the form reported from the
+  Geometrics G-882 manual (analog channel ``$ 49895.131,1249,0512``, Julian clock
+  ``,D123H14M05S33_25``); the manual's own page was not at hand, so reading
+  ``_`` as the decimal point of the seconds is this driver's interpretation.
 * NMEA: the first lines of gpsd's ``test/daemon/bu353s4.log`` (a GlobalSat
   BU-353-S4, 2014-12-31; the GPSD project, BSD-2-Clause), whose first GGA
   comes before the first RMC.
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from acquisition import cli
 from acquisition.decode import decode_bytes
-from acquisition.drivers import fgm3d, g882, gsm19, lineproto
+from acquisition.drivers import fgm3d, g882, gsm19, lineproto, nmea
 from acquisition.drivers.g882 import G882Driver
 from acquisition.drivers.gsm19 import decode_gsm19_dump
 from acquisition.drivers.nmea import NmeaDriver
@@ -252,23 +253,48 @@ def _nmea_times(driver: NmeaDriver, data: bytes, per_line: bool) -> tuple[list[f
     return out, info
 
 
+def _capture_driver(**options: object) -> NmeaDriver:
+    drv = NmeaDriver("unused", **options)
+    drv.live = False  # as `uxo decode` runs it: no host clock to date rows by
+    return drv
+
+
 @pytest.mark.parametrize("per_line", [True, False])
 def test_nmea_gga_before_rmc_keeps_one_time_base(per_line):
-    t, info = _nmea_times(NmeaDriver("unused"), GPSD_BU353S4, per_line)
+    t, info = _nmea_times(_capture_driver(), GPSD_BU353S4, per_line)
     tod = 3 * 3600 + 7 * 60 + 19  # 11239 s
     assert t == [tod, tod, tod + 1, tod + 1, tod + 2]  # no jump to 1.4e9 at the RMC
-    assert info == {"utc_day0": "2014-12-31"}
-    # Given the date, the same log is on UTC epoch seconds from its first row.
-    dated = NmeaDriver("unused", date="2014-12-31")
     day = dt.datetime(2014, 12, 31, tzinfo=dt.UTC).timestamp()
-    t2, info2 = _nmea_times(dated, GPSD_BU353S4, per_line)
+    assert info == {"utc_day0": "2014-12-31", "base_to_utc_s": f"{day:.0f}"}
+    # Given the date, the same log is on UTC epoch seconds from its first row.
+    t2, info2 = _nmea_times(_capture_driver(date="2014-12-31"), GPSD_BU353S4, per_line)
     assert t2 == [day + x for x in t] and info2 == {}
+
+
+@pytest.mark.parametrize("host_off_s", [0.4, -3600.0, 11 * 3600.0])
+def test_nmea_live_dates_a_leading_gga_by_the_host_clock(host_off_s):
+    """Live, the host clock (within 12 h of UTC) dates the first GGA: epoch from row one."""
+    lines = [ln for ln in GPSD_BU353S4.splitlines() if ln.startswith(b"$")]
+    day = dt.datetime(2014, 12, 31, tzinfo=dt.UTC).timestamp()
+    tod = 3 * 3600 + 7 * 60 + 19
+    host = round((day + tod + host_off_s) * 1e9)
+    for parse in (nmea.parse_lines, nmea.parse_lines_reference):
+        st_ = nmea.NmeaState(host_ns=host)
+        out = parse(lines, st_)
+        assert out.values[:, 0].tolist() == [day + tod + k for k in (0, 0, 1, 1, 2)]
+        assert st_.shift == 0
+    # A host clock a day off: the base stays the host's, and the RMC says by how much.
+    st_ = nmea.NmeaState(host_ns=host + 86_400 * 10**9)
+    out = nmea.parse_lines_reference(lines, st_)
+    assert out.values[:, 0].tolist() == [day + 86_400 + tod + k for k in (0, 0, 1, 1, 2)]
+    assert st_.shift == -86_400 * 10**9
 
 
 def test_uxo_decode_gpsd_log_reports_the_day():
     _, rows, summary = decode_bytes("nmea", GPSD_BU353S4)
     assert [r[1] for r in rows] == [11239.0, 11239.0, 11240.0, 11240.0, 11241.0]
     assert summary.info["utc_day0"] == "2014-12-31"
+    assert summary.info["base_to_utc_s"] == "1419984000"
     assert summary.rejected_by_reason == {"no_prefix": 1}  # gpsd's "# Name:" comment
 
 
@@ -401,7 +427,7 @@ def test_nmea_time_base_never_jumps(steps, start, cut, dated):
         lines.append((em.nmea_rmc(t % 86400, -37.8, 175.3, d) if is_rmc and k
                       else em.nmea_gga(t % 86400, -37.8, 175.3)).strip())
         want.append(float(t))
-    drv = NmeaDriver("unused", date=day.isoformat()) if dated else NmeaDriver("unused")
+    drv = _capture_driver(date=day.isoformat()) if dated else _capture_driver()
     got: list[float] = []
     for a in range(0, len(lines), cut):
         got += drv.parse_lines(lines[a:a + cut]).values[:, 0].tolist()

@@ -32,6 +32,9 @@ from simulator.survey import simulate_survey
 pytestmark = pytest.mark.slow
 
 HANG_AT = 10  # the cable is pulled before this line (1 s into the survey)
+#: Host-clock gap estimate (no device counter): allowed error in samples, as in
+#: test_drv_unplug_pty (arrival jitter of the first and the newest block).
+HOST_CLOCK_TOL = 2
 AFTER = 30  # lines checked after the device returns (3 s at 10 Hz)
 
 
@@ -108,3 +111,51 @@ def test_unplug_loses_nothing_after_the_device_returns(demo_script, away_s):
     latency = (connected[1].t_ns - returned[0]) / 1e9
     print(f"away {away_s:g} s: reconnected {latency * 1000:.0f} ms after the device returned")
     assert np.isfinite(latency)
+
+
+def test_unplug_without_a_device_counter_gap_spans_the_interval():
+    """g882 lines carry no counter: every line after the return is read, and the gap the
+    host clock estimates spans the unplugged interval to within `HOST_CLOCK_TOL` samples."""
+    script = script_for("g882", simulate_survey(load_scenario("demo")))
+    away_s = 4.0
+    plan = FaultPlan(hangups=(HANG_AT,), hangup_s=away_s, hangup_wall_s=away_s,
+                     reappear="same")
+    q: queue.Queue[RunnerItem] = queue.Queue()
+    n_want = HANG_AT + AFTER
+    with LineEmulator(script, speed=1.0, faults=plan) as emu:
+        drv = make_driver(script, emu.path, block_size=10_000, max_block_s=0.05)
+        runner = DriverRunner(drv, q).start()
+        items: list[RunnerItem] = []
+        try:
+            deadline = time.monotonic() + 10
+            while not any(i.kind == "state" and i.state.state == "connected" for i in items):
+                assert time.monotonic() < deadline, "never connected"
+                with contextlib.suppress(queue.Empty):
+                    items.append(q.get(timeout=0.05))
+            emu.start()
+            deadline = time.monotonic() + away_s + 20
+            while sum(i.block.n for i in items if i.kind == "block") < n_want:
+                assert time.monotonic() < deadline, "the device's lines after its return never came"
+                with contextlib.suppress(queue.Empty):
+                    items.append(q.get(timeout=0.05))
+            emu.stop()
+            emu.drain(5.0)
+            time.sleep(0.3)
+        finally:
+            runner.stop()
+        while True:
+            try:
+                items.append(q.get_nowait())
+            except queue.Empty:
+                break
+    blocks = [i.block for i in items if i.kind == "block"]
+    # Every line that went out whole was decoded: none flushed at the reopen.
+    assert sum(b.n for b in blocks) == emu.log.lines_ok == drv.counters.frames_ok
+    gaps = [k for k, b in enumerate(blocks) if b.flags & BlockFlags.GAP]
+    assert len(gaps) == 1
+    g = gaps[0]
+    before = blocks[g - 1].first_index + blocks[g - 1].n
+    assert before == HANG_AT
+    lost = emu.log.lines_lost_hangup
+    assert abs((blocks[g].first_index - before) - lost) <= HOST_CLOCK_TOL, (
+        blocks[g].first_index - before, lost)

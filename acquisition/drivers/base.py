@@ -108,6 +108,9 @@ class LineDriver(Driver):
     """
 
     max_line: ClassVar[int] = 512
+    #: False when decoding a capture (`acquisition.decode`): the host clock then says
+    #: nothing about when the bytes were sent (the NMEA driver dates rows by it live).
+    live: bool = True
 
     def __init__(
         self,

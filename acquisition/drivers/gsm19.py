@@ -47,13 +47,16 @@ FIELD_MIN_NT = 10_000.0
 FIELD_MAX_NT = 120_000.0
 
 _TIME = rb"[0-9]{6}+(?:\.[0-9]++)?+"
+#: The v7 clock form; the batch path drops the colons, which gives the plain form.
+_CLOCK = rb"[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]++)?+"
+_ANY_TIME = rb"(?:" + _TIME + rb"|" + _CLOCK + rb")"
 _NUM = rb"-?[0-9]++(?:\.[0-9]*+)?+"
 _QUAL = rb"[0-9]{2,3}+"
-_Q_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +" + _QUAL + rb" *$", re.M)
-_G_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +(?!" + _QUAL + rb" *$)" + _NUM
+_Q_RE = re.compile(rb"^ *" + _ANY_TIME + rb" +" + _NUM + rb" +" + _QUAL + rb" *$", re.M)
+_G_RE = re.compile(rb"^ *" + _ANY_TIME + rb" +" + _NUM + rb" +(?!" + _QUAL + rb" *$)" + _NUM
                    + rb" *$", re.M)
 _TIME_RE = re.compile(_TIME)
-_CLOCK_RE = re.compile(rb"[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?")
+_CLOCK_RE = re.compile(_CLOCK)
 _NUM_RE = re.compile(_NUM)
 _QUAL_RE = re.compile(_QUAL)
 
@@ -121,7 +124,7 @@ def _finish(t: np.ndarray, tf: np.ndarray, q: np.ndarray, g: np.ndarray,
 
 def _convert(lines: list[bytes], prev_ns: int | None, base_ns: int) -> ParsedLines:
     n = len(lines)
-    flat = floats(b" ".join(lines), 3 * n) if n else np.empty(0)
+    flat = floats(b" ".join(lines).replace(b":", b""), 3 * n) if n else np.empty(0)
     if flat is None:
         return parse_lines_reference(lines, prev_ns=prev_ns, base_ns=base_ns)
     a = flat.reshape(n, 3)

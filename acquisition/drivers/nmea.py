@@ -16,12 +16,16 @@ vice versa; a sentence without a position (no fix) has NaN lat/lon.
 Time: one time base for the whole stream, fixed by the first row. With the
 driver's ``date`` option, or when the first row is an RMC (it carries the date),
 ``utc_s`` is UTC epoch seconds. When the first row is a GGA and no date was
-given, the date is not known yet and the row has been handed on already (blocks
-are cut per sentence), so ``utc_s`` stays seconds since the first row's UTC
-midnight for the whole stream: a later RMC's date then only moves the day on
-(it never jumps the clock to epoch seconds), and the driver reports the date of
-that midnight as ``info["utc_day0"]`` (add it, or give ``date``, for epoch
-times). Midnight roll-overs are followed either way.
+given, the row has no date and is handed on at once (blocks are cut per
+sentence). Live, the host's UTC clock dates it (the day within 12 h of the
+host's time), so ``utc_s`` is UTC epoch seconds as long as the host clock is
+within 12 h of UTC. Decoding a capture (`uxo decode`; the driver's ``live`` is
+False) there is no such clock, so ``utc_s`` stays seconds since the first row's
+UTC midnight for the whole stream. Either way a later RMC's date only moves the
+day on (it never jumps the clock), and if the base is not UTC epoch the driver
+says by how much: ``info["base_to_utc_s"]`` (add it to ``utc_s``; from a
+capture also ``info["utc_day0"]``, the date of that midnight). Midnight
+roll-overs are followed either way.
 
 `parse_lines` is the batch parser (GGA and RMC decoded for a whole batch with
 NumPy, see `_fast`), `parse_lines_reference` its per-line twin.
@@ -40,7 +44,7 @@ import re
 
 import numpy as np
 
-from acquisition.clock import NS_PER_S
+from acquisition.clock import NS_PER_S, wall_ns
 from acquisition.drivers.base import LineDriver, ParsedLines
 from acquisition.drivers.gnss_attach import LocalTangentPlane
 from acquisition.drivers.textnum import (
@@ -144,24 +148,40 @@ class NmeaState:
     (see the module docstring), None until that is decided.
     """
 
-    __slots__ = ("day_ns", "prev_ns", "shift")
+    __slots__ = ("day_ns", "host_ns", "prev_ns", "shift")
 
     def __init__(self, day_ns: int = 0, prev_ns: int | None = None,
-                 shift: int | None = None) -> None:
+                 shift: int | None = None, host_ns: int | None = None) -> None:
         self.day_ns = day_ns
         self.prev_ns = prev_ns
         self.shift = shift
+        #: The host's UTC clock (epoch ns) when a live stream's rows arrive: a first
+        #: row without a date is dated by it (the midnight within 12 h of it).
+        self.host_ns = host_ns
 
     def copy(self) -> NmeaState:
-        return NmeaState(self.day_ns, self.prev_ns, self.shift)
+        return NmeaState(self.day_ns, self.prev_ns, self.shift, self.host_ns)
+
+    def date_first_row(self, tod: int) -> None:
+        """Before the first row, if it has no date: the host's day for it, when live."""
+        if self.prev_ns is None and self.shift is None and self.host_ns is not None:
+            day = self.host_ns // DAY_NS * DAY_NS
+            t = day + tod
+            if t - self.host_ns > DAY_NS // 2:
+                day -= DAY_NS
+            elif self.host_ns - t > DAY_NS // 2:
+                day += DAY_NS
+            self.day_ns = day
 
     def saved(self) -> tuple[int, int | None, int | None]:
         return self.day_ns, self.prev_ns, self.shift
 
     def restore(self, saved: tuple[int, int | None, int | None]) -> None:
-        self.day_ns, self.prev_ns, self.shift = saved
+        self.day_ns, self.prev_ns, self.shift = saved  # host_ns is an input, not state
 
     def stamp(self, tod: int, date_ns: int | None) -> int:
+        if date_ns is None:
+            self.date_first_row(tod)
         if date_ns is not None and self.shift is None:
             if self.prev_ns is None:
                 self.shift = 0  # the first row carries the date: UTC epoch
@@ -477,6 +497,8 @@ def _fast(lines: list[bytes], state: NmeaState) -> ParsedLines | np.ndarray:
 def _stamp(tod: np.ndarray, date: np.ndarray, is_rmc: np.ndarray, state: NmeaState) -> np.ndarray:
     """`NmeaState.stamp` over a batch of rows, vectorised; updates ``state``."""
     half = DAY_NS // 2
+    if not is_rmc[0]:
+        state.date_first_row(int(tod[0]))
     # The RMC that decides the time base steps days like a GGA (see NmeaState.stamp).
     steps = ~is_rmc
     r0 = -1
@@ -581,10 +603,14 @@ class NmeaDriver(LineDriver):
         )
 
     def parse_lines(self, lines: list[bytes]) -> ParsedLines:
+        if self.live:
+            self.state.host_ns = wall_ns()
         out = parse_lines(lines, self.state)
         if self.state.shift:
-            day0 = _dt.datetime.fromtimestamp(self.state.shift // NS_PER_S, _dt.UTC).date()
-            out.info["utc_day0"] = day0.isoformat()
+            out.info["base_to_utc_s"] = f"{self.state.shift / NS_PER_S:.0f}"
+            if not self.live:
+                day0 = _dt.datetime.fromtimestamp(self.state.shift // NS_PER_S, _dt.UTC).date()
+                out.info["utc_day0"] = day0.isoformat()
         lat, lon = out.values[:, 1], out.values[:, 2]
         if self.plane is None:
             ok = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon) & (out.values[:, 4] > 0))
