@@ -60,3 +60,45 @@ def artifacts_dir() -> Path:
     d = Path(__file__).resolve().parent.parent / "artifacts"
     d.mkdir(exist_ok=True)
     return d
+
+
+# --- bus messages as a subscriber sees them ------------------------------------------------
+
+def wire(msg, seq: int = 0):
+    """``msg`` through the real codec and the subscriber's body checks."""
+    from acquisition.messages import Message, decode, encode
+    from acquisition.subscriber import check_body
+
+    out = decode(encode(Message(msg.topic, {**msg.header, "seq": seq}, msg.arrays)))
+    check_body(out)
+    return out
+
+
+def grad_descriptor(stream: str = "grad0", rate_hz: float = 10.0, channels: int = 1):
+    from acquisition.types import ChannelSpec, StreamDescriptor
+
+    return StreamDescriptor(stream, "UXG-SIM", "S1", rate_hz,
+                            tuple(ChannelSpec(f"grad{i}", "nT") for i in range(channels)),
+                            {"kind": "gradient"}, position_dims=2, driver="gradline")
+
+
+def walk_block(first: int, n: int, rate_hz: float = 10.0, *, speed_m_s: float = 1.0,
+               lane_m: float = 20.0, spacing_m: float = 1.0, value=None, t0_ns: int = 0,
+               stream: str = "grad0"):
+    """Samples ``first..first+n`` of a zig-zag lane walk (north-south lanes), as a
+    SampleBlock; ``value(x, y)`` gives the reading (default: a 50 nT bump at (2, 5))."""
+    import numpy as np
+
+    from acquisition.types import SampleBlock
+
+    i = np.arange(first, first + n)
+    d = i / rate_hz * speed_m_s
+    lane = np.floor(d / lane_m).astype(int)
+    along = d - lane * lane_m
+    y = np.where(lane % 2 == 0, along, lane_m - along)
+    x = spacing_m / 2 + lane * spacing_m
+    v = (50.0 * np.exp(-((x - 2.0) ** 2 + (y - 5.0) ** 2) / 0.5) if value is None
+         else value(x, y))
+    return SampleBlock(stream, first // max(n, 1), first, t0_ns + int(first * 1e9 / rate_hz),
+                       rate_hz, v.reshape(-1, 1).astype(float),
+                       np.column_stack([x, y]).astype(float), host_wall_ns=t0_ns)

@@ -30,6 +30,7 @@ import numpy as np
 
 from acquisition.events import size_class
 from acquisition.messages import Message
+from acquisition.tail import _jsonable  # the one NaN-to-null JSON cleaner
 
 #: No heartbeat for this long: the page says "bus silent".
 SILENT_S = 3.0
@@ -174,7 +175,11 @@ class ViewModel:
 
     # --- bus messages ----------------------------------------------------------------
     def ingest(self, msg: Message, now_mono_ns: int) -> list[dict[str, Any]]:
-        """Apply one message; return the updates every page must get (maybe none)."""
+        """Apply one message; return the updates every page must get (maybe none),
+        as plain JSON values (NaN and infinities as null)."""
+        return [_jsonable(u, False) for u in self._ingest(msg, now_mono_ns)]
+
+    def _ingest(self, msg: Message, now_mono_ns: int) -> list[dict[str, Any]]:
         if self.started_mono_ns is None:
             self.started_mono_ns = now_mono_ns
         h = msg.header
@@ -391,7 +396,7 @@ class ViewModel:
             gnss["age_s"] = round((now_wall_ns - int(gnss["wall_ns"])) / 1e9, 1)
         rejected = sum(int(s["counters"].get("frames_rejected", 0) or 0)
                        for s in streams.values())
-        return {
+        return _jsonable({
             "type": "health",
             "session": self.session,
             "stopped": self.stopped,
@@ -402,7 +407,7 @@ class ViewModel:
             "frames_rejected": rejected,
             "bus": bus or {},
             "coverage": self.coverage(),
-        }
+        }, False)
 
     def snapshot(self, now_mono_ns: int) -> dict[str, Any]:
         """The session so far, for a page that joins (or re-joins) now."""
@@ -411,7 +416,7 @@ class ViewModel:
             if tr.t.size:
                 traces[sid] = {"t": tr.t.round(3).tolist(),
                                "v": _points(tr.v - tr.background())}
-        return {
+        return _jsonable({
             "type": "snapshot",
             "session": self.session,
             "info": self.info,
@@ -424,6 +429,6 @@ class ViewModel:
             "here": [{"stream": s, "x": x, "y": y} for s, (x, y) in self.here.items()],
             "lanes": [list(lane) for lane in self.lanes],
             "anomalies": list(self.anomalies),
-            "targets": sorted(self.targets.values(), key=lambda r: str(r["id"])),
+            "targets": sorted(self.targets.values(), key=lambda r: (r["stream"], r["id"])),
             "states": list(self.states.values()),
-        }
+        }, False)

@@ -87,9 +87,9 @@ def _dumps(obj: Any) -> str:
 
 
 class _Client:
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, queue_size: int) -> None:
         self.ws = ws
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(CLIENT_QUEUE)
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(queue_size)
         self.dropped = 0
 
 
@@ -135,7 +135,8 @@ class ViewServer:
 
     def __init__(self, endpoint: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                  token: str | None = None, model: ViewModel | None = None,
-                 subscriber_options: dict[str, Any] | None = None) -> None:
+                 subscriber_options: dict[str, Any] | None = None,
+                 client_queue: int = CLIENT_QUEUE) -> None:
         self.endpoint = endpoint
         self.host = host
         self.port = port
@@ -144,6 +145,7 @@ class ViewServer:
             None if is_loopback(host) else secrets.token_urlsafe(18))
         self.model = model or ViewModel()
         self.subscriber_options = dict(subscriber_options or {})
+        self.client_queue = client_queue
         self.lock = threading.Lock()
         self.clients: set[_Client] = set()
         self.ws_rejected = 0
@@ -290,7 +292,7 @@ class ViewServer:
             self._loop = asyncio.get_running_loop()
             asyncio.get_running_loop().create_task(self._ticker_factory())
         await ws.accept()
-        client = _Client(ws)
+        client = _Client(ws, self.client_queue)
         with self.lock:
             snap = _dumps(self.model.snapshot(mono_ns()))
         self.clients.add(client)
