@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from view_helpers import grad_descriptor, walk_block
+from view_helpers import free_port, grad_descriptor, walk_block
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -37,12 +37,6 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0, pub: Publisher | N
             pub.poll(10)
         else:
             time.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -55,6 +55,15 @@ def chromium() -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def free_port() -> int:
+    """A TCP port free on loopback right now (for a ZeroMQ tcp:// endpoint)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def artifacts_dir() -> Path:
     """``artifacts/`` at the repository root (git-ignored): screenshots of test runs."""
     d = Path(__file__).resolve().parent.parent / "artifacts"
