@@ -6,8 +6,10 @@ them). A screenshot of the demo goes to ``artifacts/view-demo.png``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -64,7 +66,7 @@ def test_two_pages_follow_the_demo_and_show_every_target_with_its_depth(tmp_path
             page.get(view.url)
             wait_text(page, "#link", lambda t: t == "live")
         # Both pages are open before the session starts: all they show came live.
-        res = run_demo("demo", speed=0, publish=ep)
+        res = run_demo("demo", speed=0, publish=ep, out_dir=tmp_path / "out")
         targets = res.targets
         assert len(targets) >= 5
         for page in (a, b):
@@ -79,6 +81,13 @@ def test_two_pages_follow_the_demo_and_show_every_target_with_its_depth(tmp_path
             assert n_anomalies == min(200, len(res.summary.anomalies))
             wait_text(page, "#stream-grad0", lambda t: "closed" in t)
             assert "(stopped)" in text_of(page, "#session")
+            rec = wait_text(page, "#recording", lambda t: str(res.record_path) in t)
+            assert "integrity: SHA-256 chained" in rec
+        # The service's last heartbeat: the recording's size and the DSP's threshold.
+        with urllib.request.urlopen(f"http://127.0.0.1:{view.port}/health.json") as r:
+            health = json.load(r)["streams"]["grad0"]
+        assert health["recording"]["bytes"] == res.record_path.stat().st_size
+        assert 0 < health["threshold_nT"] < 50
         shot = artifacts_dir() / "view-demo.png"
         a.save_screenshot(str(shot))
         data = shot.read_bytes()

@@ -223,3 +223,16 @@ def test_snapshot_is_plain_json_without_nan():
     snap = json.loads(text)
     assert snap["anomalies"][0]["depth"] is None and snap["anomalies"][0]["x"] == 1.0
     assert math.isclose(snap["traces"]["grad0"]["t"][-1], 9.9)
+
+
+def test_coverage_of_a_huge_plan_is_checked_on_a_bounded_grid():
+    # 200 lanes of 2 km: 400 x 8000 cells at 0.25 m; checked coarser, still right.
+    lanes = [[0.5 + k, 0.0, 0.5 + k, 2000.0] for k in range(200)]
+    m = ViewModel()
+    _start(m, planned_lanes=lanes)
+    m.cells = {(2, j): 1.0 for j in range(0, 8000)} | {(6, j): 1.0 for j in range(0, 400)}
+    m._cells_dirty = True
+    cov = m.coverage()
+    # Lane 0 fully walked, lane 1 (x = 1.5) walked for its first 100 m: no gap yet.
+    assert cov["segments"] == [] and cov["gap_m"] == 0.0
+    assert m._near_walked(np.array([[0.5, 1000.0], [5.5, 1000.0]])).tolist() == [True, False]

@@ -36,6 +36,8 @@ from acquisition.tail import _jsonable  # the one NaN-to-null JSON cleaner
 SILENT_S = 3.0
 #: A walked point this close to a planned lane covers it.
 COVER_RADIUS_M = 0.5
+#: Largest grid the coverage check builds (cells).
+MAX_COVER_GRID = 2_000_000
 #: Heartbeat counters the page shows per stream.
 SHOWN_COUNTERS = ("frames_ok", "frames_rejected", "gaps", "reconnects", "stalls", "resyncs",
                   "samples", "queue_depth")
@@ -324,50 +326,63 @@ class ViewModel:
         if not self.lanes or not self._cells_dirty:
             return self._gaps
         self._cells_dirty = False
-        r = max(1, math.ceil(COVER_RADIUS_M / self.cell_m))
-        covered_cells = self.cells
-        per_lane: list[list[bool]] = []
-        pts: list[np.ndarray] = []
         step = min(self.cell_m, 0.25)
-        for x0, y0, x1, y1 in self.lanes:
-            length = math.hypot(x1 - x0, y1 - y0)
-            k = max(2, min(4000, int(length / step) + 1))
+        pts, lane_of = [], []
+        for li, (x0, y0, x1, y1) in enumerate(self.lanes):
+            k = max(2, min(4000, int(math.hypot(x1 - x0, y1 - y0) / step) + 1))
             s = np.linspace(0.0, 1.0, k)
-            p = np.column_stack([x0 + s * (x1 - x0), y0 + s * (y1 - y0)])
-            ij = np.floor(p / self.cell_m).astype(np.int64)
-            cov = [any((i + di, j + dj) in covered_cells
-                       for di in range(-r, r + 1) for dj in range(-r, r + 1))
-                   for i, j in ij.tolist()]
-            per_lane.append(cov)
-            pts.append(p)
-        started = [any(c) for c in per_lane]
-        last_started = max((i for i, s in enumerate(started) if s), default=-1)
+            pts.append(np.column_stack([x0 + s * (x1 - x0), y0 + s * (y1 - y0)]))
+            lane_of.append(np.full(k, li))
+        p = np.concatenate(pts)
+        covered = self._near_walked(p)
+        lane_idx = np.concatenate(lane_of)
+        started = [bool(covered[lane_idx == li].any()) for li in range(len(self.lanes))]
+        last_started = max((i for i, st in enumerate(started) if st), default=-1)
         segments: list[list[float]] = []
         gap_m = 0.0
-        for li, (cov, p) in enumerate(zip(per_lane, pts, strict=True)):
-            if li > last_started:
-                break
-            lo, hi = 0, len(cov)
+        for li in range(last_started + 1):
+            cov = covered[lane_idx == li]
+            lp = p[lane_idx == li]
+            lo, hi = 0, cov.size
             if li == last_started:
                 # The lane being walked: only holes between walked parts.
-                walked = [i for i, c in enumerate(cov) if c]
-                lo, hi = walked[0], walked[-1] + 1
-            i = lo
-            while i < hi:
-                if cov[i]:
-                    i += 1
-                    continue
-                j = i
-                while j < hi and not cov[j]:
-                    j += 1
-                a, b = p[max(i - 1, 0)], p[min(j, len(cov) - 1)]
+                walked = np.flatnonzero(cov)
+                lo, hi = int(walked[0]), int(walked[-1]) + 1
+            # Runs of uncovered points within [lo, hi).
+            bad = np.concatenate([[False], ~cov[lo:hi], [False]]).astype(np.int8)
+            starts = np.flatnonzero(np.diff(bad) == 1) + lo
+            stops = np.flatnonzero(np.diff(bad) == -1) + lo
+            for i, j in zip(starts.tolist(), stops.tolist(), strict=True):
+                a, b = lp[max(i - 1, 0)], lp[min(j, cov.size - 1)]
                 seg_len = float(np.hypot(*(b - a)))
                 if seg_len >= self.cell_m:
                     segments.append([round(float(v), 3) for v in (*a, *b)])
                     gap_m += seg_len
-                i = j
         self._gaps = {"known": True, "segments": segments[:500], "gap_m": round(gap_m, 2)}
         return self._gaps
+
+    def _near_walked(self, p: np.ndarray) -> np.ndarray:
+        """For each point, is a walked cell within `COVER_RADIUS_M` (square window)?"""
+        if not self.cells:
+            return np.zeros(len(p), dtype=bool)
+        from scipy.ndimage import maximum_filter
+
+        # A plan far larger than the walked map is checked on a coarser grid,
+        # so the check stays bounded (at most MAX_COVER_GRID cells).
+        span = (p.max(axis=0) - p.min(axis=0)) / self.cell_m + 1
+        f = max(1, math.ceil(math.sqrt(float(np.prod(span)) / MAX_COVER_GRID)))
+        cell = self.cell_m * f
+        r = max(1, math.ceil(COVER_RADIUS_M / cell))
+        ij = np.floor(p / cell).astype(np.int64)
+        lo = ij.min(axis=0) - r
+        shape = ij.max(axis=0) - lo + r + 1
+        keys = np.array(list(self.cells), dtype=np.int64).reshape(-1, 2) // f - lo
+        inside = ((keys >= 0) & (keys < shape)).all(axis=1)
+        grid = np.zeros(tuple(shape.tolist()), dtype=np.uint8)
+        grid[keys[inside, 0], keys[inside, 1]] = 1
+        near = maximum_filter(grid, size=2 * r + 1, mode="constant")
+        q = ij - lo
+        return near[q[:, 0], q[:, 1]].astype(bool)
 
     # --- status --------------------------------------------------------------------------
     def health(self, now_mono_ns: int, now_wall_ns: int,

@@ -149,6 +149,7 @@ class ViewServer:
         self.lock = threading.Lock()
         self.clients: set[_Client] = set()
         self.ws_rejected = 0
+        self.model_errors = 0
         self.dropped = 0
         self.bus: dict[str, Any] = {"received": 0, "rejected": 0, "gaps": 0, "resets": 0}
         self._stop = threading.Event()
@@ -218,13 +219,15 @@ class ViewServer:
                             "gaps": sub.missing, "resets": sum(sub.resets.values())}
                 if msg is None:
                     continue
-                with self.lock:
-                    updates = self.model.ingest(msg, mono_ns())
+                try:
+                    with self.lock:
+                        updates = self.model.ingest(msg, mono_ns())
+                except Exception:  # a message the model cannot show must not end the view
+                    self.model_errors += 1
+                    log.exception("view: cannot show a %s message", msg.kind)
+                    continue
                 if updates:
                     self._post([_dumps(u) for u in updates])
-        except Exception:  # the view must say it died, not hang silently
-            log.exception("view bus thread failed")
-            raise
         finally:
             sub.close()
 
@@ -284,7 +287,7 @@ class ViewServer:
         with self.lock:
             h = self.model.health(mono_ns(), wall_ns(), dict(self.bus))
         h["view"] = {"pages": len(self.clients), "dropped": self.dropped,
-                     "ws_rejected": self.ws_rejected}
+                     "ws_rejected": self.ws_rejected, "model_errors": self.model_errors}
         return h
 
     async def _ws(self, ws: WebSocket) -> None:
