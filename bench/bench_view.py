@@ -20,6 +20,7 @@ Run: ``.venv/bin/python bench/bench_view.py latency|memory|cpu [...]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -120,13 +121,29 @@ def _open(page, url: str) -> None:
         time.sleep(0.05)
 
 
-def latency(n: int = 1000, rate: float = 100.0) -> dict[str, float]:
+def _view_process(ep: str) -> tuple[subprocess.Popen, str]:
+    """``uxo view`` in its own process; returns it and the page's URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "acquisition.cli", "view", ep, "--http",
+                             str(port)], stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # "live view: URL": listening
+    return proc, f"http://127.0.0.1:{port}/"
+
+
+def latency(n: int = 1000, rate: float = 100.0, separate: bool = False) -> dict[str, float]:
+    """In the publisher's process (as ``--view``), or ``separate`` (as ``uxo view``)."""
     ep, pub = _start_bus("bench-latency")
+    proc = None
     try:
-        with ViewServer(ep, port=0) as view, chromium() as page:
-            _open(page, view.url)
+        if separate:
+            proc, url = _view_process(ep)
+            view = contextlib.nullcontext()
+        else:
+            view = ViewServer(ep, port=0)
+        with view as v, chromium() as page:
+            _open(page, url if separate else v.url)
             deadline = time.monotonic() + 10
-            while view.model.session != "bench-latency":
+            while "bench-latency" not in page.find_element("id", "session").text:
                 pub.poll(10)
                 if time.monotonic() > deadline:
                     raise RuntimeError("the view never joined")
@@ -134,18 +151,28 @@ def latency(n: int = 1000, rate: float = 100.0) -> dict[str, float]:
             t0 = time.monotonic()
             for k in range(n):
                 pub.publish_event(Anomaly("grad0", k, 0, k, time.time_ns(), 1.0, 2.0, 30.0, 1))
-                while time.monotonic() < t0 + (k + 1) / rate:
-                    pub.poll(1)
+                pub.poll(0)
+                time.sleep(max(0.0, t0 + (k + 1) / rate - time.monotonic()))
             deadline = time.monotonic() + 20
             while (got := page.execute_script("return window.uxoLatency.length;")) < n:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {got} of {n} events reached the page")
                 pub.poll(20)
             lat = np.array(page.execute_script("return window.uxoLatency;"), dtype=float)
+            parts = np.array(page.execute_script("return window.uxoLatencyParts;"),
+                             dtype=float).reshape(-1, 2)
     finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
         pub.close(0)
-    return {"n": int(lat.size), "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+    p50, p99 = np.percentile(lat, [50, 99])
+    b50, b99 = np.percentile(parts[:, 0], [50, 99])
+    w50, w99 = np.percentile(parts[:, 1], [50, 99])
+    return {"n": int(lat.size), "p50_ms": round(float(p50), 1), "p99_ms": round(float(p99), 1),
+            "max_ms": round(float(lat.max()), 1),
+            "bus_to_view_p50_p99_ms": (round(float(b50), 1), round(float(b99), 1)),
+            "view_to_page_p50_p99_ms": (round(float(w50), 1), round(float(w99), 1))}
 
 
 def _heap(page) -> tuple[float, int]:
@@ -185,12 +212,9 @@ def _cpu_s(pid: int) -> float:
 
 def cpu(window_s: float = 20.0, pages: tuple[int, ...] = (0, 1, 5)) -> list[dict[str, float]]:
     ep, pub = _start_bus("bench-cpu")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "acquisition.cli", "view", ep, "--http",
-                             str(port)], stdout=subprocess.PIPE, text=True)
+    proc, url = _view_process(ep)
     rows = []
     try:
-        proc.stdout.readline()  # "live view: URL": listening
         walk = Walk(pub, 20.0)
         walk.run_for(30)  # warm up, the view joins
         with chromium() as browser:
@@ -199,7 +223,7 @@ def cpu(window_s: float = 20.0, pages: tuple[int, ...] = (0, 1, 5)) -> list[dict
                 while opened < n:
                     if opened:
                         browser.switch_to.new_window("tab")
-                    _open(browser, f"http://127.0.0.1:{port}/")
+                    _open(browser, url)
                     opened += 1
                 walk.run_for(walk.survey_s + 20 * 3)  # settle
                 c0, t0 = _cpu_s(proc.pid), time.monotonic()
@@ -228,10 +252,12 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, nargs="+", default=[3, 6, 12, 18, 24])
     ap.add_argument("--speed", type=float, default=20.0)
     ap.add_argument("--window", type=float, default=20.0)
+    ap.add_argument("--separate", action="store_true",
+                    help="latency: the view in its own process (uxo view)")
     a = ap.parse_args()
     os.environ.setdefault("TMPDIR", tempfile.gettempdir())
     if a.what == "latency":
-        print(latency(a.n))
+        print(latency(a.n, separate=a.separate))
     elif a.what == "memory":
         memory(a.minutes, a.speed)
     else:

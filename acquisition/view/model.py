@@ -176,10 +176,18 @@ class ViewModel:
         self._gaps: dict[str, Any] = {"known": bool(self.lanes), "segments": [], "gap_m": 0.0}
 
     # --- bus messages ----------------------------------------------------------------
-    def ingest(self, msg: Message, now_mono_ns: int) -> list[dict[str, Any]]:
+    def ingest(self, msg: Message, now_mono_ns: int,
+               now_wall_ns: int | None = None) -> list[dict[str, Any]]:
         """Apply one message; return the updates every page must get (maybe none),
-        as plain JSON values (NaN and infinities as null)."""
-        return [_jsonable(u, False) for u in self._ingest(msg, now_mono_ns)]
+        as plain JSON values (NaN and infinities as null). Anomalies carry the
+        bus message's ``sent_ns`` and, when given, the view's ``seen_ns``
+        (wall clock), so a page can tell where its wait came from."""
+        updates = self._ingest(msg, now_mono_ns)
+        if now_wall_ns is not None:
+            for u in updates:
+                if u["type"] == "anomaly":
+                    u["anomaly"] = {**u["anomaly"], "seen_ns": now_wall_ns}
+        return [_jsonable(u, False) for u in updates]
 
     def _ingest(self, msg: Message, now_mono_ns: int) -> list[dict[str, Any]]:
         if self.started_mono_ns is None:

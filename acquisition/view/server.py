@@ -221,7 +221,7 @@ class ViewServer:
                     continue
                 try:
                     with self.lock:
-                        updates = self.model.ingest(msg, mono_ns())
+                        updates = self.model.ingest(msg, mono_ns(), wall_ns())
                 except Exception:  # a message the model cannot show must not end the view
                     self.model_errors += 1
                     log.exception("view: cannot show a %s message", msg.kind)

@@ -14,9 +14,13 @@
   window.uxoState = S;
   const $ = (id) => document.getElementById(id);
 
-  function latency(sentNs) {
-    if (typeof sentNs !== "number") return;
-    if (window.uxoLatency.length < 100000) window.uxoLatency.push(Date.now() - sentNs / 1e6);
+  // Anomalies also split it: bus -> view server, view server -> page text.
+  window.uxoLatencyParts = [];
+  function latency(sentNs, seenNs) {
+    if (typeof sentNs !== "number" || window.uxoLatency.length >= 100000) return;
+    const now = Date.now();
+    window.uxoLatency.push(now - sentNs / 1e6);
+    if (typeof seenNs === "number") window.uxoLatencyParts.push([(seenNs - sentNs) / 1e6, now - seenNs / 1e6]);
   }
 
   // --- messages ----------------------------------------------------------------
@@ -105,7 +109,7 @@
       S.anomalyKeys.delete(old.stream_id + "/" + old.anomaly_id);
       list.removeChild(list.lastChild);
     }
-    if (live) { latency(a.sent_ns); beep(); }
+    if (live) { latency(a.sent_ns, a.seen_ns); beep(); }
   }
 
   function addTarget(t, live) {
