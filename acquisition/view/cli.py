@@ -41,7 +41,10 @@ def start_view(endpoint: str, listen: str, out: TextIO | None = None, **options:
 
     out = sys.stdout if out is None else out
     host, port = parse_listen(listen)
-    server = ViewServer(endpoint, host, port, **options).start()
+    try:
+        server = ViewServer(endpoint, host, port, **options).start()
+    except OSError as exc:
+        raise OSError(f"cannot serve the view on {host}:{port}: {exc.strerror or exc}") from exc
     out.write(f"live view: {server.url}\n")
     if server.token:
         out.write(f"  (bound to {host}: open it with the token; use this host's address "
