@@ -236,3 +236,15 @@ def test_coverage_of_a_huge_plan_is_checked_on_a_bounded_grid():
     # Lane 0 fully walked, lane 1 (x = 1.5) walked for its first 100 m: no gap yet.
     assert cov["segments"] == [] and cov["gap_m"] == 0.0
     assert m._near_walked(np.array([[0.5, 1000.0], [5.5, 1000.0]])).tolist() == [True, False]
+
+
+def test_service_news_are_notices_and_leave_the_connection_state_alone():
+    m = ViewModel()
+    _start(m)
+    m.ingest(wire(state_message(StateChange("grad0", "connected", "opened", 1), "s1", 1)), 0)
+    out = m.ingest(wire(state_message(StateChange("grad0", "recorder_error", "disk full", 2),
+                                      "s1", 2)), 0)
+    assert [u["type"] for u in out] == ["notice"]
+    assert out[0]["notice"]["reason"] == "disk full"
+    assert m.health(0, 0)["streams"]["grad0"]["state"] == "connected"
+    assert [n["state"] for n in m.snapshot(0)["notices"]] == ["recorder_error"]

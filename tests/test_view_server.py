@@ -319,3 +319,12 @@ def test_parse_listen_and_the_cli_error():
     assert r.returncode == 2
     assert r.stderr.strip() == ("uxo view: view address 'nope': expected [HOST:]PORT, "
                                 "e.g. 8765 or 0.0.0.0:8765")
+
+
+def test_a_websocket_from_another_site_is_refused(lone_view):
+    url = ws_url(lone_view)
+    with pytest.raises(InvalidStatus) as err:
+        connect(url, origin="http://evil.example", open_timeout=5)
+    assert err.value.response.status_code == 403
+    with connect(url, origin=f"http://127.0.0.1:{lone_view.port}", max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"

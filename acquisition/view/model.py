@@ -36,6 +36,10 @@ from acquisition.tail import _jsonable  # the one NaN-to-null JSON cleaner
 SILENT_S = 3.0
 #: A walked point this close to a planned lane covers it.
 COVER_RADIUS_M = 0.5
+#: State events that say how the instrument's connection is; the others
+#: (recorder_error, slow_positions, ...) are shown as notices.
+CONNECTION_STATES = frozenset({"connecting", "connected", "stalled", "reconnecting", "closed"})
+MAX_NOTICES = 20
 #: Largest grid the coverage check builds (cells).
 MAX_COVER_GRID = 2_000_000
 #: Heartbeat counters the page shows per stream.
@@ -168,6 +172,7 @@ class ViewModel:
         self.anomalies: deque[dict[str, Any]] = deque(maxlen=self.max_anomalies)
         self.targets: dict[int, dict[str, Any]] = {}
         self.states: dict[str, dict[str, Any]] = {}
+        self.notices: deque[dict[str, Any]] = deque(maxlen=MAX_NOTICES)
         self.counters: dict[str, dict[str, Any]] = {}
         self.gnss: dict[str, Any] = {}
         self.last_heartbeat_mono_ns: int | None = None
@@ -236,8 +241,14 @@ class ViewModel:
         elif kind == "state":
             s = dict(h["state"])
             s["sent_ns"] = sent
-            self.states[str(s.get("stream_id") or msg.stream)] = s
-            out.append({"type": "state", "state": s})
+            s["stream_id"] = str(s.get("stream_id") or msg.stream)
+            if s.get("state") in CONNECTION_STATES:
+                self.states[s["stream_id"]] = s
+                out.append({"type": "state", "state": s})
+            else:
+                # recorder_error, slow_positions...: news, not the instrument's state.
+                self.notices.append(s)
+                out.append({"type": "notice", "notice": s})
         elif kind == "heartbeat":
             self.last_heartbeat_mono_ns = now_mono_ns
             extras = {k: v for k, v in h.items()
@@ -454,4 +465,5 @@ class ViewModel:
             "anomalies": list(self.anomalies),
             "targets": sorted(self.targets.values(), key=lambda r: (r["stream"], r["id"])),
             "states": list(self.states.values()),
+            "notices": list(self.notices),
         }, False)

@@ -118,7 +118,21 @@ class TokenGate:
                     return True
         return False
 
+    @staticmethod
+    def same_origin(scope: dict[str, Any]) -> bool:
+        """A browser's WebSocket handshake names the page's origin; it must be ours
+        (browsers let any site open WebSockets anywhere, loopback included)."""
+        headers = dict(scope.get("headers", []))
+        origin = headers.get(b"origin")
+        if origin is None:  # not a browser
+            return True
+        host = headers.get(b"host", b"")
+        return origin.split(b"://", 1)[-1].rstrip(b"/") == host
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and not self.same_origin(scope):
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] in ("http", "websocket") and not self.allowed(scope):
             if scope["type"] == "websocket":
                 # Closing before accept makes the server answer the handshake with 403.

@@ -36,6 +36,7 @@
       case "anomaly": addAnomaly(m.anomaly, true); break;
       case "target": addTarget(m.target, true); break;
       case "state": showState(m.state); break;
+      case "notice": addNotice(m.notice); break;
       case "health": showHealth(m); break;
       case "pong": break;
       default: break;
@@ -61,6 +62,8 @@
     for (const t of s.targets || []) addTarget(t, false);
     $("streams").tBodies[0].textContent = "";
     for (const st of s.states || []) showState(st);
+    $("notices").textContent = "";
+    for (const n of s.notices || []) addNotice(n);
     $("traces").textContent = "";
     showSession();
   }
@@ -144,6 +147,16 @@
     tr.cells[1].className = (st.state === "connected") ? "ok" : "warn";
     tr.cells[2].textContent = st.reason || "";
     if (st.sent_ns) latency(st.sent_ns);
+  }
+
+  function addNotice(n) {
+    const li = document.createElement("li");
+    li.textContent = n.stream_id + " " + n.state + ": " + (n.reason || "");
+    li.className = /error/.test(n.state) ? "alarm" : "warn";
+    const list = $("notices");
+    list.insertBefore(li, list.firstChild);
+    while (list.children.length > 20) list.removeChild(list.lastChild);
+    if (n.sent_ns) latency(n.sent_ns);
   }
 
   function showHealth(h) {
