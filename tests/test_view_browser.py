@@ -17,6 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from view_helpers import (
     artifacts_dir,
     chromium,
+    console_errors,
     free_port,
     grad_descriptor,
     require_chromium,
@@ -83,6 +84,7 @@ def test_two_pages_follow_the_demo_and_show_every_target_with_its_depth(tmp_path
             assert "(stopped)" in text_of(page, "#session")
             rec = wait_text(page, "#recording", lambda t: str(res.record_path) in t)
             assert "integrity: SHA-256 chained" in rec
+            assert console_errors(page) == []
         # The service's last heartbeat: the recording's size and the DSP's threshold.
         with urllib.request.urlopen(f"http://127.0.0.1:{view.port}/health.json") as r:
             health = json.load(r)["streams"]["grad0"]

@@ -47,6 +47,7 @@ def chromium() -> Iterator[object]:
     opts.binary_location = browser
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(driver_path), options=opts)
     try:
         yield drv
@@ -111,3 +112,8 @@ def walk_block(first: int, n: int, rate_hz: float = 10.0, *, speed_m_s: float = 
     return SampleBlock(stream, first // max(n, 1), first, t0_ns + int(first * 1e9 / rate_hz),
                        rate_hz, v.reshape(-1, 1).astype(float),
                        np.column_stack([x, y]).astype(float), host_wall_ns=t0_ns)
+
+
+def console_errors(drv) -> list[str]:
+    """The page's console messages of level SEVERE (script errors, failed loads)."""
+    return [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
