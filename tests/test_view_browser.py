@@ -85,6 +85,13 @@ def test_two_pages_follow_the_demo_and_show_every_target_with_its_depth(tmp_path
             rec = wait_text(page, "#recording", lambda t: str(res.record_path) in t)
             assert "integrity: SHA-256 chained" in rec
             assert console_errors(page) == []
+        # A page that joins after the survey gets the session so far from the snapshot.
+        b.get(view.url)
+        WebDriverWait(b, 15).until(lambda d: len(target_rows(d)) == len(targets))
+        rows = target_rows(b)
+        assert [rows[str(t.target_id)][3] for t in targets] == [
+            f"{t.depth:.2f} ± {t.sigma_depth:.2f}" for t in targets]
+        assert "(stopped)" in text_of(b, "#session")
         # The service's last heartbeat: the recording's size and the DSP's threshold.
         with urllib.request.urlopen(f"http://127.0.0.1:{view.port}/health.json") as r:
             health = json.load(r)["streams"]["grad0"]
