@@ -83,19 +83,10 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         return 2
     view = None
     if args.view:
-        from acquisition.view.cli import local_endpoint, start_view, view_missing_message
+        from acquisition.view.cli import serve_for_service
 
-        if (missing := view_missing_message()) is not None:
-            print(f"uxo acquire: {missing}", file=sys.stderr)
-            return 2
-        if not args.publish:
-            # The view reads the bus; without --publish it gets a private one.
-            import tempfile
-
-            bus_dir = tempfile.mkdtemp(prefix="uxo-view-")
-            args.publish = f"ipc://{bus_dir}/bus"
         try:
-            view = start_view(local_endpoint(args.publish), args.view)
+            view, args.publish = serve_for_service(args.publish, args.view)
         except (ValueError, OSError, RuntimeError) as exc:
             print(f"uxo acquire: {exc}", file=sys.stderr)
             return 2

@@ -16,6 +16,7 @@ exercise the same wiring.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -257,16 +258,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     view = None
     publish = args.publish
     if args.view:
-        from acquisition.view.cli import local_endpoint, start_view, view_missing_message
+        from acquisition.view.cli import serve_for_service
 
-        if (missing := view_missing_message()) is not None:
-            print(f"uxo demo: {missing}", file=sys.stderr)
-            return 2
-        if publish is None:
-            # The view needs the bus to outlive the survey's private socket.
-            publish = f"ipc://{tempfile.mkdtemp(prefix='uxo-demo-view-')}/bus"
         try:
-            view = start_view(local_endpoint(publish), args.view)
+            view, publish = serve_for_service(publish, args.view)
         except (ValueError, OSError, RuntimeError) as exc:
             print(f"uxo demo: {exc}", file=sys.stderr)
             return 2
@@ -276,9 +271,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print_report(res)
         if view is not None:
             print(f"\nthe live view keeps serving at {view.url} ; Ctrl-C to stop", flush=True)
-            view.wait()
-    except KeyboardInterrupt:
-        pass
+            with contextlib.suppress(KeyboardInterrupt):
+                view.wait()
     finally:
         if view is not None:
             view.stop()

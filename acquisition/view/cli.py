@@ -9,7 +9,10 @@ optional extra; without it the commands say how to install it.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
+import tempfile
 from typing import Any, TextIO
 
 VIEW_HELP = ("serve the live view on [HOST:]PORT (default host 127.0.0.1; another "
@@ -51,6 +54,24 @@ def start_view(endpoint: str, listen: str, out: TextIO | None = None, **options:
                   f"on the team's network)\n")
     out.flush()
     return server
+
+
+def serve_for_service(publish: str | None, listen: str) -> tuple[Any, str]:
+    """The view for a service about to start (``--view`` of acquire and demo).
+
+    Returns the started server and the endpoint the service must publish on:
+    ``publish``, or a private ipc bus when the service was not asked to
+    publish. Raises ValueError/OSError/RuntimeError with a one-line reason
+    (the web stack missing, a bad or busy ``[HOST:]PORT``).
+    """
+    missing = view_missing_message()
+    if missing:
+        raise RuntimeError(missing)
+    if publish is None:
+        bus_dir = tempfile.mkdtemp(prefix="uxo-view-")
+        atexit.register(shutil.rmtree, bus_dir, ignore_errors=True)
+        publish = f"ipc://{bus_dir}/bus"
+    return start_view(local_endpoint(publish), listen), publish
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
