@@ -171,6 +171,7 @@ class ViewServer:
         self._bus_thread: threading.Thread | None = None
         self._http_thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self.app = TokenGate(self._make_app(), self.token)
 
     # --- life ------------------------------------------------------------------------
@@ -281,21 +282,19 @@ class ViewServer:
         async def health(request: Request) -> Response:
             return JSONResponse(self._health())
 
-        async def on_startup_loop() -> None:
-            self._loop = asyncio.get_running_loop()
-            while not self._stop.is_set():
-                await asyncio.sleep(HEALTH_EVERY_S)
-                if self.clients:
-                    self._broadcast([_dumps(self._health())])
-
-        app = Starlette(routes=[
+        return Starlette(routes=[
             Route("/", index),
             Route("/health.json", health),
             WebSocketRoute("/ws", self._ws),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ])
-        self._ticker_factory = on_startup_loop
-        return app
+
+    async def _health_ticker(self) -> None:
+        """Every page gets the health (states, counters, silence) twice a second."""
+        while not self._stop.is_set():
+            await asyncio.sleep(HEALTH_EVERY_S)
+            if self.clients:
+                self._broadcast([_dumps(self._health())])
 
     def _health(self) -> dict[str, Any]:
         with self.lock:
@@ -306,13 +305,17 @@ class ViewServer:
 
     async def _ws(self, ws: WebSocket) -> None:
         if self._loop is None:
+            # The first page starts the loop-side work (the loop exists only now).
             self._loop = asyncio.get_running_loop()
-            asyncio.get_running_loop().create_task(self._ticker_factory())
+            self._ticker = self._loop.create_task(self._health_ticker())
         await ws.accept()
         client = _Client(ws, self.client_queue)
         with self.lock:
-            snap = _dumps(self.model.snapshot(mono_ns()))
-        self.clients.add(client)
+            # Under the bus thread's lock: every update after this snapshot is
+            # posted to this page too (one in both is harmless: pages de-duplicate).
+            snap_obj = self.model.snapshot(mono_ns())
+            self.clients.add(client)
+        snap = _dumps(snap_obj)
         sender = asyncio.create_task(self._send_loop(client, snap))
         try:
             while True:
@@ -336,7 +339,8 @@ class ViewServer:
                 text = await client.queue.get()
                 if text is None:
                     with self.lock:
-                        text = _dumps(self.model.snapshot(mono_ns()))
+                        snap = self.model.snapshot(mono_ns())
+                    text = _dumps(snap)
                 await client.ws.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
