@@ -25,7 +25,7 @@ from view_helpers import (
 )
 
 from acquisition.drivers import registry
-from acquisition.events import StateChange
+from acquisition.events import Anomaly, StateChange
 from acquisition.publisher import Publisher
 from acquisition.service import AcquisitionService, ServiceConfig
 from acquisition.view.server import ViewServer
@@ -156,10 +156,18 @@ def test_the_token_is_enforced_beyond_loopback(tmp_path):
             assert "403" in page.find_element(By.TAG_NAME, "body").text
             page.get(view.url)
             wait_text(page, "#link", lambda t: t == "live")
+            console_errors(page)  # reading the log empties it: the 403s above were meant
             deadline = time.monotonic() + 10
             while "tok-run" not in text_of(page, "#session"):
                 assert time.monotonic() < deadline, text_of(page, "#session")
                 pub.poll(20)
+            # The tone, once the operator asks for it (a click: browsers want one).
+            page.find_element(By.ID, "tone").click()
+            for i in range(2):
+                pub.publish_event(Anomaly("grad0", i, 0, i, 0, 1.0, 2.0, 30.0, 1))
+            _pump_until(page, pub, "#anomalies", lambda t: "#1 grad0" in t)
+            assert page.execute_script("return window.uxoBeeps;") == 2
+            assert console_errors(page) == []
     finally:
         pub.close(0)
 

@@ -219,6 +219,7 @@
     o.frequency.value = 880; g.gain.value = 0.2;
     o.connect(g); g.connect(audio.destination);
     o.start(); o.stop(audio.currentTime + 0.15);
+    window.uxoBeeps = (window.uxoBeeps || 0) + 1;
   }
 
   // --- drawing ------------------------------------------------------------------------
