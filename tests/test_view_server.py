@@ -314,6 +314,10 @@ def test_parse_listen_and_the_cli_error():
     assert parse_listen("[::1]:9") == ("::1", 9)
     with pytest.raises(ValueError, match=r"expected \[HOST:\]PORT"):
         parse_listen("localhost:http")
+    with pytest.raises(ValueError, match="in brackets"):
+        parse_listen("::1:8765")
+    with pytest.raises(ValueError, match="0-65535"):
+        parse_listen("70000")
     r = subprocess.run([sys.executable, "-m", "acquisition.cli", "view", "tcp://127.0.0.1:1",
                         "--http", "nope"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
@@ -328,3 +332,13 @@ def test_a_websocket_from_another_site_is_refused(lone_view):
     assert err.value.response.status_code == 403
     with connect(url, origin=f"http://127.0.0.1:{lone_view.port}", max_size=None) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
+
+
+@given(spec=st.text(max_size=30))
+def test_parse_listen_fuzz_gives_an_address_or_a_clear_error(spec):
+    try:
+        host, port = parse_listen(spec)
+    except ValueError as exc:
+        assert str(exc).startswith(f"view address {spec!r}: ")
+    else:
+        assert 0 <= port <= 65535 and host and "[" not in host

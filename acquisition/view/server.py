@@ -62,6 +62,9 @@ def parse_listen(spec: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     host, sep, port_s = spec.rpartition(":")
     if not sep:
         host, port_s = default_host, spec
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(f"view address {spec!r}: an IPv6 host goes in brackets, "
+                         f"e.g. [::1]:8765")
     host = host.strip("[]") or default_host
     try:
         port = int(port_s)
