@@ -54,6 +54,8 @@ def _register_acquire(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE",
                    help="operator/site metadata recorded as provenance, repeatable")
+    p.add_argument("--view", metavar="[HOST:]PORT",
+                   help="also serve the operator's live view (docs/view.md) on [HOST:]PORT")
     add_field_arguments(p)
     p.set_defaults(func=_cmd_acquire)
 
@@ -79,6 +81,15 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
     except (LookupError, TypeError, ValueError) as exc:
         print(f"uxo acquire: {exc}", file=sys.stderr)
         return 2
+    view = None
+    if args.view:
+        from acquisition.view.cli import serve_for_service
+
+        try:
+            view, args.publish = serve_for_service(args.publish, args.view)
+        except (ValueError, OSError, RuntimeError) as exc:
+            print(f"uxo acquire: {exc}", file=sys.stderr)
+            return 2
     config = ServiceConfig(
         publish=args.publish,
         record=args.record,
@@ -116,7 +127,11 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"session {config.session}: {args.driver} on {args.port}", flush=True)
-    summary = service.run()
+    try:
+        summary = service.run()
+    finally:
+        if view is not None:
+            view.stop()
     print(f"stopped: {summary.samples} samples in {summary.blocks} blocks, "
           f"{len(summary.targets)} targets", flush=True)
     for f in summary.record_files:

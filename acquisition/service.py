@@ -154,6 +154,8 @@ class AcquisitionService:
         self.attacher = None
         self._held: list[SampleBlock] = []
         self._fix_rate_checked = False
+        self._flushes_seen = 0
+        self._last_flush_wall: int | None = None
         if gnss is not None:
             from acquisition.drivers.gnss_attach import PositionAttacher
 
@@ -421,6 +423,12 @@ class AcquisitionService:
         # Late joiners miss state events; the heartbeat repeats what matters.
         if self.sink is not None:
             c["recorder"] = "ok" if self.sink.healthy else f"error: {self.sink.error}"
+            c["recording"] = self._recording_info()
+        if runner is self.runner and self.pipeline is not None:
+            # The live view draws it on the trace (docs/view.md).
+            thr = getattr(self.pipeline, "threshold_nT", None)
+            if isinstance(thr, int | float) and math.isfinite(thr):
+                c["threshold_nT"] = float(thr)
         if runner is self.runner and self.attacher is not None:
             rep = self.attacher.report()
             c["clock_offset_ns"] = rep.offset_ns
@@ -428,6 +436,25 @@ class AcquisitionService:
             c["gnss_fixes"] = rep.fixes
             c["held_blocks"] = len(self._held)
         return c
+
+    def _recording_info(self) -> dict[str, Any]:
+        """The archive as the operator sees it: file, size, last flush, integrity."""
+        sink = self.sink
+        if sink.n_flushes != self._flushes_seen:
+            # The sink flushes on its own timer too; note when a new flush shows.
+            self._flushes_seen, self._last_flush_wall = sink.n_flushes, wall_ns()
+        try:
+            size = sink.path.stat().st_size
+        except OSError:
+            size = None
+        age = (None if self._last_flush_wall is None
+               else round((wall_ns() - self._last_flush_wall) / 1e9, 1))
+        integrity = (f"SHA-256 chained, {sink.n_flushes} flushes" if sink.healthy
+                     else f"error: {sink.error}")
+        if sink.dropped_samples:
+            integrity += f", {sink.dropped_samples} samples dropped"
+        return {"file": str(sink.path), "bytes": size, "flushes": sink.n_flushes,
+                "last_flush_age_s": age, "integrity": integrity}
 
     def _all_counters(self) -> dict[str, dict[str, Any]]:
         return {r.driver.stream_id: self._counters(r) for r in self.runners}

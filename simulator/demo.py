@@ -16,6 +16,7 @@ exercise the same wiring.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -84,6 +85,18 @@ class _BusListener(threading.Thread):
         self.sub.close()
 
 
+def planned_lanes(sc: Any) -> list[list[float]]:
+    """The scenario's lanes in walking order as ``[x0, y0, x1, y1]`` (session info
+    key ``planned_lanes``; the live view draws them and checks coverage)."""
+    a, sp = sc.area, sc.survey.lane_spacing_m
+    out = []
+    for i in range(sc.n_lanes):
+        x = round(a.x0 + sp / 2 + i * sp, 6)
+        ys = (a.y0, a.y0 + a.length) if i % 2 == 0 else (a.y0 + a.length, a.y0)
+        out.append([x, ys[0], x, ys[1]])
+    return out
+
+
 def run_demo(
     scenario: str = "demo",
     *,
@@ -104,7 +117,8 @@ def run_demo(
         publish = f"ipc://{tmp.name}/bus"
     config = ServiceConfig(publish=publish, stall_s=5.0, idle_exit_s=30.0,
                            provenance={"scenario": sc.name, "scenario_seed": sc.seed,
-                                       "simulated": True})
+                                       "simulated": True,
+                                       "planned_lanes": planned_lanes(sc)})
     config.earth_field = sc.field
     record_path = None
     if out_dir is not None:
@@ -220,6 +234,9 @@ def register_demo(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--publish", default=None,
                    help="ZeroMQ endpoint to bind (default: a private ipc socket); "
                         "e.g. tcp://127.0.0.1:5556 to watch with `uxo tail`")
+    p.add_argument("--view", metavar="[HOST:]PORT",
+                   help="serve the operator's live view on [HOST:]PORT (default host "
+                        "127.0.0.1); it keeps serving after the survey until Ctrl-C")
     p.set_defaults(func=_cmd_demo)
     return p
 
@@ -238,7 +255,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         elif ev.state not in ("connecting",):
             print(f"  state    {ev.state}: {ev.reason}", flush=True)
 
-    res = run_demo(args.scenario, speed=args.speed, out_dir=args.out, seed=args.seed,
-                   publish=args.publish, on_event=show)
-    print_report(res)
+    view = None
+    publish = args.publish
+    if args.view:
+        from acquisition.view.cli import serve_for_service
+
+        try:
+            view, publish = serve_for_service(publish, args.view)
+        except (ValueError, OSError, RuntimeError) as exc:
+            print(f"uxo demo: {exc}", file=sys.stderr)
+            return 2
+    try:
+        res = run_demo(args.scenario, speed=args.speed, out_dir=args.out, seed=args.seed,
+                       publish=publish, on_event=show)
+        print_report(res)
+        if view is not None:
+            print(f"\nthe live view keeps serving at {view.url} ; Ctrl-C to stop", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                view.wait()
+    finally:
+        if view is not None:
+            view.stop()
     return 0
