@@ -16,9 +16,12 @@ carries `BlockFlags.RECONNECT` and, if samples were lost, `BlockFlags.GAP`
 (the driver knows from the device counter or the clock).
 
 The runner runs in its own thread and hands items to the service through a
-queue. Drop policy: none. The queue is unbounded so a slow consumer never
-loses samples; its depth is reported (``queue_depth``) so a consumer that falls
-behind is visible in the heartbeat.
+bounded queue (`QUEUE_MAX` items, several minutes of blocks at usual rates).
+Drop policy: when the consumer falls that far behind, the runner waits up to
+``put_timeout_s`` for room, then drops the item and counts it (`dropped`,
+`dropped_samples`); the recorder sees the hole as a jump of ``first_index``,
+a gap like any other. Depth and drops are reported (``queue_depth``,
+``queue_dropped``) in the heartbeat, so a consumer that falls behind is seen.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from acquisition.events import StateChange
 from acquisition.types import SampleBlock, StreamDescriptor
 
 log = logging.getLogger(__name__)
+
+#: Items the runner -> service queue holds before the runner drops.
+QUEUE_MAX = 10000
 
 State = Literal["connecting", "connected", "stalled", "reconnecting", "closed"]
 
@@ -64,9 +70,15 @@ class DriverRunner:
         backoff_max_s: float = 5.0,
         fallback_urls: tuple[str, ...] = (),
         max_reconnects: int | None = None,
+        put_timeout_s: float = 1.0,
     ) -> None:
         self.driver = driver
-        self.out: queue.Queue[RunnerItem] = out if out is not None else queue.Queue()
+        self.out: queue.Queue[RunnerItem] = (out if out is not None
+                                             else queue.Queue(maxsize=QUEUE_MAX))
+        self.put_timeout_s = put_timeout_s
+        #: Items (and the samples in them) dropped because the queue stayed full.
+        self.dropped = 0
+        self.dropped_samples = 0
         self.read_timeout_s = read_timeout_s
         self.stall_s = stall_s
         self.backoff_s = backoff_s
@@ -105,6 +117,17 @@ class DriverRunner:
         return self.out.qsize()
 
     # --- machinery ---------------------------------------------------------------
+    def _put(self, item: RunnerItem) -> None:
+        """Hand an item over; drop and count it if the queue stays full."""
+        try:
+            self.out.put(item, timeout=self.put_timeout_s)
+        except queue.Full:
+            self.dropped += 1
+            if item.block is not None:
+                self.dropped_samples += item.block.n
+            log.warning("%s: consumer queue full, dropped a %s (%d so far)",
+                        self.driver.stream_id, item.kind, self.dropped)
+
     def _set_state(self, state: State, reason: str = "") -> None:
         if state == self.state and state != "connecting":
             return
@@ -112,7 +135,7 @@ class DriverRunner:
         if state == "stalled":
             self.driver.counters.stalls += 1
         log.info("%s: %s %s", self.driver.stream_id, state, reason)
-        self.out.put(RunnerItem("state", state=StateChange(
+        self._put(RunnerItem("state", state=StateChange(
             self.driver.stream_id, state, reason, wall_ns())))
 
     def _open(self) -> bool:
@@ -125,7 +148,7 @@ class DriverRunner:
             except PortError as exc:
                 errors.append(str(exc))
                 continue
-            self.out.put(RunnerItem("descriptor", descriptor=desc))
+            self._put(RunnerItem("descriptor", descriptor=desc))
             self._set_state("connected", f"opened {url}")
             return True
         self._last_open_error = "; ".join(errors)
@@ -187,7 +210,7 @@ class DriverRunner:
                 last_data = now
                 if self.state == "stalled":
                     self._set_state("connected", "data resumed")
-                self.out.put(RunnerItem("block", block=block))
+                self._put(RunnerItem("block", block=block))
             elif self.driver.finished:
                 return
             elif self.state == "connected" and now - last_data > stall_ns:
@@ -198,4 +221,4 @@ class DriverRunner:
         if flush is None:
             return
         while (block := flush()) is not None:
-            self.out.put(RunnerItem("block", block=block))
+            self._put(RunnerItem("block", block=block))

@@ -13,6 +13,13 @@ not thread-safe). Ctrl-C (KeyboardInterrupt) or `stop()` ends it cleanly: the
 runner is stopped and drained, the pipeline flushed, a session-stop event
 published, and the HDF5 file closed valid.
 
+The recorder flushes on its own timer thread, so its loss bound (one flush
+interval) holds whatever keeps the loop busy, a subscription flood included.
+Every queue is bounded: runner -> loop (`acquisition.runner.QUEUE_MAX`, drops
+counted as ``queue_dropped`` in heartbeats), the recorder's buffer, and the
+publisher's per-subscriber queues; the publisher handles subscriptions in
+bounded slices (acquisition.publisher).
+
 A recorder failure (disk full, unwritable path) does not stop acquisition: a
 ``recorder_error`` state event tells the operator, data keep flowing to the
 bus, and the sink keeps buffering and retrying on its own; when it recovers a
@@ -39,7 +46,7 @@ from acquisition.clock import mono_ns, wall_ns
 from acquisition.drivers.base import Driver
 from acquisition.events import Anomaly, StateChange, Target
 from acquisition.geomag import QUANG_TRI, EarthField
-from acquisition.runner import DriverRunner, RunnerItem
+from acquisition.runner import QUEUE_MAX, DriverRunner, RunnerItem
 from acquisition.types import SampleBlock, StreamDescriptor
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,11 @@ class ServiceConfig:
     pipeline_config: Any = None
     #: How long a detector block may wait for GNSS fixes that cover it.
     gnss_hold_s: float = 2.0
+    #: Publisher security: `acquisition.cli_common.bus_options_from_args` output
+    #: (CURVE keys), or {} for a plain socket.
+    bus_options: dict[str, Any] = field(default_factory=dict)
+    #: Allow an unencrypted bind beyond loopback.
+    insecure: bool = False
 
 
 @dataclass
@@ -133,7 +145,7 @@ class AcquisitionService:
         self.gnss = gnss
         self.config = config
         self.on_event = on_event
-        self.queue: queue.Queue[RunnerItem] = queue.Queue()
+        self.queue: queue.Queue[RunnerItem] = queue.Queue(maxsize=QUEUE_MAX)
         opts = {"stall_s": config.stall_s, **(runner_options or {})}
         self.runner = DriverRunner(driver, self.queue, **opts)
         self.runners = [self.runner]
@@ -178,7 +190,9 @@ class AcquisitionService:
             from acquisition.publisher import Publisher
 
             self.publisher = Publisher(self.config.publish, self.config.session,
-                                       heartbeat_s=self.config.heartbeat_s)
+                                       heartbeat_s=self.config.heartbeat_s,
+                                       insecure=self.config.insecure,
+                                       **self.config.bus_options)
             self.publisher.session_start(**self._session_info())
 
     def _session_info(self) -> dict[str, Any]:
@@ -232,7 +246,8 @@ class AcquisitionService:
         # The sink never raises on I/O failure; it reports through `healthy`.
         self.sink = RecorderSink(self.config.record, session=self.config.session,
                                  provenance=provenance,
-                                 flush_interval_s=self.config.flush_interval_s)
+                                 flush_interval_s=self.config.flush_interval_s,
+                                 timer=True)
         self._sink_wait_since = mono_ns()
 
     def _maybe_start_sink(self, *, force: bool = False) -> None:
@@ -417,6 +432,7 @@ class AcquisitionService:
     def _counters(self, runner: DriverRunner) -> dict[str, Any]:
         c = runner.driver.counters.to_dict()
         c["queue_depth"] = runner.queue_depth
+        c["queue_dropped"] = runner.dropped
         c["state"] = runner.state
         # Late joiners miss state events; the heartbeat repeats what matters.
         if self.sink is not None:

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from acquisition.cli_common import add_bus_arguments, bus_options_from_args
 from acquisition.drivers import registry
 from acquisition.events import Anomaly, StateChange, Target, latest_targets
 from acquisition.service import AcquisitionService, ServiceConfig, ServiceSummary
@@ -59,9 +60,9 @@ class DemoResult:
 class _BusListener(threading.Thread):
     """Counts what a real ZeroMQ subscriber receives, until the session stops."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, **subscriber_options: Any) -> None:
         super().__init__(name="demo-subscriber", daemon=True)
-        self.sub = Subscriber(endpoint)
+        self.sub = Subscriber(endpoint, **subscriber_options)
         self.counts: dict[str, int] = {}
         self.done = threading.Event()
         self.stop_requested = threading.Event()
@@ -93,6 +94,9 @@ def run_demo(
     faults: FaultPlan | None = None,
     publish: str | None = None,
     on_event: Any = None,
+    bus_options: dict[str, Any] | None = None,
+    listener_options: dict[str, Any] | None = None,
+    insecure: bool = False,
 ) -> DemoResult:
     """Run simulator -> pty -> service -> bus + HDF5; return what happened."""
     sc = load_scenario(scenario, seed=seed)
@@ -104,7 +108,8 @@ def run_demo(
         publish = f"ipc://{tmp.name}/bus"
     config = ServiceConfig(publish=publish, stall_s=5.0, idle_exit_s=30.0,
                            provenance={"scenario": sc.name, "scenario_seed": sc.seed,
-                                       "simulated": True})
+                                       "simulated": True},
+                           bus_options=dict(bus_options or {}), insecure=insecure)
     config.earth_field = sc.field
     record_path = None
     if out_dir is not None:
@@ -117,7 +122,7 @@ def run_demo(
         sensor_separation_m=sc.sensor.separation_m, rate_hz=sc.survey.rate_hz,
         serial="SIM0001",
     )
-    listener = _BusListener(publish)
+    listener = _BusListener(publish, **(listener_options or {}))
     listener.start()
     service: AcquisitionService
 
@@ -220,6 +225,7 @@ def register_demo(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--publish", default=None,
                    help="ZeroMQ endpoint to bind (default: a private ipc socket); "
                         "e.g. tcp://127.0.0.1:5556 to watch with `uxo tail`")
+    add_bus_arguments(p, publisher=True)
     p.set_defaults(func=_cmd_demo)
     return p
 
@@ -238,7 +244,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         elif ev.state not in ("connecting",):
             print(f"  state    {ev.state}: {ev.reason}", flush=True)
 
+    bus: dict[str, Any] = {}
+    listen: dict[str, Any] = {}
+    try:
+        # The default bus is a private ipc socket: nothing to refuse there.
+        bus = bus_options_from_args(args, bind=args.publish or "ipc://")
+        if bus:
+            # The demo's own listener is a client of the same key directory.
+            listen = {"bus_keys": args.bus_keys}
+    except ValueError as exc:
+        print(f"uxo demo: {exc}", file=sys.stderr)
+        return 2
     res = run_demo(args.scenario, speed=args.speed, out_dir=args.out, seed=args.seed,
-                   publish=args.publish, on_event=show)
+                   publish=args.publish, on_event=show, bus_options=bus,
+                   listener_options=listen, insecure=args.insecure)
     print_report(res)
     return 0
