@@ -50,6 +50,7 @@ publisher with an allow-list may share a context.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -310,11 +311,13 @@ class Publisher:
                 "subscriptions": self.subscriptions,
                 "subscriptions_refused": self.subscriptions_refused}
 
-    def poll(self, timeout_ms: int = 0, budget: int | None = None) -> int:
+    def poll(self, timeout_ms: int = 0, budget: int | None = None,
+             time_budget_s: float | None = None) -> int:
         """Service pending subscription messages; return how many were handled.
 
         Waits up to ``timeout_ms`` for the first one, then handles at most
-        ``budget`` (default ``poll_budget``); the rest wait for the next call.
+        ``budget`` (default ``poll_budget``) and, if ``time_budget_s`` is
+        given, for at most about that long; the rest wait for the next call.
         """
         self._check_open()
         self._peer_events()
@@ -322,12 +325,15 @@ class Publisher:
         handled = 0
         if timeout_ms and not self._sock.poll(timeout_ms, zmq.POLLIN):
             return 0
+        t_end = None if time_budget_s is None else time.monotonic() + time_budget_s
         # recv only, no EVENTS check per message: every call that lets ZeroMQ
         # process its commands moves up to RCVHWM more subscriptions into the
         # socket's unbounded pending list, while recv does so once per 100.
         # That keeps intake below what this loop removes, so a flood stays in
         # the kernel's TCP buffers, not in this process (docs/wire.md).
         while handled < limit:
+            if t_end is not None and handled % 64 == 63 and time.monotonic() > t_end:
+                break
             try:
                 frame = self._sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:

@@ -452,7 +452,12 @@ class AcquisitionService:
         if self.attacher is not None:
             self._release_held(force=False)
         if self.publisher is not None:
-            self.publisher.poll()
+            if self.queue.empty():
+                # Idle: work off pending subscriptions for a few ms (a flood
+                # waits in ZeroMQ's memory until handled; docs/wire.md).
+                self.publisher.poll(0, budget=1 << 20, time_budget_s=0.005)
+            else:
+                self.publisher.poll()  # data waiting: a bounded slice only
             self.publisher.maybe_heartbeat(self._all_counters())
         if self.sink is not None:
             self._maybe_start_sink()

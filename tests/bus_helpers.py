@@ -72,5 +72,5 @@ def start_acquire(tmp: Path, port: int, *extra: str, speed: float = 5.0,
            "--record", str(tmp / "rec.h5"), "--session", session, *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # cwd: the tmp dir, so `-m` imports the installed package, not the current directory.
-    return subprocess.Popen(cmd, cwd=tmp, stdout=open(tmp / "out.txt", "w"),  # noqa: SIM115
-                            stderr=open(tmp / "err.txt", "w"), text=True, env=env)  # noqa: SIM115
+    return subprocess.Popen(cmd, cwd=tmp, stdout=open(tmp / "out.txt", "w"),
+                            stderr=open(tmp / "err.txt", "w"), text=True, env=env)
