@@ -54,6 +54,9 @@ POLL_SLICE_MS = 200
 #: Largest seq jump counted as lost messages (a day at 190 messages/s); a
 #: larger jump is a reset or a foreign publisher, not loss.
 MAX_GAP = 1 << 24
+#: Gap and reset events kept (the newest): a publisher cannot grow the lists
+#: without bound; the counts in `gaps` and `resets` stay exact.
+MAX_EVENTS_KEPT = 10_000
 #: Longest frame accepted from the wire: ZeroMQ drops a peer that sends more,
 #: before buffering it (a message's arrays and header are bounded by these).
 MAX_FRAME_BYTES = max(MAX_ARRAY_BYTES, MAX_HEADER_BYTES)
@@ -234,10 +237,10 @@ class Subscriber:
         expected = last + 1
         if expected < seq <= expected + self.max_gap:
             self.gaps[msg.topic] = self.gaps.get(msg.topic, 0) + (seq - expected)
-            self.gap_events.append(GapEvent(msg.topic, expected, seq))
+            _append_bounded(self.gap_events, GapEvent(msg.topic, expected, seq))
         elif seq != expected:
             self.resets[msg.topic] = self.resets.get(msg.topic, 0) + 1
-            self.reset_events.append(GapEvent(msg.topic, expected, seq))
+            _append_bounded(self.reset_events, GapEvent(msg.topic, expected, seq))
 
     def messages(
         self,
@@ -368,6 +371,12 @@ def check_body(msg: Message) -> None:
             raise MessageError("heartbeat counters are not a map", "content")
     elif kind in ("session_start", "session_stop") and not isinstance(h.get("info", {}), dict):
         raise MessageError("session info is not a map", "content")
+
+
+def _append_bounded(events: list[GapEvent], ev: GapEvent) -> None:
+    events.append(ev)
+    if len(events) > 2 * MAX_EVENTS_KEPT:
+        del events[:-MAX_EVENTS_KEPT]
 
 
 def _b(key: bytes | str) -> bytes:

@@ -255,3 +255,13 @@ def test_a_subscription_flood_freezes_neither_heartbeats_nor_recorder_nor_sigter
     during_flood = walls[walls >= wall_t0]
     assert len(during_flood) >= 4
     assert np.diff(during_flood).max() < 2.0, np.diff(during_flood)
+
+
+def test_gap_and_reset_events_kept_are_bounded_but_counts_stay_exact():
+    from acquisition.subscriber import MAX_EVENTS_KEPT
+
+    seqs = [i * 3 for i in range(2 * MAX_EVENTS_KEPT + 10)]  # a gap of 2 every time
+    sub = _seq_feed(seqs)
+    assert sub.missing == 2 * (len(seqs) - 1)
+    assert MAX_EVENTS_KEPT <= len(sub.gap_events) <= 2 * MAX_EVENTS_KEPT
+    assert sub.gap_events[-1] == (("block.grad0", seqs[-2] + 1, seqs[-1]))
