@@ -212,8 +212,11 @@ def test_a_subscription_flood_freezes_neither_heartbeats_nor_recorder_nor_sigter
         peak = [rss_before]
 
         def sample_rss() -> None:
-            while not stop.is_set():
-                peak.append(rss_mb(proc.pid))
+            while not stop.is_set() and proc.poll() is None:
+                try:
+                    peak.append(rss_mb(proc.pid))
+                except (OSError, RuntimeError):  # it exited in between
+                    return
                 time.sleep(0.1)
 
         sampler = threading.Thread(target=sample_rss)
