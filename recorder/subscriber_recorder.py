@@ -210,6 +210,10 @@ def record(
         summary.blocks += 1
         summary.samples += b.n
 
+    # ZeroMQ bounds its receive queue by messages, not bytes (each frame at
+    # most 64 MiB): a shorter queue than a watcher's bounds what a publisher
+    # can park in this process while a flush holds the loop.
+    subscriber_options.setdefault("rcvhwm", 1000)
     sub = Subscriber(endpoint, topics=("",), **subscriber_options)
     try:
         while True:

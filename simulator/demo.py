@@ -171,7 +171,10 @@ def run_demo(
     )
 
 
-def print_report(res: DemoResult, out: TextIO = sys.stdout) -> None:
+def print_report(res: DemoResult, out: TextIO | None = None) -> None:
+    # Resolved at call time: a default of sys.stdout would keep the stream of
+    # the moment of import (a closed one, after a test's capture).
+    out = sys.stdout if out is None else out
     s = res.survey
     w = out.write
     w(f"\nsimulated {s.n} samples over {len(set(s.lane.tolist()))} lanes; "

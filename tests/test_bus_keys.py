@@ -11,6 +11,7 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -187,3 +188,33 @@ def test_a_keyed_service_serves_its_clients_and_nobody_else(tmp_path):
         (st_,) = rec.streams.values()
         assert st_.blocks["n"].sum() > 0
         assert rec.attrs["source_session"]
+
+
+@pytest.mark.slow
+def test_demo_with_keys_serves_its_own_listener_and_no_stranger(tmp_path, capsys):
+    keys = tmp_path / "keys"
+    buskeys.generate(keys)
+    ep = f"tcp://127.0.0.1:{free_port()}"
+    stop = threading.Event()
+    stranger: dict[str, int] = {}
+
+    def listen() -> None:
+        with Subscriber(ep) as sub:
+            while not stop.is_set():
+                sub.recv(0.2)
+            stranger["received"] = sub.received
+
+    th = threading.Thread(target=listen)
+    th.start()
+    try:
+        rc = main(["demo", "--speed", "100", "--publish", ep, "--bus-keys", str(keys),
+                   "--out", str(tmp_path / "demo")])
+    finally:
+        stop.set()
+        th.join(10)
+    out = capsys.readouterr().out
+    assert rc == 0
+    n = int(re.search(r"bus: (\d+) messages", out).group(1))
+    assert n > 10 and "0 rejected" in out  # the demo's keyed listener heard the session
+    assert "found 6 of 6 targets" in out
+    assert stranger["received"] == 0
