@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import zmq
@@ -312,12 +312,15 @@ class Publisher:
                 "subscriptions_refused": self.subscriptions_refused}
 
     def poll(self, timeout_ms: int = 0, budget: int | None = None,
-             time_budget_s: float | None = None) -> int:
+             time_budget_s: float | None = None,
+             yield_to: Callable[[], bool] | None = None) -> int:
         """Service pending subscription messages; return how many were handled.
 
         Waits up to ``timeout_ms`` for the first one, then handles at most
         ``budget`` (default ``poll_budget``) and, if ``time_budget_s`` is
-        given, for at most about that long; the rest wait for the next call.
+        given, for at most about that long; it also stops as soon as
+        ``yield_to()`` is true (checked every 64: other work is waiting).
+        The rest wait for the next call.
         """
         self._check_open()
         self._peer_events()
@@ -332,7 +335,9 @@ class Publisher:
         # That keeps intake below what this loop removes, so a flood stays in
         # the kernel's TCP buffers, not in this process (docs/wire.md).
         while handled < limit:
-            if t_end is not None and handled % 64 == 63 and time.monotonic() > t_end:
+            if handled % 64 == 63 and (
+                    (t_end is not None and time.monotonic() > t_end)
+                    or (yield_to is not None and yield_to())):
                 break
             try:
                 frame = self._sock.recv(zmq.NOBLOCK, copy=False)

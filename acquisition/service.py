@@ -429,6 +429,9 @@ class AcquisitionService:
         if self.on_event is not None:
             self.on_event(ev)
 
+    def _data_waiting(self) -> bool:
+        return not self.queue.empty()
+
     def _counters(self, runner: DriverRunner) -> dict[str, Any]:
         c = runner.driver.counters.to_dict()
         c["queue_depth"] = runner.queue_depth
@@ -453,9 +456,11 @@ class AcquisitionService:
             self._release_held(force=False)
         if self.publisher is not None:
             if self.queue.empty():
-                # Idle: work off pending subscriptions for a few ms (a flood
-                # waits in ZeroMQ's memory until handled; docs/wire.md).
-                self.publisher.poll(0, budget=1 << 20, time_budget_s=0.005)
+                # Idle: work off pending subscriptions (a flood waits in
+                # ZeroMQ's memory until handled; docs/wire.md) until data come,
+                # for at most 20 ms so heartbeats and flush checks go on.
+                self.publisher.poll(0, budget=1 << 20, time_budget_s=0.02,
+                                    yield_to=self._data_waiting)
             else:
                 self.publisher.poll()  # data waiting: a bounded slice only
             self.publisher.maybe_heartbeat(self._all_counters())
