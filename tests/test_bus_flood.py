@@ -268,3 +268,33 @@ def test_gap_and_reset_events_kept_are_bounded_but_counts_stay_exact():
     assert sub.missing == 2 * (len(seqs) - 1)
     assert MAX_EVENTS_KEPT <= len(sub.gap_events) <= 2 * MAX_EVENTS_KEPT
     assert sub.gap_events[-1] == (("block.grad0", seqs[-2] + 1, seqs[-1]))
+
+
+def test_the_runner_queue_is_bounded_and_what_it_drops_is_counted():
+    import queue
+
+    from acquisition.drivers import registry
+    from acquisition.runner import DriverRunner
+    from simulator.scenario import load_scenario
+    from simulator.survey import simulate_survey
+
+    d = registry.create("sim", "sim://demo?seed=2", speed=0, block_size=50)
+    q: queue.Queue = queue.Queue(maxsize=5)
+    r = DriverRunner(d, q, put_timeout_s=0.01).start()
+    deadline = time.monotonic() + 30
+    while not r.ended and time.monotonic() < deadline:  # nobody reads: it must not grow
+        assert q.qsize() <= 5
+        time.sleep(0.05)
+    r.stop()
+    items = []
+    while not q.empty():
+        items.append(q.get_nowait())
+    kept = [i.block for i in items if i.block is not None]
+    assert len(items) == 5
+    # Every sample the driver made was either queued or counted as dropped,
+    # and every item past the first five (blocks, and the final state) too.
+    assert d.counters.samples == sum(b.n for b in kept) + r.dropped_samples
+    n_survey = simulate_survey(load_scenario("demo", seed=2)).n
+    assert d.counters.samples == n_survey and r.dropped_samples > 0
+    n_states_dropped = r.dropped - (d.counters.blocks - len(kept))
+    assert n_states_dropped >= 1  # at least the closing "end of stream" state
