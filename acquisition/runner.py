@@ -16,12 +16,11 @@ carries `BlockFlags.RECONNECT` and, if samples were lost, `BlockFlags.GAP`
 (the driver knows from the device counter or the clock).
 
 The runner runs in its own thread and hands items to the service through a
-bounded queue (`QUEUE_MAX` items, several minutes of blocks at usual rates).
-Drop policy: when the consumer falls that far behind, the runner waits up to
-``put_timeout_s`` for room, then drops the item and counts it (`dropped`,
-`dropped_samples`); the recorder sees the hole as a jump of ``first_index``,
-a gap like any other. Depth and drops are reported (``queue_depth``,
-``queue_dropped``) in the heartbeat, so a consumer that falls behind is seen.
+bounded queue (`acquisition.bounded_queue.BoundedQueue`). Drop policy: a put
+waits at most ``put_timeout_s`` for room, then the item is dropped and
+counted in the queue (the gap shows as a jump of ``first_index``). Depth and
+drops are reported (``queue_depth``, ``queue_dropped``) in the heartbeat, so a
+consumer that falls behind is visible.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
+from acquisition.bounded_queue import BoundedQueue
 from acquisition.clock import mono_ns, wall_ns
 from acquisition.drivers.base import Driver
 from acquisition.drivers.transport import PortError
@@ -39,9 +39,6 @@ from acquisition.events import StateChange
 from acquisition.types import SampleBlock, StreamDescriptor
 
 log = logging.getLogger(__name__)
-
-#: Items the runner -> service queue holds before the runner drops.
-QUEUE_MAX = 10000
 
 State = Literal["connecting", "connected", "stalled", "reconnecting", "closed"]
 
@@ -70,15 +67,9 @@ class DriverRunner:
         backoff_max_s: float = 5.0,
         fallback_urls: tuple[str, ...] = (),
         max_reconnects: int | None = None,
-        put_timeout_s: float = 1.0,
     ) -> None:
         self.driver = driver
-        self.out: queue.Queue[RunnerItem] = (out if out is not None
-                                             else queue.Queue(maxsize=QUEUE_MAX))
-        self.put_timeout_s = put_timeout_s
-        #: Items (and the samples in them) dropped because the queue stayed full.
-        self.dropped = 0
-        self.dropped_samples = 0
+        self.out: queue.Queue[RunnerItem] = out if out is not None else BoundedQueue()
         self.read_timeout_s = read_timeout_s
         self.stall_s = stall_s
         self.backoff_s = backoff_s
@@ -117,17 +108,6 @@ class DriverRunner:
         return self.out.qsize()
 
     # --- machinery ---------------------------------------------------------------
-    def _put(self, item: RunnerItem) -> None:
-        """Hand an item over; drop and count it if the queue stays full."""
-        try:
-            self.out.put(item, timeout=self.put_timeout_s)
-        except queue.Full:
-            self.dropped += 1
-            if item.block is not None:
-                self.dropped_samples += item.block.n
-            log.warning("%s: consumer queue full, dropped a %s (%d so far)",
-                        self.driver.stream_id, item.kind, self.dropped)
-
     def _set_state(self, state: State, reason: str = "") -> None:
         if state == self.state and state != "connecting":
             return
@@ -135,7 +115,7 @@ class DriverRunner:
         if state == "stalled":
             self.driver.counters.stalls += 1
         log.info("%s: %s %s", self.driver.stream_id, state, reason)
-        self._put(RunnerItem("state", state=StateChange(
+        self.out.put(RunnerItem("state", state=StateChange(
             self.driver.stream_id, state, reason, wall_ns())))
 
     def _open(self) -> bool:
@@ -148,7 +128,7 @@ class DriverRunner:
             except PortError as exc:
                 errors.append(str(exc))
                 continue
-            self._put(RunnerItem("descriptor", descriptor=desc))
+            self.out.put(RunnerItem("descriptor", descriptor=desc))
             self._set_state("connected", f"opened {url}")
             return True
         self._last_open_error = "; ".join(errors)
@@ -210,7 +190,7 @@ class DriverRunner:
                 last_data = now
                 if self.state == "stalled":
                     self._set_state("connected", "data resumed")
-                self._put(RunnerItem("block", block=block))
+                self.out.put(RunnerItem("block", block=block))
             elif self.driver.finished:
                 return
             elif self.state == "connected" and now - last_data > stall_ns:
@@ -221,4 +201,4 @@ class DriverRunner:
         if flush is None:
             return
         while (block := flush()) is not None:
-            self._put(RunnerItem("block", block=block))
+            self.out.put(RunnerItem("block", block=block))

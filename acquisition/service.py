@@ -15,8 +15,8 @@ published, and the HDF5 file closed valid.
 
 The recorder flushes on its own timer thread, so its loss bound (one flush
 interval) holds whatever keeps the loop busy, a subscription flood included.
-Every queue is bounded: runner -> loop (`acquisition.runner.QUEUE_MAX`, drops
-counted as ``queue_dropped`` in heartbeats), the recorder's buffer, and the
+Every queue is bounded: runner -> loop (`acquisition.bounded_queue`, drops
+counted per stream as ``queue_dropped`` in heartbeats), the recorder's buffer, and the
 publisher's per-subscriber queues; the publisher handles subscriptions in
 bounded slices (acquisition.publisher).
 
@@ -42,11 +42,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from acquisition import __version__
+from acquisition.bounded_queue import BoundedQueue
 from acquisition.clock import mono_ns, wall_ns
 from acquisition.drivers.base import Driver
 from acquisition.events import Anomaly, StateChange, Target
 from acquisition.geomag import QUANG_TRI, EarthField
-from acquisition.runner import QUEUE_MAX, DriverRunner, RunnerItem
+from acquisition.runner import DriverRunner, RunnerItem
 from acquisition.types import SampleBlock, StreamDescriptor
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class AcquisitionService:
         self.gnss = gnss
         self.config = config
         self.on_event = on_event
-        self.queue: queue.Queue[RunnerItem] = queue.Queue(maxsize=QUEUE_MAX)
+        self.queue: BoundedQueue = BoundedQueue()
         opts = {"stall_s": config.stall_s, **(runner_options or {})}
         self.runner = DriverRunner(driver, self.queue, **opts)
         self.runners = [self.runner]
@@ -435,7 +436,7 @@ class AcquisitionService:
     def _counters(self, runner: DriverRunner) -> dict[str, Any]:
         c = runner.driver.counters.to_dict()
         c["queue_depth"] = runner.queue_depth
-        c["queue_dropped"] = runner.dropped
+        c["queue_dropped"] = self.queue.dropped_by_stream.get(runner.driver.stream_id, 0)
         c["state"] = runner.state
         # Late joiners miss state events; the heartbeat repeats what matters.
         if self.sink is not None:

@@ -273,16 +273,15 @@ def test_gap_and_reset_events_kept_are_bounded_but_counts_stay_exact():
 
 
 def test_the_runner_queue_is_bounded_and_what_it_drops_is_counted():
-    import queue
-
+    from acquisition.bounded_queue import BoundedQueue
     from acquisition.drivers import registry
     from acquisition.runner import DriverRunner
     from simulator.scenario import load_scenario
     from simulator.survey import simulate_survey
 
     d = registry.create("sim", "sim://demo?seed=2", speed=0, block_size=50)
-    q: queue.Queue = queue.Queue(maxsize=5)
-    r = DriverRunner(d, q, put_timeout_s=0.01).start()
+    q = BoundedQueue(maxsize=5, put_timeout_s=0.01)
+    r = DriverRunner(d, q).start()
     deadline = time.monotonic() + 30
     while not r.ended and time.monotonic() < deadline:  # nobody reads: it must not grow
         assert q.qsize() <= 5
@@ -295,8 +294,9 @@ def test_the_runner_queue_is_bounded_and_what_it_drops_is_counted():
     assert len(items) == 5
     # Every sample the driver made was either queued or counted as dropped,
     # and every item past the first five (blocks, and the final state) too.
-    assert d.counters.samples == sum(b.n for b in kept) + r.dropped_samples
     n_survey = simulate_survey(load_scenario("demo", seed=2)).n
-    assert d.counters.samples == n_survey and r.dropped_samples > 0
-    n_states_dropped = r.dropped - (d.counters.blocks - len(kept))
+    assert d.counters.samples == n_survey == sum(b.n for b in kept) + q.dropped_samples
+    assert q.dropped_samples > 0
+    assert q.dropped_by_stream == {d.stream_id: q.dropped}
+    n_states_dropped = q.dropped - (d.counters.blocks - len(kept))
     assert n_states_dropped >= 1  # at least the closing "end of stream" state
