@@ -16,7 +16,13 @@ import sys
 from importlib.metadata import entry_points
 
 from acquisition import __version__
-from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
+from acquisition.cli_common import (
+    add_bus_arguments,
+    add_field_arguments,
+    bus_options_from_args,
+    field_from_args,
+    parse_options,
+)
 
 log = logging.getLogger("uxo")
 
@@ -57,6 +63,7 @@ def _register_acquire(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--view", metavar="[HOST:]PORT",
                    help="also serve the operator's live view (docs/view.md) on [HOST:]PORT")
     add_field_arguments(p)
+    add_bus_arguments(p, publisher=True)
     p.set_defaults(func=_cmd_acquire)
 
 
@@ -72,6 +79,7 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         print("uxo acquire: --gnss-driver and --gnss-port go together", file=sys.stderr)
         return 2
     try:
+        bus_options = bus_options_from_args(args, bind=args.publish) if args.publish else {}
         earth_field = field_from_args(args)
         driver = registry.create(args.driver, args.port, **options)
         gnss = None
@@ -86,7 +94,11 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         from acquisition.view.cli import serve_for_service
 
         try:
-            view, args.publish = serve_for_service(args.publish, args.view)
+            # The view is a client of the service's own bus: with keys, it
+            # authenticates from the same key directory.
+            view, args.publish = serve_for_service(
+                args.publish, args.view,
+                subscriber_options={"bus_keys": args.bus_keys} if args.bus_keys else None)
         except (ValueError, OSError, RuntimeError) as exc:
             print(f"uxo acquire: {exc}", file=sys.stderr)
             return 2
@@ -100,6 +112,8 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         idle_exit_s=args.idle_exit,
         max_runtime_s=args.duration,
         provenance={f"meta_{k}": str(v) for k, v in parse_options(args.meta).items()},
+        bus_options=bus_options,
+        insecure=args.insecure,
     )
     if args.session:
         config.session = args.session

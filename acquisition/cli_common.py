@@ -7,6 +7,7 @@ overrides defaults (FORMATS.md).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from acquisition.geomag import EarthField, resolve
@@ -103,3 +104,80 @@ def _coerce(v: str) -> Any:
         except ValueError:
             pass
     return v
+
+
+def add_bus_arguments(p: argparse.ArgumentParser, *, publisher: bool = False) -> None:
+    """``--bus-keys DIR`` (and, for a command that binds, ``--insecure``).
+
+    Every command on the event bus takes the same options through this helper,
+    and turns them into socket settings with `bus_options_from_args`::
+
+        add_bus_arguments(parser)                       # a subscriber: record, tail, view
+        ...
+        try:
+            opts = bus_options_from_args(args)          # {} or the CURVE keys
+        except ValueError as exc:                       # BusKeyError: one clear line
+            print(f"uxo view: {exc}", file=sys.stderr); return 2
+        sub = Subscriber(endpoint, **opts)
+
+    A command that binds (acquire, demo) passes ``publisher=True`` and gives its
+    endpoint to `bus_options_from_args`, which then also refuses an
+    unencrypted bind beyond loopback unless ``--insecure`` (InsecureBindError).
+    The key directory is described in acquisition.buskeys.
+    """
+    g = p.add_argument_group("event bus security")
+    g.add_argument("--bus-keys", metavar="DIR",
+                   help="CURVE key directory from `uxo keys generate DIR`: encrypt the bus "
+                        "and " + ("admit only the clients in DIR/clients" if publisher
+                                  else "authenticate as DIR's client"))
+    if publisher:
+        g.add_argument("--insecure", action="store_true",
+                       help="allow publishing beyond loopback without --bus-keys")
+
+
+def bus_options_from_args(args: argparse.Namespace, *, bind: str | None = None
+                          ) -> dict[str, Any]:
+    """Publisher (``bind`` given) or Subscriber keyword arguments from the bus options.
+
+    Returns {} without --bus-keys. Raises `acquisition.buskeys.BusKeyError`
+    or `InsecureBindError` (both ValueError) with a one-line reason.
+    """
+    from acquisition import buskeys
+
+    directory = getattr(args, "bus_keys", None)
+    opts: dict[str, Any] = {}
+    if directory:
+        keys = buskeys.load(directory)
+        opts = keys.publisher_options() if bind is not None else keys.subscriber_options()
+    if bind is not None:
+        buskeys.check_bind(bind, encrypted=bool(opts),
+                           insecure=bool(getattr(args, "insecure", False)))
+    return opts
+
+
+def stop_on_signals(on_stop: Callable[[], None]) -> None:
+    """Call ``on_stop`` on SIGTERM or SIGINT; a second SIGINT raises KeyboardInterrupt.
+
+    Installed explicitly because Python leaves SIGINT ignored when the process
+    started with it ignored (a command run in the background from a script),
+    and SIGTERM otherwise kills it without cleaning up. Off the main thread
+    (a command run by a test or an embedding program) it does nothing: only the
+    main thread may install handlers, and the process's owner handles signals.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    stopping = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if stopping and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stopping = True
+        on_stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

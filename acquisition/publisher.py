@@ -26,6 +26,21 @@ Drop policy (explicit, chosen at construction):
   dropped here, counted in `dropped` (and `dropped_by_topic`), and its ``seq``
   is spent, so the subscriber sees exactly that gap.
 
+Subscriptions never hold up data (docs/wire.md, "Subscription floods"):
+
+* the socket's receive high-water mark is small (``SUBSCRIPTION_HWM``), so a
+  peer that floods subscriptions is slowed by TCP flow control instead of
+  filling memory;
+* `publish` handles at most ``poll_budget`` pending subscriptions before it
+  sends, and the service's housekeeping `poll` at most ``poll_budget`` per
+  call, so a data message waits for a bounded amount of work whatever comes in;
+* each peer (one TCP/IPC connection, known by its file descriptor) may hold at
+  most ``max_subscriptions_per_peer`` topics; further subscriptions are
+  refused and counted (`subscriptions_refused`), and never reach ZeroMQ's
+  subscription tree;
+* ``ZMQ_MAXMSGSIZE`` drops a peer that sends a message longer than a
+  subscription can be.
+
 Threading: a `Publisher` is not thread-safe (ZeroMQ sockets are not). The
 service calls it only from its main thread. With CURVE and an allow-list, a
 ZAP authenticator thread runs inside the publisher's context; at most one
@@ -35,11 +50,13 @@ publisher with an allow-list may share a context.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import zmq
 
+from acquisition.buskeys import check_bind
 from acquisition.clock import NS_PER_S, mono_ns, wall_ns
 from acquisition.events import Anomaly, Counters, StateChange, Target
 from acquisition.messages import (
@@ -60,6 +77,15 @@ from acquisition.types import SampleBlock, StreamDescriptor
 #: Topic prefixes that carry a stream's data (a subscription to any of them
 #: makes the publisher re-send that stream's descriptor first).
 _STREAM_PREFIXES = tuple(sorted({p for p in TOPIC_PREFIX.values() if p != "session"}))
+#: Receive high-water mark of the XPUB socket, i.e. how many subscription
+#: messages ZeroMQ takes from one peer before TCP flow control holds it back.
+SUBSCRIPTION_HWM = 64
+#: Topics one peer may subscribe to (a uxo client uses a handful).
+MAX_SUBSCRIPTIONS_PER_PEER = 256
+#: Longest message a subscriber may send (a subscription, or a CURVE handshake).
+MAX_INBOUND_BYTES = 4096
+#: Subscription messages handled per `poll` call (and before each `publish`).
+POLL_BUDGET = 256
 
 
 class _AllowList:
@@ -86,7 +112,11 @@ class Publisher:
     CURVE: give ``curve_secret_key`` (z85, 40 chars) to encrypt; peers then
     need `public_key`. Give ``allowed_client_keys`` (z85 public keys) as well
     to refuse every other client: a stranger's handshake fails and it
-    receives nothing.
+    receives nothing. Without a secret key, a TCP endpoint beyond loopback is
+    refused (`acquisition.buskeys.InsecureBindError`) unless ``insecure``.
+
+    ``max_subscriptions_per_peer`` and ``poll_budget`` bound what subscribers
+    can make the publisher do (module docstring).
     """
 
     def __init__(
@@ -101,9 +131,17 @@ class Publisher:
         send_timeout_ms: int = 50,
         curve_secret_key: bytes | str | None = None,
         allowed_client_keys: Iterable[bytes | str] | None = None,
+        insecure: bool = False,
+        max_subscriptions_per_peer: int = MAX_SUBSCRIPTIONS_PER_PEER,
+        poll_budget: int = POLL_BUDGET,
     ) -> None:
         if allowed_client_keys is not None and curve_secret_key is None:
             raise ValueError("allowed_client_keys needs curve_secret_key")
+        check_bind(endpoint, encrypted=curve_secret_key is not None, insecure=insecure)
+        if max_subscriptions_per_peer < 1 or poll_budget < 1:
+            raise ValueError("max_subscriptions_per_peer and poll_budget must be >= 1")
+        self.max_subscriptions_per_peer = int(max_subscriptions_per_peer)
+        self.poll_budget = int(poll_budget)
         self.session = session
         self.heartbeat_s = float(heartbeat_s)
         self.nodrop = bool(nodrop)
@@ -122,6 +160,10 @@ class Publisher:
         self.dropped_by_topic: dict[str, int] = {}
         #: Subscription messages seen (each peer sends one per topic it filters on).
         self.subscriptions = 0
+        #: Subscriptions ignored because their peer already held its maximum.
+        self.subscriptions_refused = 0
+        #: Topics applied per peer (file descriptor of its connection).
+        self._peer_topics: dict[int, int] = {}
         #: Messages re-sent to late joiners.
         self.resent = 0
 
@@ -129,6 +171,11 @@ class Publisher:
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, int(sndhwm))
+            sock.setsockopt(zmq.RCVHWM, SUBSCRIPTION_HWM)
+            # A subscription is one flag byte and a topic; anything much longer
+            # is not from a uxo client, and ZeroMQ drops that peer. The limit
+            # also applies to the CURVE handshake (about 300 bytes): hence room.
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_INBOUND_BYTES)
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
             sock.setsockopt(zmq.XPUB_MANUAL, 1)
             if self.nodrop:
@@ -143,8 +190,15 @@ class Publisher:
                 sock.curve_server = True
                 self.public_key = zmq.curve_public(secret).decode("ascii")
             sock.bind(endpoint)
+            # A disconnect event says a file descriptor no longer names its
+            # peer, so the next peer on it starts with a fresh count. (Accept
+            # events are not used: one can be read after the new peer's first
+            # subscriptions, which would reset a flooder's count.)
+            self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         except Exception:
             self._closed = True
+            with contextlib.suppress(Exception):
+                sock.disable_monitor()
             sock.close(linger=0)
             self._stop_auth()
             if self._own_context:
@@ -162,7 +216,7 @@ class Publisher:
         by a full queue is counted in `dropped`; its seq is still used up.
         """
         self._check_open()
-        self.poll(0)
+        self.poll(0, budget=self.poll_budget)
         return self._send(msg)
 
     def _send(self, msg: Message, *, resent: bool = False) -> int:
@@ -227,7 +281,7 @@ class Publisher:
         A ``publisher`` entry with this socket's own sent/dropped counts is added.
         """
         c = counters.to_dict() if isinstance(counters, Counters) else dict(counters)
-        extra.setdefault("publisher", {"sent": self.sent, "dropped": self.dropped})
+        extra.setdefault("publisher", self.stats())
         return self.publish(heartbeat_message(stream, self.session, wall_ns(), c, **extra))
 
     def maybe_heartbeat(
@@ -251,32 +305,77 @@ class Publisher:
 
     # --- subscriptions ---------------------------------------------------------
 
-    def poll(self, timeout_ms: int = 0) -> int:
-        """Service subscription messages; return how many were handled.
+    def stats(self) -> dict[str, int]:
+        """Counts for heartbeats: sent, dropped, subscriptions seen and refused."""
+        return {"sent": self.sent, "dropped": self.dropped,
+                "subscriptions": self.subscriptions,
+                "subscriptions_refused": self.subscriptions_refused}
 
-        Waits up to ``timeout_ms`` for the first one, then drains the rest.
+    def poll(self, timeout_ms: int = 0, budget: int | None = None,
+             time_budget_s: float | None = None,
+             yield_to: Callable[[], bool] | None = None) -> int:
+        """Service pending subscription messages; return how many were handled.
+
+        Waits up to ``timeout_ms`` for the first one, then handles at most
+        ``budget`` (default ``poll_budget``) and, if ``time_budget_s`` is
+        given, for at most about that long; it also stops as soon as
+        ``yield_to()`` is true (checked every 64: other work is waiting).
+        The rest wait for the next call.
         """
         self._check_open()
+        self._peer_events()
+        limit = self.poll_budget if budget is None else budget
         handled = 0
         if timeout_ms and not self._sock.poll(timeout_ms, zmq.POLLIN):
             return 0
-        while self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        t_end = None if time_budget_s is None else time.monotonic() + time_budget_s
+        # recv only, no EVENTS check per message: every call that lets ZeroMQ
+        # process its commands moves up to RCVHWM more subscriptions into the
+        # socket's unbounded pending list, while recv does so once per 100.
+        # That keeps intake below what this loop removes, so a flood stays in
+        # the kernel's TCP buffers, not in this process (docs/wire.md).
+        while handled < limit:
+            if handled % 64 == 63 and (
+                    (t_end is not None and time.monotonic() > t_end)
+                    or (yield_to is not None and yield_to())):
+                break
             try:
-                raw = self._sock.recv(zmq.NOBLOCK)
+                frame = self._sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
             handled += 1
+            raw = frame.bytes
             if not raw:
                 continue
             topic = raw[1:]
+            peer = _peer_fd(frame)
             if raw[0] == 1:
                 self.subscriptions += 1
+                if peer is not None:
+                    held = self._peer_topics.get(peer, 0)
+                    if held >= self.max_subscriptions_per_peer:
+                        self.subscriptions_refused += 1
+                        continue
+                    self._peer_topics[peer] = held + 1
                 self._on_subscribe(topic)
             elif raw[0] == 0:
                 # Applies to the peer that sent it; after a peer disconnects
                 # ZeroMQ reports its topics with no peer, and this is a no-op.
+                if peer is not None and self._peer_topics.get(peer):
+                    self._peer_topics[peer] -= 1
                 self._sock.setsockopt(zmq.UNSUBSCRIBE, topic)
         return handled
+
+    def _peer_events(self) -> None:
+        """Forget the count of a descriptor whose connection closed."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while True:
+            try:
+                ev = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._peer_topics.pop(int(ev["value"]), None)
 
     def _on_subscribe(self, topic_b: bytes) -> None:
         # setsockopt(SUBSCRIBE) applies to the peer whose message was just read.
@@ -324,6 +423,9 @@ class Publisher:
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(zmq.ZMQError):
+            self._sock.disable_monitor()
+        self._monitor.close(linger=0)
         self._sock.close(linger=linger_ms)
         self._stop_auth()
         if self._own_context:
@@ -354,6 +456,14 @@ def _covers(prefix: str, stream_id: str) -> bool:
         if t.startswith(prefix):
             return True
     return False
+
+
+def _peer_fd(frame: zmq.Frame) -> int | None:
+    """The file descriptor of the connection a subscription came on (None if gone)."""
+    try:
+        return int(frame.get(zmq.SRCFD))
+    except (zmq.ZMQError, AttributeError, TypeError):
+        return None
 
 
 def _z85(key: bytes | str) -> bytes:

@@ -23,9 +23,11 @@ carries `BlockFlags.RECONNECT` and, if samples were lost, `BlockFlags.GAP`
 (the driver knows from the device counter or the clock).
 
 The runner runs in its own thread and hands items to the service through a
-queue. Drop policy: none. The queue is unbounded so a slow consumer never
-loses samples; its depth is reported (``queue_depth``) so a consumer that falls
-behind is visible in the heartbeat.
+bounded queue (`acquisition.bounded_queue.BoundedQueue`). Drop policy: a put
+waits at most ``put_timeout_s`` for room, then the item is dropped and
+counted in the queue (the gap shows as a jump of ``first_index``). Depth and
+drops are reported (``queue_depth``, ``queue_dropped``) in the heartbeat, so a
+consumer that falls behind is visible.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
+from acquisition.bounded_queue import BoundedQueue
 from acquisition.clock import mono_ns, wall_ns
 from acquisition.drivers.base import Driver
 from acquisition.drivers.transport import PortError, device_path
@@ -75,7 +78,7 @@ class DriverRunner:
         max_reconnects: int | None = None,
     ) -> None:
         self.driver = driver
-        self.out: queue.Queue[RunnerItem] = out if out is not None else queue.Queue()
+        self.out: queue.Queue[RunnerItem] = out if out is not None else BoundedQueue()
         self.read_timeout_s = read_timeout_s
         self.stall_s = stall_s
         self.backoff_s = backoff_s

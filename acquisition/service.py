@@ -13,6 +13,13 @@ not thread-safe). Ctrl-C (KeyboardInterrupt) or `stop()` ends it cleanly: the
 runner is stopped and drained, the pipeline flushed, a session-stop event
 published, and the HDF5 file closed valid.
 
+The recorder flushes on its own timer thread, so its loss bound (one flush
+interval) holds whatever keeps the loop busy, a subscription flood included.
+Every queue is bounded: runner -> loop (`acquisition.bounded_queue`, drops
+counted per stream as ``queue_dropped`` in heartbeats), the recorder's buffer, and the
+publisher's per-subscriber queues; the publisher handles subscriptions in
+bounded slices (acquisition.publisher).
+
 A recorder failure (disk full, unwritable path) does not stop acquisition: a
 ``recorder_error`` state event tells the operator, data keep flowing to the
 bus, and the sink keeps buffering and retrying on its own; when it recovers a
@@ -35,6 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from acquisition import __version__
+from acquisition.bounded_queue import BoundedQueue
 from acquisition.clock import mono_ns, wall_ns
 from acquisition.drivers.base import Driver
 from acquisition.events import Anomaly, StateChange, Target
@@ -93,6 +101,11 @@ class ServiceConfig:
     pipeline_config: Any = None
     #: How long a detector block may wait for GNSS fixes that cover it.
     gnss_hold_s: float = 2.0
+    #: Publisher security: `acquisition.cli_common.bus_options_from_args` output
+    #: (CURVE keys), or {} for a plain socket.
+    bus_options: dict[str, Any] = field(default_factory=dict)
+    #: Allow an unencrypted bind beyond loopback.
+    insecure: bool = False
 
 
 @dataclass
@@ -133,7 +146,7 @@ class AcquisitionService:
         self.gnss = gnss
         self.config = config
         self.on_event = on_event
-        self.queue: queue.Queue[RunnerItem] = queue.Queue()
+        self.queue: BoundedQueue = BoundedQueue()
         opts = {"stall_s": config.stall_s, **(runner_options or {})}
         self.runner = DriverRunner(driver, self.queue, **opts)
         self.runners = [self.runner]
@@ -180,7 +193,9 @@ class AcquisitionService:
             from acquisition.publisher import Publisher
 
             self.publisher = Publisher(self.config.publish, self.config.session,
-                                       heartbeat_s=self.config.heartbeat_s)
+                                       heartbeat_s=self.config.heartbeat_s,
+                                       insecure=self.config.insecure,
+                                       **self.config.bus_options)
             self.publisher.session_start(**self._session_info())
 
     def _session_info(self) -> dict[str, Any]:
@@ -234,7 +249,8 @@ class AcquisitionService:
         # The sink never raises on I/O failure; it reports through `healthy`.
         self.sink = RecorderSink(self.config.record, session=self.config.session,
                                  provenance=provenance,
-                                 flush_interval_s=self.config.flush_interval_s)
+                                 flush_interval_s=self.config.flush_interval_s,
+                                 timer=True)
         self._sink_wait_since = mono_ns()
 
     def _maybe_start_sink(self, *, force: bool = False) -> None:
@@ -416,9 +432,13 @@ class AcquisitionService:
         if self.on_event is not None:
             self.on_event(ev)
 
+    def _data_waiting(self) -> bool:
+        return not self.queue.empty()
+
     def _counters(self, runner: DriverRunner) -> dict[str, Any]:
         c = runner.driver.counters.to_dict()
         c["queue_depth"] = runner.queue_depth
+        c["queue_dropped"] = self.queue.dropped_by_stream.get(runner.driver.stream_id, 0)
         c["state"] = runner.state
         # Late joiners miss state events; the heartbeat repeats what matters.
         if self.sink is not None:
@@ -463,7 +483,14 @@ class AcquisitionService:
         if self.attacher is not None:
             self._release_held(force=False)
         if self.publisher is not None:
-            self.publisher.poll()
+            if self.queue.empty():
+                # Idle: work off pending subscriptions (a flood waits in
+                # ZeroMQ's memory until handled; docs/wire.md) until data come,
+                # for at most 20 ms so heartbeats and flush checks go on.
+                self.publisher.poll(0, budget=1 << 20, time_budget_s=0.02,
+                                    yield_to=self._data_waiting)
+            else:
+                self.publisher.poll()  # data waiting: a bounded slice only
             self.publisher.maybe_heartbeat(self._all_counters())
         if self.sink is not None:
             self._maybe_start_sink()

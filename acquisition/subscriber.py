@@ -10,7 +10,11 @@ Loss is made visible from sequence numbers, which the publisher assigns per
 topic: for each (session, topic) the subscriber remembers the last ``seq`` and
 records a gap when the next one jumps (`gaps`, `gap_events`). The first
 message seen on a topic only sets the baseline, so a late joiner does not
-count the history it never asked for as lost.
+count the history it never asked for as lost. A jump forward of more than
+``max_gap`` (default `MAX_GAP`) is not believable as loss: it is a publisher
+that restarted or a foreign one on the same session and topic, so it is
+counted in `resets` (and `reset_events`) and the count starts again from it;
+a step backwards is counted the same way.
 
 By default the subscriber also filters for ``descriptor.`` and ``session`` so
 it learns what each stream's data mean (`descriptors`) before the data; see
@@ -24,12 +28,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import zmq
 
 from acquisition.events import Anomaly, Target
 from acquisition.messages import (
+    MAX_ARRAY_BYTES,
+    MAX_HEADER_BYTES,
     Message,
     MessageError,
     block_from_message,
@@ -44,6 +51,15 @@ from acquisition.types import StreamDescriptor
 META_TOPICS = ("descriptor.", "session")
 #: Longest single wait inside zmq (ms): how late a Ctrl-C may be noticed.
 POLL_SLICE_MS = 200
+#: Largest seq jump counted as lost messages (a day at 190 messages/s); a
+#: larger jump is a reset or a foreign publisher, not loss.
+MAX_GAP = 1 << 24
+#: Gap and reset events kept (the newest): a publisher cannot grow the lists
+#: without bound; the counts in `gaps` and `resets` stay exact.
+MAX_EVENTS_KEPT = 10_000
+#: Longest frame accepted from the wire: ZeroMQ drops a peer that sends more,
+#: before buffering it (a message's arrays and header are bounded by these).
+MAX_FRAME_BYTES = max(MAX_ARRAY_BYTES, MAX_HEADER_BYTES)
 
 
 class GapEvent(NamedTuple):
@@ -66,6 +82,7 @@ class Subscriber:
     ``meta`` adds the descriptor and session topics. For CURVE give the
     publisher's public key as ``curve_server_key``; this client's key pair is
     generated unless given (the publisher's allow-list needs the public half).
+    ``bus_keys`` names a key directory (acquisition.buskeys) giving all three.
     """
 
     def __init__(
@@ -80,8 +97,18 @@ class Subscriber:
         curve_server_key: bytes | str | None = None,
         curve_public_key: bytes | str | None = None,
         curve_secret_key: bytes | str | None = None,
+        bus_keys: str | Path | None = None,
+        max_gap: int = MAX_GAP,
     ) -> None:
+        if bus_keys is not None:
+            from acquisition.buskeys import load
+
+            keys = load(bus_keys).subscriber_options()
+            curve_server_key = keys["curve_server_key"]
+            curve_public_key = keys["curve_public_key"]
+            curve_secret_key = keys["curve_secret_key"]
         self.strict = strict
+        self.max_gap = int(max_gap)
         self._own_context = context is None
         self._ctx = context if context is not None else zmq.Context()
         self._closed = False
@@ -93,6 +120,8 @@ class Subscriber:
         self.gap_events: list[GapEvent] = []
         #: Times a topic's seq went backwards in one session (publisher restarted).
         self.resets: dict[str, int] = {}
+        #: Each reset: ``expected`` was due, ``got`` came (backwards or beyond max_gap).
+        self.reset_events: list[GapEvent] = []
         self.descriptors: dict[str, StreamDescriptor] = {}
         #: session name -> info of its session_start.
         self.sessions: dict[str, dict[str, Any]] = {}
@@ -105,6 +134,7 @@ class Subscriber:
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
             if curve_server_key is not None:
                 if curve_public_key is None or curve_secret_key is None:
                     pub, sec = zmq.curve_keypair()
@@ -205,11 +235,12 @@ class Subscriber:
         if last is None:
             return
         expected = last + 1
-        if seq > expected:
+        if expected < seq <= expected + self.max_gap:
             self.gaps[msg.topic] = self.gaps.get(msg.topic, 0) + (seq - expected)
-            self.gap_events.append(GapEvent(msg.topic, expected, seq))
-        elif seq < expected:
+            _append_bounded(self.gap_events, GapEvent(msg.topic, expected, seq))
+        elif seq != expected:
             self.resets[msg.topic] = self.resets.get(msg.topic, 0) + 1
+            _append_bounded(self.reset_events, GapEvent(msg.topic, expected, seq))
 
     def messages(
         self,
@@ -340,6 +371,12 @@ def check_body(msg: Message) -> None:
             raise MessageError("heartbeat counters are not a map", "content")
     elif kind in ("session_start", "session_stop") and not isinstance(h.get("info", {}), dict):
         raise MessageError("session info is not a map", "content")
+
+
+def _append_bounded(events: list[GapEvent], ev: GapEvent) -> None:
+    events.append(ev)
+    if len(events) > 2 * MAX_EVENTS_KEPT:
+        del events[:-MAX_EVENTS_KEPT]
 
 
 def _b(key: bytes | str) -> bytes:

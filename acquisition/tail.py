@@ -340,11 +340,28 @@ def _key_arg(value: str | None) -> tuple[str | None, str | None]:
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
+    from acquisition.cli_common import bus_options_from_args, stop_on_signals
+
     server_key, _ = _key_arg(args.server_key)
     client_public, client_secret = _key_arg(args.client_cert)
     if args.client_cert and client_secret is None:
         print("tail: --client-cert needs a secret certificate file", file=sys.stderr)
         return 2
+    try:
+        keys = bus_options_from_args(args)
+    except ValueError as exc:
+        print(f"tail: {exc}", file=sys.stderr)
+        return 2
+    if keys:
+        server_key = keys["curve_server_key"]
+        client_public, client_secret = keys["curve_public_key"], keys["curve_secret_key"]
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM and SIGINT (even when started in the background, where SIGINT
+    # arrives ignored) end the loop in run_tail, which prints its summary.
+    stop_on_signals(interrupt)
     return run_tail(
         args.endpoint,
         args.topics or [""],
@@ -389,5 +406,8 @@ def register_tail(subparsers: Any) -> argparse.ArgumentParser:
                    help="CURVE: the publisher's public key (z85) or its certificate file")
     p.add_argument("--client-cert", default=None,
                    help="CURVE: this client's secret certificate file (zmq.auth format)")
+    from acquisition.cli_common import add_bus_arguments
+
+    add_bus_arguments(p)
     p.set_defaults(func=_cmd_tail)
     return p

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from acquisition.cli_common import add_bus_arguments
+
 
 def _fmt_ns(ns: int) -> str:
     if not ns:
@@ -52,25 +54,51 @@ def register_record(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--meta", action="append", metavar="KEY=VALUE",
                    help="operator/site metadata recorded as provenance, repeatable")
     p.add_argument("--server-key", help="publisher's CURVE public key (z85)")
+    p.add_argument("--max-streams", type=int, default=16, metavar="N",
+                   help="record at most N streams; blocks of others are dropped and counted")
+    p.add_argument("--hold-mb", type=float, default=64.0, metavar="MB",
+                   help="most held per stream waiting for its descriptor (default 64)")
+    p.add_argument("--hold-total-mb", type=float, default=256.0, metavar="MB",
+                   help="most held in total waiting for descriptors (default 256)")
+    add_bus_arguments(p)
     p.set_defaults(func=_cmd_record)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
+    import threading
+
+    from acquisition.cli_common import bus_options_from_args, stop_on_signals
     from recorder.subscriber_recorder import record
 
-    opts: dict[str, Any] = {}
-    if args.server_key:
+    try:
+        opts: dict[str, Any] = bus_options_from_args(args)
+    except ValueError as exc:
+        print(f"uxo record: {exc}", file=sys.stderr)
+        return 2
+    if args.server_key and not opts:
         opts["curve_server_key"] = args.server_key
+    if args.max_streams < 1 or args.hold_mb <= 0 or args.hold_total_mb <= 0:
+        print("uxo record: --max-streams, --hold-mb and --hold-total-mb must be positive",
+              file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    # SIGTERM/SIGINT end the recording cleanly: file closed, summary printed.
+    stop_on_signals(stop.set)
     s = record(args.endpoint, args.out, session=args.session, provenance=_parse_meta(args.meta),
-               duration_s=args.duration, until_session_stop=args.until_stop,
+               duration_s=args.duration, until_session_stop=args.until_stop, stop=stop,
                flush_interval_s=args.flush,
                rotate_bytes=int(args.rotate_mb * 1e6) if args.rotate_mb else None,
-               rotate_s=args.rotate_s, **opts)
+               rotate_s=args.rotate_s, max_streams=args.max_streams,
+               hold_bytes=int(args.hold_mb * 1e6), hold_bytes_total=int(args.hold_total_mb * 1e6),
+               **opts)
     for f in s.files:
         print(f"recorded: {f}")
     print(f"{s.blocks} blocks, {s.samples} samples, {s.events} events, "
           f"{s.wire_gaps} wire gaps ({s.missing_messages} messages lost), "
-          f"{s.rejected} rejected")
+          f"{s.rejected} rejected" + (f", {s.wire_resets} seq resets" if s.wire_resets else ""),
+          flush=True)
+    if s.drops:
+        print(f"dropped: {s.drops}", flush=True)
     for e in s.errors:
         print(f"error: {e}", file=sys.stderr)
     return 1 if s.errors else 0

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from acquisition.cli_common import add_bus_arguments, bus_options_from_args
 from acquisition.drivers import registry
 from acquisition.events import Anomaly, StateChange, Target, latest_targets
 from acquisition.service import AcquisitionService, ServiceConfig, ServiceSummary
@@ -60,9 +61,9 @@ class DemoResult:
 class _BusListener(threading.Thread):
     """Counts what a real ZeroMQ subscriber receives, until the session stops."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, **subscriber_options: Any) -> None:
         super().__init__(name="demo-subscriber", daemon=True)
-        self.sub = Subscriber(endpoint)
+        self.sub = Subscriber(endpoint, **subscriber_options)
         self.counts: dict[str, int] = {}
         self.done = threading.Event()
         self.stop_requested = threading.Event()
@@ -106,6 +107,9 @@ def run_demo(
     faults: FaultPlan | None = None,
     publish: str | None = None,
     on_event: Any = None,
+    bus_options: dict[str, Any] | None = None,
+    listener_options: dict[str, Any] | None = None,
+    insecure: bool = False,
 ) -> DemoResult:
     """Run simulator -> pty -> service -> bus + HDF5; return what happened."""
     sc = load_scenario(scenario, seed=seed)
@@ -118,7 +122,8 @@ def run_demo(
     config = ServiceConfig(publish=publish, stall_s=5.0, idle_exit_s=30.0,
                            provenance={"scenario": sc.name, "scenario_seed": sc.seed,
                                        "simulated": True,
-                                       "planned_lanes": planned_lanes(sc)})
+                                       "planned_lanes": planned_lanes(sc)},
+                           bus_options=dict(bus_options or {}), insecure=insecure)
     config.earth_field = sc.field
     record_path = None
     if out_dir is not None:
@@ -131,7 +136,7 @@ def run_demo(
         sensor_separation_m=sc.sensor.separation_m, rate_hz=sc.survey.rate_hz,
         serial="SIM0001",
     )
-    listener = _BusListener(publish)
+    listener = _BusListener(publish, **(listener_options or {}))
     listener.start()
     service: AcquisitionService
 
@@ -180,7 +185,10 @@ def run_demo(
     )
 
 
-def print_report(res: DemoResult, out: TextIO = sys.stdout) -> None:
+def print_report(res: DemoResult, out: TextIO | None = None) -> None:
+    # Resolved at call time: a default of sys.stdout would keep the stream of
+    # the moment of import (a closed one, after a test's capture).
+    out = sys.stdout if out is None else out
     s = res.survey
     w = out.write
     w(f"\nsimulated {s.n} samples over {len(set(s.lane.tolist()))} lanes; "
@@ -237,6 +245,7 @@ def register_demo(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--view", metavar="[HOST:]PORT",
                    help="serve the operator's live view on [HOST:]PORT (default host "
                         "127.0.0.1); it keeps serving after the survey until Ctrl-C")
+    add_bus_arguments(p, publisher=True)
     p.set_defaults(func=_cmd_demo)
     return p
 
@@ -255,19 +264,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         elif ev.state not in ("connecting",):
             print(f"  state    {ev.state}: {ev.reason}", flush=True)
 
+    bus: dict[str, Any] = {}
+    listen: dict[str, Any] = {}
+    try:
+        # The default bus is a private ipc socket: nothing to refuse there.
+        bus = bus_options_from_args(args, bind=args.publish or "ipc://")
+        if bus:
+            # The demo's own listener (and its view) are clients of the same key directory.
+            listen = {"bus_keys": args.bus_keys}
+    except ValueError as exc:
+        print(f"uxo demo: {exc}", file=sys.stderr)
+        return 2
     view = None
     publish = args.publish
     if args.view:
         from acquisition.view.cli import serve_for_service
 
         try:
-            view, publish = serve_for_service(publish, args.view)
+            view, publish = serve_for_service(publish, args.view, subscriber_options=listen)
         except (ValueError, OSError, RuntimeError) as exc:
             print(f"uxo demo: {exc}", file=sys.stderr)
             return 2
     try:
         res = run_demo(args.scenario, speed=args.speed, out_dir=args.out, seed=args.seed,
-                       publish=publish, on_event=show)
+                       publish=publish, on_event=show, bus_options=bus,
+                       listener_options=listen, insecure=args.insecure)
         print_report(res)
         if view is not None:
             print(f"\nthe live view keeps serving at {view.url} ; Ctrl-C to stop", flush=True)

@@ -83,7 +83,8 @@ def test_every_kind_round_trips_over_tcp(pub):
     assert m.state_from_message(got[6]) == s
     assert got[7].header["counters"] == Counters(bytes=10, blocks=2).to_dict()
     assert got[7].header["clock_offset_ns"] == -250
-    assert got[7].header["publisher"] == {"sent": 7, "dropped": 0}
+    assert got[7].header["publisher"] == {"sent": 7, "dropped": 0, "subscriptions": 1,
+                                          "subscriptions_refused": 0}
     assert got[8].header["info"] == {"samples": 13}
     assert all(g.header["session"] == "s1" for g in got)
     assert sub.received == 9 and sub.rejected == 0 and sub.gaps == {}

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from typing import Any, TextIO
 
+from acquisition.cli_common import add_bus_arguments, bus_options_from_args
+
 VIEW_HELP = ("serve the live view on [HOST:]PORT (default host 127.0.0.1; another "
              "interface needs the access token printed at start)")
 
@@ -56,13 +58,15 @@ def start_view(endpoint: str, listen: str, out: TextIO | None = None, **options:
     return server
 
 
-def serve_for_service(publish: str | None, listen: str) -> tuple[Any, str]:
+def serve_for_service(publish: str | None, listen: str,
+                      subscriber_options: dict[str, Any] | None = None) -> tuple[Any, str]:
     """The view for a service about to start (``--view`` of acquire and demo).
 
     Returns the started server and the endpoint the service must publish on:
     ``publish``, or a private ipc bus when the service was not asked to
-    publish. Raises ValueError/OSError/RuntimeError with a one-line reason
-    (the web stack missing, a bad or busy ``[HOST:]PORT``).
+    publish. ``subscriber_options`` are the view's `Subscriber` settings (the
+    bus's CURVE keys). Raises ValueError/OSError/RuntimeError with a one-line
+    reason (the web stack missing, a bad or busy ``[HOST:]PORT``).
     """
     missing = view_missing_message()
     if missing:
@@ -71,7 +75,8 @@ def serve_for_service(publish: str | None, listen: str) -> tuple[Any, str]:
         bus_dir = tempfile.mkdtemp(prefix="uxo-view-")
         atexit.register(shutil.rmtree, bus_dir, ignore_errors=True)
         publish = f"ipc://{bus_dir}/bus"
-    return start_view(local_endpoint(publish), listen), publish
+    opts = {"subscriber_options": subscriber_options} if subscriber_options else {}
+    return start_view(local_endpoint(publish), listen, **opts), publish
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
@@ -80,7 +85,9 @@ def _cmd_view(args: argparse.Namespace) -> int:
         print(f"uxo view: {missing}", file=sys.stderr)
         return 2
     try:
-        server = start_view(args.endpoint, args.http)
+        bus = bus_options_from_args(args)
+        server = start_view(args.endpoint, args.http,
+                            **({"subscriber_options": bus} if bus else {}))
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"uxo view: {exc}", file=sys.stderr)
         return 2
@@ -103,5 +110,6 @@ def register_view(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("endpoint", help="publisher address, e.g. tcp://127.0.0.1:5556")
     p.add_argument("--http", default="8765", metavar="[HOST:]PORT",
                    help="where to serve the page (default 127.0.0.1:8765); " + VIEW_HELP)
+    add_bus_arguments(p)
     p.set_defaults(func=_cmd_view)
     return p
