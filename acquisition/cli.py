@@ -98,7 +98,7 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
             # authenticates from the same key directory.
             view, args.publish = serve_for_service(
                 args.publish, args.view,
-                subscriber_options={"bus_keys": args.bus_keys} if args.bus_keys else None)
+                subscriber_options={"bus_keys": args.bus_keys} if bus_options else None)
         except (ValueError, OSError, RuntimeError) as exc:
             print(f"uxo acquire: {exc}", file=sys.stderr)
             return 2
