@@ -74,6 +74,6 @@ def write_geotiff(path: str | Path, grid: MapGrid, frame: SurveyFrame) -> Path:
     tags.append((TAG_GEOKEYS, "H", len(geokeys(epsg)), geokeys(epsg), True))
     tags.append((TAG_GDAL_NODATA, "s", 0, "nan", True))
     path = Path(path)
-    tifffile.imwrite(path, data, photometric="minisblack", extratags=tags,
+    tifffile.imwrite(path, data, photometric="minisblack", extratags=tags, metadata=None,
                      description=f"uxo-acquisition {grid.product} ({grid.unit})")
     return path

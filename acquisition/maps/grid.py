@@ -81,11 +81,13 @@ def grid_levelled(lev: Levelled, *, spacing: float = DEFAULT_SPACING_M,
     gx = np.round(np.arange(x0, x1 + spacing / 2, spacing), 9)
     gy = np.round(np.arange(y0, y1 + spacing / 2, spacing), 9)
     xx, yy = np.meshgrid(gx, gy)
+    nearest = vd.KNeighbors(k=1).fit(coords, data).predict((xx, yy))
     if coords[0].size >= 3 and np.ptp(coords[0]) > 0 and np.ptp(coords[1]) > 0:
-        interp = vd.Linear().fit(coords, data)
-        values = interp.predict((xx, yy))
+        values = vd.Linear().fit(coords, data).predict((xx, yy))
+        # Outside the triangles (the half cell at the ends of the lanes): nearest block.
+        values = np.where(np.isfinite(values), values, nearest)
     else:  # one straight lane: no triangles; nearest sample along it
-        values = vd.KNeighbors(k=1).fit(coords, data).predict((xx, yy))
+        values = nearest
     values = _blank(values, lev, xx, yy, blank_m)
     return MapGrid(x=gx, y=gy, values=values, spacing=spacing)
 

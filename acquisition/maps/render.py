@@ -169,7 +169,7 @@ def axes_placement(fig: Any) -> dict[str, str]:
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     return {"uxo:axes_px": f"{bb.x0:.3f},{height - bb.y1:.3f},{bb.x1:.3f},{height - bb.y0:.3f}",
-            "uxo:axes_extent": f"{x0!r},{x1!r},{y0!r},{y1!r}"}
+            "uxo:axes_extent": f"{float(x0)!r},{float(x1)!r},{float(y0)!r},{float(y1)!r}"}
 
 
 def save(fig: Any, path: str | Path) -> Path:
