@@ -197,11 +197,11 @@ def test_report_warns_on_a_detector_column(tmp_path):
 def _record(path: Path) -> None:
     """A real HDF5 recording of two detectors walking the same 12 lanes side by side."""
     from dsp_synth import lanes_xy
+    from maps_helpers import GEOMETRY, POLE
 
     from acquisition.dsp.batch import make_descriptor
     from acquisition.dsp.dipole import SensorGeometry, forward
     from acquisition.types import SampleBlock
-    from maps_helpers import GEOMETRY, POLE
     from recorder.sink import RecorderSink
 
     x, y, _ = lanes_xy(12, 20.0)
@@ -213,11 +213,11 @@ def _record(path: Path) -> None:
     prov.update(field_total_nT="43600", field_inclination_deg="90",
                 field_declination_deg="0")
     with RecorderSink(path, session="two-detectors", provenance=prov) as sink:
-        for sid, dx in (("grad0", 0.0), ("grad1", 5.0)):  # the second 5 m east, same time
+        for sid in ("grad0", "grad1"):
             sink.add_stream(make_descriptor(GEOMETRY, 10.0, sid))
         for seq, i in enumerate(range(0, x.size, 100)):
             sl = slice(i, i + 100)
-            for sid, dx in (("grad0", 0.0), ("grad1", 5.0)):
+            for sid, dx in (("grad0", 0.0), ("grad1", 5.0)):  # 5 m east, same time
                 sink.write_block(SampleBlock(sid, seq, i, 1_796_600_000_000_000_000
                                              + int(i * 1e8), 10.0, v[sl, None].copy(),
                                              np.column_stack((x[sl] + dx, y[sl]))))

@@ -1,8 +1,10 @@
 """The levelled survey on a regular grid, blanked away from the data, and derived products.
 
-Gridding is verde's: the samples are block-reduced (median) to the grid
-spacing, then interpolated linearly between them (Delaunay triangles; exact
-at the samples, no overshoot between lanes, fast for a hectare), and every
+Gridding: the samples are averaged in blocks of the grid spacing (as
+`verde.BlockReduce` with a mean), then interpolated linearly on the Delaunay
+triangles of the blocks (`verde.Linear`'s interpolant, through matplotlib's
+faster triangle finder: exact at the blocks, no overshoot between lanes),
+cells outside the triangles take the nearest block (`verde.KNeighbors`), and every
 cell farther than the blanking distance from a sample is set to NaN with
 `verde.distance_mask`, so a missed lane or a hole in the survey is never
 painted over. Derived products are harmonica's FFT filters on the gridded
@@ -76,20 +78,51 @@ def grid_levelled(lev: Levelled, *, spacing: float = DEFAULT_SPACING_M,
     if (x1 - x0) / spacing * (y1 - y0) / spacing > 4e7:
         raise InputError(f"a {x1 - x0:.0f} x {y1 - y0:.0f} m grid at {spacing} m is too large; "
                          "give a coarser --spacing")
-    coords, data = vd.BlockReduce(np.median, spacing=spacing, region=(x0, x1, y0, y1),
-                                  center_coordinates=False).filter((lev.x, lev.y), lev.value)
+    coords, data = block_mean(lev.x, lev.y, lev.value, x0, y0, spacing)
     gx = np.round(np.arange(x0, x1 + spacing / 2, spacing), 9)
     gy = np.round(np.arange(y0, y1 + spacing / 2, spacing), 9)
     xx, yy = np.meshgrid(gx, gy)
     nearest = vd.KNeighbors(k=1).fit(coords, data).predict((xx, yy))
+    values = np.full(xx.shape, np.nan)
     if coords[0].size >= 3 and np.ptp(coords[0]) > 0 and np.ptp(coords[1]) > 0:
-        values = vd.Linear().fit(coords, data).predict((xx, yy))
-        # Outside the triangles (the half cell at the ends of the lanes): nearest block.
-        values = np.where(np.isfinite(values), values, nearest)
-    else:  # one straight lane: no triangles; nearest sample along it
-        values = nearest
+        values = _linear(coords, data, xx, yy)
+    # Outside the triangles (the half cell at the ends of the lanes): nearest block.
+    values = np.where(np.isfinite(values), values, nearest)
     values = _blank(values, lev, xx, yy, blank_m)
     return MapGrid(x=gx, y=gy, values=values, spacing=spacing)
+
+
+def _linear(coords: tuple[np.ndarray, np.ndarray], data: np.ndarray, xx: np.ndarray,
+            yy: np.ndarray) -> np.ndarray:
+    """Linear interpolation on the Delaunay triangles of the blocks; NaN outside them.
+
+    matplotlib's triangulation with its trapezoid-map finder: the same
+    interpolant as `verde.Linear` (scipy's LinearNDInterpolator), which on
+    lane data takes ~1 s per 1600 cells (a hectare: minutes) against 25 ms.
+    """
+    import matplotlib.tri as mtri
+
+    try:
+        tri = mtri.Triangulation(coords[0], coords[1])
+    except (ValueError, RuntimeError):  # all blocks on one line: no triangle
+        return np.full(xx.shape, np.nan)
+    out = mtri.LinearTriInterpolator(tri, data)(xx, yy)
+    return np.ma.filled(out.astype(np.float64), np.nan)
+
+
+def block_mean(x: np.ndarray, y: np.ndarray, v: np.ndarray, x0: float, y0: float,
+               spacing: float) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Mean position and value of the samples in each ``spacing`` block (blocks with data).
+
+    What `verde.BlockReduce` does with ``np.mean``, vectorised: verde's goes
+    through pandas block by block (40 s for a hectare with a median).
+    """
+    ix = np.floor((x - x0) / spacing).astype(np.int64)
+    iy = np.floor((y - y0) / spacing).astype(np.int64)
+    key = iy * (int(ix.max()) + 1) + ix
+    _, inv = np.unique(key, return_inverse=True)
+    n = np.bincount(inv).astype(np.float64)
+    return ((np.bincount(inv, x) / n, np.bincount(inv, y) / n), np.bincount(inv, v) / n)
 
 
 def _blank(values: np.ndarray, lev: Levelled, xx: np.ndarray, yy: np.ndarray,
