@@ -190,3 +190,16 @@ def test_any_bytes_give_a_target_list_or_a_named_error(tmp_path_factory, body):
         return
     for t in rows:
         assert np.isfinite([t.x, t.y, t.depth]).all() and t.depth >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=40))
+def test_any_box_text_gives_a_box_or_a_named_error(text):
+    from acquisition.maps.coverage import parse_box
+
+    try:
+        b = parse_box(text, "--box")
+    except InputError as exc:
+        assert str(exc).startswith("--box: ")
+        return
+    assert b[0] < b[2] and b[1] < b[3] and all(math.isfinite(v) for v in b)

@@ -118,10 +118,12 @@ def _n(v: float, d: int = 2) -> str:
     return f"{v:.{d}f}" if isinstance(v, (int, float)) and math.isfinite(v) else "–"
 
 
-def _table(head: list[str], rows: list[list[str]], numeric: set[int] | None = None,
+def _table(head: list[str] | None, rows: list[list[str]], numeric: set[int] | None = None,
            cls: str = "") -> str:
     numeric = numeric or set()
-    out = [f'<table class="{cls}"><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
+    out = [f'<table class="{cls}">']
+    if head:
+        out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>")
     for r in rows:
         out.append("<tr>" + "".join(f'<td class="n">{_e(c)}</td>' if i in numeric
                                     else f"<td>{_e(c)}</td>" for i, c in enumerate(r)) + "</tr>")
@@ -150,7 +152,7 @@ def render_html(d: ReportData) -> str:
     head = [[label, md.get(k, "") or ("–" if k != "date" else d.dates or "–")]
             for k, label in HEADER_KEYS]
     head[1][1] = d.dates or "–"
-    parts.append("<h2>Site and team</h2>" + _table(["", ""], head))
+    parts.append("<h2>Site and team</h2>" + _table(None, head))
     parts.append("<h2>Soil calibration</h2>")
     soil = [[label, md[k]] for k, label in SOIL_KEYS if md.get(k) not in (None, "")]
     if soil:
@@ -164,7 +166,7 @@ def render_html(d: ReportData) -> str:
     c = d.coverage
     parts.append("<h2>Lanes walked against the plan</h2>")
     x0, y0, x1, y1 = c.plan
-    parts.append(_table(["", ""], [
+    parts.append(_table(None, [
         ["plan (local m)", f"x {x0:.1f}..{x1:.1f}, y {y0:.1f}..{y1:.1f}"],
         ["lanes planned / walked", f"{c.planned_lanes} / {c.walked_lanes}"],
         ["coverage", f"{c.percent:.1f} % of {c.plan_m2:.0f} m²"],
