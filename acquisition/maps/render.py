@@ -94,7 +94,10 @@ def figure(grid: MapGrid, frame: SurveyFrame, *, tracks: list[tuple[np.ndarray, 
     norm = Normalize(lo, hi, clip=True)
     v = grid.values
     blank = ~np.isfinite(v)
-    filled = np.where(blank, 0.0 if grid.product != "analytic_signal" else lo, v)
+    # Shaded as clipped: a bomb's hundreds of nT would make cliffs that the
+    # light turns to white and black specks across its anomaly.
+    filled = np.clip(np.where(blank, 0.0 if grid.product != "analytic_signal" else lo, v),
+                     lo, hi)
     rgb = LightSource(azdeg=315, altdeg=45).shade(
         filled, cmap=cmap, norm=norm, blend_mode="soft", vert_exag=1.0 / max(hi - lo, 1e-9),
         dx=grid.spacing, dy=grid.spacing)
