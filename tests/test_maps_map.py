@@ -181,3 +181,28 @@ def test_bad_target_row_names_file_and_line(site, tmp_path, capsys):
     out = tmp_path / "b.png"
     _fails(capsys, ["map", str(site / "s.csv"), "--targets", str(bad), "-o", str(out)],
            out, "bad.csv:4")
+
+
+def test_target_list_in_eastings_northings_is_placed_by_the_survey(site, tmp_path):
+    en = tmp_path / "en.csv"
+    en.write_text(f"id,easting,northing,depth\nK,{E0 + OBJ[0]},{N0 + OBJ[1]},0.80\n",
+                  encoding="utf-8")
+    out = tmp_path / "en.png"
+    assert main(["map", str(site / "s.csv"), "--targets", str(en), "-o", str(out)]) == 0
+    img = Image.open(out)
+    img.load()
+    cx, cy = _magenta_centroid(np.asarray(img.convert("RGB")))
+    tx, ty = _pixel(img, E0 + OBJ[0], N0 + OBJ[1])
+    assert math.hypot(cx - tx, cy - ty) < 2.0
+
+
+def test_crs_options_override_the_file(tmp_path):
+    s = write_survey(tmp_path / "local.csv", [pole_source(*OBJ)])
+    out = tmp_path / "o.tif"
+    assert main(["map", str(s), "-o", str(out), "--crs", "EPSG:32648", "--grid-origin",
+                 "600000,1800000"]) == 0
+    with tifffile.TiffFile(out) as tf:
+        geo = tf.geotiff_metadata
+    assert int(geo["ProjectedCSTypeGeoKey"]) == 32648
+    assert 600000 - 1 < geo["ModelTiepoint"][3] < 600001
+    assert 1800019 < geo["ModelTiepoint"][4] < 1800021

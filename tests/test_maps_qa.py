@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from acquisition.cli import main
@@ -142,13 +142,15 @@ def test_qa_resurvey_file_is_processed(tmp_path, capsys):
 @settings(max_examples=150, deadline=None)
 @given(x0=st.floats(-1e4, 1e4), y0=st.floats(-1e4, 1e4), w=st.floats(20, 600),
        h=st.floats(20, 600), share=st.floats(0.001, 0.3), seed=st.integers(0, 2**32 - 1))
+# an area exactly one box wide whose far edge rounds to 19.999999999996 m
+@example(x0=0.0, y0=236.2764359018827, w=20.0, h=20.0, share=0.25, seed=0)
 def test_picked_boxes_inside_disjoint_and_cover_the_share(x0, y0, w, h, share, seed):
     area = (x0, y0, x0 + w, y0 + h)
     try:
         boxes = pick_boxes(area, share, seed)
     except InputError as exc:  # only when the share needs more boxes than fit
         assert "only" in str(exc)
-        assert math.ceil(share * w * h / 400 - 1e-9) > int(w // 20) * int(h // 20)
+        assert math.ceil(share * w * h / 400 - 1e-9) > int(w / 20 + 1e-9) * int(h / 20 + 1e-9)
         return
     assert boxes == pick_boxes(area, share, seed)  # the seed repeats the draw
     for b in boxes:
@@ -203,3 +205,19 @@ def test_any_box_text_gives_a_box_or_a_named_error(text):
         assert str(exc).startswith("--box: ")
         return
     assert b[0] < b[2] and b[1] < b[3] and all(math.isfinite(v) for v in b)
+
+
+def test_lists_in_eastings_northings_are_compared_in_the_crs(tmp_path, capsys):
+    def write(path, rows):
+        path.write_text("id,easting,northing,depth\n" + "".join(
+            f"{i},{e},{n},{d}\n" for i, e, n, d in rows), encoding="utf-8")
+        return path
+
+    qa = write(tmp_path / "qa.csv", [("A", 700010.0, 1850010.0, 0.2),
+                                     ("B", 700015.0, 1850012.0, 1.5)])
+    team = write(tmp_path / "team.csv", [("a", 700010.1, 1850010.0, 0.2)])
+    assert main(["qa", str(team), str(qa), "--box", "700000,1850000,700020,1850020"]) == 1
+    assert "missed: B at x 700015.00, y 1850012.00, depth 1.50 m" in capsys.readouterr().out
+    local = _write(tmp_path / "local.csv", [("a", 10.0, 10.0, 0.2)])
+    assert main(["qa", str(local), str(qa), "--box", "0,0,20,20"]) == 2
+    assert "different coordinates" in capsys.readouterr().err

@@ -310,6 +310,10 @@ def run_qa(args: argparse.Namespace) -> int:
     boxes = [parse_box(b, "--box") for b in args.box]
     original = read_target_list(args.original)
     qa, qa_extent = _qa_list(args.qa, args)
+    planes = {t.plane for t in original + qa}
+    if len(planes) > 1:
+        raise InputError(f"{args.original} and {args.qa} are in different coordinates (one "
+                         "local x, y, the other easting, northing): give both the same")
     if args.survey:
         check_boxes_inside(boxes, _extent_of_survey(args.survey, args),
                            f"the survey {args.survey}")

@@ -132,7 +132,8 @@ def pick_boxes(area: Box, share: float, seed: int, size: float = BOX_M) -> list[
     if not (0.0 < share <= 1.0):
         raise InputError(f"--share must be in (0, 1], got {share!r}")
     x0, y0, x1, y1 = area
-    nx, ny = int((x1 - x0) // size), int((y1 - y0) // size)
+    # (y0 + 20) - y0 can come back as 19.999999999996: whole boxes to a nanometre
+    nx, ny = int((x1 - x0) / size + 1e-9), int((y1 - y0) / size + 1e-9)
     cells = nx * ny
     need = math.ceil(share * (x1 - x0) * (y1 - y0) / (size * size) - 1e-9)
     need = max(1, need)

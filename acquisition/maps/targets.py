@@ -1,10 +1,12 @@
 """Target lists as the maps, report, QA and GIS layers use them, placed in the CRS and WGS84.
 
 A target list is read from a CSV of ours (``uxo process`` output, FORMATS.md)
-or any CSV with at least ``x, y, depth`` (or ``easting, northing, depth`` when
-the survey is georeferenced); rows that cannot be used are errors naming the
-file and line. `place` adds easting/northing and lat/lon from the survey's
-frame: the one function to swap when target lists carry them themselves.
+or any CSV with at least ``x, y, depth``, or ``easting, northing, depth``
+(turned into the survey's local frame; read without a survey, as QA compares
+two lists, the eastings/northings are the plane itself); rows that cannot
+be used are errors naming the file and line. `place` adds easting/northing
+and lat/lon from the survey's frame: the one function to swap when target
+lists carry them themselves.
 The dig list is sorted for safety: bomb-sized first, then deep first.
 """
 
@@ -43,6 +45,9 @@ class MapTarget:
     quality: float = math.nan
     flags: tuple[str, ...] = ()
     line: int = 0
+    #: What x, y are: "local" grid metres, or "crs" eastings/northings (a list
+    #: read without its survey that has only easting/northing columns).
+    plane: str = "local"
     easting: float = math.nan
     northing: float = math.nan
     lat: float = math.nan
@@ -78,9 +83,11 @@ def read_target_list(path: str | Path, frame: SurveyFrame | None = None) -> list
     if "depth" not in cols or not (local or crs_cols):
         raise InputError(f"{path}:{start + 1}: header {sorted(cols)} lacks columns "
                          "x, y, depth (or easting, northing, depth)")
-    if not local and (frame is None or not frame.georeferenced):
+    if not local and frame is not None and not frame.georeferenced:
         raise InputError(f"{path}: positions are easting/northing but the survey has no "
                          "CRS: give --crs (and --grid-origin for a taped grid)")
+    # Without a survey (QA compares two lists), eastings/northings are the plane.
+    plane = "local" if local else ("crs" if frame is None else "local")
     out: list[MapTarget] = []
     for k, row in enumerate(reader):
         line = start + 2 + k
@@ -88,6 +95,8 @@ def read_target_list(path: str | Path, frame: SurveyFrame | None = None) -> list
         try:
             if local:
                 x, y = _num(row, "x"), _num(row, "y")
+            elif frame is None:
+                x, y = _num(row, "easting"), _num(row, "northing")
             else:
                 lx, ly = frame.crs_to_local(_num(row, "easting"),  # type: ignore[union-attr]
                                             _num(row, "northing"))
@@ -100,7 +109,7 @@ def read_target_list(path: str | Path, frame: SurveyFrame | None = None) -> list
                           or (size_class(moment) if math.isfinite(moment) else ""),
                           quality=_num(row, "quality"),
                           flags=tuple(f for f in (row.get("flags") or "").split(";") if f),
-                          line=line)
+                          line=line, plane=plane)
         except ValueError as exc:
             raise InputError(f"{path}:{line}: not a number: {exc}") from None
         if not (math.isfinite(t.x) and math.isfinite(t.y) and math.isfinite(t.depth)):
