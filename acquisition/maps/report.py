@@ -149,9 +149,9 @@ def render_html(d: ReportData) -> str:
              f"<h1>Survey report: {_e(title)}</h1>",
              f'<p class="small">Source: {_e(Path(d.source).name)} · CRS: '
              f"{_e(d.crs or 'none (local grid)')} · {_e(d.kind)} survey</p>"]
-    head = [[label, md.get(k, "") or ("–" if k != "date" else d.dates or "–")]
+    # the date: metadata's, else the readings' (`survey_dates` already chose)
+    head = [[label, (d.dates if k == "date" else md.get(k, "")) or "–"]
             for k, label in HEADER_KEYS]
-    head[1][1] = d.dates or "–"
     parts.append("<h2>Site and team</h2>" + _table(None, head))
     parts.append("<h2>Soil calibration</h2>")
     soil = [[label, md[k]] for k, label in SOIL_KEYS if md.get(k) not in (None, "")]
