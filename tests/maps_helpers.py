@@ -43,3 +43,33 @@ def write_survey(path: Path, sources: Iterable[Source], *, n_lanes: int = 12,
 
 def pole_source(x: float, y: float, depth: float, m: float) -> Source:
     return induced(x, y, depth, m, POLE)
+
+
+#: 2026-12-07 07:33:20 UTC, the first reading of `record_two_detectors`.
+RECORD_T0_NS = 1_796_628_800_000_000_000
+
+
+def record_two_detectors(path: Path, metadata: dict[str, str]) -> Path:
+    """A real HDF5 recording of two detectors (streams grad0, grad1) walking 12 lanes x 20 m
+    side by side, the second 5 m east of the first at every instant, over one object."""
+    from acquisition.dsp.batch import make_descriptor
+    from acquisition.types import SampleBlock
+    from recorder.sink import RecorderSink
+
+    x, y, _ = lanes_xy(12, 20.0)
+    geom = SensorGeometry.from_geometry(GEOMETRY, POLE)
+    src = pole_source(5.5, 8.3, 0.8, 1.0)
+    v = forward(x, y, src.x, src.y, src.depth, src.moment, geom)
+    v = v + np.random.default_rng(3).normal(0, 0.3, x.size)
+    prov = {**metadata, "field_total_nT": "43600", "field_inclination_deg": "90",
+            "field_declination_deg": "0"}
+    with RecorderSink(path, session="two-detectors", provenance=prov) as sink:
+        for sid in ("grad0", "grad1"):
+            sink.add_stream(make_descriptor(GEOMETRY, 10.0, sid))
+        for seq, i in enumerate(range(0, x.size, 100)):
+            sl = slice(i, i + 100)
+            for sid, dx in (("grad0", 0.0), ("grad1", 5.0)):
+                sink.write_block(SampleBlock(sid, seq, i, RECORD_T0_NS + int(i * 1e8), 10.0,
+                                             v[sl, None].copy(),
+                                             np.column_stack((x[sl] + dx, y[sl]))))
+    return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from maps_helpers import pole_source, write_survey
+from maps_helpers import pole_source, record_two_detectors, write_survey
 
 from acquisition.cli import main
 
@@ -56,3 +56,15 @@ def test_daily_on_a_folder_without_surveys_fails(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no survey file found" in err
     assert not (tmp_path / "log.csv").exists()
+
+
+def test_daily_reads_a_recording_its_team_and_its_day_from_the_time_stamps(tmp_path):
+    day = tmp_path / "day"
+    day.mkdir()
+    record_two_detectors(day / "rec.h5", {"team": "T3"})
+    out = tmp_path / "log.csv"
+    assert main(["daily", str(day), "-o", str(out), "--stream", "grad0"]) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert (row["date"], row["team"], row["files"]) == ("2026-12-07", "T3", "rec.h5")
+    assert float(row["area_m2"]) == pytest.approx(12 * 20.0, abs=0.5)
+    assert row["signals"] == "1" and row["projectile"] == "1"  # the 1 A m² object, processed

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from maps_helpers import pole_source, write_survey
+from maps_helpers import pole_source, record_two_detectors, write_survey
 from PIL import Image
 
 from acquisition.cli import main
@@ -194,40 +194,11 @@ def test_report_warns_on_a_detector_column(tmp_path):
 
 
 # ---------------------------------------------------------------------- recordings
-def _record(path: Path) -> None:
-    """A real HDF5 recording of two detectors walking the same 12 lanes side by side."""
-    from dsp_synth import lanes_xy
-    from maps_helpers import GEOMETRY, POLE
-
-    from acquisition.dsp.batch import make_descriptor
-    from acquisition.dsp.dipole import SensorGeometry, forward
-    from acquisition.types import SampleBlock
-    from recorder.sink import RecorderSink
-
-    x, y, _ = lanes_xy(12, 20.0)
-    geom = SensorGeometry.from_geometry(GEOMETRY, POLE)
-    src = pole_source(5.5, 8.3, 0.8, 1.0)
-    v = forward(x, y, src.x, src.y, src.depth, src.moment, geom)
-    v = v + np.random.default_rng(3).normal(0, 0.3, x.size)
-    prov = {k: str(val) for k, val in CRS.items()}
-    prov.update(field_total_nT="43600", field_inclination_deg="90",
-                field_declination_deg="0")
-    with RecorderSink(path, session="two-detectors", provenance=prov) as sink:
-        for sid in ("grad0", "grad1"):
-            sink.add_stream(make_descriptor(GEOMETRY, 10.0, sid))
-        for seq, i in enumerate(range(0, x.size, 100)):
-            sl = slice(i, i + 100)
-            for sid, dx in (("grad0", 0.0), ("grad1", 5.0)):  # 5 m east, same time
-                sink.write_block(SampleBlock(sid, seq, i, 1_796_600_000_000_000_000
-                                             + int(i * 1e8), 10.0, v[sl, None].copy(),
-                                             np.column_stack((x[sl] + dx, y[sl]))))
-
-
 def test_report_of_a_recording_integrity_and_detector_separation(tmp_path):
     import h5py
 
     rec = tmp_path / "rec.h5"
-    _record(rec)
+    record_two_detectors(rec, {k: str(v) for k, v in CRS.items()})
     out = tmp_path / "r.html"
     assert main(["report", str(rec), "--stream", "grad0", "-o", str(out)]) == 0
     text = htmllib.unescape(out.read_text(encoding="utf-8"))
