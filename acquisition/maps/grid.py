@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from acquisition.maps.inputs import InputError
-from acquisition.maps.levelled import Levelled
+
+if TYPE_CHECKING:  # the DSP (scipy) only when gridding: `uxo` registers this at startup
+    from acquisition.maps.levelled import Levelled
 
 PRODUCTS = ("levelled", "analytic_signal", "rtp", "vertical_derivative")
 #: Default cell size (m): four cells between lanes 1 m apart.
