@@ -70,6 +70,16 @@ def resolve_driver(name_or_cls: str | type[Driver]) -> type[LineDriver]:
     return cls
 
 
+def _check_banner(drv: LineDriver, lines: list[bytes], first_line: int) -> None:
+    """A banner the descriptor cannot use is a bad capture: say where, do not crash."""
+    try:
+        drv.describe()
+    except (TypeError, ValueError) as exc:
+        # Banner lines are rare: the last non-data line of the batch named the value.
+        at = [i for i, ln in enumerate(lines) if ln.startswith(b"#")] or [0]
+        raise DecodeError(f"line {first_line + at[-1] + 1}: {exc}") from None
+
+
 def decode_bytes(
     driver: str | type[Driver],
     data: bytes,
@@ -84,6 +94,7 @@ def decode_bytes(
     cls = resolve_driver(driver)
     try:
         drv = cls("capture", **(options or {}))
+        drv.describe()
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"bad options for {cls.name or cls.__name__}: {exc}") from exc
     framer = LineFramer(drv.max_line)
@@ -99,6 +110,7 @@ def decode_bytes(
         if parsed.info:
             drv.info.update(parsed.info)
             summary.info.update(parsed.info)
+            _check_banner(drv, lines, summary.lines - len(lines))
         for _, reason in parsed.rejects:
             summary.frames_rejected += 1
             summary.rejected_by_reason[reason] = summary.rejected_by_reason.get(reason, 0) + 1
@@ -197,7 +209,8 @@ def run_decode(args: argparse.Namespace) -> int:
         descriptor, rows, summary = decode_bytes(args.driver, data, dict(args.option),
                                                  chunk=args.chunk)
     except (registry.UnknownDriverError, DecodeError) as exc:
-        print(f"uxo decode: {exc}", file=sys.stderr)
+        where = "" if args.file == "-" else f"{args.file}: "
+        print(f"uxo decode: {where}{exc}", file=sys.stderr)
         return 2
     write_csv(sys.stdout, descriptor, rows)
     sys.stdout.flush()

@@ -8,10 +8,17 @@ reported failure). The runner is an explicit state machine::
          +-- reconnecting <-- (PortError / SerialException / OSError)
     any -> closed
 
-Every transition is reported as a `StateChange` with a reason. Reconnects back
-off exponentially (``backoff_s`` doubling up to ``backoff_max_s``) and reopen the
-same URL, so ``hwgrep://VID:PID`` finds a device whose name changed; a
-``fallback_urls`` list is tried in turn. The first block after a reconnect
+Every transition is reported as a `StateChange` with a reason. Reconnects
+retry every ``backoff_s`` doubling up to ``backoff_max_s`` (0.2 s: a device
+that comes back is read again within a fraction of a second, and a failed open
+costs microseconds) and reopen the same URL, so ``hwgrep://VID:PID`` finds a
+device whose name changed; a ``fallback_urls`` list is tried in turn. When
+every URL is a device file (``/dev/ttyUSB0``, a ``/dev/serial/by-id`` link),
+the runner also watches the files (a ``stat`` every ``watch_s``, 0.05 s) and
+reopens as soon as one reappears. Opening keeps the bytes already waiting
+(`acquisition.drivers.transport.open_port`), so lines the device sent between
+its return and the reopen are read, not flushed. The "connected" state after a
+reconnect says how long the device was away. The first block after a reconnect
 carries `BlockFlags.RECONNECT` and, if samples were lost, `BlockFlags.GAP`
 (the driver knows from the device counter or the clock).
 
@@ -24,6 +31,7 @@ behind is visible in the heartbeat.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -31,7 +39,7 @@ from typing import Literal
 
 from acquisition.clock import mono_ns, wall_ns
 from acquisition.drivers.base import Driver
-from acquisition.drivers.transport import PortError
+from acquisition.drivers.transport import PortError, device_path
 from acquisition.events import StateChange
 from acquisition.types import SampleBlock, StreamDescriptor
 
@@ -61,7 +69,8 @@ class DriverRunner:
         read_timeout_s: float = 0.1,
         stall_s: float = 3.0,
         backoff_s: float = 0.2,
-        backoff_max_s: float = 5.0,
+        backoff_max_s: float = 0.2,
+        watch_s: float = 0.05,
         fallback_urls: tuple[str, ...] = (),
         max_reconnects: int | None = None,
     ) -> None:
@@ -71,6 +80,10 @@ class DriverRunner:
         self.stall_s = stall_s
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
+        self.watch_s = watch_s
+        #: Seconds the device was away in the last outage (port lost to reopened).
+        self.last_outage_s: float | None = None
+        self._lost_at_ns: int | None = None
         self.urls = (driver.port_url, *fallback_urls)
         self.max_reconnects = max_reconnects
         self.state: State = "connecting"
@@ -126,7 +139,12 @@ class DriverRunner:
                 errors.append(str(exc))
                 continue
             self.out.put(RunnerItem("descriptor", descriptor=desc))
-            self._set_state("connected", f"opened {url}")
+            reason = f"opened {url}"
+            if self._lost_at_ns is not None:
+                self.last_outage_s = (mono_ns() - self._lost_at_ns) / 1e9
+                self._lost_at_ns = None
+                reason += f" after {self.last_outage_s:.2f} s away"
+            self._set_state("connected", reason)
             return True
         self._last_open_error = "; ".join(errors)
         return False
@@ -156,7 +174,7 @@ class DriverRunner:
                                               f"{self._last_open_error}")
                     return
                 self._set_state("reconnecting", f"open failed: {self._last_open_error}")
-                self._stop.wait(delay)
+                self._wait_to_retry(delay)
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             delay = self.backoff_s
@@ -164,11 +182,12 @@ class DriverRunner:
             try:
                 self._read_until_error()
             except PortError as exc:
+                self._lost_at_ns = mono_ns()
                 self._drain_driver()
                 self.driver.close()
                 self.driver.counters.reconnects += 1
                 self._set_state("reconnecting", f"device lost: {exc}")
-                self._stop.wait(delay)
+                self._wait_to_retry(delay)
                 continue
             # Stopped on request or at the end of the stream: hand over what the
             # driver still holds.
@@ -176,6 +195,20 @@ class DriverRunner:
             if self.driver.finished:
                 self._set_state("closed", "end of stream")
             return
+
+    def _wait_to_retry(self, delay: float) -> None:
+        """Wait ``delay`` s before the next open, or less if a watched device file appears."""
+        paths = [device_path(u) for u in self.urls]
+        if not all(paths) or self.watch_s <= 0:
+            self._stop.wait(delay)
+            return
+        deadline = mono_ns() + int(delay * 1e9)
+        present = any(os.path.exists(p) for p in paths if p)
+        while not self._stop.wait(min(self.watch_s, delay)):
+            now_present = any(os.path.exists(p) for p in paths if p)
+            if (now_present and not present) or mono_ns() >= deadline:
+                return
+            present = now_present
 
     def _read_until_error(self) -> None:
         last_data = mono_ns()

@@ -24,7 +24,15 @@ import re
 import numpy as np
 
 from acquisition.drivers.base import LineDriver, ParsedLines
-from acquisition.drivers.textnum import exact_scale, floats, good_mask, hybrid, masked, scan_numbers
+from acquisition.drivers.textnum import (
+    drop_overflow,
+    exact_scale,
+    floats,
+    good_mask,
+    hybrid,
+    masked,
+    scan_numbers,
+)
 from acquisition.types import ChannelSpec, StreamDescriptor
 
 TESLA_TO_NT = 1e9
@@ -56,8 +64,9 @@ def _convert(lines: list[bytes]) -> ParsedLines:
     a = flat.reshape(n, 5)
     if (a[:, 0] > MAX_TS_MS).any():
         return parse_lines_reference(lines)
-    return ParsedLines(values=a[:, 1:] * TESLA_TO_NT,
-                       device_ns=a[:, 0].astype(np.int64) * 1_000_000)
+    with np.errstate(over="ignore"):  # overflowed rows are rejected just below
+        nt = a[:, 1:] * TESLA_TO_NT
+    return drop_overflow(ParsedLines(values=nt, device_ns=a[:, 0].astype(np.int64) * 1_000_000))
 
 
 def _fast(lines: list[bytes]) -> ParsedLines | None:
@@ -111,7 +120,9 @@ def _fast(lines: list[bytes]) -> ParsedLines | None:
     zero = mant == 0
     if zero.any():
         vals[zero & neg[:, 1::2]] = -0.0
-    return ParsedLines(values=vals * TESLA_TO_NT, device_ns=ints[:, 0] * 1_000_000)
+    with np.errstate(over="ignore"):  # overflowed rows are rejected just below
+        nt = vals * TESLA_TO_NT
+    return drop_overflow(ParsedLines(values=nt, device_ns=ints[:, 0] * 1_000_000))
 
 
 def parse_lines(lines: list[bytes]) -> ParsedLines:

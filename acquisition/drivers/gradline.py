@@ -146,6 +146,17 @@ class GradLineDriver(LineDriver):
     def n_channels(self) -> int:
         return int(self.options.get("channels", 1))
 
+    def _metres(self, option: str, banner: str, default: float) -> float:
+        """A length from the options, else the device banner, else ``default``."""
+        if option in self.options:
+            raw, where = self.options[option], f"option {option}"
+        else:
+            raw, where = self.info.get(banner, default), f"device banner {banner}"
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}={raw!r} is not a number (expected metres)") from None
+
     def describe(self) -> StreamDescriptor:
         kind = str(self.options.get("kind", self.info.get("kind", "gradient")))
         if kind not in ("gradient", "total"):
@@ -154,13 +165,11 @@ class GradLineDriver(LineDriver):
         names = [base] if self.n_channels == 1 else [f"{base}{i}" for i in range(self.n_channels)]
         geometry: dict[str, Any] = {
             "kind": kind,
-            "sensor_height_m": float(self.options.get(
-                "sensor_height_m", self.info.get("height", 0.3))),
+            "sensor_height_m": self._metres("sensor_height_m", "height", 0.3),
             "coordinates": "local grid, x east, y north, metres",
         }
         if kind == "gradient":
-            geometry["sensor_separation_m"] = float(self.options.get(
-                "sensor_separation_m", self.info.get("sep", 0.65)))
+            geometry["sensor_separation_m"] = self._metres("sensor_separation_m", "sep", 0.65)
         return StreamDescriptor(
             stream_id=self.stream_id,
             instrument=str(self.info.get("model", "UXG gradiometer cart")),

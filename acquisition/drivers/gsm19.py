@@ -3,19 +3,26 @@
 One line per reading, fields separated by one or more spaces::
 
     HHMMSS.s  <nT>  <quality|gradient>
-    123456.0  48123.45  099        (total field + 3-character quality code)
+    115014.0  48484.12 99          (total field + 2-digit quality code)
+    10:00:00.0  57100.00 99        (v7 firmware: clock-format time)
     123456.0  48123.45  -12.37     (gradiometer: total field + gradient)
+    123456.0  48123.45  -12.37 99  (gradiometer: total field, gradient, quality)
 
-The time is the instrument's clock, time of day (the tenths are optional). A
-third field of exactly three digits is the quality code; anything else is the
-gradient. A step back of more than half a day in the time is the day roll-over
-(23:59:59.9 then 00:00:00.0) and continues the clock into the next day.
+The time is the instrument's clock, time of day (``HHMMSS`` or ``HH:MM:SS``, the
+tenths optional). A third field that is an unsigned integer of two or three
+digits is the quality code (the instrument prints ``99``; older emulations
+``099``); a gradient always carries a decimal point or a sign. A step back of
+more than half a day in the time is the day roll-over (23:59:59.9 then
+00:00:00.0) and continues the clock into the next day.
+
+Whole dump files (v6/v7 base station, walking gradiometer with GPS) are read by
+`acquisition.drivers.gsm19_dump.decode_gsm19_dump`, re-exported here.
 
 Channels: ``tf`` (nT), ``quality`` (code, NaN on gradient lines), ``grad``
 (gradient units, NaN on quality lines), so one descriptor fits both modes.
 
-Rejected: wrong field count, a time that is not HHMMSS[.s] with HH<24, MM<60,
-SS<60, non-numbers, and total fields outside 10,000-120,000 nT.
+Rejected: wrong field count, a time that is not HHMMSS[.s] or HH:MM:SS[.s] with
+HH<24, MM<60, SS<60, non-numbers, and total fields outside 10,000-120,000 nT.
 
 `parse_lines` is the batch parser, `parse_lines_reference` its per-line twin.
 """
@@ -37,12 +44,49 @@ FIELD_MAX_NT = 120_000.0
 
 _TIME = rb"[0-9]{6}+(?:\.[0-9]++)?+"
 _NUM = rb"-?[0-9]++(?:\.[0-9]*+)?+"
-_Q_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +[0-9]{3} *$", re.M)
-_G_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +(?![0-9]{3} *$)" + _NUM + rb" *$",
-                   re.M)
+_QUAL = rb"[0-9]{2,3}+"
+_Q_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +" + _QUAL + rb" *$", re.M)
+_G_RE = re.compile(rb"^ *" + _TIME + rb" +" + _NUM + rb" +(?!" + _QUAL + rb" *$)" + _NUM
+                   + rb" *$", re.M)
 _TIME_RE = re.compile(_TIME)
+_CLOCK_RE = re.compile(rb"[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?")
 _NUM_RE = re.compile(_NUM)
-_QUAL_RE = re.compile(rb"[0-9]{3}")
+_QUAL_RE = re.compile(_QUAL)
+
+
+#: Walking-gradiometer rows (``.wg`` dumps, and the same rows streamed), by field count:
+#: with GPS (lat, lon, elevation first) and without (grid X, Y first). ``_`` = not decoded.
+WG_LAYOUTS: dict[int, tuple[str, ...]] = {
+    11: ("lat", "lon", "alt", "field", "gradient", "quality", "_", "_", "time", "_", "_"),
+    9: ("x", "y", "field", "gradient", "quality", "_", "time", "_", "_"),
+}
+
+
+#: Starts of a dump's header and marker lines (v7 ``/`` comments, v6 headers, ``line N``).
+_HEADERS = (b"/", b"Gem Systems", b"ID ", b"datum", b"line ")
+
+
+def time_token(tok: bytes) -> float | None:
+    """``HHMMSS[.s]`` or ``HH:MM:SS[.s]`` as the float HHMMSS.s, or None if neither form.
+
+    The clock form maps onto the plain one (colons dropped), so both share one
+    range check and conversion (`_tod_ns`).
+    """
+    if _TIME_RE.fullmatch(tok) is not None:
+        return float(tok)
+    if _CLOCK_RE.fullmatch(tok) is not None:
+        return float(tok.replace(b":", b""))
+    return None
+
+
+def is_quality(tok: bytes) -> bool:
+    """A GSM-19 quality code: an unsigned integer of two or three digits (``99``)."""
+    return _QUAL_RE.fullmatch(tok) is not None
+
+
+def is_number(tok: bytes) -> bool:
+    """A plain decimal as the GSM-19 prints it (optional sign, optional point)."""
+    return _NUM_RE.fullmatch(tok) is not None
 
 
 def _tod_ns(hhmmss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +152,24 @@ def parse_lines(lines: list[bytes], *, prev_ns: int | None = None,
     return ref(lines)
 
 
+def _wg_row(parts: list[bytes]) -> tuple[float, float, float, float] | str:
+    """(HHMMSS.s, field, quality, gradient) of a walking-gradiometer row, or a reject reason."""
+    rec: dict[str, float] = {}
+    for tok, key in zip(parts, WG_LAYOUTS[len(parts)], strict=True):
+        if key == "_" or (tok == b"*" and key not in ("time", "field")):
+            continue
+        if key == "time":
+            tv = time_token(tok)
+            if tv is None:
+                return "time"
+            rec[key] = tv
+        elif not (is_quality(tok) if key == "quality" else is_number(tok)):
+            return "number"
+        else:
+            rec[key] = float(tok)
+    return rec["time"], rec["field"], rec.get("quality", np.nan), rec.get("gradient", np.nan)
+
+
 def parse_lines_reference(lines: list[bytes], *, prev_ns: int | None = None,
                           base_ns: int = 0) -> ParsedLines:
     """Per-line reference decoder; same result as `parse_lines`."""
@@ -117,36 +179,67 @@ def parse_lines_reference(lines: list[bytes], *, prev_ns: int | None = None,
     g: list[float] = []
     idx: list[int] = []
     rejects: list[tuple[int, str]] = []
+    info: dict[str, str] = {}
     for i, line in enumerate(lines):
-        if line.translate(None, b" 0123456789.-"):
+        if line.startswith(_HEADERS):
+            if line.startswith((b"/Gem", b"Gem")):
+                info["instrument"] = line.lstrip(b"/").decode("latin-1").strip()
+            continue  # a dump's header, comment or ``line N`` marker: not a reading
+        if line.translate(None, b" 0123456789.-:*"):
             rejects.append((i, "number"))  # a byte no GSM-19 field can hold
             continue
         parts = line.split()
-        if len(parts) != 3:
+        if len(parts) in WG_LAYOUTS:
+            row = _wg_row(parts)
+            if isinstance(row, str):
+                rejects.append((i, row))
+                continue
+            t.append(row[0])
+            tf.append(row[1])
+            q.append(row[2])
+            g.append(row[3])
+            idx.append(i)
+            continue
+        if len(parts) not in (3, 4):
             rejects.append((i, "field_count"))
             continue
-        ts, fs, xs = parts
-        if _TIME_RE.fullmatch(ts) is None:
+        tv = time_token(parts[0])
+        if tv is None:
             rejects.append((i, "time"))
             continue
-        if _NUM_RE.fullmatch(fs) is None:
+        fs = parts[1]
+        if not is_number(fs):
             rejects.append((i, "number"))
             continue
-        if _QUAL_RE.fullmatch(xs) is not None:
-            qv, gv = float(xs), np.nan
-        elif _NUM_RE.fullmatch(xs) is not None:
-            qv, gv = np.nan, float(xs)
+        if len(parts) == 4:  # gradiometer: gradient, then quality
+            if not (is_number(parts[2]) and is_quality(parts[3])):
+                rejects.append((i, "number"))
+                continue
+            qv, gv = float(parts[3]), float(parts[2])
+        elif is_quality(parts[2]):
+            qv, gv = float(parts[2]), np.nan
+        elif is_number(parts[2]):
+            qv, gv = np.nan, float(parts[2])
         else:
             rejects.append((i, "number"))
             continue
-        t.append(float(ts))
+        t.append(tv)
         tf.append(float(fs))
         q.append(qv)
         g.append(gv)
         idx.append(i)
-    return _finish(np.array(t, dtype=np.float64), np.array(tf, dtype=np.float64),
-                   np.array(q, dtype=np.float64), np.array(g, dtype=np.float64),
-                   np.array(idx, dtype=np.int64), prev_ns, base_ns, rejects)
+    out = _finish(np.array(t, dtype=np.float64), np.array(tf, dtype=np.float64),
+                  np.array(q, dtype=np.float64), np.array(g, dtype=np.float64),
+                  np.array(idx, dtype=np.int64), prev_ns, base_ns, rejects)
+    out.info = info
+    return out
+
+
+def decode_gsm19_dump(text: str | bytes):  # type: ignore[no-untyped-def]
+    """Decode a whole GSM-19 dump file; see `acquisition.drivers.gsm19_dump`."""
+    from acquisition.drivers.gsm19_dump import decode_gsm19_dump as decode
+
+    return decode(text)
 
 
 def date_epoch_ns(date: str) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 
 from acquisition.clock import NS_PER_S
 from acquisition.drivers.base import LineDriver, ParsedLines
-from acquisition.drivers.textnum import floats, hybrid
+from acquisition.drivers.textnum import NS_LIMIT, drop_overflow, floats, hybrid
 from acquisition.types import ChannelSpec, StreamDescriptor
 
 TIME_UNITS = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -145,18 +145,28 @@ def _fast_pattern(fmt: LineFormat) -> re.Pattern[bytes] | None:
     return re.compile(rb"^" + re.escape(fmt.prefix) + lead + body + lead + rb"$", re.M)
 
 
-def _finish(table: np.ndarray, fmt: LineFormat) -> ParsedLines:
+def _finish(table: np.ndarray, fmt: LineFormat, rows: np.ndarray | None = None) -> ParsedLines:
+    """Scaled channel values and device times of decoded rows (``rows``: their batch lines).
+
+    A row whose scaled value or time overflows (to infinity, or past the int64
+    nanosecond clock) is rejected as ``number``: the raw number fit, the scaled
+    one does not, and no instrument means it.
+    """
     idx = [i for i, c in enumerate(fmt.columns) if not c.skip and c.name != "time"]
     scale = np.array([fmt.columns[i].scale for i in idx])
     off = np.array([fmt.columns[i].offset for i in idx])
-    values = table[:, idx] * scale + off
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = table[:, idx] * scale + off
     ti = fmt.time_index
     dev = None
+    bad_t = None
     if ti >= 0:
         mult = TIME_UNITS[fmt.columns[ti].units]
-        dev = np.round(table[:, ti] * fmt.columns[ti].scale * mult + fmt.columns[ti].offset
-                       * mult).astype(np.int64)
-    return ParsedLines(values=values, device_ns=dev)
+        with np.errstate(over="ignore", invalid="ignore"):
+            t = table[:, ti] * fmt.columns[ti].scale * mult + fmt.columns[ti].offset * mult
+        bad_t = ~(np.abs(t) < NS_LIMIT)
+        dev = np.round(np.where(bad_t, 0.0, t)).astype(np.int64)
+    return drop_overflow(ParsedLines(values=values, device_ns=dev), rows, bad_t)
 
 
 def _convert(lines: list[bytes], fmt: LineFormat, pat: re.Pattern[bytes]) -> ParsedLines:
@@ -186,6 +196,7 @@ def parse_lines(lines: list[bytes], fmt: LineFormat) -> ParsedLines:
 def parse_lines_reference(lines: list[bytes], fmt: LineFormat) -> ParsedLines:
     """Per-line reference decoder; same result as `parse_lines`."""
     rows: list[list[float]] = []
+    kept: list[int] = []
     rejects: list[tuple[int, str]] = []
     num_re = _NUMC_RE if fmt.decimal_comma else _NUM_RE
     ti = fmt.time_index
@@ -214,9 +225,10 @@ def parse_lines_reference(lines: list[bytes], fmt: LineFormat) -> ParsedLines:
             rejects.append((i, "number"))  # not a number, or one overflowing to infinity
             continue
         rows.append(row)
+        kept.append(i)
     table = np.array(rows, dtype=np.float64).reshape(len(rows), len(fmt.columns))
-    out = _finish(table, fmt)
-    out.rejects = rejects
+    out = _finish(table, fmt, np.array(kept, dtype=np.int64))
+    out.rejects = sorted(out.rejects + rejects)
     return out
 
 

@@ -13,10 +13,15 @@ from its status and mode letter (V -> 0; mode A 1, D 2, R 4, F 5, E 6, N 0;
 no mode letter -> 1). Fields an RMC row lacks (sats, hdop, alt) are NaN and
 vice versa; a sentence without a position (no fix) has NaN lat/lon.
 
-Time: ``utc_s`` is UTC in seconds. RMC's date fixes the day; before any RMC
-(or with GGA alone) the day comes from the driver's ``date`` option, else
-times are seconds since the first day's midnight; midnight roll-overs are
-followed either way.
+Time: one time base for the whole stream, fixed by the first row. With the
+driver's ``date`` option, or when the first row is an RMC (it carries the date),
+``utc_s`` is UTC epoch seconds. When the first row is a GGA and no date was
+given, the date is not known yet and the row has been handed on already (blocks
+are cut per sentence), so ``utc_s`` stays seconds since the first row's UTC
+midnight for the whole stream: a later RMC's date then only moves the day on
+(it never jumps the clock to epoch seconds), and the driver reports the date of
+that midnight as ``info["utc_day0"]`` (add it, or give ``date``, for epoch
+times). Midnight roll-overs are followed either way.
 
 `parse_lines` is the batch parser (GGA and RMC decoded for a whole batch with
 NumPy, see `_fast`), `parse_lines_reference` its per-line twin.
@@ -131,17 +136,43 @@ def split_sentence(line: bytes) -> list[bytes]:
 
 
 class NmeaState:
-    """What decoding carries from one batch to the next: the day and last time."""
+    """What decoding carries from one batch to the next: the time base, day and last time.
 
-    __slots__ = ("day_ns", "prev_ns")
+    ``shift`` is what is subtracted from an RMC date (UTC epoch ns of its
+    midnight) to land in this stream's time base: 0 for UTC epoch, the epoch of
+    the first row's midnight for a stream that began with a GGA and no date
+    (see the module docstring), None until that is decided.
+    """
 
-    def __init__(self, day_ns: int = 0, prev_ns: int | None = None) -> None:
+    __slots__ = ("day_ns", "prev_ns", "shift")
+
+    def __init__(self, day_ns: int = 0, prev_ns: int | None = None,
+                 shift: int | None = None) -> None:
         self.day_ns = day_ns
         self.prev_ns = prev_ns
+        self.shift = shift
+
+    def copy(self) -> NmeaState:
+        return NmeaState(self.day_ns, self.prev_ns, self.shift)
+
+    def saved(self) -> tuple[int, int | None, int | None]:
+        return self.day_ns, self.prev_ns, self.shift
+
+    def restore(self, saved: tuple[int, int | None, int | None]) -> None:
+        self.day_ns, self.prev_ns, self.shift = saved
 
     def stamp(self, tod: int, date_ns: int | None) -> int:
+        if date_ns is not None and self.shift is None:
+            if self.prev_ns is None:
+                self.shift = 0  # the first row carries the date: UTC epoch
+            else:
+                # Rows already went out on the unknown day: keep their time base.
+                day = self.day_ns
+                if day + tod < self.prev_ns - DAY_NS // 2:
+                    day += DAY_NS
+                self.shift = date_ns - day
         if date_ns is not None:
-            self.day_ns = date_ns
+            self.day_ns = date_ns - (self.shift or 0)
         t = self.day_ns + tod
         if date_ns is None and self.prev_ns is not None and t < self.prev_ns - DAY_NS // 2:
             self.day_ns += DAY_NS
@@ -206,15 +237,15 @@ def parse_lines_reference(lines: list[bytes],
     dev: list[int] = []
     rejects: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
-        saved = (st.day_ns, st.prev_ns)
+        saved = st.saved()
         try:
             row = _row(split_sentence(line), st)
         except _Bad as exc:
-            st.day_ns, st.prev_ns = saved
+            st.restore(saved)
             rejects.append((i, exc.reason))
             continue
         except (ValueError, OverflowError):
-            st.day_ns, st.prev_ns = saved
+            st.restore(saved)
             rejects.append((i, "number"))
             continue
         if row is None:
@@ -446,15 +477,28 @@ def _fast(lines: list[bytes], state: NmeaState) -> ParsedLines | np.ndarray:
 def _stamp(tod: np.ndarray, date: np.ndarray, is_rmc: np.ndarray, state: NmeaState) -> np.ndarray:
     """`NmeaState.stamp` over a batch of rows, vectorised; updates ``state``."""
     half = DAY_NS // 2
+    # The RMC that decides the time base steps days like a GGA (see NmeaState.stamp).
+    steps = ~is_rmc
+    r0 = -1
+    if state.shift is None and is_rmc.any():
+        r0 = int(np.argmax(is_rmc))
+        if state.prev_ns is None and r0 == 0:
+            state.shift = 0
+            r0 = -1
+        else:
+            steps = steps.copy()
+            steps[r0] = True
     roll = np.zeros(tod.shape[0], dtype=np.int64)
-    roll[1:] = (tod[1:] < tod[:-1] - half) & ~is_rmc[1:]
-    if not is_rmc[0] and state.prev_ns is not None \
+    roll[1:] = (tod[1:] < tod[:-1] - half) & steps[1:]
+    if steps[0] and state.prev_ns is not None \
             and state.day_ns + int(tod[0]) < state.prev_ns - half:
         roll[0] = 1
     rolls = np.cumsum(roll)
+    if r0 >= 0:
+        state.shift = int(date[r0]) - (state.day_ns + int(rolls[r0]) * DAY_NS)
     group = np.cumsum(is_rmc)
     starts = np.flatnonzero(is_rmc)
-    base = np.concatenate(([state.day_ns], date[starts]))
+    base = np.concatenate(([state.day_ns], date[starts] - (state.shift or 0)))
     offset = np.concatenate(([0], rolls[starts]))
     day = base[group] + (rolls - offset[group]) * DAY_NS
     t = day + tod
@@ -480,7 +524,7 @@ def _parse_chunk(lines: list[bytes], st: NmeaState) -> ParsedLines:
     out = _fast(lines, st)
     if isinstance(out, ParsedLines):
         return out
-    scratch = NmeaState(st.day_ns, st.prev_ns)
+    scratch = st.copy()
     return masked(lines, out, lambda ls: _fast(ls, st),
                   lambda ls: parse_lines_reference(ls, scratch),
                   lambda ls: parse_lines_reference(ls, st))
@@ -508,7 +552,8 @@ class NmeaDriver(LineDriver):
         if date:
             d = _dt.date.fromisoformat(str(date))
             day = int(_dt.datetime(d.year, d.month, d.day, tzinfo=_dt.UTC).timestamp()) * NS_PER_S
-        self.state = NmeaState(day_ns=day)
+        # A given date fixes the time base to UTC epoch; else the first row does.
+        self.state = NmeaState(day_ns=day, shift=0 if date else None)
         origin = self.options.get("origin")
         self.plane = LocalTangentPlane(*map(float, origin)) if origin else None  # type: ignore[call-overload]
 
@@ -537,6 +582,9 @@ class NmeaDriver(LineDriver):
 
     def parse_lines(self, lines: list[bytes]) -> ParsedLines:
         out = parse_lines(lines, self.state)
+        if self.state.shift:
+            day0 = _dt.datetime.fromtimestamp(self.state.shift // NS_PER_S, _dt.UTC).date()
+            out.info["utc_day0"] = day0.isoformat()
         lat, lon = out.values[:, 1], out.values[:, 2]
         if self.plane is None:
             ok = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon) & (out.values[:, 4] > 0))

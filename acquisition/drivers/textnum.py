@@ -176,6 +176,36 @@ def xor_checksum(payload: bytes) -> int:
     return c
 
 
+#: Largest device time a parser accepts (ns): the int64 nanosecond clock ends here.
+NS_LIMIT = 9.2e18
+
+
+def drop_overflow(out: ParsedLines, rows: np.ndarray | None = None,
+                  also: np.ndarray | None = None) -> ParsedLines:
+    """Reject (``number``) the rows whose values overflowed to infinity after unit scaling.
+
+    A number that fits a double can still overflow once scaled (``1e308`` T to nT,
+    a configured ``*1e10``); no instrument sends such a value, so the row is
+    rejected like ``1e999`` is, not passed on as ``inf``. ``rows[i]`` is the batch
+    line of row ``i`` (default: row i is line i); ``also`` marks more rows to reject
+    the same way (e.g. a scaled time past the int64 clock). NaN (an empty field) stays.
+    """
+    bad = np.isinf(out.values).any(axis=1)
+    if also is not None:
+        bad |= also
+    if not bad.any():
+        return out
+    keep = ~bad
+    line = np.arange(out.n) if rows is None else np.asarray(rows)
+    out.rejects = sorted(out.rejects + [(int(line[i]), "number") for i in np.flatnonzero(bad)])
+    out.values = out.values[keep]
+    for name in ("positions", "device_ns", "counter"):
+        a = getattr(out, name)
+        if a is not None:
+            setattr(out, name, a[keep])
+    return out
+
+
 def unwrap_time_of_day(tod_ns: np.ndarray, prev_ns: int | None) -> np.ndarray:
     """Time-of-day stamps to a continuous clock across midnight roll-overs.
 

@@ -43,13 +43,38 @@ def load_url_handlers() -> list[str]:
 
 
 def open_port(url: str, *, baudrate: int = 115200, timeout: float = 0.05) -> serial.SerialBase:
-    """Open ``url`` for reading; raise `PortError` with the reason on failure."""
+    """Open ``url`` for reading; raise `PortError` with the reason on failure.
+
+    Bytes already waiting in the port are kept. pyserial's POSIX ``open()``
+    flushes the input queue (``tcflush``), which after a replug throws away the
+    lines the device sent while the port was being reopened; they are data.
+    """
     load_url_handlers()
     try:
-        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, exclusive=None)
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, exclusive=None,
+                                     do_not_open=True)
+        # An instance attribute shadows the method open() calls, for this one call.
+        port._reset_input_buffer = _keep_input
+        try:
+            port.open()
+        finally:
+            del port._reset_input_buffer
     except (serial.SerialException, OSError, ValueError) as exc:
         raise PortError(f"cannot open {url}: {exc}") from exc
     return port
+
+
+def _keep_input() -> None:
+    """Stands in for pyserial's input flush while a port opens (see `open_port`)."""
+
+
+def device_path(url: str) -> str | None:
+    """The file a plain device URL names (``/dev/ttyUSB0``, a pty, a by-id link), else None.
+
+    URLs with a scheme (``hwgrep://``, ``socket://``, ``sim://``) have no file
+    whose appearance can be watched.
+    """
+    return None if "://" in url else url
 
 
 def read_available(port: serial.SerialBase, chunk: int = 65536) -> bytes:

@@ -57,10 +57,10 @@ def gsm19_time(seconds_of_day: float) -> str:
 
 def gsm19_line(seconds_of_day: float, tf_nT: float, *, quality: int | None = None,
                gradient: float | None = None) -> bytes:
-    """``HHMMSS.s  <nT>  <quality|gradient>``; give exactly one of quality/gradient."""
+    """``HHMMSS.s  <nT>  <quality|gradient>`` (quality 2 digits, as the instrument prints it)."""
     if (quality is None) == (gradient is None):
         raise ValueError("give a quality code or a gradient")
-    third = f"{quality:03d}" if quality is not None else f"{gradient:.2f}"
+    third = f"{quality:02d}" if quality is not None else f"{gradient:.2f}"
     return f"{gsm19_time(seconds_of_day)}  {tf_nT:.2f}  {third}".encode() + CRLF
 
 
