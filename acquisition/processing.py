@@ -257,10 +257,9 @@ def resolve_field(survey: Survey, overrides: dict[str, Any]) -> EarthField:
         raise ProcessingError("a latitude needs a longitude and a longitude a latitude "
                               "(--lat and --lon, or latitude/longitude in the file)")
     date = overrides.get("date") if _given(overrides.get("date")) else None
-    if site_given and lat is None:
-        if not survey.frame.georeferenced:
-            raise ProcessingError("--date needs a place: --lat and --lon, latitude/longitude "
-                                  "in the file, or a georeferenced survey (--crs)")
+    if site_given and lat is None and not survey.frame.georeferenced:
+        raise ProcessingError("--date needs a place: --lat and --lon, latitude/longitude "
+                              "in the file, or a georeferenced survey (--crs)")
     all_given = all(v is not None for v in comps.values())
     own_site = ""
     if lat is None and survey.frame.georeferenced and not all_given:
