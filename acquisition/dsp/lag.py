@@ -20,7 +20,7 @@ linearly), each window weighted by its own misfit at zero lag.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,10 +31,10 @@ MAX_LAG_S = 1.0
 #: Fewest samples a lane needs to take part.
 MIN_LANE_SAMPLES = 20
 #: Anomalies used: at most this many, the strongest, at least this many noise sigmas.
-MAX_WINDOWS = 8
-STRONG_SNR = 20.0
+MAX_WINDOWS = 12
+STRONG_SNR = 10.0
 #: Radius (m) of the samples fitted around each anomaly.
-WINDOW_M = 2.0
+WINDOW_M = 2.5
 
 
 class LagError(ValueError):
@@ -117,6 +117,8 @@ class _Window:
     #: Per lane crossing the window: its track (t, x, y) and the window's rows' times.
     tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     p: np.ndarray  # source position (x0, y0, depth)
+    #: One indicator column per lane: each lane's own level (drift, heading offset).
+    levels: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     sigma: float = 1.0
 
     def positions(self, lag: float) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +170,7 @@ def _windows(t: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
             continue
         d2 = (xs - xs[k]) ** 2 + (ys - ys[k]) ** 2
         near = d2 <= WINDOW_M ** 2
-        taken |= d2 <= (2 * WINDOW_M) ** 2
+        taken |= d2 <= (1.2 * WINDOW_M) ** 2
         heads = heading[lane_of[near]]
         # both walking directions must cross it: that is what measures the lag
         if not ((heads > 0).sum() >= 10 and (heads < 0).sum() >= 10):
@@ -179,8 +181,10 @@ def _windows(t: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
             tt, xx, yy, lv = lanes[i][:4]
             tracks.append((tt, xx, yy, tt[rows]))
             vals.append(lv[rows])
+        which = np.concatenate([np.full(v_.size, j) for j, v_ in enumerate(vals)])
+        levels = (which[:, None] == np.arange(len(vals))[None, :]).astype(np.float64)
         out.append(_Window(v=np.concatenate(vals), tracks=tracks,
-                           p=np.array([xs[k], ys[k], 1.0])))
+                           p=np.array([xs[k], ys[k], 1.0]), levels=levels))
     return out
 
 
@@ -188,7 +192,7 @@ def _window_residual(w: _Window, lag: float, q: np.ndarray, geom: SensorGeometry
                      ) -> np.ndarray:
     """Misfit of the best moment (+ constant) for a dipole at ``q`` = (x0, y0, depth)."""
     px, py = w.positions(lag)
-    G = np.hstack((design_matrix(px, py, q[0], q[1], q[2], geom), np.ones((px.size, 1))))
+    G = np.hstack((design_matrix(px, py, q[0], q[1], q[2], geom), w.levels))
     m, *_ = np.linalg.lstsq(G, w.v, rcond=None)
     return G @ m - w.v
 
@@ -211,7 +215,9 @@ def _fit_alone(w: _Window, geom: SensorGeometry) -> None:
 
 def _joint(windows: list[_Window], lag0: float, geom: SensorGeometry,
            max_lag_s: float) -> tuple[float, float]:
-    """One lag and every window's dipole fitted together, from ``lag0``: (lag, cost)."""
+    """One lag and every window's dipole fitted together, from ``lag0``: (lag, cost).
+
+    Updates each window's dipole position."""
     from scipy.optimize import least_squares
 
     def fun(q: np.ndarray) -> np.ndarray:
@@ -222,7 +228,17 @@ def _joint(windows: list[_Window], lag0: float, geom: SensorGeometry,
     q0 = np.concatenate([[lag0], *[w.p for w in windows]])
     lo = np.concatenate([[-max_lag_s], *[[-np.inf, -np.inf, 0.0]] * len(windows)])
     hi = np.concatenate([[max_lag_s], *[[np.inf, np.inf, 20.0]] * len(windows)])
-    r = least_squares(fun, q0, bounds=(lo, hi), x_scale="jac")
+    # window i's residuals depend on the lag and its own three parameters only
+    sizes = [w.v.size for w in windows]
+    sparsity = np.zeros((sum(sizes), q0.size), dtype=bool)
+    sparsity[:, 0] = True
+    row = 0
+    for i, n in enumerate(sizes):
+        sparsity[row:row + n, 1 + 3 * i: 4 + 3 * i] = True
+        row += n
+    r = least_squares(fun, q0, bounds=(lo, hi), x_scale="jac", jac_sparsity=sparsity)
+    for i, w in enumerate(windows):
+        w.p = r.x[1 + 3 * i: 4 + 3 * i].copy()
     return float(r.x[0]), float(r.cost)
 
 
@@ -246,4 +262,10 @@ def estimate_lag(t: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     zero = sum(float(np.sum((_window_residual(w, 0.0, w.p, geom) / w.sigma) ** 2)) / 2
                for w in windows)
     lag, cost = _joint(windows, 0.0, geom, max_lag_s)
+    # a window's misfit at zero lag is mostly the lag's own doing (sharpest
+    # anomalies worst): weigh again by the misfit left at the lag found
+    for w in windows:
+        r = _window_residual(w, lag, w.p, geom)
+        w.sigma = max(float(np.sqrt(np.mean(r * r))), 1e-9)
+    lag, _ = _joint(windows, lag, geom, max_lag_s)
     return LagEstimate(lag_s=lag, windows=len(windows), improvement=zero - cost)
