@@ -103,4 +103,3 @@ def _coerce(v: str) -> Any:
         except ValueError:
             pass
     return v
-
