@@ -361,3 +361,43 @@ def test_lag_auto_lands_within_20_ms(tmp_path, seed):
     assert res.lag_source.startswith("auto")
     # and the corrected survey finds the demo's six objects
     assert len(res.targets) == 6
+
+
+def test_lag_from_metadata_equals_the_option(demo_csv, tmp_path, capsys):
+    md_file = tmp_path / "md.csv"
+    md_file.write_text("# position_lag_s: 0.3\n" + demo_csv.read_text())
+    a = process_survey(read_survey(md_file))
+    b = process_survey(read_survey(demo_csv), position_lag_s=0.3)
+    assert a.lag_s == b.lag_s == 0.3 and a.lag_source == "metadata"
+    assert [(t.x, t.y, t.depth) for t in a.targets] == [(t.x, t.y, t.depth) for t in b.targets]
+    c = process_survey(read_survey(demo_csv))
+    # this survey has no lag: moving its positions by 0.3 s changes the answer
+    assert [(t.x, t.y) for t in b.targets] != [(t.x, t.y) for t in c.targets]
+    assert uxo(["process", str(md_file), "-o", str(tmp_path / "o.csv"), "--lag", "0"]) == 0
+    assert "position lag" not in capsys.readouterr().out
+    assert uxo(["process", str(demo_csv), "-o", str(tmp_path / "o.csv"), "--lag", "0.25"]) == 0
+    assert "position lag: 0.250 s (override)" in capsys.readouterr().out
+    assert uxo(["process", str(demo_csv), "-o", str(tmp_path / "o.csv"), "--lag", "soon"]) == 2
+    assert "position_lag_s: 'soon' is not a number" in capsys.readouterr().err
+
+
+@settings(max_examples=80, deadline=None)
+@given(columns=st.text(max_size=40), origin=st.text(max_size=20),
+       rotation=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)))
+def test_fuzzed_placement_options_parse_or_fail_cleanly(columns, origin, rotation):
+    import argparse
+
+    from acquisition.coords import SurveyFrame
+    from acquisition.placement_cli import survey_read_kwargs
+
+    args = argparse.Namespace(from_format=None, columns=columns or None, value_unit=None,
+                              crs="EPSG:32648", grid_origin=origin or None,
+                              grid_rotation=rotation)
+    try:
+        kw = survey_read_kwargs(args)
+        SurveyFrame.from_metadata(kw["metadata"])
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        if kw["columns"]:
+            assert all(k and v for k, v in kw["columns"].items())
