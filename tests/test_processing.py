@@ -401,3 +401,20 @@ def test_fuzzed_placement_options_parse_or_fail_cleanly(columns, origin, rotatio
     else:
         if kw["columns"]:
             assert all(k and v for k, v in kw["columns"].items())
+
+
+@pytest.mark.slow
+def test_cli_lag_auto_reports_and_applies_the_libraries_lag(tmp_path, capsys):
+    path = _lagged(7, 0.3, tmp_path)
+    out = tmp_path / "t.csv"
+    assert uxo(["process", str(path), "-o", str(out), "--lag", "auto"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines()
+                if ln.startswith("position lag:"))
+    res = process_survey(read_survey(path), position_lag_s="auto")
+    # the CLI gives Python's answer (accuracy: test_lag_auto_lands_within_20_ms)
+    assert line.split()[2] == f"{res.lag_s:.3f}" and "auto (" in line
+    assert abs(res.lag_s - 0.3) < 0.05
+    assert f"# position_lag_s: {res.lag_s:.3f} (auto" in out.read_text()
+    rows = read_targets_csv(out)
+    assert [(float(r["x"]), float(r["y"])) for r in rows] == [
+        (round(t.x, 3), round(t.y, 3)) for t in res.targets]
