@@ -363,6 +363,7 @@ def test_lag_auto_lands_within_20_ms(tmp_path, seed):
     assert len(res.targets) == 6
 
 
+@pytest.mark.slow
 def test_lag_from_metadata_equals_the_option(demo_csv, tmp_path, capsys):
     md_file = tmp_path / "md.csv"
     md_file.write_text("# position_lag_s: 0.3\n" + demo_csv.read_text())
