@@ -419,3 +419,44 @@ def test_cli_lag_auto_reports_and_applies_the_libraries_lag(tmp_path, capsys):
     rows = read_targets_csv(out)
     assert [(float(r["x"]), float(r["y"])) for r in rows] == [
         (round(t.x, 3), round(t.y, 3)) for t in res.targets]
+
+
+@settings(max_examples=60, deadline=None)
+@given(speed=st.floats(0.2, 3.0), heading=st.floats(0, 360), lag=st.floats(-1.0, 1.0),
+       n=st.integers(2, 80), rate=st.sampled_from([1.0, 5.0, 10.0, 25.0]))
+def test_apply_lag_is_an_exact_shift_on_straight_lanes(speed, heading, lag, n, rate):
+    from acquisition.dsp.lag import apply_lag
+
+    t = 1000.0 + np.arange(n) / rate
+    a = math.radians(heading)
+    vx, vy = speed * math.sin(a), speed * math.cos(a)
+    # two lanes walked in opposite directions
+    t2 = np.concatenate([t, t + n / rate])
+    x = np.concatenate([3.0 + vx * (t - t[0]), 9.0 - vx * (t - t[0])])
+    y = np.concatenate([1.0 + vy * (t - t[0]), 5.0 - vy * (t - t[0])])
+    lane = np.repeat([0, 1], n)
+    x2, y2 = apply_lag(t2, x, y, lane, lag)
+    np.testing.assert_allclose(x2[:n], x[:n] + vx * lag, atol=1e-9)
+    np.testing.assert_allclose(y2[n:], y[n:] - vy * lag, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_lanes=st.integers(1, 6))
+def test_estimate_lag_on_noise_is_refused_or_bounded(seed, n_lanes):
+    from acquisition.dsp.dipole import SensorGeometry
+    from acquisition.dsp.lag import MAX_LAG_S, LagError, estimate_lag
+
+    rng = np.random.default_rng(seed)
+    m = 60
+    t = np.arange(n_lanes * m) * 0.1
+    lane = np.repeat(np.arange(n_lanes), m)
+    x = lane + rng.normal(0, 0.05, t.size)
+    y = np.concatenate([np.linspace(0, 6, m)[:: 1 if k % 2 == 0 else -1]
+                        for k in range(n_lanes)])
+    v = rng.standard_cauchy(t.size)  # spiky garbage
+    try:
+        est = estimate_lag(t, x, y, v, lane, SensorGeometry.from_geometry({}, QUANG_TRI))
+    except LagError as exc:
+        assert "lag" in str(exc)
+    else:
+        assert math.isfinite(est.lag_s) and abs(est.lag_s) <= MAX_LAG_S
