@@ -168,6 +168,13 @@ class ProcessedSurvey:
         """Targets whose moment no ordnance has (geology, pipes, buildings), flagged."""
         return [t for t in self.targets if "beyond_ordnance" in t.flags]
 
+    @property
+    def rejected_samples(self) -> int:
+        return self.result.rejected_samples
+
+    def density(self) -> list[dict[str, Any]]:
+        return self.result.density()
+
     def summary(self) -> str:
         return self.result.summary()
 
