@@ -8,10 +8,14 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__all__ = ["Survey", "SurveyFrame", "SurveyReadError", "read_survey"]
+__all__ = ["ProcessedSurvey", "ProcessingError", "Survey", "SurveyFrame", "SurveyReadError",
+           "process_survey", "read_survey"]
 
 _LAZY = {"Survey": "acquisition.survey", "SurveyReadError": "acquisition.survey",
-         "read_survey": "acquisition.survey", "SurveyFrame": "acquisition.coords"}
+         "read_survey": "acquisition.survey", "SurveyFrame": "acquisition.coords",
+         "process_survey": "acquisition.processing",
+         "ProcessedSurvey": "acquisition.processing",
+         "ProcessingError": "acquisition.processing"}
 
 
 def __getattr__(name: str) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
+from acquisition.placement_cli import add_frame_arguments, frame_metadata
 
 
 def _area(args: argparse.Namespace) -> Any:
@@ -65,7 +66,9 @@ def register_borehole(subparsers: Any) -> argparse.ArgumentParser:
     pr = sub.add_parser("process", help="borehole CSV or HDF5 recording -> target list")
     pr.add_argument("file", help="borehole CSV (# uxo-borehole v1) or HDF5 recording")
     pr.add_argument("-o", "--output", required=True, help="target list CSV")
-    pr.add_argument("--geojson", help="also write GeoJSON")
+    pr.add_argument("--geojson", help="also write GeoJSON (WGS84: needs placed collars)")
+    pr.add_argument("--kml", metavar="FILE", help="also write KML (WGS84: needs placed collars)")
+    add_frame_arguments(pr)
     add_field_arguments(pr)
     g = pr.add_argument_group("sensor and depth registration")
     g.add_argument("--separation", type=float, metavar="M", help="probe sensor separation, m")
@@ -187,7 +190,17 @@ def run_process(args: argparse.Namespace) -> int:
     if not logs:
         print("uxo borehole process: no probe logs in the file", file=sys.stderr)
         return 2
+    from acquisition.coords import CoordinateError, SurveyFrame
+
     try:
+        # collars are local metres placed like a lane survey's taped grid
+        frame = SurveyFrame.from_metadata({**{str(k): v for k, v in md.items()},
+                                           **frame_metadata(args)})
+        if (args.geojson or args.kml) and not frame.georeferenced:
+            raise CoordinateError("--geojson/--kml are WGS84 latitude/longitude and the "
+                                  "collars are local metres nobody placed: give --crs "
+                                  "EPSG:NNNN and --grid-origin E,N (with --grid-rotation DEG "
+                                  "if the grid is turned)")
         field = field_from_args(args, md)
     except ValueError as exc:
         print(f"uxo borehole process: {exc}", file=sys.stderr)
@@ -202,11 +215,22 @@ def run_process(args: argparse.Namespace) -> int:
     res = process_logs(logs, field, cfg)
     for msg in res.issues:
         print(f"warning: {msg}", file=sys.stderr)
-    comments = {"source": args.file, "holes": len(res.logs), **field.to_dict()}
-    write_targets_csv(args.output, res.targets, res.details, comments)
+    comments = {"source": args.file, "holes": len(res.logs), **field.to_dict(),
+                "crs": frame.crs or "none (local grid)"}
+    write_targets_csv(args.output, res.targets, res.details, comments, frame)
     if args.geojson:
         write_targets_geojson(args.geojson, res.targets, res.details,
-                              {"source": str(args.file)})
+                              {"source": str(args.file)}, frame)
+    if args.kml:
+        from acquisition.targets_io import write_targets_kml
+
+        write_targets_kml(args.kml, res.targets, frame, name=Path(args.file).name)
+    if frame.georeferenced:
+        for lg in res.logs:
+            (e,), (n,) = (np.atleast_1d(a) for a in frame.local_to_crs(lg.x, lg.y))
+            (la,), (lo,) = (np.atleast_1d(a) for a in frame.to_wgs84(lg.x, lg.y))
+            print(f"hole {lg.hole}: collar E {e:.3f} N {n:.3f} ({frame.crs}), "
+                  f"lat {la:.8f} lon {lo:.8f}")
     print(f"{len(res.targets)} targets from {len(res.logs)} holes "
           f"({len(res.anomalies)} per-hole anomalies) -> {args.output}")
     if res.unlocated:

@@ -10,13 +10,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: A moment no ordnance has (A m^2): the largest aircraft bombs are ~40 A m^2.
+#: Beyond it a fit is geology, a pipe or a building, or a source the data
+#: cannot constrain (lanes far apart), never a bomb to list as one.
+BEYOND_ORDNANCE_AM2 = 100.0
+
 #: Size classes by fitted moment magnitude (A m^2), from DOMAIN.md. A moment is
 #: never proof that an object is small: remanence can cancel the induced part.
 SIZE_CLASSES: tuple[tuple[str, float, float], ...] = (
     ("scrap_or_bomblet", 0.0, 0.05),
     ("mortar", 0.05, 0.3),
     ("projectile", 0.3, 3.0),
-    ("aircraft_bomb", 3.0, float("inf")),
+    ("aircraft_bomb", 3.0, BEYOND_ORDNANCE_AM2),
+    ("geology_or_infrastructure", BEYOND_ORDNANCE_AM2, float("inf")),
 )
 
 SIZE_CLASS_CAVEAT = (

@@ -48,9 +48,20 @@ def survey(tmp_path_factory) -> tuple[Path, object]:
 def test_process_writes_targets_with_holes(survey, tmp_path: Path, capsys) -> None:
     path, sc = survey
     out, gj = tmp_path / "t.csv", tmp_path / "t.geojson"
+    # GeoJSON is WGS84: collars nobody placed are refused before any work
     assert _run(["borehole", "process", str(path), "-o", str(out), "--geojson", str(gj),
-                 "--field-inclination", "23.2", "--separation", "0.65"]) == 0
+                 "--field-inclination", "23.2", "--separation", "0.65"]) == 2
+    assert "--grid-origin" in capsys.readouterr().err and not out.exists()
+    assert _run(["borehole", "process", str(path), "-o", str(out), "--geojson", str(gj),
+                 "--field-inclination", "23.2", "--separation", "0.65",
+                 "--crs", "EPSG:32648", "--grid-origin", "713000,1861000",
+                 "--grid-rotation", "90"]) == 0
     rows = read_targets_csv(out)
+    # a grid turned 90 degrees: local y runs east, local x south
+    r0 = rows[0]
+    assert float(r0["easting"]) == pytest.approx(713000 + float(r0["y"]), abs=2e-3)
+    assert float(r0["northing"]) == pytest.approx(1861000 - float(r0["x"]), abs=2e-3)
+    assert 16.5 < float(r0["lat"]) < 17.0 and 106.9 < float(r0["lon"]) < 107.2
     assert len(rows) == 1
     r, b = rows[0], sc.bodies[0]
     assert np.linalg.norm([float(r["x"]) - b.x, float(r["y"]) - b.y,
@@ -60,7 +71,11 @@ def test_process_writes_targets_with_holes(survey, tmp_path: Path, capsys) -> No
     fc = json.loads(gj.read_text())
     assert fc["features"][0]["geometry"]["coordinates"][2] == pytest.approx(-float(r["depth"]),
                                                                             abs=1e-3)
-    assert "line 13" in capsys.readouterr().err
+    cap = capsys.readouterr()
+    assert "line 13" in cap.err and "collar E 7130" in cap.out
+    lon, lat = fc["features"][0]["geometry"]["coordinates"][:2]
+    assert lat == pytest.approx(float(r0["lat"]), abs=1e-8)
+    assert lon == pytest.approx(float(r0["lon"]), abs=1e-8)
 
 
 def test_coverage_from_logs_and_from_plan(survey, tmp_path: Path, capsys) -> None:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acquisition.cli import main as process_main
+from acquisition.coords import CoordinateError, SurveyFrame
 from acquisition.events import Target
 from acquisition.survey_csv import (
     SurveyCSVError,
@@ -154,11 +155,21 @@ def test_targets_csv_and_geojson(tmp_path):
     assert float(r["moment"]) == pytest.approx(t.moment_abs, rel=1e-4)
     assert r["size_class"] == "projectile" and r["lanes"] == "2;3;4" and r["flags"] == "edge"
     assert rows[1]["sigma_x"] == ""
-    gj = json.loads(json.dumps(targets_geojson([t])))
+    # GeoJSON is WGS84 (RFC 7946): a grid nobody placed cannot be written
+    with pytest.raises(CoordinateError, match="--crs"):
+        targets_geojson([t], SurveyFrame())
+    frame = SurveyFrame("EPSG:32648", 713000.0, 1861000.0, 0.0)
+    gj = json.loads(json.dumps(targets_geojson([t], frame)))
     f = gj["features"][0]
     assert gj["type"] == "FeatureCollection"
-    assert f["geometry"]["coordinates"] == [1.234, -2.5, -1.5]
+    lon, lat, z = f["geometry"]["coordinates"]
+    # the same point back through pyproj, independently of targets_io
+    from pyproj import Transformer
+    e, n = Transformer.from_crs("EPSG:4326", "EPSG:32648", always_xy=True).transform(lon, lat)
+    assert e == pytest.approx(713001.234, abs=1e-3) and n == pytest.approx(1860997.5, abs=1e-3)
+    assert z == -1.5 and 16.5 < lat < 17.0 and 106.9 < lon < 107.2
     assert f["properties"]["depth"] == 1.5 and f["properties"]["flags"] == ["edge"]
+    assert f["properties"]["easting"] == pytest.approx(713001.234, abs=1.1e-3)
 
 
 def test_uxo_process_csv(tmp_path, capsys):
@@ -170,7 +181,11 @@ def test_uxo_process_csv(tmp_path, capsys):
     with src.open("a") as f:
         f.write("garbage,line\n")
     out, gj = tmp_path / "targets.csv", tmp_path / "targets.geojson"
-    rc = process_main(["process", str(src), "-o", str(out), "--geojson", str(gj)])
+    # GeoJSON is WGS84: an unplaced taped grid is refused before any work, with the way out
+    assert process_main(["process", str(src), "-o", str(out), "--geojson", str(gj)]) == 2
+    assert "--grid-origin" in capsys.readouterr().err and not out.exists()
+    rc = process_main(["process", str(src), "-o", str(out), "--geojson", str(gj),
+                       "--crs", "EPSG:32648", "--grid-origin", "713000,1861000"])
     assert rc == 0
     cap = capsys.readouterr()
     assert "skipped bad row" in cap.err and f"{src}:{len(src.read_text().splitlines())}" in cap.err

@@ -18,24 +18,37 @@ from typing import Any
 
 from acquisition.borehole.coverage import CoverageResult
 from acquisition.borehole.plan import HolePlan
+from acquisition.coords import SurveyFrame
 from acquisition.events import SIZE_CLASS_CAVEAT, Target
-from acquisition.targets_io import CSV_COLUMNS, target_row, targets_geojson
+from acquisition.targets_io import (
+    CSV_COLUMNS,
+    PLACE_COLUMNS,
+    place_rows,
+    target_row,
+    targets_geojson,
+)
 
 BOREHOLE_COLUMNS = (*CSV_COLUMNS, "holes", "distance_m")
 
 
 def format_targets_csv(targets: Iterable[Target], details: dict[int, dict[str, Any]] | None = None,
-                       comments: dict[str, Any] | None = None) -> str:
+                       comments: dict[str, Any] | None = None,
+                       frame: SurveyFrame | None = None) -> str:
+    targets = list(targets)
+    places = place_rows(targets, frame)
     buf = io.StringIO()
     buf.write("# uxo-targets v1\n")
     buf.write(f"# note: {SIZE_CLASS_CAVEAT}\n")
     buf.write("# note: depth in metres below ground; holes = holes that saw the target\n")
     for k, v in (comments or {}).items():
         buf.write(f"# {k}: {str(v).replace(chr(10), ' ')}\n")
-    w = csv.DictWriter(buf, fieldnames=BOREHOLE_COLUMNS, lineterminator="\n")
+    cols = BOREHOLE_COLUMNS if places is None else (*BOREHOLE_COLUMNS, *PLACE_COLUMNS)
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
-    for t in targets:
+    for i, t in enumerate(targets):
         row = target_row(t)
+        if places is not None:
+            row.update(places[i])
         row["holes"] = ";".join(t.holes)
         dist = (details or {}).get(t.target_id, {}).get("distance_m", math.nan)
         row["distance_m"] = "" if not math.isfinite(dist) else f"{dist:.3f}"
@@ -45,16 +58,19 @@ def format_targets_csv(targets: Iterable[Target], details: dict[int, dict[str, A
 
 def write_targets_csv(path: str | Path, targets: Iterable[Target],
                       details: dict[int, dict[str, Any]] | None = None,
-                      comments: dict[str, Any] | None = None) -> Path:
+                      comments: dict[str, Any] | None = None,
+                      frame: SurveyFrame | None = None) -> Path:
     p = Path(path)
-    p.write_text(format_targets_csv(targets, details, comments), encoding="utf-8")
+    p.write_text(format_targets_csv(targets, details, comments, frame), encoding="utf-8")
     return p
 
 
 def write_targets_geojson(path: str | Path, targets: list[Target],
                           details: dict[int, dict[str, Any]] | None = None,
-                          properties: dict[str, Any] | None = None) -> Path:
-    fc = targets_geojson(targets, properties)
+                          properties: dict[str, Any] | None = None,
+                          frame: SurveyFrame | None = None) -> Path:
+    """GeoJSON (WGS84) of the targets; `CoordinateError` when the collars are not placed."""
+    fc = targets_geojson(targets, frame, properties)
     for f, t in zip(fc["features"], targets, strict=True):
         f["properties"]["holes"] = list(t.holes)
         dist = (details or {}).get(t.target_id, {}).get("distance_m")
