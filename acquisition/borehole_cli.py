@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
-from acquisition.placement_cli import add_frame_arguments, frame_metadata
+from acquisition.survey_cli import add_frame_arguments, frame_metadata
 
 
 def _area(args: argparse.Namespace) -> Any:

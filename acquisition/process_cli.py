@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.cli_common import add_field_arguments
-from acquisition.placement_cli import add_survey_input_arguments
+from acquisition.survey_cli import add_survey_input_arguments
 
 #: Fewer samples per lane than this on average: the lanes cannot be real.
 FEW_PER_LANE = 20
@@ -118,9 +118,9 @@ def crs_line(frame: Any) -> str:
 
 
 def run_process(args: argparse.Namespace) -> int:
-    from acquisition.placement_cli import survey_read_kwargs
     from acquisition.processing import process_survey
     from acquisition.survey import read_survey
+    from acquisition.survey_cli import survey_read_kwargs
     from acquisition.targets_io import (
         write_targets_csv,
         write_targets_geojson,

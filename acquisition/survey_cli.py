@@ -55,15 +55,13 @@ def parse_columns(text: str | None) -> dict[str, str] | None:
     return out
 
 
-def add_survey_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --from, --columns, --crs, --grid-origin, --grid-rotation, --value-unit."""
-    g = parser.add_argument_group("reading the survey file (default: from its content and "
-                                  "metadata; see `uxo formats`)")
-    g.add_argument("--from", dest="from_format", metavar="FORMAT",
-                   help="file format, instead of sniffing it (see `uxo formats`)")
-    g.add_argument("--columns", metavar="MAP",
-                   help="columns of a generic CSV/XYZ: x=Easting,y=Northing,value=Grad or "
-                        "lat=Lat,lon=Lon,value=TMI (also t=, lane=)")
+def add_frame_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Add --crs, --grid-origin, --grid-rotation (where local metres lie on the Earth).
+
+    Commands that place something other than a survey file (borehole collars)
+    take these alone; `frame_metadata` turns them into metadata keys.
+    """
+    g = parser.add_argument_group("coordinates (default: from the file's metadata)")
     g.add_argument("--crs", metavar="CRS",
                    help="coordinate system of eastings/northings or of a taped grid's origin "
                         "(e.g. EPSG:32648, UTM 48N; VN-2000 zones too). Lat/lon go to the "
@@ -73,12 +71,25 @@ def add_survey_input_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grid-rotation", type=float, metavar="DEG",
                    help="azimuth of the taped grid's y axis, degrees clockwise from the "
                         "CRS's north")
+    return g
+
+
+def add_survey_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --from, --columns, --value-unit and the coordinate options."""
+    g = parser.add_argument_group("reading the survey file (default: from its content and "
+                                  "metadata; see `uxo formats`)")
+    g.add_argument("--from", dest="from_format", metavar="FORMAT",
+                   help="file format, instead of sniffing it (see `uxo formats`)")
+    g.add_argument("--columns", metavar="MAP",
+                   help="columns of a generic CSV/XYZ: x=Easting,y=Northing,value=Grad or "
+                        "lat=Lat,lon=Lon,value=TMI (also t=, lane=)")
     g.add_argument("--value-unit", choices=("nT", "nT/m", "pT", "T"),
                    help="unit of the file's values (default: the file's value_unit, else nT)")
+    add_frame_arguments(parser)
 
 
-def survey_overrides(args: argparse.Namespace) -> dict[str, str]:
-    """Metadata keys set by the options (they override the file's); ValueError if malformed."""
+def frame_metadata(args: argparse.Namespace) -> dict[str, str]:
+    """Metadata keys set by --crs, --grid-origin, --grid-rotation; ValueError if malformed."""
     md: dict[str, str] = {}
     if getattr(args, "crs", None):
         md[CRS_KEY] = args.crs.strip()
@@ -90,6 +101,12 @@ def survey_overrides(args: argparse.Namespace) -> dict[str, str]:
         md[ORIGIN_E_KEY], md[ORIGIN_N_KEY] = repr(e), repr(n)
     if getattr(args, "grid_rotation", None) is not None:
         md[ROTATION_KEY] = repr(float(args.grid_rotation))
+    return md
+
+
+def survey_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """Metadata keys set by the options (they override the file's); ValueError if malformed."""
+    md = frame_metadata(args)
     if getattr(args, "value_unit", None):
         md["value_unit"] = args.value_unit
     return md

@@ -389,7 +389,7 @@ def test_fuzzed_placement_options_parse_or_fail_cleanly(columns, origin, rotatio
     import argparse
 
     from acquisition.coords import SurveyFrame
-    from acquisition.placement_cli import survey_read_kwargs
+    from acquisition.survey_cli import survey_read_kwargs
 
     args = argparse.Namespace(from_format=None, columns=columns or None, value_unit=None,
                               crs="EPSG:32648", grid_origin=origin or None,

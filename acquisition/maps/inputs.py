@@ -11,19 +11,12 @@ a survey-level processing call.
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 import numpy as np
 
-from acquisition.coords import (
-    CRS_KEY,
-    ORIGIN_E_KEY,
-    ORIGIN_N_KEY,
-    ROTATION_KEY,
-    CoordinateError,
-    parse_origin,
-)
+from acquisition import survey_cli
+from acquisition.coords import CoordinateError
 from acquisition.survey import Survey, SurveyReadError, read_survey
 
 
@@ -32,41 +25,21 @@ class InputError(ValueError):
 
 
 def add_survey_input_arguments(p: argparse.ArgumentParser) -> None:
-    """``--crs``, ``--grid-origin``, ``--grid-rotation`` (as ``uxo process``), ``--stream``."""
-    g = p.add_argument_group("coordinates (default: from the file's metadata)")
-    g.add_argument("--crs", metavar="CRS", help="projected CRS of the survey, e.g. EPSG:32648")
-    g.add_argument("--grid-origin", metavar="E,N",
-                   help="CRS easting,northing of the local grid's origin (a taped grid)")
-    g.add_argument("--grid-rotation", type=float, metavar="DEG",
-                   help="azimuth of the grid's y axis, degrees clockwise from CRS north")
-    g.add_argument("--stream", help="stream id inside an HDF5 recording")
-
-
-def survey_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The metadata keys the coordinate options set (only those given)."""
-    out: dict[str, Any] = {}
-    if getattr(args, "crs", None):
-        out[CRS_KEY] = args.crs
-    if getattr(args, "grid_origin", None):
-        try:
-            e, n = parse_origin(args.grid_origin)
-        except CoordinateError as exc:
-            raise InputError(f"--grid-origin: {exc}") from None
-        out[ORIGIN_E_KEY], out[ORIGIN_N_KEY] = e, n
-    if getattr(args, "grid_rotation", None) is not None:
-        out[ROTATION_KEY] = args.grid_rotation
-    return out
+    """The survey options of every reading command (`acquisition.survey_cli`), and --stream."""
+    survey_cli.add_survey_input_arguments(p)
+    p.add_argument("--stream", help="stream id inside an HDF5 recording")
 
 
 def load_survey(path: str, args: argparse.Namespace | None = None,
                 overrides: dict[str, Any] | None = None) -> Survey:
     """`read_survey` with the command's coordinate options; an empty survey is an `InputError`."""
-    md = dict(overrides or {})
-    if args is not None:
-        md.update(survey_overrides(args))
+    kw: dict[str, Any] = {"metadata": {}}
     try:
-        s = read_survey(path, metadata=md, stream=getattr(args, "stream", None))
-    except (SurveyReadError, CoordinateError) as exc:
+        if args is not None:
+            kw = survey_cli.survey_read_kwargs(args)
+        kw["metadata"] = {**(overrides or {}), **kw["metadata"]}
+        s = read_survey(path, stream=getattr(args, "stream", None), **kw)
+    except (SurveyReadError, CoordinateError, ValueError) as exc:
         raise InputError(str(exc)) from None
     ok = np.isfinite(s.x) & np.isfinite(s.y) & np.isfinite(s.value)
     if not ok.any():
@@ -76,43 +49,25 @@ def load_survey(path: str, args: argparse.Namespace | None = None,
 
 
 def lane_spacing(s: Survey) -> float:
-    v = s.metadata.get("lane_spacing_m")
+    """The survey's nominal lane spacing, resolved as `acquisition.process_survey` resolves it."""
+    from acquisition.processing import resolve_settings
+
     try:
-        f = float(v) if v not in (None, "") else 1.0
-    except ValueError:
-        raise InputError(f"{s.source}: metadata lane_spacing_m: {v!r} is not a number") from None
-    if not (math.isfinite(f) and f > 0):
-        raise InputError(f"{s.source}: metadata lane_spacing_m must be > 0, got {v!r}")
-    return f
-
-
-def geometry_of(s: Survey) -> dict[str, Any]:
-    """Sensor geometry from the survey (stated geometry, then metadata, then defaults)."""
-    md = s.metadata
-    g = dict(s.geometry)
-    g.setdefault("kind", md.get("kind", "gradient") or "gradient")
-    g.setdefault("sensor_height_m", float(md.get("sensor_height_m", 0.3)))
-    g.setdefault("sensor_separation_m", float(md.get("sensor_separation_m", 0.65)))
-    return g
+        return float(resolve_settings(s, {}).config.lane_spacing_m)
+    except ValueError as exc:
+        raise InputError(f"{s.source}: {exc}") from None
 
 
 def process(s: Survey, args: argparse.Namespace | None = None) -> Any:
-    """Run the batch DSP on a survey (as ``uxo process`` does); returns its `SurveyResult`."""
-    from acquisition.cli_common import field_from_args
-    from acquisition.dsp.batch import process_survey
-    from acquisition.dsp.pipeline import LaneConfig
+    """Run the DSP on a survey exactly as ``uxo process`` does; returns its `SurveyResult`.
 
-    md = s.metadata
-
-    def num(key: str) -> float | None:
-        v = md.get(key)
-        return None if v in (None, "") else float(v)
+    The settings (sensor, lane spacing, soil calibration, the site's field)
+    resolve from the survey's metadata in `acquisition.processing`, the one
+    place that does it for every command.
+    """
+    from acquisition.processing import process_survey
 
     try:
-        field = field_from_args(args if args is not None else argparse.Namespace(), md)
-        config = LaneConfig(lane_spacing_m=lane_spacing(s), noise_nT=num("soil_noise_nT"),
-                            threshold_nT=num("soil_threshold_nT"))
-        return process_survey(s.x, s.y, s.value, t=s.t, lane=s.lane, geometry=geometry_of(s),
-                              field=field, config=config)
+        return process_survey(s).result
     except ValueError as exc:
         raise InputError(f"{s.source}: {exc}") from None
