@@ -19,8 +19,10 @@ import numpy as np
 from acquisition.cli_common import add_field_arguments, field_from_args
 from acquisition.dsp.batch import SurveyResult, process_survey
 from acquisition.dsp.pipeline import LaneConfig
+from acquisition.errors import UxoError
 from acquisition.survey_csv import SurveyCSVError, read_survey_csv
 from acquisition.targets_io import write_targets_csv, write_targets_geojson
+from acquisition.validate import GEOMETRY_RANGES, Range, metadata_number
 
 #: Fewer samples per lane than this on average: the lanes cannot be real.
 FEW_PER_LANE = 20
@@ -73,8 +75,10 @@ def _geometry(args: argparse.Namespace, md: dict[str, Any],
               base: dict[str, Any] | None = None) -> dict[str, Any]:
     g = dict(base or {})
     g.setdefault("kind", md.get("kind", "gradient") or "gradient")
-    g.setdefault("sensor_height_m", float(md.get("sensor_height_m", 0.3)))
-    g.setdefault("sensor_separation_m", float(md.get("sensor_separation_m", 0.65)))
+    g.setdefault("sensor_height_m", metadata_number(md, "sensor_height_m", 0.3,
+                                                    GEOMETRY_RANGES["sensor_height_m"]))
+    g.setdefault("sensor_separation_m", metadata_number(
+        md, "sensor_separation_m", 0.65, GEOMETRY_RANGES["sensor_separation_m"]))
     if args.kind:
         g["kind"] = args.kind
     if args.sensor_height is not None:
@@ -88,10 +92,12 @@ def _config(args: argparse.Namespace, md: dict[str, Any]) -> LaneConfig:
     def pick(cli: Any, key: str) -> float | None:
         if cli is not None:
             return float(cli)
-        v = md.get(key)
-        return None if v in (None, "") else float(v)
+        # checked for range by LaneConfig; here only "is it a number" (named)
+        return metadata_number(md, key, None, Range())
 
-    spacing = pick(args.lane_spacing, "lane_spacing_m") or 1.0
+    spacing = pick(args.lane_spacing, "lane_spacing_m")
+    if spacing is None:  # only when absent: a 0 is refused, not replaced
+        spacing = LaneConfig().lane_spacing_m
     return LaneConfig(lane_spacing_m=spacing, detect_k=args.detect_k,
                       noise_nT=pick(args.noise, "soil_noise_nT"),
                       threshold_nT=pick(args.threshold, "soil_threshold_nT"),
@@ -119,13 +125,28 @@ def _load_hdf5(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def run_process(args: argparse.Namespace) -> int:
+    # Anything the library refuses (a setting out of range, an unreadable
+    # file) is one line and exit 2, never a traceback.
+    try:
+        return _run_process(args)
+    except (UxoError, OSError) as exc:
+        print(f"uxo process: {args.file}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_process(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.exists():
         print(f"uxo process: {path}: no such file", file=sys.stderr)
         return 2
+    if not path.is_file():
+        print(f"uxo process: {path}: not a file (expected a survey CSV or an HDF5 "
+              "recording)", file=sys.stderr)
+        return 2
     lane = None
-    is_h5 = path.suffix.lower() in (".h5", ".hdf5", ".hdf") or path.read_bytes()[:8] == (
-        b"\x89HDF\r\n\x1a\n")
+    with path.open("rb") as fh:
+        magic = fh.read(8)
+    is_h5 = path.suffix.lower() in (".h5", ".hdf5", ".hdf") or magic == b"\x89HDF\r\n\x1a\n"
     if is_h5:
         md, geo_base, x, y, v, t = _load_hdf5(args)
         geometry = _geometry(args, md, geo_base)
@@ -167,6 +188,8 @@ def run_process(args: argparse.Namespace) -> int:
     print(f"{path.name}: {geometry['kind']} survey, field {field.total_nT:.0f} nT "
           f"inc {field.inclination_deg:.1f} dec {field.declination_deg:.1f} ({field.source})")
     print(res.summary())
+    for note in res.notes:
+        print(f"uxo process: note: {note}", file=sys.stderr)
     if res.lanes and res.n_samples / res.lanes < FEW_PER_LANE:
         # Rows of a multi-sensor cart without time stamps or lanes read in file
         # order jump across the lanes at every row (acquisition.dsp.cart needs `t`).

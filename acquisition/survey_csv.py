@@ -22,12 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.errors import UxoValueError
+
 FORMAT_LINE = "# uxo-survey v1"
 REQUIRED = ("x", "y", "value")
 OPTIONAL = ("t", "lane")
 
 
-class SurveyCSVError(ValueError):
+class SurveyCSVError(UxoValueError):
     """The file cannot be used: no header, missing columns, or too many bad rows."""
 
 

@@ -23,11 +23,12 @@ import h5py
 import numpy as np
 
 from acquisition.clock import NS_PER_S
+from acquisition.errors import UxoValueError
 from acquisition.types import BlockFlags, SampleBlock, StreamDescriptor
 from recorder import layout as L
 
 
-class RecordingError(ValueError):
+class RecordingError(UxoValueError):
     """Not a recording, or a set of files that do not belong together."""
 
 

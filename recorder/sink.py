@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.errors import UxoRuntimeError
 from acquisition.types import BlockFlags, SampleBlock, StreamDescriptor
 from recorder import layout as L
 from recorder.integrity import genesis, link_digest
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 EVENTS_CHAIN_NAME = "events"
 
 
-class RecorderError(RuntimeError):
+class RecorderError(UxoRuntimeError):
     """The sink was used wrongly (not raised for I/O failures: see `RecorderSink.error`)."""
 
 

@@ -34,10 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.errors import UxoValueError
+
 VECTOR_COLUMNS = ("bx", "by", "bz")
 
 
-class BoreholeFormatError(ValueError):
+class BoreholeFormatError(UxoValueError):
     """A borehole CSV that cannot be read (missing columns, too many bad rows)."""
 
 
