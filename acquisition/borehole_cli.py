@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
+from acquisition.errors import UxoError
 
 
 def _area(args: argparse.Namespace) -> Any:
@@ -158,7 +159,11 @@ def _read_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], lis
     path = Path(args.file)
     if not path.exists():
         raise SystemExit(f"uxo borehole: {path}: no such file")
-    head = path.read_bytes()[:8]
+    if not path.is_file():
+        raise SystemExit(f"uxo borehole: {path}: not a file (expected a borehole CSV or an "
+                         "HDF5 recording)")
+    with path.open("rb") as fh:
+        head = fh.read(8)
     if head == b"\x89HDF\r\n\x1a\n":
         logs, md = _load_hdf5(str(path), getattr(args, "stream", None))
         if getattr(args, "separation", None):
@@ -174,6 +179,15 @@ def _read_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], lis
 
 
 def run_process(args: argparse.Namespace) -> int:
+    # a refused option or an unreadable file: one line and exit 2, no traceback
+    try:
+        return _run_process(args)
+    except (UxoError, OSError) as exc:
+        print(f"uxo borehole process: {args.file}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_process(args: argparse.Namespace) -> int:
     from acquisition.borehole.batch import BoreholeConfig, process_logs
     from acquisition.borehole.report import write_targets_csv, write_targets_geojson
 
@@ -193,11 +207,11 @@ def run_process(args: argparse.Namespace) -> int:
         print(f"uxo borehole process: {exc}", file=sys.stderr)
         return 2
     opts = parse_options(args.opt)
-    cfg = BoreholeConfig.from_options(opts)
     if args.depth_scale is not None:
-        cfg.log.depth_scale = args.depth_scale
+        opts["depth_scale"] = args.depth_scale
     if args.depth_offset is not None:
-        cfg.log.depth_offset_m = args.depth_offset
+        opts["depth_offset_m"] = args.depth_offset
+    cfg = BoreholeConfig.from_options(opts)  # checks every value against its range
     cfg.stream_id = Path(args.file).stem
     res = process_logs(logs, field, cfg)
     for msg in res.issues:

@@ -10,6 +10,7 @@ refusal: a `SettingError` naming the key, the value given and what is allowed.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +56,10 @@ def non_negative(hi: float | None = None) -> Range:
 
 def check(name: str, value: Any, allowed: Range) -> float:
     """`value` as a float when it lies in `allowed`, else a `SettingError`."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise SettingError(f"{name} = {value!r} is not a number "
-                           f"(allowed: {allowed.describe()})") from None
+    # True is 1 to float() and "5" is 5: neither is a number a caller meant
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SettingError(f"{name} = {value!r} is not a number (allowed: {allowed.describe()})")
+    v = float(value)
     if v not in allowed:
         raise SettingError(f"{name} = {value!r} is out of range (allowed: {allowed.describe()})")
     return v
@@ -76,7 +76,17 @@ def metadata_number(md: dict[str, Any], key: str, default: float | None,
     v = md.get(key)
     if v is None or (isinstance(v, str) and not v.strip()):
         return default
-    return check(f"metadata {key}", v, allowed)
+    name = f"metadata {key}"
+    if isinstance(v, str):
+        try:
+            num = float(v)
+        except ValueError:
+            raise SettingError(f"{name} = {v!r} is not a number "
+                               f"(allowed: {allowed.describe()})") from None
+        if num not in allowed:
+            raise SettingError(f"{name} = {v!r} is out of range (allowed: {allowed.describe()})")
+        return num
+    return check(name, v, allowed)
 
 
 #: Sensor geometry keys (FORMATS.md): heights and separations in metres.

@@ -143,6 +143,27 @@ def _num(tok: str) -> float:
     return v
 
 
+#: Physical bounds of a row (FORMATS.md units): local or projected metres
+#: (UTM northings reach 1e7), depth below ground (m), readings (nT). A row
+#: beyond them is a damaged or mistyped row, rejected like a non-number, not
+#: a huge number that overflows the processing.
+POSITION_LIMIT_M = 1e8
+DEPTH_RANGE_M = (-100.0, 1000.0)
+VALUE_LIMIT_NT = 1e7
+
+
+def _out_of_bounds(rec: tuple[float, ...], n_values: int) -> str:
+    """Why a parsed row (x, y, depth, values..., t) is outside physical bounds, or ''."""
+    x, y, depth = rec[:3]
+    if abs(x) > POSITION_LIMIT_M or abs(y) > POSITION_LIMIT_M:
+        return f"x/y ({x:g}, {y:g}) beyond +-{POSITION_LIMIT_M:g} m"
+    if not DEPTH_RANGE_M[0] <= depth <= DEPTH_RANGE_M[1]:
+        return f"depth {depth:g} m outside {DEPTH_RANGE_M[0]:g}..{DEPTH_RANGE_M[1]:g} m"
+    if any(abs(v) > VALUE_LIMIT_NT for v in rec[3:3 + n_values]):
+        return f"reading beyond +-{VALUE_LIMIT_NT:g} nT"
+    return ""
+
+
 def read_borehole_csv(source: str | os.PathLike[str] | io.TextIOBase, *,
                       separation: float | None = None, max_bad_fraction: float = 0.2,
                       collar_tolerance_m: float = 0.05) -> BoreholeFile:
@@ -218,6 +239,10 @@ def read_borehole_csv(source: str | os.PathLike[str] | io.TextIOBase, *,
                    _num(fields[col["t"]]) if has_t else math.nan)
         except ValueError:
             rejects.append((lineno, "not a number"))
+            continue
+        why = _out_of_bounds(rec, len(vcols))
+        if why:
+            rejects.append((lineno, why))
             continue
         rows.setdefault(hole, []).append(rec)
     if n_rows and len(rejects) > max_bad_fraction * n_rows:
