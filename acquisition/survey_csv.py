@@ -16,9 +16,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -76,33 +78,129 @@ def _num(tok: str) -> float:
     return v
 
 
-def parse_survey_csv(text: str, *, max_bad_share: float = 0.1) -> SurveyData:
-    """Parse survey CSV text; see the module docstring for the rules."""
+#: Characters of a chunk the vectorised path reads (plain decimal numbers,
+#: commas, newlines); any other character sends the chunk down the line path.
+_FAST_CHARS = b"0123456789.,eE+-\n"
+#: Size of the pieces the text is read and parsed in (characters or bytes):
+#: memory stays bounded by this, not by the file.
+CHUNK_SIZE = 1 << 21
+
+
+def _pieces(source: str | bytes | BinaryIO, size: int | None = None) -> Iterator[str]:
+    """The text in pieces that end at a line end, line ends normalised to ``\\n``.
+
+    Only ``\\n``, ``\\r\\n`` and ``\\r`` end a line: str.splitlines() would also
+    split on form feeds and other separators a damaged row may contain. A piece
+    is cut just after a ``\\n``, so a ``\\r\\n`` pair or a UTF-8 sequence is
+    never split; bytes are decoded as UTF-8 with undecodable bytes replaced.
+    """
+    def norm(piece: str) -> str:
+        return piece.replace("\r\n", "\n").replace("\r", "\n") if "\r" in piece else piece
+
+    size = size or CHUNK_SIZE
+    if isinstance(source, str):
+        pos = 0
+        while pos < len(source):
+            cut = source.find("\n", pos + size)
+            end = len(source) if cut < 0 else cut + 1
+            yield norm(source[pos:end])
+            pos = end
+        return
+    read: Any
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        buf = memoryview(source)
+        offs = [0]
+
+        def read(n: int) -> bytes:
+            b = bytes(buf[offs[0]:offs[0] + n])
+            offs[0] += len(b)
+            return b
+    else:
+        read = source.read
+    carry = b""
+    while True:
+        block = read(size)
+        if not block:
+            break
+        block = carry + block
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            carry = block
+            continue
+        carry = block[cut + 1:]
+        yield norm(block[:cut + 1].decode("utf-8", errors="replace"))
+    if carry:
+        yield norm(carry.decode("utf-8", errors="replace"))
+
+
+class _Columns:
+    """Growing per-column arrays, filled chunk by chunk (vectorised or row by row)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.parts: dict[str, list[np.ndarray]] = {h: [] for h in names}
+        self.lines: list[np.ndarray] = []
+
+    def add(self, cols: dict[str, np.ndarray], lines: np.ndarray) -> None:
+        for h in self.names:
+            self.parts[h].append(cols[h])
+        self.lines.append(lines)
+
+    def take(self, name: str) -> np.ndarray:
+        # one column at a time, its chunks freed as it is joined: the peak
+        # stays at the data plus one column, not twice the data
+        parts = self.parts.pop(name)
+        out = np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+        parts.clear()
+        return out
+
+
+def parse_survey_csv(text: str | bytes, *, max_bad_share: float = 0.1) -> SurveyData:
+    """Parse survey CSV text (str, or bytes as UTF-8); see the module docstring for the rules."""
+    return _parse(_pieces(text), max_bad_share)
+
+
+def read_survey_csv(path: str | Path, *, max_bad_share: float = 0.1) -> SurveyData:
+    """Read a survey CSV file (UTF-8; undecodable bytes are replaced, then rejected).
+
+    The file is read in pieces, so memory holds the parsed columns, not the text.
+    """
+    with Path(path).open("rb") as fh:
+        return _parse(_pieces(fh), max_bad_share)
+
+
+def _parse(pieces: Iterator[str], max_bad_share: float) -> SurveyData:
     metadata: dict[str, str] = {}
     format_line = ""
-    # Only \n, \r\n and \r end a line: str.splitlines() would also split on
-    # form feeds and other separators that a damaged row may contain.
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    i = 0
     header: list[str] | None = None
-    while i < len(lines):
-        raw = lines[i]
-        s = raw.strip()
-        i += 1
-        if not s:
-            continue
-        if s.startswith("#"):
-            body = s.lstrip("#").strip()
-            if not format_line and body.lower().startswith("uxo-") and ":" not in body:
-                format_line = body
+    lineno = 0  # lines before the current piece
+    rest = ""
+    for piece in pieces:
+        lines = piece.split("\n")
+        if piece.endswith("\n"):
+            lines.pop()
+        for k, raw in enumerate(lines):
+            s = raw.strip()
+            if not s:
                 continue
-            if ":" in body:
-                k, v = body.split(":", 1)
-                if k.strip():
-                    metadata[k.strip()] = v.strip()
-            continue
-        header = [h.strip().lower() for h in next(csv.reader([s]))]
-        break
+            if s.startswith("#"):
+                body = s.lstrip("#").strip()
+                if not format_line and body.lower().startswith("uxo-") and ":" not in body:
+                    format_line = body
+                    continue
+                if ":" in body:
+                    key, v = body.split(":", 1)
+                    if key.strip():
+                        metadata[key.strip()] = v.strip()
+                continue
+            header = [h.strip().lower() for h in next(csv.reader([s]))]
+            after = lines[k + 1:]
+            rest = "\n".join(after) + ("\n" if after and piece.endswith("\n") else "")
+            lineno += k + 1
+            break
+        if header is not None:
+            break
+        lineno += len(lines)
     if header is None:
         raise SurveyCSVError("no header row found (expected e.g. 't,x,y,lane,value')")
     missing = [c for c in REQUIRED if c not in header]
@@ -111,73 +209,139 @@ def parse_survey_csv(text: str, *, max_bad_share: float = 0.1) -> SurveyData:
     if len(set(header)) != len(header):
         raise SurveyCSVError(f"duplicate column names in header {header}")
     idx = {name: header.index(name) for name in header}
-    ncol = len(header)
     numeric_extra = [h for h in header if h not in REQUIRED + OPTIONAL and h]
-    cols: dict[str, list[float]] = {h: [] for h in (*REQUIRED, *OPTIONAL, *numeric_extra)}
-    extra_ok = {h: True for h in numeric_extra}
-    bad: list[BadRow] = []
-    good_lines: list[int] = []
-    n_data = 0
-    for ln in range(i, len(lines)):
-        s = lines[ln].strip()
-        if not s or s.startswith("#"):
-            continue
-        n_data += 1
-        lineno = ln + 1
-        try:
-            toks = next(csv.reader([s]))
-        except (csv.Error, StopIteration) as exc:
-            bad.append(BadRow(lineno, f"unreadable: {exc}"))
-            continue
-        if len(toks) != ncol:
-            bad.append(BadRow(lineno, f"{len(toks)} fields, header has {ncol}"))
-            continue
-        try:
-            req = [_num(toks[idx[c]]) for c in REQUIRED]
-            opt: dict[str, float] = {}
-            for c in OPTIONAL:
-                if c in idx:
-                    tok = toks[idx[c]].strip()
-                    opt[c] = _num(tok) if tok else math.nan
-            if "lane" in opt and math.isfinite(opt["lane"]) and opt["lane"] != int(opt["lane"]):
-                raise ValueError("lane is not an integer")
-        except ValueError as exc:
-            bad.append(BadRow(lineno, f"not a number: {exc}"))
-            continue
-        for c, v in zip(REQUIRED, req, strict=True):
-            cols[c].append(v)
-        for c in OPTIONAL:
-            if c in idx:
-                cols[c].append(opt[c])
-        for h in numeric_extra:
-            try:
-                cols[h].append(float(toks[idx[h]]))
-            except ValueError:
-                cols[h].append(math.nan)
-                extra_ok[h] = False
-        good_lines.append(lineno)
+    names = [*REQUIRED, *(c for c in OPTIONAL if c in idx), *numeric_extra]
+    state = _State(idx, names, numeric_extra, _Columns(names))
+    if rest:
+        lineno = state.chunk(rest, lineno)
+    for piece in pieces:
+        lineno = state.chunk(piece, lineno)
+    bad, n_data = state.bad, state.n_data
     if n_data and len(bad) > max_bad_share * n_data:
         first = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:5])
         raise SurveyCSVError(f"{len(bad)} of {n_data} data rows are bad "
                              f"(limit {max_bad_share:.0%}): {first}")
-    arr = {k: np.asarray(v, dtype=np.float64) for k, v in cols.items()}
-    t = arr["t"] if "t" in idx else None
+    cols = state.cols
+    line_numbers = (np.concatenate(cols.lines) if cols.lines
+                    else np.empty(0, dtype=np.int64)).astype(np.int64, copy=False)
+    cols.lines.clear()
+    arr = {k: cols.take(k) for k in names}
+    t = arr.get("t")
     lane = None
-    if "lane" in idx:
-        la = arr["lane"]
-        lane = la if np.isfinite(la).all() else None
-        if lane is not None:
-            lane = lane.astype(np.int64)
+    if "lane" in arr:
+        la = arr.pop("lane")
+        lane = la.astype(np.int64) if np.isfinite(la).all() else None
     return SurveyData(
         metadata=metadata, x=arr["x"], y=arr["y"], value=arr["value"], t=t, lane=lane,
-        extra={h: arr[h] for h in numeric_extra if extra_ok[h]}, bad_rows=bad,
-        line_numbers=np.asarray(good_lines, dtype=np.int64), format_line=format_line)
+        extra={h: arr[h] for h in numeric_extra if state.extra_ok[h]}, bad_rows=bad,
+        line_numbers=line_numbers, format_line=format_line)
 
 
-def read_survey_csv(path: str | Path, *, max_bad_share: float = 0.1) -> SurveyData:
-    """Read a survey CSV file (UTF-8; undecodable bytes are replaced, then rejected)."""
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
-    return parse_survey_csv(text, max_bad_share=max_bad_share)
+class _State:
+    """The data rows' parser: a vectorised path for clean chunks, the line path for others."""
+
+    def __init__(self, idx: dict[str, int], names: list[str], numeric_extra: list[str],
+                 cols: _Columns) -> None:
+        self.idx = idx
+        self.ncol = len(idx)
+        self.names = names
+        self.numeric_extra = numeric_extra
+        self.cols = cols
+        self.extra_ok = {h: True for h in numeric_extra}
+        self.bad: list[BadRow] = []
+        self.n_data = 0
+        self.checked = [c for c in (*REQUIRED, *OPTIONAL) if c in idx]
+
+    def chunk(self, piece: str, first: int) -> int:
+        """Parse one piece whose first line is line ``first + 1``; the line count after it."""
+        body = piece[:-1] if piece.endswith("\n") else piece
+        n = body.count("\n") + 1 if body else 0
+        if n and not self._fast(body, n, first):
+            self._slow(body.split("\n"), first)
+        return first + (piece.count("\n") if piece.endswith("\n") else n)
+
+    def _fast(self, body: str, n: int, first: int) -> bool:
+        # Only chunks of plain decimal numbers, one row per line, no blank or
+        # comment lines: there `np.loadtxt` and `float` read every field alike
+        # (tests/test_survey_csv_chunked.py checks the two paths against each other).
+        if not body.isascii() or body[0] == "\n" or "\n\n" in body:
+            return False
+        raw = body.encode("ascii")
+        if raw.translate(None, _FAST_CHARS):
+            return False
+        try:
+            a = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.float64, ndmin=2,
+                           comments=None, quotechar=None)
+        except ValueError:
+            return False
+        if a.shape != (n, self.ncol):
+            return False
+        lines = np.arange(first + 1, first + n + 1, dtype=np.int64)
+        good = np.ones(n, dtype=bool)
+        why = np.full(n, -1, dtype=np.int8)  # 0: not finite, 1: lane not an integer
+        for c in self.checked:
+            col = a[:, self.idx[c]]
+            fin = np.isfinite(col)
+            why[good & ~fin] = 0
+            good &= fin
+            if c == "lane":
+                frac = good & (col != np.trunc(col))
+                why[frac] = 1
+                good &= ~frac
+        self.n_data += n
+        if not good.all():
+            for i in np.flatnonzero(~good):
+                reason = "not finite" if why[i] == 0 else "lane is not an integer"
+                self.bad.append(BadRow(int(lines[i]), f"not a number: {reason}"))
+            a, lines = a[good], lines[good]
+        self.cols.add({h: np.ascontiguousarray(a[:, self.idx[h]]) for h in self.names}, lines)
+        return True
+
+    def _slow(self, lines: list[str], first: int) -> None:
+        idx, ncol = self.idx, self.ncol
+        out: dict[str, array[float]] = {h: array("d") for h in self.names}
+        good_lines: array[int] = array("q")
+        for k, raw in enumerate(lines):
+            s = raw.strip()
+            if not s or s.startswith("#"):
+                continue
+            self.n_data += 1
+            lineno = first + k + 1
+            try:
+                toks = next(csv.reader([s]))
+            except (csv.Error, StopIteration) as exc:
+                self.bad.append(BadRow(lineno, f"unreadable: {exc}"))
+                continue
+            if len(toks) != ncol:
+                self.bad.append(BadRow(lineno, f"{len(toks)} fields, header has {ncol}"))
+                continue
+            try:
+                req = [_num(toks[idx[c]]) for c in REQUIRED]
+                opt: dict[str, float] = {}
+                for c in OPTIONAL:
+                    if c in idx:
+                        tok = toks[idx[c]].strip()
+                        opt[c] = _num(tok) if tok else math.nan
+                if "lane" in opt and math.isfinite(opt["lane"]) and \
+                        opt["lane"] != int(opt["lane"]):
+                    raise ValueError("lane is not an integer")
+            except ValueError as exc:
+                self.bad.append(BadRow(lineno, f"not a number: {exc}"))
+                continue
+            for c, v in zip(REQUIRED, req, strict=True):
+                out[c].append(v)
+            for c in OPTIONAL:
+                if c in idx:
+                    out[c].append(opt[c])
+            for h in self.numeric_extra:
+                try:
+                    out[h].append(float(toks[idx[h]]))
+                except ValueError:
+                    out[h].append(math.nan)
+                    self.extra_ok[h] = False
+            good_lines.append(lineno)
+        self.cols.add({h: np.frombuffer(out[h], dtype=np.float64).copy() for h in self.names},
+                      np.frombuffer(good_lines, dtype=np.int64).copy())
 
 
 def format_survey_csv(x: np.ndarray, y: np.ndarray, value: np.ndarray, *,
