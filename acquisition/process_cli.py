@@ -106,9 +106,13 @@ def _config(args: argparse.Namespace, md: dict[str, Any]) -> LaneConfig:
 
 def _load_hdf5(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], np.ndarray,
                                                   np.ndarray, np.ndarray, np.ndarray]:
+    from recorder.integrity import not_intact
     from recorder.reader import open_recording  # lazy: keeps h5py out of the DSP path
 
     with open_recording(args.file) as rec:
+        damage = not_intact(rec.paths)
+        if damage:  # said before the data are used
+            print(f"uxo process: warning: {args.file}: {damage}", file=sys.stderr)
         streams = rec.streams
         sid = args.stream or next((s for s, r in streams.items() if r.has_positions), None)
         if sid is None or sid not in streams:
@@ -130,7 +134,9 @@ def run_process(args: argparse.Namespace) -> int:
     try:
         return _run_process(args)
     except (UxoError, OSError) as exc:
-        print(f"uxo process: {args.file}: {exc}", file=sys.stderr)
+        msg = str(exc)
+        where = "" if str(args.file) in msg else f"{args.file}: "
+        print(f"uxo process: {where}{msg}", file=sys.stderr)
         return 2
 
 

@@ -76,6 +76,8 @@ def metadata(rec: Recording, s: StreamRecord, channels: tuple[str, ...], t0_ns: 
         "t0_ns": t0_ns,
         "source": "uxo export",
     })
+    if "integrity" in rec.attrs:  # exported with --accept-damaged: the CSV says so
+        md["integrity"] = rec.attrs["integrity"]
     return md
 
 
