@@ -53,6 +53,7 @@ from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, conditio
 from acquisition.errors import SettingError
 from acquisition.events import Target
 from acquisition.geomag import QUANG_TRI, EarthField
+from acquisition.numfail import thread_count
 from acquisition.validate import Range, check, non_negative, positive
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,8 @@ class BoreholeResult:
     #: incremental update (``process_logs(..., prior=, around=)``) starts from.
     sources: list[Source] = field(default_factory=list)
     unexplained: list[HoleAnomaly] = field(default_factory=list)
+    #: Numerical failures the fits took as "no fit" (`acquisition.numfail`).
+    fit_failures: int = 0
 
 
 def _prepare(logs: Sequence[HoleLog | ProcessedLog], cfg: BoreholeConfig,
@@ -702,6 +705,7 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
     are searched. Anomalies and conditioning of the other holes are reused.
     """
     cfg = (config or BoreholeConfig()).validate()
+    failed0 = thread_count()
     issues: list[str] = []
     plogs = _prepare(logs, cfg, issues)
     model = _Model(plogs, cfg)
@@ -747,6 +751,11 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
     result.sources = [_copy_source(s) for s in model.sources]
     result.unexplained = list(unexplained)
     _make_targets(model, result, unexplained, t_ns)
+    result.fit_failures = thread_count() - failed0
+    if result.fit_failures:
+        log.warning("%d numerical fit failure(s) taken as no fit", result.fit_failures)
+        issues.append(f"{result.fit_failures} numerical fit failure(s) taken as no fit "
+                      "(singular or failed solves; see the log)")
     return result
 
 

@@ -89,6 +89,9 @@ class SurveyResult:
         if self.explained:
             lines.append(f"  and {len(self.explained)} explained by the fields of the targets "
                          "fitted (no fit of their own; not listed)")
+        if self.fit_failures:
+            lines.append(f"  numerical fit failures: {self.fit_failures} (each taken as no fit "
+                         "there; see the log)")
         for d in self.density():
             lines.append(f"  depth {d['band']:>8}: {d['count']:4d} signals, "
                          f"{d['per_ha']:8.1f} per ha, class {d['class']}")
@@ -167,7 +170,7 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
                         area_m2=pipe.stats.area_m2, n_samples=n,
                         rejected_samples=rejected + pipe.stats.rejected_samples,
                         spikes=pipe.stats.spikes, lane_noise_nT=list(pipe.lane_noise),
-                        notes=notes)
+                        notes=notes, fit_failures=pipe.stats.fit_failures)
 
 
 def _check_spread(x: np.ndarray, y: np.ndarray) -> None:

@@ -20,6 +20,7 @@ chunking gives the same events as processing whole.
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -45,8 +46,11 @@ from acquisition.dsp.segment import LaneSegmenter
 from acquisition.errors import SettingError
 from acquisition.events import Anomaly, Target
 from acquisition.geomag import EarthField
+from acquisition.numfail import thread_count
 from acquisition.types import SampleBlock, StreamDescriptor
 from acquisition.validate import Range, check, check_optional, non_negative, positive
+
+log = logging.getLogger(__name__)
 
 #: How much of a lane on each side of a cheap estimate's segment is kept for
 #: the end-of-survey review (`LanePipeline._review_explained`), m: the whole
@@ -263,6 +267,9 @@ class PipelineStats:
     #: targets explain once all are known (revised with the flag
     #: "explained" at `finish`).
     explained_late: int = 0
+    #: Numerical failures (singular matrix, solver error) the fits took as "no
+    #: fit" (`acquisition.numfail`); each is also logged.
+    fit_failures: int = 0
 
 
 def _fields(rows: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -535,6 +542,7 @@ class LanePipeline:
         if self._finished:
             return []
         self._finished = True
+        failed0 = thread_count()
         events: list[Anomaly | Target] = []
         if self._cur_lane is not None and self._buf.n:
             events += self._finish_lane()
@@ -543,6 +551,7 @@ class LanePipeline:
         events += self._fit_ready(final=True)
         events += self._review_explained()
         events += self._review_threshold()
+        self._count_failures(failed0)
         return events
 
     def _review_explained(self) -> list[Target]:
@@ -640,6 +649,7 @@ class LanePipeline:
         runs = self.segmenter.runs(x, y) if lanes is None else _lane_runs(np.asarray(lanes))
         self.stats.samples += n
         events: list[Anomaly | Target] = []
+        failed0 = thread_count()
         for a, b, lane in runs:
             if lane != self._cur_lane:
                 if self._cur_lane is not None and self._buf.n:
@@ -657,7 +667,16 @@ class LanePipeline:
                     x=float(bx[p]), y=float(by[p]), amplitude_nT=float(hit.amplitude),
                     polarity=1 if hit.amplitude > 0 else -1, width_m=float(hit.width_m)))
                 self._next_anomaly += 1
+        self._count_failures(failed0)
         return events
+
+    def _count_failures(self, since: int) -> None:
+        """Add the fits' numerical failures since ``since`` (`numfail`) to the stats."""
+        n = thread_count() - since
+        if n:
+            self.stats.fit_failures += n
+            log.warning("%s: %d numerical fit failure(s) taken as no fit (%d in all)",
+                        self.stream_id, n, self.stats.fit_failures)
 
     def _start_lane(self, lane: int) -> None:
         self._cur_lane = lane
