@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from acquisition.errors import UxoValueError
+from acquisition.validate import GEOMETRY_RANGES, Range, check, check_geometry, metadata_number
 
 FORMAT_LINE = "# uxo-survey v1"
 REQUIRED = ("x", "y", "value")
@@ -64,11 +65,14 @@ class SurveyData:
     def geometry(self) -> dict[str, Any]:
         """Sensor geometry from metadata (FORMATS.md keys and defaults)."""
         md = self.metadata
-        return {
+        # a value that is no number, or out of range, is refused naming its key
+        return check_geometry({
             "kind": md.get("kind", "gradient").strip() or "gradient",
-            "sensor_height_m": float(md.get("sensor_height_m", 0.3)),
-            "sensor_separation_m": float(md.get("sensor_separation_m", 0.65)),
-        }
+            "sensor_height_m": metadata_number(md, "sensor_height_m", 0.3,
+                                               GEOMETRY_RANGES["sensor_height_m"]),
+            "sensor_separation_m": metadata_number(md, "sensor_separation_m", 0.65,
+                                                   GEOMETRY_RANGES["sensor_separation_m"]),
+        })
 
 
 def _num(tok: str) -> float:
@@ -210,6 +214,7 @@ def read_survey_csv(path: str | Path, *, max_bad_share: float = 0.1) -> SurveyDa
 
 
 def _parse(pieces: Iterator[str], max_bad_share: float, size_hint: int) -> SurveyData:
+    check("max_bad_share", max_bad_share, Range(0.0, 1.0))
     metadata: dict[str, str] = {}
     format_line = ""
     header: list[str] | None = None

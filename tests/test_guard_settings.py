@@ -283,3 +283,26 @@ def test_process_metadata_fuzz_refuses_or_runs(tmp_path, capsys, key, value) -> 
     assert rc in (0, 2)
     if rc == 2:
         assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("meta", "key"), [("sensor_height_m: abc", "sensor_height_m"),
+                                           ("sensor_separation_m: 0", "sensor_separation_m"),
+                                           ("kind: totl", "kind")])
+def test_survey_geometry_from_metadata_is_checked(meta, key) -> None:
+    from acquisition.survey_csv import parse_survey_csv
+
+    d = parse_survey_csv(f"# {meta}\nx,y,value\n1,2,3\n")
+    with pytest.raises(SettingError, match=key):
+        d.geometry()
+
+
+@pytest.mark.parametrize("share", [-1.0, 1.5, math.nan])
+def test_max_bad_share_outside_zero_to_one_is_refused(share, tmp_path, capsys) -> None:
+    from acquisition.survey_csv import parse_survey_csv
+
+    with pytest.raises(SettingError, match="max_bad_share"):
+        parse_survey_csv("x,y,value\n1,2,3\n", max_bad_share=share)
+    p = _write(tmp_path, "s.csv", b"x,y,value\n1,2,3\n")
+    line = _one_line_refusal(capsys, main(["process", str(p), "-o", str(tmp_path / "o"),
+                                           "--max-bad-share", str(share)]))
+    assert "max_bad_share" in line
