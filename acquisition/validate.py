@@ -107,3 +107,14 @@ def check_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
         if geometry.get(key) is not None:
             check(key, geometry[key], allowed)
     return geometry
+
+
+#: Physical bounds of a reading (FORMATS.md units). Beyond them a value is a
+#: damaged or mistyped one, rejected like a non-number and counted, never a
+#: huge number that overflows the fits: local or projected positions (UTM
+#: northings reach 1e7 m), depths below ground, and readings (the Earth's
+#: whole field is ~6e4 nT).
+POSITION_LIMIT_M = 1e8
+DEPTH_RANGE_M = (-100.0, 1000.0)
+READING_LIMIT_NT = 1e7
+

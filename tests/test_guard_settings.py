@@ -306,3 +306,28 @@ def test_max_bad_share_outside_zero_to_one_is_refused(share, tmp_path, capsys) -
     line = _one_line_refusal(capsys, main(["process", str(p), "-o", str(tmp_path / "o"),
                                            "--max-bad-share", str(share)]))
     assert "max_bad_share" in line
+
+
+@pytest.mark.parametrize(("column", "value"), [(1, "1e200"), (3, "1e300")])
+def test_one_absurd_reading_is_rejected_not_fitted(lanes, tmp_path, capsys, column,
+                                                   value) -> None:
+    path, _ = lanes
+    rows = path.read_text().splitlines()
+    first = next(i for i, r in enumerate(rows) if r.startswith("t,")) + 1
+    fields = rows[first + 50].split(",")
+    fields[column] = value
+    rows[first + 50] = ",".join(fields)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(rows) + "\n")
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["process", str(path), "-o", str(a)]) == 0
+    capsys.readouterr()
+    assert main(["process", str(bad), "-o", str(b)]) == 0
+    err = capsys.readouterr().err
+    assert "1 reading(s) beyond physical bounds rejected" in err and "data row 51" in err
+    ta, tb = read_targets_csv(a), read_targets_csv(b)
+    assert len(tb) == len(ta) == 2
+    for p, q in zip(sorted(ta, key=lambda r: float(r["y"])),
+                    sorted(tb, key=lambda r: float(r["y"])), strict=True):
+        assert float(q["x"]) == pytest.approx(float(p["x"]), abs=0.05)
+        assert float(q["y"]) == pytest.approx(float(p["y"]), abs=0.05)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import UxoValueError
+from acquisition.validate import DEPTH_RANGE_M, POSITION_LIMIT_M, READING_LIMIT_NT
 
 VECTOR_COLUMNS = ("bx", "by", "bz")
 
@@ -143,15 +144,6 @@ def _num(tok: str) -> float:
     return v
 
 
-#: Physical bounds of a row (FORMATS.md units): local or projected metres
-#: (UTM northings reach 1e7), depth below ground (m), readings (nT). A row
-#: beyond them is a damaged or mistyped row, rejected like a non-number, not
-#: a huge number that overflows the processing.
-POSITION_LIMIT_M = 1e8
-DEPTH_RANGE_M = (-100.0, 1000.0)
-VALUE_LIMIT_NT = 1e7
-
-
 def _out_of_bounds(rec: tuple[float, ...], n_values: int) -> str:
     """Why a parsed row (x, y, depth, values..., t) is outside physical bounds, or ''."""
     x, y, depth = rec[:3]
@@ -159,8 +151,8 @@ def _out_of_bounds(rec: tuple[float, ...], n_values: int) -> str:
         return f"x/y ({x:g}, {y:g}) beyond +-{POSITION_LIMIT_M:g} m"
     if not DEPTH_RANGE_M[0] <= depth <= DEPTH_RANGE_M[1]:
         return f"depth {depth:g} m outside {DEPTH_RANGE_M[0]:g}..{DEPTH_RANGE_M[1]:g} m"
-    if any(abs(v) > VALUE_LIMIT_NT for v in rec[3:3 + n_values]):
-        return f"reading beyond +-{VALUE_LIMIT_NT:g} nT"
+    if any(abs(v) > READING_LIMIT_NT for v in rec[3:3 + n_values]):
+        return f"reading beyond +-{READING_LIMIT_NT:g} nT"
     return ""
 
 

@@ -20,7 +20,7 @@ from acquisition.errors import UxoValueError
 from acquisition.events import Anomaly, Target, latest_targets
 from acquisition.geomag import EarthField
 from acquisition.types import ChannelSpec, StreamDescriptor
-from acquisition.validate import check_geometry
+from acquisition.validate import POSITION_LIMIT_M, READING_LIMIT_NT, check_geometry
 
 #: Signal density classes per hectare by depth band, land (DOMAIN.md).
 DENSITY_BANDS_M: tuple[tuple[str, float, float], ...] = (
@@ -140,6 +140,14 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
         t_ns = np.round(np.arange(n) * (1e9 / rate)).astype(np.int64)
     pipe = LanePipeline(make_descriptor(geometry, rate, stream_id), field, config)
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(v)
+    # beyond physical bounds: a damaged or mistyped value, rejected and said
+    wild = ok & ((np.abs(x) > POSITION_LIMIT_M) | (np.abs(y) > POSITION_LIMIT_M)
+                 | (np.abs(v) > READING_LIMIT_NT))
+    if wild.any():
+        ok &= ~wild
+        notes.append(f"{int(wild.sum())} reading(s) beyond physical bounds rejected "
+                     f"(|x|, |y| > {POSITION_LIMIT_M:g} m or |value| > "
+                     f"{READING_LIMIT_NT:g} nT), the first in data row {int(g[np.argmax(wild)]) + 1}")
     lanes = None
     if lane is not None:
         lane_arr = np.asarray(lane).ravel()
