@@ -242,8 +242,11 @@ class StreamRecord:
         b = self.blocks
         rel = np.arange(int(b["n"].sum()), dtype=np.int64) - np.repeat(b["row_offset"], b["n"])
         step = np.repeat(NS_PER_S / b["rate_hz"], b["n"])
-        return np.repeat(b["t0_ns"], b["n"]) + np.round(rel.astype(np.float64) * step).astype(
-            np.int64)
+        off = np.round(rel.astype(np.float64) * step)
+        if off.size and not np.abs(off).max() < 2.0**62:  # also NaN: a rate no device has
+            raise RecordingError(f"stream {self.stream_id!r}: block rates put sample times "
+                                 "beyond any clock (a damaged block table)")
+        return np.repeat(b["t0_ns"], b["n"]) + off.astype(np.int64)
 
     def iter_blocks(self, start: int = 0, window_rows: int = 1 << 16) -> Iterator[SampleBlock]:
         """The recorded blocks, from block number ``start``; read in windows of rows."""

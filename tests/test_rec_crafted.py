@@ -193,4 +193,4 @@ def test_fuzzed_block_table_is_read_or_refused(good, tmp_path_factory, row, fiel
             assert t.size == s.n_rows == 1000
             assert np.asarray(s.sample_index).size == 1000
     except RecordingError as exc:
-        assert "blocks" in str(exc)
+        assert "block" in str(exc)
