@@ -331,3 +331,15 @@ def test_one_absurd_reading_is_rejected_not_fitted(lanes, tmp_path, capsys, colu
                     sorted(tb, key=lambda r: float(r["y"])), strict=True):
         assert float(q["x"]) == pytest.approx(float(p["x"]), abs=0.05)
         assert float(q["y"]) == pytest.approx(float(p["y"]), abs=0.05)
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--snr", "0"], "snr_required = 0"), (["--snr", "2"], "snr_required = 2"),
+    (["--noise", "-1"], "noise_nT = -1"), (["--step", "0"], "step_m = 0"),
+    (["--step", "0.0001"], "grid cells"),
+])
+def test_coverage_refuses_a_sign_off_setting_out_of_range(holes, capsys, argv, needle) -> None:
+    # today `--snr 0` signs the layer off
+    line = _one_line_refusal(capsys, main(["borehole", "coverage", str(holes), "--rect",
+                                           "0,0,6,4", *argv]))
+    assert needle in line and "signed off" not in line

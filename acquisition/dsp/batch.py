@@ -145,9 +145,10 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
                  | (np.abs(v) > READING_LIMIT_NT))
     if wild.any():
         ok &= ~wild
+        first = int(g[np.argmax(wild)]) + 1
         notes.append(f"{int(wild.sum())} reading(s) beyond physical bounds rejected "
                      f"(|x|, |y| > {POSITION_LIMIT_M:g} m or |value| > "
-                     f"{READING_LIMIT_NT:g} nT), the first in data row {int(g[np.argmax(wild)]) + 1}")
+                     f"{READING_LIMIT_NT:g} nT), the first in data row {first}")
     lanes = None
     if lane is not None:
         lane_arr = np.asarray(lane).ravel()
