@@ -343,3 +343,14 @@ def test_coverage_refuses_a_sign_off_setting_out_of_range(holes, capsys, argv, n
     line = _one_line_refusal(capsys, main(["borehole", "coverage", str(holes), "--rect",
                                            "0,0,6,4", *argv]))
     assert needle in line and "signed off" not in line
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--spacing", "0.001"], "would plan up to 1e+08 holes"),
+    (["--azimuth", "nan"], "azimuth_deg = nan"),
+])
+def test_plan_refuses_a_spacing_that_would_hang_it(tmp_path, capsys, argv, needle) -> None:
+    out = tmp_path / "p.csv"
+    line = _one_line_refusal(capsys, main(["borehole", "plan", "--rect", "0,0,10,8", "-o",
+                                           str(out), *argv]))
+    assert needle in line and not out.exists()
