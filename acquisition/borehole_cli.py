@@ -22,6 +22,7 @@ import numpy as np
 
 from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
 from acquisition.errors import UxoError
+from acquisition.outfile import write_output
 
 
 def _area(args: argparse.Namespace) -> Any:
@@ -102,12 +103,12 @@ def run_plan(args: argparse.Namespace) -> int:
         plan = quincunx(_area(args), spacing=args.spacing, layer_depth=args.layer_depth,
                         layer=args.layer, azimuth_deg=args.azimuth, edge=args.edge,
                         hole_prefix=args.prefix)
-    except ValueError as e:
+        write_plan_csv(args.output, plan)
+        if args.geojson:
+            write_plan_geojson(args.geojson, plan)
+    except (ValueError, OSError) as e:
         print(f"uxo borehole plan: {e}", file=sys.stderr)
         return 2
-    write_plan_csv(args.output, plan)
-    if args.geojson:
-        write_plan_geojson(args.geojson, plan)
     print(f"{len(plan.holes)} holes, spacing {plan.spacing_m:g} m, layer {plan.layer} "
           f"({plan.layer_top_m:g}-{plan.layer_bottom_m:g} m); farthest point from a hole "
           f"{plan.max_distance_m:.3f} m")
@@ -268,6 +269,5 @@ def run_coverage(args: argparse.Namespace) -> int:
     if args.geojson:
         import json
 
-        Path(args.geojson).write_text(json.dumps(coverage_geojson(cov), indent=1),
-                                      encoding="utf-8")
+        write_output(args.geojson, json.dumps(coverage_geojson(cov), indent=1))
     return 0 if cov.signed_off else 1

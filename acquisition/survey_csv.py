@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from acquisition.errors import UxoValueError
+from acquisition.outfile import write_output
 from acquisition.validate import GEOMETRY_RANGES, Range, check, check_geometry, metadata_number
 
 FORMAT_LINE = "# uxo-survey v1"
@@ -416,5 +417,5 @@ def format_survey_csv(x: np.ndarray, y: np.ndarray, value: np.ndarray, *,
 def write_survey_csv(path: str | Path, x: np.ndarray, y: np.ndarray, value: np.ndarray,
                      **kw: Any) -> Path:
     path = Path(path)
-    path.write_text(format_survey_csv(x, y, value, **kw), encoding="utf-8")
+    write_output(path, format_survey_csv(x, y, value, **kw))
     return path

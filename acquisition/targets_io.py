@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.events import SIZE_CLASS_CAVEAT, Target
+from acquisition.outfile import write_output
 
 CSV_COLUMNS = ("id", "x", "y", "depth", "moment", "quality", "mx", "my", "mz", "sigma_x",
                "sigma_y", "sigma_depth", "amplitude_nT", "size_class", "lanes", "flags",
@@ -65,7 +66,7 @@ def format_targets_csv(targets: Iterable[Target], comments: dict[str, Any] | Non
 def write_targets_csv(path: str | Path, targets: Iterable[Target],
                       comments: dict[str, Any] | None = None) -> Path:
     path = Path(path)
-    path.write_text(format_targets_csv(targets, comments), encoding="utf-8")
+    write_output(path, format_targets_csv(targets, comments))
     return path
 
 
@@ -109,5 +110,5 @@ def targets_geojson(targets: Iterable[Target], properties: dict[str, Any] | None
 def write_targets_geojson(path: str | Path, targets: Iterable[Target],
                           properties: dict[str, Any] | None = None) -> Path:
     path = Path(path)
-    path.write_text(json.dumps(targets_geojson(targets, properties), indent=1), encoding="utf-8")
+    write_output(path, json.dumps(targets_geojson(targets, properties), indent=1))
     return path

@@ -270,6 +270,7 @@ def register_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from acquisition.outfile import OutputError, open_output
     from recorder.export import ExportError, write_survey_csv
     from recorder.integrity import not_intact
     from recorder.reader import RecordingError, open_recording
@@ -289,9 +290,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             if args.csv == "-":
                 rep = write_survey_csv(rec, sys.stdout, stream=args.stream, channel=args.channel)
             else:
-                with open(args.csv, "w", encoding="utf-8", newline="") as f:
+                with open_output(args.csv, newline="") as f:
                     rep = write_survey_csv(rec, f, stream=args.stream, channel=args.channel)
-        except (ExportError, RecordingError, KeyError) as exc:
+        except (ExportError, RecordingError, OutputError, KeyError) as exc:
             print(f"cannot export: {exc}", file=sys.stderr)
             return 2
     print(f"exported {rep.rows} rows of {rep.stream} ({', '.join(rep.channels)})"

@@ -22,6 +22,7 @@ TREE = [
     ("recorder.sink", "RecorderError", RuntimeError),
     ("simulator.scenario", "ScenarioError", ValueError),
     ("simulator.pty", "PtyClosedError", OSError),
+    ("acquisition.outfile", "OutputError", OSError),
 ]
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import UxoValueError
+from acquisition.outfile import open_output
 from acquisition.validate import DEPTH_RANGE_M, POSITION_LIMIT_M, READING_LIMIT_NT
 
 VECTOR_COLUMNS = ("bx", "by", "bz")
@@ -266,7 +267,7 @@ def write_borehole_csv(path: str | os.PathLike[str], logs: Iterable[HoleLog],
     logs = list(logs)
     kind = logs[0].kind if logs else "gradient"
     has_t = bool(logs) and all(lg.t is not None for lg in logs)
-    with open(path, "w", encoding="utf-8", newline="") as fh:
+    with open_output(path, newline="") as fh:
         fh.write("# uxo-borehole v1\n")
         md = {"kind": kind, "sensor_separation_m": logs[0].separation if logs else 0.65}
         md.update(metadata or {})

@@ -19,6 +19,7 @@ from typing import Any
 from acquisition.borehole.coverage import CoverageResult
 from acquisition.borehole.plan import HolePlan
 from acquisition.events import SIZE_CLASS_CAVEAT, Target
+from acquisition.outfile import write_output
 from acquisition.targets_io import CSV_COLUMNS, target_row, targets_geojson
 
 BOREHOLE_COLUMNS = (*CSV_COLUMNS, "holes", "distance_m")
@@ -47,7 +48,7 @@ def write_targets_csv(path: str | Path, targets: Iterable[Target],
                       details: dict[int, dict[str, Any]] | None = None,
                       comments: dict[str, Any] | None = None) -> Path:
     p = Path(path)
-    p.write_text(format_targets_csv(targets, details, comments), encoding="utf-8")
+    write_output(p, format_targets_csv(targets, details, comments))
     return p
 
 
@@ -61,7 +62,7 @@ def write_targets_geojson(path: str | Path, targets: list[Target],
         if dist is not None and math.isfinite(dist):
             f["properties"]["distance_m"] = round(float(dist), 3)
     p = Path(path)
-    p.write_text(json.dumps(fc, indent=1), encoding="utf-8")
+    write_output(p, json.dumps(fc, indent=1))
     return p
 
 
@@ -79,7 +80,7 @@ def write_plan_csv(path: str | Path, plan: HolePlan) -> Path:
     for h in plan.holes:
         buf.write(f"{h.hole},{h.x:.3f},{h.y:.3f},{h.row},{h.col},{int(h.inside)}\n")
     p = Path(path)
-    p.write_text(buf.getvalue(), encoding="utf-8")
+    write_output(p, buf.getvalue())
     return p
 
 
@@ -103,7 +104,7 @@ def plan_geojson(plan: HolePlan) -> dict[str, Any]:
 
 def write_plan_geojson(path: str | Path, plan: HolePlan) -> Path:
     p = Path(path)
-    p.write_text(json.dumps(plan_geojson(plan), indent=1), encoding="utf-8")
+    write_output(p, json.dumps(plan_geojson(plan), indent=1))
     return p
 
 
