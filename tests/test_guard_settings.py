@@ -354,3 +354,17 @@ def test_plan_refuses_a_spacing_that_would_hang_it(tmp_path, capsys, argv, needl
     line = _one_line_refusal(capsys, main(["borehole", "plan", "--rect", "0,0,10,8", "-o",
                                            str(out), *argv]))
     assert needle in line and not out.exists()
+
+
+def test_walks_joined_with_their_own_clocks_keep_file_order(lanes) -> None:
+    # two walks in one file, each clock starting at 0: sorting by t would
+    # interleave them; they are kept in order and the result says so
+    _, d = lanes
+    kw = {"geometry": d["geo"], "field": QUANG_TRI}
+    half = d["x"].size // 2
+    t = np.concatenate([d["t"][:half], d["t"][half:] - d["t"][half]])
+    ref = process_survey(d["x"], d["y"], d["v"], t=d["t"], **kw)
+    res = process_survey(d["x"], d["y"], d["v"], t=t, **kw)
+    assert "2 walks joined" in res.notes[0]
+    assert sorted((round(q.x, 2), round(q.y, 2)) for q in res.targets) == sorted(
+        (round(q.x, 2), round(q.y, 2)) for q in ref.targets)

@@ -126,7 +126,7 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
     rate = 10.0
     if t is not None:
         t = np.asarray(t, dtype=np.float64).ravel()
-        order = _time_order(t, notes)
+        order = _time_order(t, notes, has_lanes=lane is not None)
         if order is not None:
             x, y, v, t, g = x[order], y[order], v[order], t[order], g[order]
             if lane is not None:
@@ -193,16 +193,27 @@ def _check_spread(x: np.ndarray, y: np.ndarray) -> None:
                             f"y={ys[0]:g}): not a lane survey (positions missing?)")
 
 
-def _time_order(t: np.ndarray, notes: list[str]) -> np.ndarray | None:
+#: At most this many steps back in ``t`` without a lane column are walks
+#: joined in one file (each with its own clock), kept in file order.
+JOINED_WALKS_MAX = 9
+
+
+def _time_order(t: np.ndarray, notes: list[str], *, has_lanes: bool) -> np.ndarray | None:
     """The order that sorts rows by time (stable) when they are not in it, else None.
 
-    Rows out of time order (a file sorted by another column, merged files)
-    would cut lanes at every jump and lose targets; sorting by ``t`` keeps the
-    walk's order. Rows without a time go last. What was done goes into `notes`.
+    Rows out of time order (a file sorted by another column, shuffled) would
+    cut lanes at every jump and lose targets; sorting by ``t`` restores the
+    walk. A few steps back without a lane column are several walks joined,
+    each restarting its clock: sorting would interleave them, so they keep
+    the file's order. Rows without a time go last. `notes` says what was done.
     """
     ft = t[np.isfinite(t)]
     back = int(np.count_nonzero(ft[1:] < ft[:-1]))
     if not back:
+        return None
+    if not has_lanes and back <= JOINED_WALKS_MAX:
+        notes.append(f"t goes back {back} time(s): taken as {back + 1} walks joined in one "
+                     "file, kept in file order")
         return None
     notes.append(f"rows are not in time order ({back} steps back in t): sorted by t")
     return np.argsort(t, kind="stable")
