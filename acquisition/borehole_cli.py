@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
+from acquisition.errors import UxoError
+from acquisition.outfile import write_output
 from acquisition.survey_cli import add_frame_arguments, frame_metadata
 
 
@@ -104,12 +106,12 @@ def run_plan(args: argparse.Namespace) -> int:
         plan = quincunx(_area(args), spacing=args.spacing, layer_depth=args.layer_depth,
                         layer=args.layer, azimuth_deg=args.azimuth, edge=args.edge,
                         hole_prefix=args.prefix)
-    except ValueError as e:
+        write_plan_csv(args.output, plan)
+        if args.geojson:
+            write_plan_geojson(args.geojson, plan)
+    except (ValueError, OSError) as e:
         print(f"uxo borehole plan: {e}", file=sys.stderr)
         return 2
-    write_plan_csv(args.output, plan)
-    if args.geojson:
-        write_plan_geojson(args.geojson, plan)
     print(f"{len(plan.holes)} holes, spacing {plan.spacing_m:g} m, layer {plan.layer} "
           f"({plan.layer_top_m:g}-{plan.layer_bottom_m:g} m); farthest point from a hole "
           f"{plan.max_distance_m:.3f} m")
@@ -161,7 +163,11 @@ def _read_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], lis
     path = Path(args.file)
     if not path.exists():
         raise SystemExit(f"uxo borehole: {path}: no such file")
-    head = path.read_bytes()[:8]
+    if not path.is_file():
+        raise SystemExit(f"uxo borehole: {path}: not a file (expected a borehole CSV or an "
+                         "HDF5 recording)")
+    with path.open("rb") as fh:
+        head = fh.read(8)
     if head == b"\x89HDF\r\n\x1a\n":
         logs, md = _load_hdf5(str(path), getattr(args, "stream", None))
         if getattr(args, "separation", None):
@@ -177,6 +183,15 @@ def _read_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any], lis
 
 
 def run_process(args: argparse.Namespace) -> int:
+    # a refused option or an unreadable file: one line and exit 2, no traceback
+    try:
+        return _run_process(args)
+    except (UxoError, OSError) as exc:
+        print(f"uxo borehole process: {args.file}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_process(args: argparse.Namespace) -> int:
     from acquisition.borehole.batch import BoreholeConfig, process_logs
     from acquisition.borehole.report import write_targets_csv, write_targets_geojson
 
@@ -206,11 +221,11 @@ def run_process(args: argparse.Namespace) -> int:
         print(f"uxo borehole process: {exc}", file=sys.stderr)
         return 2
     opts = parse_options(args.opt)
-    cfg = BoreholeConfig.from_options(opts)
     if args.depth_scale is not None:
-        cfg.log.depth_scale = args.depth_scale
+        opts["depth_scale"] = args.depth_scale
     if args.depth_offset is not None:
-        cfg.log.depth_offset_m = args.depth_offset
+        opts["depth_offset_m"] = args.depth_offset
+    cfg = BoreholeConfig.from_options(opts)  # checks every value against its range
     cfg.stream_id = Path(args.file).stem
     res = process_logs(logs, field, cfg)
     for msg in res.issues:
@@ -278,6 +293,5 @@ def run_coverage(args: argparse.Namespace) -> int:
     if args.geojson:
         import json
 
-        Path(args.geojson).write_text(json.dumps(coverage_geojson(cov), indent=1),
-                                      encoding="utf-8")
+        write_output(args.geojson, json.dumps(coverage_geojson(cov), indent=1))
     return 0 if cov.signed_off else 1

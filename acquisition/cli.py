@@ -23,6 +23,7 @@ from acquisition.cli_common import (
     field_from_args,
     parse_options,
 )
+from acquisition.errors import UxoError
 
 log = logging.getLogger("uxo")
 
@@ -129,8 +130,15 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         else:
             print(f"state   {ev.state} {ev.reason}", flush=True)
 
-    service = AcquisitionService(driver, config, gnss=gnss, on_event=show,
-                                 runner_options={"fallback_urls": tuple(args.fallback_port)})
+    try:
+        service = AcquisitionService(driver, config, gnss=gnss, on_event=show,
+                                     runner_options={"fallback_urls": tuple(args.fallback_port)})
+    except UxoError as exc:  # e.g. --record onto an existing file
+        for d in (driver, gnss):
+            if d is not None:
+                d.close()
+        print(f"uxo acquire: {exc}", file=sys.stderr)
+        return 2
     # Ctrl-C and SIGTERM ask the loop to stop between two blocks, so nothing is
     # interrupted half-written; a second Ctrl-C interrupts at once.
     def on_signal(signum: int, frame: object) -> None:

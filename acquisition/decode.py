@@ -32,10 +32,11 @@ from acquisition.clock import NS_PER_S
 from acquisition.drivers import registry
 from acquisition.drivers.base import Driver, LineDriver
 from acquisition.drivers.framing import LineFramer
+from acquisition.errors import UxoValueError
 from acquisition.types import StreamDescriptor
 
 
-class DecodeError(ValueError):
+class DecodeError(UxoValueError):
     """The driver cannot decode captures, or its options are bad."""
 
 

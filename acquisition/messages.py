@@ -24,6 +24,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from acquisition.errors import UxoValueError
 from acquisition.events import Anomaly, StateChange, Target
 from acquisition.types import BlockFlags, SampleBlock, StreamDescriptor
 
@@ -62,7 +63,7 @@ ALLOWED_DTYPES = frozenset({"<f8", "<f4", "<i8", "<i4", "<i2", "<u1", "<u2", "<u
 REQUIRED_HEADER = ("v", "kind", "session", "stream", "seq", "t_ns")
 
 
-class MessageError(ValueError):
+class MessageError(UxoValueError):
     """A frame sequence that is not a valid message of this schema.
 
     ``reason`` is a short stable code (``"msgpack"``, ``"version"``, ``"kind"``,

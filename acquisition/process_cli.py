@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.cli_common import add_field_arguments
+from acquisition.errors import UxoError
 from acquisition.survey_cli import add_survey_input_arguments
 
 #: Fewer samples per lane than this on average: the lanes cannot be real.
@@ -118,6 +119,17 @@ def crs_line(frame: Any) -> str:
 
 
 def run_process(args: argparse.Namespace) -> int:
+    # Anything the library refuses (a setting out of range, an unreadable
+    # file) is one line and exit 2, never a traceback.
+    try:
+        return _run_process(args)
+    except (UxoError, OSError) as exc:
+        msg = str(exc)
+        where = "" if str(args.file) in msg else f"{args.file}: "
+        return _fail(f"{where}{msg}")
+
+
+def _run_process(args: argparse.Namespace) -> int:
     from acquisition.processing import process_survey
     from acquisition.survey import read_survey
     from acquisition.survey_cli import survey_read_kwargs
@@ -133,6 +145,8 @@ def run_process(args: argparse.Namespace) -> int:
                              max_bad_share=args.max_bad_share)
     except ValueError as exc:
         return _fail(exc)
+    for note in survey.notes:
+        print(f"uxo process: note: {path}: {note}", file=sys.stderr)
     for b in survey.bad_rows[:20]:
         print(f"{path}:{b.line}: skipped bad row: {b.reason}", file=sys.stderr)
     if len(survey.bad_rows) > 20:
@@ -184,6 +198,8 @@ def run_process(args: argparse.Namespace) -> int:
     print(res.summary())
     for w in res.warnings:
         print(f"uxo process: warning: {w}", file=sys.stderr)
+    for note in res.result.notes:
+        print(f"uxo process: note: {note}", file=sys.stderr)
     if res.lanes and res.n_samples / res.lanes < FEW_PER_LANE:
         # Rows of a multi-sensor cart without time stamps or lanes read in file
         # order jump across the lanes at every row (acquisition.dsp.cart needs `t`).

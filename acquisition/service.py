@@ -161,6 +161,11 @@ class AcquisitionService:
         self.pipeline: Pipeline | None = None
         self.publisher = None
         self.sink = None
+        if config.record:
+            # a clear refusal now, not a failing sink once data flow
+            from recorder.sink import check_new_recording
+
+            check_new_recording(config.record, config.session)
         self._sink_ok = True
         self._sink_backlog: list[tuple[str, tuple[Any, ...]]] = []
         self._sink_wait_since: int | None = None

@@ -23,6 +23,7 @@ from typing import Any
 
 from acquisition.coords import CoordinateError, SurveyFrame
 from acquisition.events import SIZE_CLASS_CAVEAT, Target
+from acquisition.outfile import write_output
 
 CSV_COLUMNS = ("id", "x", "y", "depth", "moment", "quality", "mx", "my", "mz", "sigma_x",
                "sigma_y", "sigma_depth", "amplitude_nT", "size_class", "lanes", "flags",
@@ -91,7 +92,7 @@ def write_targets_csv(path: str | Path, targets: Iterable[Target],
                       comments: dict[str, Any] | None = None,
                       frame: SurveyFrame | None = None) -> Path:
     path = Path(path)
-    path.write_text(format_targets_csv(targets, comments, frame), encoding="utf-8")
+    write_output(path, format_targets_csv(targets, comments, frame))
     return path
 
 
@@ -155,8 +156,7 @@ def write_targets_geojson(path: str | Path, targets: Iterable[Target],
                           frame: SurveyFrame | None,
                           properties: dict[str, Any] | None = None) -> Path:
     path = Path(path)
-    path.write_text(json.dumps(targets_geojson(targets, frame, properties), indent=1),
-                    encoding="utf-8")
+    write_output(path, json.dumps(targets_geojson(targets, frame, properties), indent=1))
     return path
 
 
@@ -189,5 +189,5 @@ def targets_kml(targets: Iterable[Target], frame: SurveyFrame | None,
 def write_targets_kml(path: str | Path, targets: Iterable[Target],
                       frame: SurveyFrame | None, name: str = "uxo targets") -> Path:
     path = Path(path)
-    path.write_text(targets_kml(targets, frame, name), encoding="utf-8")
+    write_output(path, targets_kml(targets, frame, name))
     return path

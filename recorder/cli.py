@@ -204,14 +204,18 @@ def _open_or_report(open_recording: Any, path: str) -> Any:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from recorder.reader import open_recording
+    from recorder.reader import RecordingError, open_recording
 
     rec = _open_or_report(open_recording, args.file)
     if rec is None:
         return 2
     with rec:
         if not args.follow:
-            s = summarise(rec)
+            try:
+                s = summarise(rec)
+            except (RecordingError, OSError) as exc:
+                print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+                return 2
             if args.json:
                 print(json.dumps(s, indent=2, default=str))
             else:
@@ -287,24 +291,36 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", required=True, metavar="OUT", help="output file, or - for stdout")
     p.add_argument("--stream", help="stream to export (default: the one with positions)")
     p.add_argument("--channel", help="channel to export (default: the only one)")
+    p.add_argument("--accept-damaged", action="store_true",
+                   help="export even when the integrity chain does not verify (NOT INTACT); "
+                        "the CSV then says so in its metadata")
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from acquisition.outfile import OutputError, open_output
     from recorder.export import ExportError, write_survey_csv
-    from recorder.reader import open_recording
+    from recorder.integrity import not_intact
+    from recorder.reader import RecordingError, open_recording
 
     rec = _open_or_report(open_recording, args.file)
     if rec is None:
         return 2
     with rec:
+        damage = not_intact(rec.paths)
+        if damage:
+            print(f"{args.file}: {damage}", file=sys.stderr)
+            if not args.accept_damaged:
+                print("not exported (--accept-damaged exports it anyway)", file=sys.stderr)
+                return 1
+            rec.attrs["integrity"] = damage
         try:
             if args.csv == "-":
                 rep = write_survey_csv(rec, sys.stdout, stream=args.stream, channel=args.channel)
             else:
-                with open(args.csv, "w", encoding="utf-8", newline="") as f:
+                with open_output(args.csv, newline="") as f:
                     rep = write_survey_csv(rec, f, stream=args.stream, channel=args.channel)
-        except (ExportError, KeyError) as exc:
+        except (ExportError, RecordingError, OutputError, KeyError) as exc:
             print(f"cannot export: {exc}", file=sys.stderr)
             return 2
     print(f"exported {rep.rows} rows of {rep.stream} ({', '.join(rep.channels)})"

@@ -20,13 +20,14 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from acquisition.errors import UxoValueError
 from recorder.reader import Recording, StreamRecord
 
 FIELD_KEYS = ("field_total_nT", "field_inclination_deg", "field_declination_deg")
 GEOMETRY_KEYS = ("sensor_height_m", "sensor_separation_m", "lane_spacing_m")
 
 
-class ExportError(ValueError):
+class ExportError(UxoValueError):
     """The recording cannot be written as a survey CSV (and why)."""
 
 
@@ -75,6 +76,8 @@ def metadata(rec: Recording, s: StreamRecord, channels: tuple[str, ...], t0_ns: 
         "t0_ns": t0_ns,
         "source": "uxo export",
     })
+    if "integrity" in rec.attrs:  # exported with --accept-damaged: the CSV says so
+        md["integrity"] = rec.attrs["integrity"]
     return md
 
 

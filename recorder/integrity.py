@@ -219,10 +219,17 @@ def verify(path: str | Path) -> VerifyReport:
     """
     import h5py
 
+    from recorder.reader import RecordingError, check_structure
+
     report = VerifyReport(path=str(path))
     with h5py.File(path, "r", libver="latest", swmr=True) as f:
         if f.attrs.get(L.ATTR_FORMAT) != L.FORMAT_NAME:
             report.problems.append("not a uxo recording (format attribute missing)")
+            return report
+        try:  # external storage, links, absurd sizes: nothing of it is read
+            check_structure(f)
+        except RecordingError as exc:
+            report.problems.append(str(exc))
             return report
         if L.DS_STATUS in f:
             st = f[L.DS_STATUS][0]
@@ -266,3 +273,18 @@ def verify_files(paths: Sequence[str | Path]) -> VerifyReport:
         total.chains.extend(rep.chains)
         total.state = rep.state
     return total
+
+
+def not_intact(paths: Sequence[str | Path]) -> str | None:
+    """None when every file's chains verify, else one line saying what is wrong.
+
+    For commands that use a recording's data (``export``, ``process``): they
+    say NOT INTACT before the data are used, whatever they do next.
+    """
+    rep = verify_files(paths)
+    if rep.ok:
+        return None
+    what = [c.describe() for c in rep.changed] + list(rep.problems)
+    more = f" (and {len(what) - 1} more)" if len(what) > 1 else ""
+    return f"NOT INTACT: {what[0]}{more}; see `uxo verify`"
+

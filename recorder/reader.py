@@ -23,11 +23,12 @@ import h5py
 import numpy as np
 
 from acquisition.clock import NS_PER_S
+from acquisition.errors import UxoValueError
 from acquisition.types import BlockFlags, SampleBlock, StreamDescriptor
 from recorder import layout as L
 
 
-class RecordingError(ValueError):
+class RecordingError(UxoValueError):
     """Not a recording, or a set of files that do not belong together."""
 
 
@@ -36,6 +37,90 @@ def _open_h5(path: Path) -> h5py.File:
         return h5py.File(path, "r", libver="latest", swmr=True)
     except OSError as exc:
         raise OSError(f"cannot open recording {path}: {exc}") from exc
+
+
+#: Longest JSON attribute (descriptor, provenance) a recording may hold; ours are a few kB.
+MAX_ATTR_TEXT = 1 << 20
+#: Most links a recording may hold (ours: about ten per stream).
+MAX_LINKS = 100_000
+#: How far a dataset's declared size may run beyond the bytes it holds on disk:
+#: an honest file being written can show a new extent a flush's worth ahead of
+#: its chunks; a crafted one declares terabytes it does not have.
+SIZE_SLACK_BYTES = 256 << 20
+#: Largest data expansion of a compression filter (deflate's is about 1030).
+MAX_FILTER_RATIO = 1100
+
+
+def check_structure(f: h5py.File) -> None:
+    """Refuse what our writer never makes and a reader must never follow.
+
+    External links, soft links, external raw-data storage (a dataset whose
+    bytes are another file, e.g. /etc/passwd), virtual datasets (data mapped
+    from other files), object dtypes, and datasets that declare far more
+    rows than their bytes on disk (a 2^40-row table read whole would ask for
+    terabytes) are each a `RecordingError` naming the object.
+    """
+    where = f.filename
+    count = 0
+
+    # h5py's visit stops at the first non-None return; an exception raised
+    # inside the callback would cross HDF5's C iteration, so the problem is
+    # returned and raised after.
+    def visit(name: str, link: Any) -> str | None:
+        nonlocal count
+        count += 1
+        if count > MAX_LINKS:
+            return f"more than {MAX_LINKS} objects: not a recording"
+        if isinstance(link, h5py.ExternalLink):
+            return (f"/{name} is an external link to {link.filename}:{link.path} (refused: a "
+                    "recording holds its own data)")
+        if isinstance(link, h5py.SoftLink):
+            return f"/{name} is a soft link to {link.path} (refused)"
+        obj = f.get(name)
+        return _dataset_problem(name, obj) if isinstance(obj, h5py.Dataset) else None
+
+    problem = f.visititems_links(visit)
+    if problem:
+        raise RecordingError(f"{where}: {problem}")
+
+
+def _dataset_problem(name: str, ds: h5py.Dataset) -> str | None:
+    if ds.is_virtual:
+        return f"/{name} is a virtual dataset (data mapped from other files; refused)"
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_external_count():
+        ext = dcpl.get_external(0)[0].decode(errors="replace")
+        return f"/{name} keeps its data in an external file ({ext}; refused)"
+    if ds.dtype.hasobject:
+        return f"/{name} has an object dtype ({ds.dtype}; refused)"
+    declared = int(ds.size) * ds.dtype.itemsize
+    held = int(ds.id.get_storage_size())
+    ratio = MAX_FILTER_RATIO if dcpl.get_nfilters() else 1
+    if declared > held * ratio + SIZE_SLACK_BYTES:
+        return (f"/{name} declares shape {ds.shape} ({declared:,} bytes) but holds "
+                f"{held:,} bytes on disk (refused)")
+    return None
+
+
+def json_attr(obj: h5py.Group | h5py.File, key: str) -> Any:
+    """A JSON attribute, parsed; a missing, huge, too deeply nested or invalid one
+    is a `RecordingError` naming it."""
+    where = f"{obj.file.filename}: attribute {key!r} of {obj.name}"
+    if key not in obj.attrs:
+        raise RecordingError(f"{where} is missing")
+    raw = obj.attrs[key]
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if not isinstance(text, str):
+        raise RecordingError(f"{where} is not text")
+    if len(text) > MAX_ATTR_TEXT:
+        raise RecordingError(f"{where} is {len(text):,} characters long "
+                             f"(limit {MAX_ATTR_TEXT:,})")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RecordingError(f"{where} is nested too deeply") from None
+    except ValueError as exc:
+        raise RecordingError(f"{where} is not valid JSON: {exc}") from None
 
 
 @dataclass(slots=True)
@@ -61,6 +146,9 @@ class _Segment:
         blocks = int(last["block_stop"]) if last is not None else 0
         gaps = int(last["gap_stop"]) if last is not None else 0
         on_disk = int(g[L.DS_DATA].shape[0])
+        if rows > on_disk or blocks > g[L.DS_BLOCKS].shape[0] or gaps > g[L.DS_GAPS].shape[0]:
+            raise RecordingError(f"{g.file.filename}: {g.name}: the chain covers rows, blocks "
+                                 "or gaps the file lacks")
         self.uncommitted_rows = max(0, on_disk - rows)
         if include_uncommitted:
             table = g[L.DS_BLOCKS][()]
@@ -129,6 +217,7 @@ class StreamRecord:
             parts, base = [], 0
             for s in self._segments:
                 t = s.group[L.DS_BLOCKS][: s.blocks].copy()
+                _check_blocks(s, t)
                 t["row_offset"] += base - (t["row_offset"][0] if len(t) else 0)
                 parts.append(t)
                 base += s.rows
@@ -153,8 +242,11 @@ class StreamRecord:
         b = self.blocks
         rel = np.arange(int(b["n"].sum()), dtype=np.int64) - np.repeat(b["row_offset"], b["n"])
         step = np.repeat(NS_PER_S / b["rate_hz"], b["n"])
-        return np.repeat(b["t0_ns"], b["n"]) + np.round(rel.astype(np.float64) * step).astype(
-            np.int64)
+        off = np.round(rel.astype(np.float64) * step)
+        if off.size and not np.abs(off).max() < 2.0**62:  # also NaN: a rate no device has
+            raise RecordingError(f"stream {self.stream_id!r}: block rates put sample times "
+                                 "beyond any clock (a damaged block table)")
+        return np.repeat(b["t0_ns"], b["n"]) + off.astype(np.int64)
 
     def iter_blocks(self, start: int = 0, window_rows: int = 1 << 16) -> Iterator[SampleBlock]:
         """The recorded blocks, from block number ``start``; read in windows of rows."""
@@ -178,6 +270,29 @@ class StreamRecord:
                 yield _block_from_row(self.stream_id, row, wdata[r0 - w0:r1 - w0],
                                       None if wpos is None else wpos[r0 - w0:r1 - w0])
             skip = 0
+
+
+def _check_blocks(seg: _Segment, t: np.ndarray) -> None:
+    """Refuse a block table that does not tile the segment's rows exactly.
+
+    Everything derived per row (times, sample indices) is sized from this
+    table: one crafted ``n`` would otherwise ask for terabytes.
+    """
+    where = f"{seg.group.file.filename}: {seg.group.name}/{L.DS_BLOCKS}"
+    if not len(t):
+        if seg.rows:
+            raise RecordingError(f"{where}: no blocks for {seg.rows} rows")
+        return
+    n, off = t["n"].astype(np.int64), t["row_offset"].astype(np.int64)
+    rate = t["rate_hz"].astype(np.float64)
+    if (n < 0).any() or (n > seg.rows).any():
+        raise RecordingError(f"{where}: a block claims more rows than the stream has")
+    if (off[1:] != off[:-1] + n[:-1]).any() or int(off[-1] + n[-1] - off[0]) != seg.rows:
+        raise RecordingError(f"{where}: blocks do not cover rows 0..{seg.rows} one after "
+                             "the other")
+    if not (np.isfinite(rate) & (rate > 0)).all():
+        raise RecordingError(f"{where}: a block has a sample rate that is not a positive "
+                             "number")
 
 
 def _block_from_row(sid: str, row: np.void, data: np.ndarray,
@@ -220,6 +335,7 @@ class Recording:
         for f in self._files:
             if f.attrs.get(L.ATTR_FORMAT) != L.FORMAT_NAME:
                 raise RecordingError(f"{f.filename} is not a uxo recording")
+            check_structure(f)
             if int(f.attrs[L.ATTR_LAYOUT_VERSION]) > L.LAYOUT_VERSION:
                 raise RecordingError(f"{f.filename}: layout version "
                                      f"{int(f.attrs[L.ATTR_LAYOUT_VERSION])} is newer than "
@@ -236,7 +352,7 @@ class Recording:
             if b != a + 1:
                 self.problems.append(f"files {a + 1}..{b - 1} of the session are missing")
         first = self._files[0]
-        self.attrs: dict[str, Any] = json.loads(first.attrs[L.ATTR_PROVENANCE])
+        self.attrs: dict[str, Any] = json_attr(first, L.ATTR_PROVENANCE)
         self.file_attrs: list[dict[str, Any]] = [
             {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
             for f in self._files
@@ -247,8 +363,14 @@ class Recording:
             for name, g in f[L.STREAMS_GROUP].items():
                 sid = str(g.attrs[L.ATTR_STREAM_ID])
                 if sid not in self.streams:
-                    desc = StreamDescriptor.from_dict(json.loads(g.attrs[L.ATTR_DESCRIPTOR]))
-                    prov = json.loads(g.attrs[L.ATTR_STREAM_PROVENANCE])
+                    try:
+                        desc = StreamDescriptor.from_dict(json_attr(g, L.ATTR_DESCRIPTOR))
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        if isinstance(exc, RecordingError):
+                            raise
+                        raise RecordingError(f"{f.filename}: {g.name}: the stream descriptor "
+                                             f"is not valid: {exc!r}") from None
+                    prov = json_attr(g, L.ATTR_STREAM_PROVENANCE)
                     segs[sid] = []
                     self.streams[sid] = StreamRecord(sid, desc, prov, segs[sid])
                 del name
@@ -303,7 +425,11 @@ class Recording:
                 raw = eg[L.DS_EVENT_JSON][:end].tobytes()
                 for r in table:
                     o = int(r["offset"])
-                    out.append(json.loads(raw[o:o + int(r["length"])]))
+                    try:
+                        out.append(json.loads(raw[o:o + int(r["length"])]))
+                    except (RecursionError, ValueError) as exc:
+                        raise RecordingError(f"{f.filename}: event at byte {o} is not valid "
+                                             f"JSON ({type(exc).__name__})") from None
             self._events = out
         return self._events
 

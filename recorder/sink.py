@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.errors import UxoRuntimeError
 from acquisition.types import BlockFlags, SampleBlock, StreamDescriptor
 from recorder import layout as L
 from recorder.integrity import genesis, link_digest
@@ -61,8 +62,30 @@ log = logging.getLogger(__name__)
 EVENTS_CHAIN_NAME = "events"
 
 
-class RecorderError(RuntimeError):
+class RecorderError(UxoRuntimeError):
     """The sink was used wrongly (not raised for I/O failures: see `RecorderSink.error`)."""
+
+
+def recording_path(path: str | Path, session: str) -> Path:
+    """The first file a sink given ``path`` writes: ``path``, or ``path/<session>.h5``."""
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(os.sep):
+        p = p / f"{session}.h5"
+    return p
+
+
+def check_new_recording(path: str | Path, session: str) -> Path:
+    """Refuse, before anything runs, a recording whose file already exists.
+
+    A recording never overwrites: an existing file, directory entry or symlink
+    (even a dangling one) at the name is a `RecorderError` saying so.
+    """
+    p = recording_path(path, session)
+    if os.path.lexists(p):
+        kind = "a symlink" if p.is_symlink() else "a file" if p.is_file() else "an entry"
+        raise RecorderError(f"{p} exists ({kind}): a recording never overwrites; "
+                            "give a new file name or a directory")
+    return p
 
 
 @dataclass(slots=True)
@@ -117,10 +140,7 @@ class RecorderSink:
             raise RecorderError("session id must not be empty")
         if flush_interval_s <= 0:
             raise RecorderError("flush_interval_s must be positive")
-        p = Path(path)
-        if p.is_dir() or str(path).endswith(os.sep):
-            p = p / f"{session}.h5"
-        self._base = p
+        self._base = recording_path(path, session)
         self.session = session
         self.provenance = dict(provenance or {})
         self.flush_interval_s = float(flush_interval_s)

@@ -31,10 +31,16 @@ class RecordingReader:
     def read(self, path: Path, *, columns: dict[str, str] | None = None,
              max_bad_share: float = 0.1, stream: str | None = None) -> RawSurvey:
         from acquisition.survey import SurveyReadError
+        from recorder.integrity import not_intact
         from recorder.reader import open_recording
 
+        notes: list[str] = []
         try:
             with open_recording(path) as rec:
+                # Said before the data are used, by every command that reads them.
+                damage = not_intact(rec.paths)
+                if damage:
+                    notes.append(damage)
                 streams = rec.streams
                 sid = stream or next(
                     (s for s, r in streams.items() if r.has_positions), None)
@@ -50,10 +56,11 @@ class RecordingReader:
                 md = {str(k): str(v) for k, v in (rec.attrs or {}).items()
                       if not isinstance(v, dict)}
                 geometry = dict(r.descriptor.geometry)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py: RuntimeError on a bad superblock
             raise SurveyReadError(path, None, f"not a readable recording: {exc}") from None
         n = len(t)
         return RawSurvey(x=np.asarray(pos[:, 0], dtype=np.float64),
                          y=np.asarray(pos[:, 1], dtype=np.float64),
                          value=data[:, 0], t=t, metadata=md, geometry=geometry,
-                         line_numbers=np.arange(1, n + 1, dtype=np.int64), rows_seen=n)
+                         line_numbers=np.arange(1, n + 1, dtype=np.int64), rows_seen=n,
+                         notes=notes)

@@ -14,8 +14,10 @@ HDF5 behaviour (docs/recording.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,22 @@ def _table(g: h5py.Group, name: str, dtype: np.dtype, chunk: int = L.TABLE_CHUNK
     return g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,))
 
 
+def _publish(tmp: Path, final: Path) -> None:
+    """Give ``tmp`` the name ``final`` atomically, failing if ``final`` exists.
+
+    A hard link never replaces an existing name (rename would); file systems
+    without hard links (FAT on a USB stick) fall back to a checked rename.
+    """
+    try:
+        os.link(tmp, final, follow_symlinks=False)
+    except FileExistsError:
+        raise FileExistsError(f"refusing to overwrite existing recording {final}") from None
+    except OSError:
+        if os.path.lexists(final):
+            raise FileExistsError(f"refusing to overwrite existing recording {final}") from None
+        os.rename(tmp, final)
+
+
 class RecordingWriter:
     """Owns one open recording file in SWMR-write mode."""
 
@@ -95,23 +113,32 @@ class RecordingWriter:
         chunk_seconds: float,
     ) -> None:
         self.path = Path(path)
-        if self.path.exists():
+        if os.path.lexists(self.path):  # a file, or a symlink (even dangling): never followed
             raise FileExistsError(f"refusing to overwrite existing recording {self.path}")
-        tmp = self.path.with_name(f".{self.path.name}.part")
-        self._f = h5py.File(tmp, "w", libver="latest")
+        # The file is built in a fresh private directory (mode 0700, random
+        # name, made by us), so nothing planted beside the recording (a
+        # symlink at a predictable temporary name) can be opened or truncated;
+        # "w-" creates it exclusively.
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part",
+                                       dir=self.path.parent))
+        tmp = tmpdir / self.path.name
         try:
-            self._create(session, file_seq, prev_file, root_attrs, provenance, streams,
-                         events_prev_head, chunk_seconds)
-            self._f.flush()
-            self._f.swmr_mode = True
-            # The rename is atomic: the final name only ever holds an SWMR-ready file.
-            os.replace(tmp, self.path)
-        except BaseException:
+            self._f = h5py.File(tmp, "w-", libver="latest")
             try:
+                self._create(session, file_seq, prev_file, root_attrs, provenance, streams,
+                             events_prev_head, chunk_seconds)
+                self._f.flush()
+                self._f.swmr_mode = True
+                # The final name only ever holds an SWMR-ready file, and is never
+                # overwritten: a name that appeared meanwhile is an error.
+                _publish(tmp, self.path)
+            except BaseException:
                 self._f.close()
-            finally:
-                tmp.unlink(missing_ok=True)
-            raise
+                raise
+        finally:
+            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmpdir.rmdir()
         self.extents = {sid: _Extents() for sid in streams}
         self.event_extents = _EventExtents()
         self.n_flushes = 0

@@ -33,8 +33,10 @@ import time
 import tty
 from collections.abc import Callable
 
+from acquisition.errors import UxoOSError
 
-class PtyClosedError(OSError):
+
+class PtyClosedError(UxoOSError):
     """The pty was hung up or closed; nothing more can be written."""
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.errors import UxoValueError
 from acquisition.geomag import QUANG_TRI, EarthField, resolve
 from simulator.physics import SoilSpec
 
@@ -60,7 +61,7 @@ MAX_SOIL_SOURCES = 200_000
 MAX_TARGETS = 10_000
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UxoValueError):
     """A scenario file is missing, unreadable or invalid; the message names the key."""
 
 

@@ -50,8 +50,11 @@ from acquisition.borehole.detect import (
 from acquisition.borehole.geometry import distance_to_edges, inside
 from acquisition.borehole.locate import Obs, _Projector, build_obs, chi2_at, fit, predict
 from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, condition
+from acquisition.errors import SettingError
 from acquisition.events import Target
 from acquisition.geomag import QUANG_TRI, EarthField
+from acquisition.numfail import thread_count
+from acquisition.validate import Range, check, non_negative, positive
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +160,72 @@ class BoreholeConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None) -> BoreholeConfig:
-        """Flat ``key=value`` options (CLI ``-o``, service) onto the nested config."""
+        """Flat ``key=value`` options (CLI ``--opt``, service) onto the nested config.
+
+        An unknown key, a value of the wrong kind or out of its range is a
+        `SettingError` naming it (and, for an unknown key, the known ones):
+        a typo must not be ignored, nor a negative reach taken.
+        """
         cfg = cls()
+        known = cfg.option_names()
         for k, v in (options or {}).items():
-            for obj in (cfg, cfg.log, cfg.detect):
-                if k in getattr(type(obj), "__dataclass_fields__", {}) and k not in (
-                        "log", "detect"):
-                    setattr(obj, k, type(getattr(obj, k))(v))
-                    break
+            obj = next((o for o in (cfg, cfg.log, cfg.detect) if k in _settable(o)), None)
+            if obj is None:
+                raise SettingError(f"unknown borehole option {k!r} (known: "
+                                   + ", ".join(sorted(known)) + ")")
+            current = getattr(obj, k)
+            if isinstance(current, bool):
+                if not isinstance(v, bool):
+                    raise SettingError(f"{k} = {v!r} is not a boolean (allowed: true, false)")
+                setattr(obj, k, v)
+                continue
+            num = check(k, v, _option_range(k, current))
+            setattr(obj, k, int(num) if isinstance(current, int) else num)
         return cfg
+
+    def option_names(self) -> set[str]:
+        """The keys `from_options` takes."""
+        return set().union(*(_settable(o) for o in (self, self.log, self.detect)))
+
+    def validate(self) -> BoreholeConfig:
+        """Refuse numeric settings out of range (for configs built or changed in code)."""
+        for obj in (self, self.log, self.detect):
+            for k in _settable(obj):
+                current = getattr(obj, k)
+                if not isinstance(current, bool):
+                    check(k, current, _option_range(k, current))
+        return self
+
+
+#: Settings that may be any finite number within these bounds; every other
+#: length (``*_m``), ratio and count must be >= 0, the ones in `_POSITIVE` > 0.
+_OPTION_BOUNDS: dict[str, Range] = {
+    "depth_offset_m": Range(-100.0, 100.0),
+    "depth_scale": positive(10.0),
+    "tilt_max_deg": non_negative(45.0),
+    "drift_degree": Range(0, 5, integer=True),
+    # a detection threshold of 50 sigma is a typo that finds nothing: bounded
+    "k": Range(1.0, 30.0),
+    "k_low": positive(30.0),
+}
+_POSITIVE = frozenset({
+    "reach_m", "window_m", "merge_m", "group_m", "update_radius_m", "max_body_length_m",
+    "bin_m", "gap_m", "max_sample_spacing_m", "k", "k_low", "smooth_m", "fit_margin_m",
+    "max_distance_m", "max_sources", "max_group", "line_fits", "log_end_min_holes",
+    "cap_tolerance"})
+
+
+def _settable(obj: object) -> set[str]:
+    """Numeric and boolean fields of a config dataclass (not nested configs or dicts)."""
+    return {k for k in getattr(type(obj), "__dataclass_fields__", {})
+            if isinstance(getattr(obj, k), (int, float))}
+
+
+def _option_range(key: str, current: Any) -> Range:
+    if key in _OPTION_BOUNDS:
+        return _OPTION_BOUNDS[key]
+    integer = isinstance(current, int)
+    return Range(0, None, lo_incl=key not in _POSITIVE, integer=integer)
 
 
 @dataclass(slots=True)
@@ -212,6 +272,8 @@ class BoreholeResult:
     #: incremental update (``process_logs(..., prior=, around=)``) starts from.
     sources: list[Source] = field(default_factory=list)
     unexplained: list[HoleAnomaly] = field(default_factory=list)
+    #: Numerical failures the fits took as "no fit" (`acquisition.numfail`).
+    fit_failures: int = 0
 
 
 def _prepare(logs: Sequence[HoleLog | ProcessedLog], cfg: BoreholeConfig,
@@ -642,7 +704,8 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
     fixed; only holes within ``reach_m`` of the new hole or of those sources
     are searched. Anomalies and conditioning of the other holes are reused.
     """
-    cfg = config or BoreholeConfig()
+    cfg = (config or BoreholeConfig()).validate()
+    failed0 = thread_count()
     issues: list[str] = []
     plogs = _prepare(logs, cfg, issues)
     model = _Model(plogs, cfg)
@@ -688,6 +751,11 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
     result.sources = [_copy_source(s) for s in model.sources]
     result.unexplained = list(unexplained)
     _make_targets(model, result, unexplained, t_ns)
+    result.fit_failures = thread_count() - failed0
+    if result.fit_failures:
+        log.warning("%d numerical fit failure(s) taken as no fit", result.fit_failures)
+        issues.append(f"{result.fit_failures} numerical fit failure(s) taken as no fit "
+                      "(singular or failed solves; see the log)")
     return result
 
 

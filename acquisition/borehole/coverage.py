@@ -28,6 +28,8 @@ from scipy.spatial import cKDTree
 from acquisition.borehole.forward import gradient_basis
 from acquisition.borehole.geometry import as_polygon, inside
 from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, condition
+from acquisition.errors import SettingError
+from acquisition.validate import Range, check, check_optional, positive
 
 _RHO = np.arange(0.05, 6.0001, 0.05)
 _ALPHA = np.linspace(0.0, math.pi, 91)
@@ -76,6 +78,11 @@ class CoverageResult:
     def signed_off(self) -> bool:
         return not self.gaps
 
+
+#: Peak-to-noise a sign-off may ask for: below 3 noise peaks pass for objects.
+SNR_RANGE = Range(3.0, 1000.0)
+#: Most grid cells a coverage map may have (memory: a few arrays of this size).
+MAX_CELLS = 4e6
 
 def reach_table(separation: float = 0.65) -> np.ndarray:
     """Peak |axial gradient| (nT) of a 1 A m^2 moment in the hole's vertical plane.
@@ -150,12 +157,21 @@ def layer_coverage(holes: Sequence[HoleSite | ProcessedLog | HoleLog | tuple[str
         raise ValueError("layer bottom must be below its top")
     if not (min_moment > 0):
         raise ValueError("min_moment must be positive")
+    # a required SNR of 0 signs off any layer: refused, like every value out of range
+    check("snr_required", snr_required, SNR_RANGE)
+    check_optional("noise_nT", noise_nT, positive(1e5))
+    check("separation", separation, positive(10.0))
+    check("step_m", step_m, positive(10.0))
     poly = as_polygon(area)
     sites = as_sites(holes, log_config)
     notes: list[str] = []
     table = reach_table(separation)
     x0, y0 = poly.min(axis=0)
     x1, y1 = poly.max(axis=0)
+    cells = ((x1 - x0) / step_m) * ((y1 - y0) / step_m)
+    if not cells <= MAX_CELLS:
+        raise SettingError(f"step_m = {step_m!r} makes {cells:.3g} grid cells over the area "
+                           f"(limit {MAX_CELLS:g}): choose a coarser step")
     xs = np.arange(x0 + step_m / 2, x1, step_m)
     ys = np.arange(y0 + step_m / 2, y1, step_m)
     gx, gy = np.meshgrid(xs, ys)

@@ -22,6 +22,7 @@ from scipy.optimize import least_squares
 
 from acquisition.borehole.forward import gradient_basis, vector_basis
 from acquisition.borehole.logs import ProcessedLog
+from acquisition.numfail import swallowed
 
 
 @dataclass(slots=True)
@@ -242,7 +243,8 @@ def fit_distance(plog: ProcessedLog, anomaly: HoleAnomaly, values: np.ndarray | 
     try:
         cov = np.linalg.inv(res.jac.T @ res.jac) * s2
         srho, sz = (float(math.sqrt(max(c, 0.0))) for c in np.diag(cov))
-    except np.linalg.LinAlgError:
+    except np.linalg.LinAlgError as exc:
+        swallowed("detect.fit_distance", exc)
         srho = sz = math.nan
     anomaly.distance_m = rho
     anomaly.depth_fit = z

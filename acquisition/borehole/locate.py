@@ -24,6 +24,7 @@ from scipy.optimize import least_squares
 
 from acquisition.borehole.forward import dipole_rows
 from acquisition.borehole.logs import ProcessedLog
+from acquisition.numfail import swallowed
 
 
 @dataclass(slots=True)
@@ -325,7 +326,8 @@ def fit(obs: Obs, init: Sequence[Sequence[float]], min_depth: float = 0.1,
         cov = np.linalg.pinv(res.jac.T @ res.jac) * scale
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         sig = np.array([s_[:3] for s_ in _split(sd, sizes)])
-    except (np.linalg.LinAlgError, ValueError):
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        swallowed("locate.fit", exc)
         sig = np.full((k, 3), math.nan)
     pos = np.array([p[:3] for p in params])
     mom = coef[: 3 * k].reshape(k, 3)

@@ -34,10 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.errors import UxoValueError
+from acquisition.outfile import open_output
+from acquisition.validate import DEPTH_RANGE_M, POSITION_LIMIT_M, READING_LIMIT_NT
+
 VECTOR_COLUMNS = ("bx", "by", "bz")
 
 
-class BoreholeFormatError(ValueError):
+class BoreholeFormatError(UxoValueError):
     """A borehole CSV that cannot be read (missing columns, too many bad rows)."""
 
 
@@ -141,6 +145,18 @@ def _num(tok: str) -> float:
     return v
 
 
+def _out_of_bounds(rec: tuple[float, ...], n_values: int) -> str:
+    """Why a parsed row (x, y, depth, values..., t) is outside physical bounds, or ''."""
+    x, y, depth = rec[:3]
+    if abs(x) > POSITION_LIMIT_M or abs(y) > POSITION_LIMIT_M:
+        return f"x/y ({x:g}, {y:g}) beyond +-{POSITION_LIMIT_M:g} m"
+    if not DEPTH_RANGE_M[0] <= depth <= DEPTH_RANGE_M[1]:
+        return f"depth {depth:g} m outside {DEPTH_RANGE_M[0]:g}..{DEPTH_RANGE_M[1]:g} m"
+    if any(abs(v) > READING_LIMIT_NT for v in rec[3:3 + n_values]):
+        return f"reading beyond +-{READING_LIMIT_NT:g} nT"
+    return ""
+
+
 def read_borehole_csv(source: str | os.PathLike[str] | io.TextIOBase, *,
                       separation: float | None = None, max_bad_fraction: float = 0.2,
                       collar_tolerance_m: float = 0.05) -> BoreholeFile:
@@ -217,6 +233,10 @@ def read_borehole_csv(source: str | os.PathLike[str] | io.TextIOBase, *,
         except ValueError:
             rejects.append((lineno, "not a number"))
             continue
+        why = _out_of_bounds(rec, len(vcols))
+        if why:
+            rejects.append((lineno, why))
+            continue
         rows.setdefault(hole, []).append(rec)
     if n_rows and len(rejects) > max_bad_fraction * n_rows:
         raise BoreholeFormatError(
@@ -247,7 +267,7 @@ def write_borehole_csv(path: str | os.PathLike[str], logs: Iterable[HoleLog],
     logs = list(logs)
     kind = logs[0].kind if logs else "gradient"
     has_t = bool(logs) and all(lg.t is not None for lg in logs)
-    with open(path, "w", encoding="utf-8", newline="") as fh:
+    with open_output(path, newline="") as fh:
         fh.write("# uxo-borehole v1\n")
         md = {"kind": kind, "sensor_separation_m": logs[0].separation if logs else 0.65}
         md.update(metadata or {})

@@ -43,6 +43,11 @@ from acquisition.events import Anomaly, Target
 from acquisition.geomag import QUANG_TRI, EarthField
 from acquisition.types import SampleBlock, StreamDescriptor
 
+#: Options of the live pipeline itself; every other option goes to `BoreholeConfig`.
+LIVE_OPTIONS = frozenset({
+    "sensor_separation_m", "separation", "collars", "guard_m", "complete_frac", "head_m",
+    "live_step_m", "auto_end_depth_m", "hole", "collar_x", "collar_y"})
+
 
 class BoreholePipeline:
     """Stateful per-stream processor (see module docstring)."""
@@ -54,7 +59,7 @@ class BoreholePipeline:
         opts = dict(config) if isinstance(config, dict) else {}
         opts.update(options)
         self.cfg = config if isinstance(config, BoreholeConfig) else \
-            BoreholeConfig.from_options(opts)
+            BoreholeConfig.from_options({k: v for k, v in opts.items() if k not in LIVE_OPTIONS})
         self.cfg.stream_id = descriptor.stream_id
         g = descriptor.geometry
         self.separation = float(opts.get("sensor_separation_m", opts.get(

@@ -21,6 +21,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from acquisition.borehole.geometry import as_polygon, distance_to_edges, inside, sample_polygon
+from acquisition.errors import SettingError
+
+#: Most holes a plan may list: a mistyped spacing (mm for m) must not hang the planner.
+MAX_HOLES = 1e6
 
 MIN_DIAMETER_MM = 105.0
 DIAMETER_NOTE = ("holes at least 105 mm in diameter, lined with plastic pipe; drill and probe "
@@ -77,7 +81,14 @@ def quincunx(area: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
         raise ValueError("layers count from 1")
     if edge not in ("cover", "inside"):
         raise ValueError("edge must be 'cover' or 'inside'")
+    if not math.isfinite(azimuth_deg):
+        raise SettingError(f"azimuth_deg = {azimuth_deg!r} is not a finite number")
     poly = as_polygon(area)
+    span = float(np.max(np.ptp(poly, axis=0)))
+    holes = (span / spacing + 2.0) ** 2  # at most: the bounding square's lattice
+    if holes > MAX_HOLES:
+        raise SettingError(f"spacing = {spacing!r} m would plan up to {holes:.3g} holes over "
+                           f"{span:g} m (limit {MAX_HOLES:g}): check the spacing and area")
     row_step = spacing * math.sqrt(3.0) / 2.0
     circumradius = spacing / math.sqrt(3.0)
     # Work in a frame turned so rows run along u; the lattice origin is the

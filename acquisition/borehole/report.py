@@ -20,6 +20,7 @@ from acquisition.borehole.coverage import CoverageResult
 from acquisition.borehole.plan import HolePlan
 from acquisition.coords import SurveyFrame
 from acquisition.events import SIZE_CLASS_CAVEAT, Target
+from acquisition.outfile import write_output
 from acquisition.targets_io import (
     CSV_COLUMNS,
     PLACE_COLUMNS,
@@ -61,7 +62,7 @@ def write_targets_csv(path: str | Path, targets: Iterable[Target],
                       comments: dict[str, Any] | None = None,
                       frame: SurveyFrame | None = None) -> Path:
     p = Path(path)
-    p.write_text(format_targets_csv(targets, details, comments, frame), encoding="utf-8")
+    write_output(p, format_targets_csv(targets, details, comments, frame))
     return p
 
 
@@ -77,7 +78,7 @@ def write_targets_geojson(path: str | Path, targets: list[Target],
         if dist is not None and math.isfinite(dist):
             f["properties"]["distance_m"] = round(float(dist), 3)
     p = Path(path)
-    p.write_text(json.dumps(fc, indent=1), encoding="utf-8")
+    write_output(p, json.dumps(fc, indent=1))
     return p
 
 
@@ -95,7 +96,7 @@ def write_plan_csv(path: str | Path, plan: HolePlan) -> Path:
     for h in plan.holes:
         buf.write(f"{h.hole},{h.x:.3f},{h.y:.3f},{h.row},{h.col},{int(h.inside)}\n")
     p = Path(path)
-    p.write_text(buf.getvalue(), encoding="utf-8")
+    write_output(p, buf.getvalue())
     return p
 
 
@@ -119,7 +120,7 @@ def plan_geojson(plan: HolePlan) -> dict[str, Any]:
 
 def write_plan_geojson(path: str | Path, plan: HolePlan) -> Path:
     p = Path(path)
-    p.write_text(json.dumps(plan_geojson(plan), indent=1), encoding="utf-8")
+    write_output(p, json.dumps(plan_geojson(plan), indent=1))
     return p
 
 

@@ -16,9 +16,11 @@ import numpy as np
 
 from acquisition.dsp.cart import cart_lanes
 from acquisition.dsp.pipeline import LaneConfig, LanePipeline
+from acquisition.errors import UxoValueError
 from acquisition.events import Anomaly, Target, latest_targets
 from acquisition.geomag import EarthField
 from acquisition.types import ChannelSpec, StreamDescriptor
+from acquisition.validate import POSITION_LIMIT_M, READING_LIMIT_NT, check_geometry
 
 #: Signal density classes per hectare by depth band, land (DOMAIN.md).
 DENSITY_BANDS_M: tuple[tuple[str, float, float], ...] = (
@@ -57,6 +59,10 @@ class SurveyResult:
     #: far fields of deep bombs along a lane: `LanePipeline._review_explained`),
     #: flagged "explained"; not in ``targets``.
     explained: list[Target] = field(default_factory=list)
+    #: What was done to the input that the user must know (rows sorted by time).
+    notes: list[str] = field(default_factory=list)
+    #: Numerical failures of fits, each taken as "no fit" (see `PipelineStats`).
+    fit_failures: int = 0
 
     def density(self) -> list[dict[str, Any]]:
         """Signals per hectare and class per depth band (deeper than 5 m counts as 3-5 m)."""
@@ -83,6 +89,9 @@ class SurveyResult:
         if self.explained:
             lines.append(f"  and {len(self.explained)} explained by the fields of the targets "
                          "fitted (no fit of their own; not listed)")
+        if self.fit_failures:
+            lines.append(f"  numerical fit failures: {self.fit_failures} (each taken as no fit "
+                         "there; see the log)")
         for d in self.density():
             lines.append(f"  depth {d['band']:>8}: {d['count']:4d} signals, "
                          f"{d['per_ha']:8.1f} per ha, class {d['class']}")
@@ -102,15 +111,26 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
                    geometry: dict[str, Any], field: EarthField,
                    config: LaneConfig | None = None, stream_id: str = "survey") -> SurveyResult:
     """Process a whole lane survey (x, y in m, values in nT; t in seconds if given)."""
+    check_geometry(geometry)
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
-    v = np.asarray(values, dtype=np.float64).reshape(len(x), -1)[:, 0]
     n = len(x)
+    if n == 0:
+        raise UxoValueError("no readings: the survey has no data rows")
+    v = np.asarray(values, dtype=np.float64).reshape(n, -1)[:, 0]
     if len(y) != n:
         raise ValueError("x, y and values must have the same length")
+    _check_spread(x, y)
+    notes: list[str] = []
+    g = np.arange(n, dtype=np.int64)
     rate = 10.0
     if t is not None:
         t = np.asarray(t, dtype=np.float64).ravel()
+        order = _time_order(t, notes, has_lanes=lane is not None)
+        if order is not None:
+            x, y, v, t, g = x[order], y[order], v[order], t[order], g[order]
+            if lane is not None:
+                lane = np.asarray(lane).ravel()[order]
         dt = np.diff(t[np.isfinite(t)])
         dt = dt[dt > 0]
         if dt.size:
@@ -119,8 +139,16 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
     else:
         t_ns = np.round(np.arange(n) * (1e9 / rate)).astype(np.int64)
     pipe = LanePipeline(make_descriptor(geometry, rate, stream_id), field, config)
-    g = np.arange(n, dtype=np.int64)
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(v)
+    # beyond physical bounds: a damaged or mistyped value, rejected and said
+    wild = ok & ((np.abs(x) > POSITION_LIMIT_M) | (np.abs(y) > POSITION_LIMIT_M)
+                 | (np.abs(v) > READING_LIMIT_NT))
+    if wild.any():
+        ok &= ~wild
+        first = int(g[np.argmax(wild)]) + 1
+        notes.append(f"{int(wild.sum())} reading(s) beyond physical bounds rejected "
+                     f"(|x|, |y| > {POSITION_LIMIT_M:g} m or |value| > "
+                     f"{READING_LIMIT_NT:g} nT), the first in data row {first}")
     lanes = None
     if lane is not None:
         lane_arr = np.asarray(lane).ravel()
@@ -150,4 +178,42 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
                         threshold_nT=pipe.threshold_nT, lanes=pipe.stats.lanes,
                         area_m2=pipe.stats.area_m2, n_samples=n,
                         rejected_samples=rejected + pipe.stats.rejected_samples,
-                        spikes=pipe.stats.spikes, lane_noise_nT=list(pipe.lane_noise))
+                        spikes=pipe.stats.spikes, lane_noise_nT=list(pipe.lane_noise),
+                        notes=notes, fit_failures=pipe.stats.fit_failures)
+
+
+def _check_spread(x: np.ndarray, y: np.ndarray) -> None:
+    """Refuse readings that all lie at one position: no lanes, no area, no answer."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        raise UxoValueError("no reading has a finite position (x, y)")
+    xs, ys = x[ok], y[ok]
+    if xs.min() == xs.max() and ys.min() == ys.max():
+        raise UxoValueError(f"all {xs.size} readings lie at one position (x={xs[0]:g}, "
+                            f"y={ys[0]:g}): not a lane survey (positions missing?)")
+
+
+#: At most this many steps back in ``t`` without a lane column are walks
+#: joined in one file (each with its own clock), kept in file order.
+JOINED_WALKS_MAX = 9
+
+
+def _time_order(t: np.ndarray, notes: list[str], *, has_lanes: bool) -> np.ndarray | None:
+    """The order that sorts rows by time (stable) when they are not in it, else None.
+
+    Rows out of time order (a file sorted by another column, shuffled) would
+    cut lanes at every jump and lose targets; sorting by ``t`` restores the
+    walk. A few steps back without a lane column are several walks joined,
+    each restarting its clock: sorting would interleave them, so they keep
+    the file's order. Rows without a time go last. `notes` says what was done.
+    """
+    ft = t[np.isfinite(t)]
+    back = int(np.count_nonzero(ft[1:] < ft[:-1]))
+    if not back:
+        return None
+    if not has_lanes and back <= JOINED_WALKS_MAX:
+        notes.append(f"t goes back {back} time(s): taken as {back + 1} walks joined in one "
+                     "file, kept in file order")
+        return None
+    notes.append(f"rows are not in time order ({back} steps back in t): sorted by t")
+    return np.argsort(t, kind="stable")

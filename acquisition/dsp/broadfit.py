@@ -44,6 +44,7 @@ from acquisition.dsp.fitcore import (
     _solve_linear,
     residual,
 )
+from acquisition.numfail import swallowed
 
 
 def _joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -156,7 +157,8 @@ def _recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarra
                 break
             try:
                 r = _run(q[3 * i:3 * i + 3], lx, ly, lv, geom)
-            except (ValueError, np.linalg.LinAlgError):
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                swallowed("broadfit._recentre_isolated", exc)
                 break
             old = residual(q[3 * i:3 * i + 3], lx, ly, lv, geom)
             if not (np.isfinite(r.cost) and 2.0 * r.cost < float(old @ old)):
@@ -225,7 +227,8 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
             try:
                 cand, sse = _refit_local([*rest, *seeds[k]], [len(rest), len(rest) + 1],
                                          lx, ly, lv, geom)
-            except (ValueError, np.linalg.LinAlgError):
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                swallowed("broadfit._split_deep", exc)
                 continue
             a, b = cand[-2], cand[-1]
             ab = b[:2] - a[:2]
@@ -247,7 +250,8 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
             continue
         try:
             e = _best_line(sub, i, d, lx, ly, lv, geom)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("broadfit._split_deep", exc)
             e = None
         if e is not None:
             r_line = _lane_free_res([*sub[:i], e, *sub[i + 1:]], lx, ly, lv, ll, geom)

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from acquisition.dsp.levelling import diff_noise, mad_sigma
+from acquisition.errors import UxoValueError
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UxoValueError):
     """Too little data to calibrate on."""
 
 

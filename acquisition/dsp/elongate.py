@@ -36,6 +36,7 @@ from acquisition.dsp.fitcore import (
     _solve_linear,
 )
 from acquisition.dsp.linesource import describe
+from acquisition.numfail import swallowed
 
 
 def _signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
@@ -161,7 +162,8 @@ def _judge_weak(srcs: list[np.ndarray], line: np.ndarray, weak: list[np.ndarray]
         i = _index(without, _line_in(without, line))
         try:
             refit = _fit_line_local(without, i, without[i], lx, ly, lv, geom)[0]
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("elongate._judge_weak", exc)
             continue
         without = [*without[:i], refit, *without[i + 1:]]
         sig2 = _misfit_sigma(with_w, lx, ly, lv, geom, noise, pos_sigma) ** 2
@@ -224,7 +226,8 @@ def _replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: n
         sse0 = float(np.sum(_local_res(sub, lx, ly, lv, geom) ** 2))
         try:
             new, sse1 = _refit_local(sub, free, lx, ly, lv, geom)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("elongate.beside", exc)
             continue
         # The same sources, moved: no parameter added, the drop must pay the bar.
         if (sse0 - sse1) / n2 > bic_gain and all(

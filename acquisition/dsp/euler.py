@@ -20,6 +20,8 @@ import math
 import numpy as np
 from scipy.interpolate import griddata
 
+from acquisition.numfail import swallowed
+
 
 def euler_locate(x: np.ndarray, y: np.ndarray, v: np.ndarray, sensor_height_m: float,
                  structural_index: float = 3.0,
@@ -61,7 +63,8 @@ def euler_locate(x: np.ndarray, y: np.ndarray, v: np.ndarray, sensor_height_m: f
     b = xs * tx + ys * ty + zs * tz + N * t
     try:
         sol, *_ = np.linalg.lstsq(A, b, rcond=None)
-    except np.linalg.LinAlgError:
+    except np.linalg.LinAlgError as exc:
+        swallowed("euler.euler_locate", exc)
         return None
     x0, y0, z0 = float(sol[0]), float(sol[1]), float(sol[2])
     if not all(map(math.isfinite, (x0, y0, z0))):

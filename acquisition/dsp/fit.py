@@ -84,6 +84,7 @@ from acquisition.dsp.linesource import (
     line_points,
 )
 from acquisition.events import SIZE_CLASSES
+from acquisition.numfail import swallowed
 
 MIN_DEPTH = 0.0
 #: Moment (A m^2) from which a source is an aircraft bomb (`events.SIZE_CLASSES`).
@@ -184,7 +185,8 @@ def _uncertainty(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np.n
     J = _full_jacobian(srcs, lin, x, y, geom)
     try:
         cov = np.linalg.pinv(J.T @ J) * scale * scale
-    except np.linalg.LinAlgError:
+    except np.linalg.LinAlgError as exc:
+        swallowed("fit._uncertainty", exc)
         return [(math.inf, math.inf, math.inf)] * len(srcs)
     out, at = [], 0
     for s in srcs:
@@ -232,7 +234,8 @@ def _grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry
     b = (Gt @ v) / scale
     try:
         sol = np.linalg.solve(A, b[..., None])[..., 0] / scale
-    except np.linalg.LinAlgError:
+    except np.linalg.LinAlgError as exc:
+        swallowed("fit._grid_seed", exc)
         sol = np.stack([np.linalg.lstsq(A[i], b[i], rcond=None)[0] for i in range(c)]) / scale
     r = (G @ sol[..., None])[..., 0] - v[None, :]
     cost = np.einsum("cn,cn->c", r, r)
@@ -362,7 +365,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             r = _run(sd, x, y, v, geom)
             if np.isfinite(r.cost) and (best is None or r.cost < best.cost):
                 best = r
-    except (ValueError, np.linalg.LinAlgError):
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        swallowed("fit.fit_sources", exc)
         best = None
     if best is None or not _inside(best.x, footprint):
         return [_cheap_result(x, y, v, geom, cx, cy, cd, ("no_converge", "cheap_estimate"))]
@@ -386,7 +390,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 # sides of the lane.
                 cand = expand(pts, near, best_start(pn, seeds[2:], sx, sy, vn, lx, ly, lv))
                 verdict = judge(p, pred, cand, sx, sy)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fit.try_add", exc)
             return None
         return cand if verdict == "ok" else None
 
@@ -510,7 +515,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 if np.isfinite(joint.cost) and (best is None or joint.cost < best.cost):
                     best = joint
             cand = expand(pts, near, best)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fit.try_ring", exc)
             return None
         if cand is None or not np.isfinite(cand.cost):
             return None
@@ -783,7 +789,8 @@ def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
         ii = near.index(i)
         try:
             r = _run_local(qn, [ii], lx, ly, lv, geom, (cx, cy), rad)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fit._polish_weak", exc)
             continue
         if not np.isfinite(r.cost) or math.hypot(r.x[3 * ii] - cx, r.x[3 * ii + 1] - cy) > 0.3:
             continue
@@ -821,7 +828,8 @@ def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
         try:
             s = least_squares(fun, q, method="lm", x_scale=np.full(len(q), 0.3),
                               max_nfev=30 * (len(q) + 1), xtol=1e-6, ftol=1e-8)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fit._robust_refine", exc)
             break
         new = _fold(s.x)
         new[2::3] = np.minimum(new[2::3], MAX_DEPTH)
@@ -920,7 +928,8 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
         try:
             trial, _ = _refit_local(trial, [new], lx, ly, lv, geom)
             joint, _ = _refit_local(trial, [new, ks], lx, ly, lv, geom)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fit._search_near_strong", exc)
             continue
         if math.hypot(joint[new][0] - trial[new][0], joint[new][1] - trial[new][1]) <= 0.3:
             trial = joint
@@ -1001,7 +1010,8 @@ def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
             Gw = np.hstack((_design_srcs(lx, ly, without, geom),
                             _taper_design(lx, ly, without[jj], geom))) * w[:, None]
             r_taper = Gw @ _solve_linear(Gw, lv * w) - lv * w
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fit._drop_body_lobes", exc)
             continue
         gain = (_chi2_drop(r_taper, _local_res(cur, lx, ly, lv, geom, w), np.ones(n_l), robust)
                 # its own parameters (a point's 3 or a line's 6, and a moment)
@@ -1103,7 +1113,8 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         try:
             with_k, _ = _refit_local(cur, [ij, ik], lx, ly, lv, geom, w=w)
             without, _ = _refit_local(without, [jj], lx, ly, lv, geom, w=w)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fit._drop_tails", exc)
             continue
         gain = (_chi2_drop(_local_res(without, lx, ly, lv, geom, w),
                            _local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust)
@@ -1235,7 +1246,8 @@ def _cheap_result(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeome
             G = _design(x, y, np.array([cx, cy, cd]), geom)
             lin = _solve_linear(G, v)
             m = tuple(float(t) for t in lin[:3])
-        except np.linalg.LinAlgError:
+        except np.linalg.LinAlgError as exc:
+            swallowed("fit._cheap_result", exc)
             pass
     fl = flags + (("edge",) if v.size and _at_edge(x, y, cx, cy, 0.4) else ())
     return FitResult(x=cx, y=cy, depth=cd, moment=m, quality=0.1, flags=fl,

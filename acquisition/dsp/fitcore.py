@@ -16,6 +16,7 @@ from scipy.optimize import least_squares
 
 from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.linesource import describe, ends_from, fold_ends, line_design
+from acquisition.numfail import swallowed
 
 #: Horizontal position error (m, 1 sigma) a right model still misfits by: the
 #: rope/GNSS error and wander of a walked lane, a few centimetres.
@@ -42,7 +43,8 @@ def _solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
     b = (G.T @ v) / scale
     try:
         sol = np.linalg.solve(A, b)
-    except np.linalg.LinAlgError:
+    except np.linalg.LinAlgError as exc:
+        swallowed("fitcore._solve_linear", exc)
         sol = np.linalg.lstsq(A, b, rcond=None)[0]
     return sol / scale
 
@@ -393,7 +395,8 @@ def _best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly:
     for start in starts:
         try:
             e, sse = _fit_line_local(srcs, i, start, lx, ly, lv, geom)
-        except (ValueError, np.linalg.LinAlgError):
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            swallowed("fitcore._best_line", exc)
             continue
         if np.all(np.isfinite(e)) and (best is None or sse < best[0]):
             best = (sse, e)

@@ -20,6 +20,7 @@ chunking gives the same events as processing whole.
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -42,9 +43,14 @@ from acquisition.dsp.levelling import (
     spike_index,
 )
 from acquisition.dsp.segment import LaneSegmenter
+from acquisition.errors import SettingError
 from acquisition.events import Anomaly, Target
 from acquisition.geomag import EarthField
+from acquisition.numfail import thread_count
 from acquisition.types import SampleBlock, StreamDescriptor
+from acquisition.validate import Range, check, check_optional, non_negative, positive
+
+log = logging.getLogger(__name__)
 
 #: How much of a lane on each side of a cheap estimate's segment is kept for
 #: the end-of-survey review (`LanePipeline._review_explained`), m: the whole
@@ -128,6 +134,46 @@ class LaneConfig:
     position_sigma_m: float = 0.05
     height_sigma_m: float = 0.04
     depth_rel_sigma: float = 0.035
+
+    def __post_init__(self) -> None:
+        # A mistyped setting must be refused here, in the library, for every
+        # caller: a threshold of 0 or a detect_k of 50 gives a quiet all-clear.
+        for name, allowed in _LANE_RANGES.items():
+            check(name, getattr(self, name), allowed)
+        for name in ("noise_nT", "threshold_nT"):
+            check_optional(name, getattr(self, name), _NT_RANGE)
+        if self.locator not in ("dipole", "euler"):
+            raise SettingError(f"locator = {self.locator!r} is not known "
+                               "(allowed: 'dipole', 'euler')")
+
+
+#: Noise and thresholds: above 0, below the Earth's whole field (nT).
+_NT_RANGE = positive(1e5)
+#: Allowed values of `LaneConfig`'s numeric settings (docs/dsp.md describes them).
+_LANE_RANGES: dict[str, Range] = {
+    "lane_spacing_m": positive(50.0),
+    "detect_k": Range(1.0, 30.0),
+    "live_k": Range(1.0, 30.0),
+    "live_max_delay_s": non_negative(60.0),
+    "min_threshold_nT": non_negative(1e5),
+    "merge_gap_m": non_negative(100.0),
+    "group_tol_m": non_negative(100.0),
+    "fit_pad_x_m": positive(100.0),
+    "fit_pad_y_m": positive(100.0),
+    "drift_window_m": non_negative(),
+    "max_sources": Range(1, 1000, integer=True),
+    "min_fit_samples": Range(1, None, integer=True),
+    "residual_search_segments": Range(1, None, integer=True),
+    "interact_m": non_negative(100.0),
+    "footprint_pad_m": non_negative(100.0),
+    "robust_ratio": positive(),
+    "turn_tol_m": positive(100.0),
+    "clutter_rate_per_1000m2": non_negative(),
+    "same_object_m": non_negative(100.0),
+    "position_sigma_m": non_negative(100.0),
+    "height_sigma_m": non_negative(100.0),
+    "depth_rel_sigma": non_negative(10.0),
+}
 
 
 def config_from_calibration(cal: SoilCalibration, **overrides: object) -> LaneConfig:
@@ -221,6 +267,9 @@ class PipelineStats:
     #: targets explain once all are known (revised with the flag
     #: "explained" at `finish`).
     explained_late: int = 0
+    #: Numerical failures (singular matrix, solver error) the fits took as "no
+    #: fit" (`acquisition.numfail`); each is also logged.
+    fit_failures: int = 0
 
 
 def _fields(rows: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -315,6 +364,8 @@ def _walk_step(x: np.ndarray, y: np.ndarray, scales: tuple[float, ...]) -> float
     s2.partition(k)
     hi = math.sqrt(float(s2[k]))
     step = hi if s2.size % 2 else 0.5 * (math.sqrt(float(s2[:k].max())) + hi)
+    if step <= 1e-3:  # a standing sensor: the caller replaces any step this small
+        return step
     close = not 1e-150 < step < 1e150 or abs(step - 1e-3) < 1e-9
     for c in scales:
         q = c / step
@@ -491,6 +542,7 @@ class LanePipeline:
         if self._finished:
             return []
         self._finished = True
+        failed0 = thread_count()
         events: list[Anomaly | Target] = []
         if self._cur_lane is not None and self._buf.n:
             events += self._finish_lane()
@@ -499,6 +551,7 @@ class LanePipeline:
         events += self._fit_ready(final=True)
         events += self._review_explained()
         events += self._review_threshold()
+        self._count_failures(failed0)
         return events
 
     def _review_explained(self) -> list[Target]:
@@ -596,6 +649,7 @@ class LanePipeline:
         runs = self.segmenter.runs(x, y) if lanes is None else _lane_runs(np.asarray(lanes))
         self.stats.samples += n
         events: list[Anomaly | Target] = []
+        failed0 = thread_count()
         for a, b, lane in runs:
             if lane != self._cur_lane:
                 if self._cur_lane is not None and self._buf.n:
@@ -613,7 +667,16 @@ class LanePipeline:
                     x=float(bx[p]), y=float(by[p]), amplitude_nT=float(hit.amplitude),
                     polarity=1 if hit.amplitude > 0 else -1, width_m=float(hit.width_m)))
                 self._next_anomaly += 1
+        self._count_failures(failed0)
         return events
+
+    def _count_failures(self, since: int) -> None:
+        """Add the fits' numerical failures since ``since`` (`numfail`) to the stats."""
+        n = thread_count() - since
+        if n:
+            self.stats.fit_failures += n
+            log.warning("%s: %d numerical fit failure(s) taken as no fit (%d in all)",
+                        self.stream_id, n, self.stats.fit_failures)
 
     def _start_lane(self, lane: int) -> None:
         self._cur_lane = lane
