@@ -32,7 +32,7 @@ class RecordingReader:
              max_bad_share: float = 0.1, stream: str | None = None) -> RawSurvey:
         from acquisition.survey import SurveyReadError
         from recorder.integrity import not_intact
-        from recorder.reader import open_recording
+        from recorder.reader import RecordingError, open_recording
 
         notes: list[str] = []
         try:
@@ -56,6 +56,8 @@ class RecordingReader:
                 md = {str(k): str(v) for k, v in (rec.attrs or {}).items()
                       if not isinstance(v, dict)}
                 geometry = dict(r.descriptor.geometry)
+        except RecordingError as exc:  # crafted or foreign structure, refused by the reader
+            raise SurveyReadError(path, None, str(exc)) from None
         except (OSError, RuntimeError) as exc:  # h5py: RuntimeError on a bad superblock
             raise SurveyReadError(path, None, f"not a readable recording: {exc}") from None
         n = len(t)
