@@ -37,7 +37,7 @@ def register_process(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream", help="stream id inside an HDF5 recording "
                    "(default: the first with positions)")
     g = p.add_argument_group("sensor (default: from file metadata)")
-    g.add_argument("--kind", choices=("gradient", "total"))
+    g.add_argument("--kind", choices=("gradient", "total", "tf_gradient"))
     g.add_argument("--sensor-height", type=float, metavar="M", help="lower sensor height, m")
     g.add_argument("--separation", type=float, metavar="M", help="gradiometer separation, m")
     g.add_argument("--lane-spacing", type=float, metavar="M", help="nominal lane spacing, m")
