@@ -31,14 +31,10 @@ def sensor_levels(geom: SensorGeometry) -> list[tuple[float, np.ndarray, float]]
 
 def _design(dx: np.ndarray, dy: np.ndarray, depth: np.ndarray | float,
             geom: SensorGeometry) -> np.ndarray:
-    levels = sensor_levels(geom)
-    h, comp, _ = levels[0]
+    (h, comp, _), *others = sensor_levels(geom)
     g = field_rows(dx, dy, h + depth, comp)
-    for h, comp, sign in levels[1:]:
-        if sign < 0:
-            g -= field_rows(dx, dy, h + depth, comp)
-        else:
-            g += field_rows(dx, dy, h + depth, comp)
+    for h, comp, sign in others:  # sign * rows is exact: the upper sensor is subtracted
+        g += sign * field_rows(dx, dy, h + depth, comp)
     return g
 
 
