@@ -22,6 +22,7 @@ import numpy as np
 
 from acquisition.cli_common import add_field_arguments, field_from_args, parse_options
 from acquisition.errors import UxoError
+from acquisition.forward import DEFAULT_SEPARATION_M
 from acquisition.outfile import write_output
 from acquisition.survey_cli import add_frame_arguments, frame_metadata
 
@@ -145,7 +146,7 @@ def _load_hdf5(path: str, streams: list[str] | None) -> tuple[list[Any], dict[st
                          float(geo.get("collar_y", 0.0)), data[:, names.index("depth")], vals,
                          kind="vector" if vector else "gradient",
                          t=np.asarray(r.times_ns(), dtype=float) / 1e9,
-                         separation=float(geo.get("sensor_separation_m", 0.65)))
+                         separation=float(geo.get("sensor_separation_m", DEFAULT_SEPARATION_M)))
             if "collar_x" not in geo:
                 lg.flags.add("no_collar")
                 lg.issues.append(f"hole {lg.hole}: no collar position in the recording; "
@@ -258,7 +259,7 @@ def run_coverage(args: argparse.Namespace) -> int:
     from acquisition.borehole.coverage import layer_coverage
     from acquisition.borehole.report import coverage_geojson, coverage_summary
 
-    sep = args.separation or 0.65
+    sep = args.separation or DEFAULT_SEPARATION_M
     if args.planned:
         import csv
 
@@ -274,7 +275,7 @@ def run_coverage(args: argparse.Namespace) -> int:
         for n in notes:
             print(f"warning: {n}", file=sys.stderr)
         if args.separation is None:
-            sep = float(md.get("sensor_separation_m", 0.65))
+            sep = float(md.get("sensor_separation_m", DEFAULT_SEPARATION_M))
     area = _area(args)
     if area is None:
         xy = np.array([[h[1], h[2]] if isinstance(h, tuple) else [h.x, h.y] for h in holes])

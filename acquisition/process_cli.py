@@ -43,8 +43,9 @@ def register_process(sub: argparse._SubParsersAction) -> None:
                    "(default: the first with positions)")
     add_survey_input_arguments(p)
     g = p.add_argument_group("sensor (default: from file metadata)")
-    g.add_argument("--kind", help="reading kind: gradient (vertical fluxgate gradiometer), "
-                   "total (total field)")
+    g.add_argument("--kind", help="reading kind: gradient (vertical fluxgate gradiometer: "
+                   "Bz lower - Bz upper), total (total field), tf_gradient (two total-field "
+                   "sensors: F lower - F upper)")
     g.add_argument("--sensor-height", type=float, metavar="M", help="lower sensor height, m")
     g.add_argument("--separation", type=float, metavar="M", help="gradiometer separation, m")
     g.add_argument("--lane-spacing", type=float, metavar="M", help="nominal lane spacing, m")

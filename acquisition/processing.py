@@ -469,8 +469,8 @@ def process_survey(survey: Survey, **overrides: Any) -> ProcessedSurvey:
     lag_raw, lag_src = _pick("position_lag_s", overrides, survey.metadata)
     lag_s, lag_source = 0.0, lag_src
     if isinstance(lag_raw, str) and lag_raw.strip().lower() == "auto":
-        from acquisition.dsp.dipole import SensorGeometry
         from acquisition.dsp.lag import LagError, estimate_lag
+        from acquisition.forward import SensorGeometry
 
         if t is None:
             raise ProcessingError("position_lag_s auto needs time stamps (a t column): the "

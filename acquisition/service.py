@@ -46,6 +46,7 @@ from acquisition.bounded_queue import BoundedQueue
 from acquisition.clock import mono_ns, wall_ns
 from acquisition.drivers.base import Driver
 from acquisition.events import Anomaly, StateChange, Target
+from acquisition.forward import KINDS as LANE_KINDS
 from acquisition.geomag import QUANG_TRI, EarthField
 from acquisition.runner import DriverRunner, RunnerItem
 from acquisition.types import SampleBlock, StreamDescriptor
@@ -69,7 +70,7 @@ def make_pipeline(desc: StreamDescriptor, field: EarthField,
         from acquisition.borehole.pipeline import BoreholePipeline
 
         return BoreholePipeline(desc, field, config)
-    if kind in ("gradient", "total") and desc.position_dims >= 2:
+    if kind in LANE_KINDS and desc.position_dims >= 2:
         from acquisition.dsp.pipeline import LanePipeline
 
         return LanePipeline(desc, field, config)

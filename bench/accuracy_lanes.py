@@ -1,6 +1,8 @@
 """Accuracy of the lane DSP on seeded simulated surveys, against an Euler baseline.
 
 Run: ``.venv/bin/python bench/accuracy_lanes.py [--seeds N] [--first-seed K] [--only NAME ...]``
+(``--process-as KIND`` processes every survey as another sensor kind than it
+was simulated with, to measure what a wrong ``kind`` costs.)
 
 Each scenario is simulated by `simulator.survey.simulate_survey` (a world
 harder than the model we fit: elongated bodies as lines of dipoles, remanence,
@@ -106,6 +108,8 @@ SCENARIOS = {
     # the team first walks 3 lanes x 20 m of clean ground on the same site.
     "lateritic_cal": lambda s: scenario("lateritic_cal", s, white=0.5, soil=LATERITE),
     "total_field": lambda s: scenario("total_field", s, kind="total", white=0.3),
+    # "clean" walked with a caesium/Overhauser gradiometer (F lower - F upper).
+    "tf_gradient": lambda s: scenario("tf_gradient", s, kind="tf_gradient", white=0.5),
     "overlap": lambda s: scenario("overlap", s, count=0,
                                   targets=overlap_targets(30.0, 40.0)),
 }
@@ -157,10 +161,10 @@ def base_config(sc_dict: dict) -> LaneConfig:
     return config_from_calibration(calibrate_soil(csim.values[:, 0]))
 
 
-def evaluate(sc_dict: dict, tallies: dict[str, Tally]) -> None:
+def evaluate(sc_dict: dict, tallies: dict[str, Tally], process_as: str | None = None) -> None:
     sc = scenario_from_dict(sc_dict)
     sim = simulate_survey(sc)
-    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
+    geo = {"kind": process_as or sim.kind, "sensor_height_m": sc.sensor.height_m,
            "sensor_separation_m": sc.sensor.separation_m}
     truth = np.array([[t.x, t.y, t.depth] for t in sim.truth]).reshape(-1, 3)
     eligible = [i for i, t in enumerate(sim.truth) if t.detectable]
@@ -204,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-seed", type=int, default=1,
                     help="seeds first..first+N-1 (1 by default; others are held out)")
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--process-as", choices=("gradient", "total", "tf_gradient"), default=None,
+                    help="process as this sensor kind whatever the survey's (a wrong kind)")
     args = ap.parse_args(argv)
     names = args.only or list(SCENARIOS)
     print(f"{'scenario':14s} {'method':7s} {'n':>4s} {'recall':>7s} {'rec_bg':>7s} "
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         tallies = {"dipole": Tally(), "euler": Tally()}
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            evaluate(SCENARIOS[name](seed), tallies)
+            evaluate(SCENARIOS[name](seed), tallies, args.process_as)
         for method, tl in tallies.items():
             r = tl.row()
             print(f"{name:14s} {method:7s} {r['n']:4d} {r['recall']:7.3f} {r['recall_bg']:7.3f} "

@@ -34,11 +34,11 @@ from dsp_synth import induced, lanes_xy
 import acquisition.dsp.pipeline as pipeline_mod
 from acquisition.dsp.batch import make_descriptor, process_survey
 from acquisition.dsp.detect import LiveDetector, find_segments
-from acquisition.dsp.dipole import SensorGeometry, forward
 from acquisition.dsp.fit import fit_sources
 from acquisition.dsp.lanes2d import level_detect_lanes
 from acquisition.dsp.levelling import despike, diff_noise, level_lane
 from acquisition.dsp.pipeline import LanePipeline
+from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 from acquisition.types import SampleBlock
 

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.lag import estimate_lag
+from acquisition.forward import SensorGeometry
 from simulator.scenario import load_scenario
 from simulator.survey import simulate_survey
 

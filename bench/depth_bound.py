@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy_lanes import SCENARIOS
 
-from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fit import _full_jacobian
+from acquisition.forward import SensorGeometry
 from simulator import physics
 from simulator.scenario import scenario_from_dict
 from simulator.survey import simulate_survey, target_sources

@@ -99,7 +99,7 @@ class SimDriver(Driver):
             "scenario": sc.name,
             "seed": sc.seed,
         }
-        if sc.sensor.kind == "gradient":
+        if sc.sensor.is_gradient:
             geometry["sensor_separation_m"] = sc.sensor.separation_m
         geometry.update({k: v for k, v in sc.field.to_dict().items()})
         return StreamDescriptor(

@@ -9,7 +9,12 @@ with ``r`` the vector from the dipole to the observation point.
 
 Readings:
 * ``gradient``: Bz(lower sensor) - Bz(upper sensor), Bz the UP component;
-* ``total``: anomaly projected on the Earth-field direction, dT = B . F_hat.
+* ``total``: anomaly projected on the Earth-field direction, dT = B . F_hat;
+* ``tf_gradient``: two total-field sensors (caesium/Overhauser gradiometer),
+  B . F_hat at the lower sensor minus B . F_hat at the upper one.
+
+This module keeps its own implementation of the physics, independent of the
+processing's (`acquisition.forward`), so tests comparing the two check both.
 
 Everything is vectorised over observation points and sources; large
 source x point products are evaluated in chunks so memory stays bounded
@@ -138,15 +143,37 @@ def total_field_reading(x: np.ndarray, y: np.ndarray, z: np.ndarray,
     return b @ field.unit_vector()
 
 
+def tf_gradient_reading(x: np.ndarray, y: np.ndarray, z_lower: np.ndarray,
+                        src_pos: np.ndarray, src_moment: np.ndarray, field: EarthField,
+                        separation_m: float = 0.65) -> np.ndarray:
+    """Total-field gradiometer reading (nT): dT at ``z_lower`` minus dT at ``z_lower + sep``.
+
+    Two caesium or Overhauser sensors one above the other (G-858 in gradient
+    mode, GSM-19GW, two G-882s); each reads dT = B . F_hat. Returns (N,).
+    """
+    lower = _obs_points(x, y, z_lower)
+    upper = lower.copy()
+    upper[:, 2] += separation_m
+    both = dipole_field(np.concatenate([lower, upper]), src_pos, src_moment) @ field.unit_vector()
+    n = lower.shape[0]
+    return both[:n] - both[n:]
+
+
+#: Sensor kinds `reading` knows.
+SENSOR_KINDS = ("gradient", "total", "tf_gradient")
+
+
 def reading(kind: str, x: np.ndarray, y: np.ndarray, z: np.ndarray, src_pos: np.ndarray,
             src_moment: np.ndarray, *, field: EarthField,
             separation_m: float = 0.65) -> np.ndarray:
-    """Dispatch on sensor ``kind`` (``gradient`` or ``total``)."""
+    """Dispatch on sensor ``kind`` (one of `SENSOR_KINDS`); ``z`` is the lower sensor's height."""
     if kind == "gradient":
         return gradient_reading(x, y, z, src_pos, src_moment, separation_m)
     if kind == "total":
         return total_field_reading(x, y, z, src_pos, src_moment, field)
-    raise ValueError(f"sensor kind must be 'gradient' or 'total', got {kind!r}")
+    if kind == "tf_gradient":
+        return tf_gradient_reading(x, y, z, src_pos, src_moment, field, separation_m)
+    raise ValueError(f"sensor kind must be one of {', '.join(SENSOR_KINDS)}, got {kind!r}")
 
 
 def axis_vector(azimuth_deg: float, plunge_deg: float) -> np.ndarray:

@@ -13,7 +13,7 @@ Layout (every table optional except ``area``; defaults in the dataclasses)::
     [survey]      lane_spacing_m, speed_m_s, rate_hz, turn_time_s, speed_variation,
                   lateral_wander_m, wander_wavelength_m, position_error_m,
                   position_error_tau_s, gait_bob_m, step_length_m
-    [sensor]      kind = "gradient"|"total", height_m, separation_m
+    [sensor]      kind = "gradient"|"total"|"tf_gradient", height_m, separation_m
     [field]       total_nT, inclination_deg, declination_deg  and/or  lat, lon, date
     [noise]       white_nT, drift_nT_per_min, drift_walk_nT, lane_offset_nT, heading_offset_nT
     [soil]        density_per_m2, moment_Am2, moment_spread, depth_min_m, depth_max_m,
@@ -41,7 +41,7 @@ import numpy as np
 
 from acquisition.errors import UxoValueError
 from acquisition.geomag import QUANG_TRI, EarthField, resolve
-from simulator.physics import SoilSpec
+from simulator.physics import SENSOR_KINDS, SoilSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -102,6 +102,11 @@ class SensorSpec:
     kind: str = "gradient"
     height_m: float = 0.3
     separation_m: float = 0.65
+
+    @property
+    def is_gradient(self) -> bool:
+        """Whether the reading is lower sensor minus upper sensor (has a separation)."""
+        return self.kind in ("gradient", "tf_gradient")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +187,7 @@ class Scenario:
             "kind": self.sensor.kind,
             "sensor_height_m": self.sensor.height_m,
         }
-        if self.sensor.kind == "gradient":
+        if self.sensor.is_gradient:
             md["sensor_separation_m"] = self.sensor.separation_m
         md.update({
             "field_total_nT": self.field.total_nT,
@@ -367,7 +372,7 @@ def _build(data: Any, source: str) -> Scenario:
     se = doc.table("sensor")
     if se is not None:
         sensor = SensorSpec(
-            kind=se.string("kind", "gradient", ("gradient", "total")),
+            kind=se.string("kind", "gradient", SENSOR_KINDS),
             height_m=se.num("height_m", 0.3, 0.0, 10.0, lo_open=True),
             separation_m=se.num("separation_m", 0.65, 0.0, 5.0, lo_open=True),
         )

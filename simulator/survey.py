@@ -105,7 +105,7 @@ class SimulatedSurvey:
 
     @property
     def channel_name(self) -> str:
-        return "grad" if self.kind == "gradient" else "tf"
+        return {"gradient": "grad", "total": "tf", "tf_gradient": "tfgrad"}[self.kind]
 
     def metadata(self) -> dict[str, Any]:
         return self.scenario.metadata()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acquisition.dsp.dipole import SensorGeometry, forward, induced_moment
+from acquisition.forward import SensorGeometry, forward, induced_moment
 from acquisition.geomag import QUANG_TRI, EarthField
 
 

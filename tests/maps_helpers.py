@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from dsp_synth import Source, induced, lanes_xy
 
-from acquisition.dsp.dipole import SensorGeometry, forward
+from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import EarthField
 
 GEOMETRY = {"kind": "gradient", "sensor_height_m": 0.3, "sensor_separation_m": 0.65}

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from acquisition.borehole.detect import detect, fit_distance
-from acquisition.borehole.forward import dipole_field, gradient_reading
 from acquisition.borehole.logs import HoleLog, condition
-from acquisition.dsp.dipole import reference_field
+from acquisition.forward import dipole_field, gradient_reading, reference_field
 
 
 def test_forward_matches_textbook_formula() -> None:
@@ -81,8 +80,8 @@ def test_two_separate_objects_in_one_hole() -> None:
 def test_fast_basis_equals_the_full_tensor_reference() -> None:
     # The fits use one field component per row (dipole_rows, cached sensor
     # geometry, line points in one pass); the plain reference is dipole_basis.
-    from acquisition.borehole.forward import dipole_basis
     from acquisition.borehole.locate import LINE_POINTS, Obs, obs_basis, source_basis
+    from acquisition.forward import dipole_basis
 
     rng = np.random.default_rng(0)
     n = 60

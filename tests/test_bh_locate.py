@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from acquisition.borehole.batch import BoreholeConfig, process_logs
-from acquisition.borehole.forward import gradient_reading
 from acquisition.borehole.logs import HoleLog
+from acquisition.forward import gradient_reading
 from simulator.borehole_sim import make_scenario
 
 AREA = (0.0, 0.0, 6.0, 4.0)

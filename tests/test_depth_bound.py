@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from dsp_synth import lanes_xy
 
-from acquisition.dsp.dipole import SensorGeometry, design_matrix, induced_moment
 from acquisition.dsp.fitcore import _run
+from acquisition.forward import SensorGeometry, design_matrix, induced_moment
 from acquisition.geomag import QUANG_TRI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))

@@ -19,8 +19,7 @@ from test_dsp_tails_clutter import _bench_survey, process_sim
 
 from acquisition.dsp import broadfit, elongate, fitcore
 from acquisition.dsp import fit as fitmod
-from acquisition.dsp.dipole import SensorGeometry, design_matrix
-from acquisition.dsp.linesource import LINE_POINTS, line_design, line_points
+from acquisition.forward import LINE_POINTS, SensorGeometry, design_matrix, line_design, line_points
 from acquisition.geomag import QUANG_TRI
 from simulator.scenario import scenario_from_dict
 from simulator.scoring import match

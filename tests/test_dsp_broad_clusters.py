@@ -18,7 +18,7 @@ from test_dsp_tails_clutter import _bench_survey, bench_processed, process_sim
 
 from acquisition.dsp import broadfit, fitcore
 from acquisition.dsp import fit as fitmod
-from acquisition.dsp.dipole import SensorGeometry, forward
+from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 from simulator.scoring import match
 

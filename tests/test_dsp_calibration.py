@@ -8,8 +8,8 @@ from dsp_synth import Source, induced, lanes_xy, survey
 
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.calibration import CalibrationError, calibrate_soil
-from acquisition.dsp.dipole import SensorGeometry, forward
 from acquisition.dsp.pipeline import config_from_calibration
+from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 
 GEO = {"kind": "gradient", "sensor_height_m": 0.3, "sensor_separation_m": 0.65}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from acquisition.cli import main as uxo
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.cart import cart_lanes, sensor_of_rows
-from acquisition.dsp.dipole import SensorGeometry, forward
+from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 from acquisition.survey_csv import write_survey_csv
 from acquisition.targets_io import read_targets_csv

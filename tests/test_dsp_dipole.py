@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acquisition.dsp.dipole import (
+from acquisition.forward import (
     SensorGeometry,
     design_batch,
     design_matrix,
@@ -22,7 +22,7 @@ finite = st.floats(-5, 5, allow_nan=False)
 
 
 @settings(max_examples=60, deadline=None)
-@given(kind=st.sampled_from(["gradient", "total"]), x0=finite, y0=finite,
+@given(kind=st.sampled_from(["gradient", "total", "tf_gradient"]), x0=finite, y0=finite,
        depth=st.floats(0.0, 6.0), m=st.tuples(finite, finite, finite),
        inc=st.floats(-90, 90), dec=st.floats(-180, 180), seed=st.integers(0, 2**16))
 def test_vectorised_matches_reference(kind, x0, y0, depth, m, inc, dec, seed):
@@ -78,7 +78,7 @@ def test_bad_geometry_rejected():
         SensorGeometry("gradient", 0.3, 0.0)
 
 
-@pytest.mark.parametrize("kind", ["gradient", "total"])
+@pytest.mark.parametrize("kind", ["gradient", "total", "tf_gradient"])
 def test_design_batch_matches_single(kind):
     geom = SensorGeometry.from_geometry({"kind": kind}, QUANG_TRI)
     rng = np.random.default_rng(3)

@@ -19,8 +19,8 @@ from test_dsp_final_threshold import process_with_and_without_keep_weak, stream_
 from test_dsp_tails_clutter import bench_processed
 
 from acquisition.dsp.batch import make_descriptor
-from acquisition.dsp.dipole import forward
 from acquisition.dsp.pipeline import LaneConfig, LanePipeline
+from acquisition.forward import forward
 from acquisition.geomag import QUANG_TRI
 from simulator.scoring import match
 

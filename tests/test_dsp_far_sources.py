@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, bench_processed, process_sim
 
 from acquisition.dsp import fitcore, pipeline
-from acquisition.dsp.dipole import SensorGeometry
+from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
 GRAD = SensorGeometry.from_geometry(

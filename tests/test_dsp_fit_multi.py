@@ -9,8 +9,8 @@ import pytest
 from dsp_synth import induced, lanes_xy
 
 from acquisition.dsp.broadfit import _relevel
-from acquisition.dsp.dipole import SensorGeometry, forward
 from acquisition.dsp.fit import _residual_peaks, fit_sources
+from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 
 TOTAL = SensorGeometry.from_geometry({"kind": "total", "sensor_height_m": 0.3}, QUANG_TRI)

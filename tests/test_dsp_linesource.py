@@ -14,10 +14,16 @@ from dsp_synth import lanes_xy
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.fit import fit_sources
-from acquisition.dsp.linesource import describe, ends_from, line_design, line_points
 from acquisition.events import Target
+from acquisition.forward import (
+    SensorGeometry,
+    describe,
+    design_matrix,
+    ends_from,
+    line_design,
+    line_points,
+)
 from acquisition.geomag import QUANG_TRI
 from acquisition.messages import decode, encode, target_from_message, target_message
 from simulator import physics

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
 from acquisition.dsp import fit as fitmod
-from acquisition.dsp.dipole import SensorGeometry
+from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
 GRAD = SensorGeometry.from_geometry(

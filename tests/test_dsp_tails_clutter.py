@@ -21,9 +21,9 @@ from test_dsp_calibration import soil
 from acquisition.dsp import fit as fitmod
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.calibration import calibrate_soil
-from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fit import fit_sources
 from acquisition.dsp.pipeline import LaneConfig, clutter_threshold, config_from_calibration
+from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 from simulator import physics
 from simulator.scenario import scenario_from_dict

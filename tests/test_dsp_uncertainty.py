@@ -15,8 +15,8 @@ import pytest
 from dsp_synth import induced, survey
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
-from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fit import SurveySigma, fit_sources
+from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 from simulator.scoring import match
 

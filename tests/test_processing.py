@@ -443,8 +443,8 @@ def test_apply_lag_is_an_exact_shift_on_straight_lanes(speed, heading, lag, n, r
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_lanes=st.integers(1, 6))
 def test_estimate_lag_on_noise_is_refused_or_bounded(seed, n_lanes):
-    from acquisition.dsp.dipole import SensorGeometry
     from acquisition.dsp.lag import MAX_LAG_S, LagError, estimate_lag
+    from acquisition.forward import SensorGeometry
 
     rng = np.random.default_rng(seed)
     m = 60

@@ -115,3 +115,21 @@ def test_reopen_flags_reconnect_and_errors_are_port_errors():
         SimDriver("sim://nope").open()
     with pytest.raises(ValueError):
         SimDriver("sim://demo", speed=-1)
+
+
+def test_tf_gradient_scenario_streams_a_tf_gradient_geometry(tmp_path):
+    from acquisition.dsp.pipeline import LanePipeline
+    from acquisition.service import make_pipeline
+
+    p = tmp_path / "tfg.toml"
+    p.write_text(TURNS.replace("[survey]", "[sensor]\nkind = \"tf_gradient\"\n"
+                               "separation_m = 0.8\n[survey]"))
+    d = SimDriver(f"sim://{p}", speed=0)
+    desc = d.open()
+    d.close()
+    assert desc.channel_names == ("tfgrad",)
+    assert desc.geometry["kind"] == "tf_gradient"
+    assert desc.geometry["sensor_separation_m"] == 0.8
+    pipe = make_pipeline(desc, load_scenario("demo").field)
+    assert isinstance(pipe, LanePipeline)
+    assert (pipe.geom.kind, pipe.geom.sensor_separation_m) == ("tf_gradient", 0.8)

@@ -176,6 +176,18 @@ def test_reading_dispatch_and_bad_kind():
         physics.reading("vector", x, y, z, src, mom, field=QUANG_TRI)
 
 
+def test_tf_gradient_by_hand_above_a_vertical_dipole():
+    # Straight above a vertical dipole the field is vertical, 200 m / r^3; with F_hat
+    # at inclination I (positive down) its projection is -200 m sin(I) / r^3.
+    f = EarthField(45000.0, 30.0, 0.0)
+    src, mom = np.array([[0, 0, -1.0]]), np.array([[0, 0, 2.0]])
+    x = y = np.array([0.0])
+    got = physics.reading("tf_gradient", x, y, np.array([0.3]), src, mom, field=f,
+                          separation_m=0.5)[0]
+    want = -0.5 * (200.0 * 2.0 / 1.3**3 - 200.0 * 2.0 / 1.8**3)
+    assert got == pytest.approx(want, rel=1e-12)
+
+
 def test_shape_errors_are_clear():
     with pytest.raises(ValueError, match="obs"):
         physics.dipole_field(np.zeros((3, 2)), np.zeros((1, 3)), np.zeros((1, 3)))

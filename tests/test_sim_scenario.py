@@ -59,6 +59,16 @@ def test_minimal_scenario_gets_defaults():
     assert sc.n_lanes == 4
 
 
+@pytest.mark.parametrize(("kind", "has_separation"), [
+    ("gradient", True), ("total", False), ("tf_gradient", True)])
+def test_sensor_kinds_and_their_metadata(kind, has_separation):
+    sc = parse_scenario(MINIMAL + f"[sensor]\nkind = '{kind}'\nseparation_m = 0.5\n",
+                        source="k.toml")
+    md = sc.metadata()
+    assert sc.sensor.kind == md["kind"] == kind
+    assert md.get("sensor_separation_m") == (0.5 if has_separation else None)
+
+
 @pytest.mark.parametrize(("text", "needle"), [
     ("", "area"),
     ("[area]\nwidth = 4.0\n", "area.length"),

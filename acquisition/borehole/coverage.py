@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from acquisition.borehole.forward import gradient_basis
 from acquisition.borehole.geometry import as_polygon, inside
 from acquisition.borehole.logs import HoleLog, LogConfig, ProcessedLog, condition
 from acquisition.errors import SettingError
+from acquisition.forward import DEFAULT_SEPARATION_M, gradient_basis
 from acquisition.validate import Range, check, check_optional, positive
 
 _RHO = np.arange(0.05, 6.0001, 0.05)
@@ -84,7 +84,7 @@ SNR_RANGE = Range(3.0, 1000.0)
 #: Most grid cells a coverage map may have (memory: a few arrays of this size).
 MAX_CELLS = 4e6
 
-def reach_table(separation: float = 0.65) -> np.ndarray:
+def reach_table(separation: float = DEFAULT_SEPARATION_M) -> np.ndarray:
     """Peak |axial gradient| (nT) of a 1 A m^2 moment in the hole's vertical plane.
 
     Shape (len(_RHO), len(_ALPHA)): distance from the hole, angle of the moment
@@ -102,7 +102,8 @@ def reach_table(separation: float = 0.65) -> np.ndarray:
 
 
 def single_hole_reach(moment: float, noise_nT: float, snr_required: float,
-                      separation: float = 0.65, table: np.ndarray | None = None) -> float:
+                      separation: float = DEFAULT_SEPARATION_M,
+                      table: np.ndarray | None = None) -> float:
     """Largest distance at which every in-plane direction still gives snr_required."""
     t = reach_table(separation) if table is None else table
     worst = moment * np.min(t, axis=1)
@@ -145,7 +146,8 @@ def layer_coverage(holes: Sequence[HoleSite | ProcessedLog | HoleLog | tuple[str
                    area: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
                    top: float, bottom: float, *, min_moment: float = 1.0,
                    noise_nT: float | None = None, snr_required: float = 8.0,
-                   separation: float = 0.65, step_m: float = 0.2, dz_m: float = 0.25,
+                   separation: float = DEFAULT_SEPARATION_M, step_m: float = 0.2,
+                   dz_m: float = 0.25,
                    window_m: float = 0.3, n_directions: int = 64, nearest: int = 7,
                    log_config: LogConfig | None = None) -> CoverageResult:
     """Which part of the layer [top, bottom] under ``area`` the holes have searched.

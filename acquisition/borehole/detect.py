@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from acquisition.borehole.forward import gradient_basis, vector_basis
 from acquisition.borehole.logs import ProcessedLog
+from acquisition.forward import gradient_basis, vector_basis
 from acquisition.numfail import swallowed
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
-from acquisition.borehole.forward import dipole_rows
 from acquisition.borehole.logs import ProcessedLog
+from acquisition.forward import dipole_rows
 from acquisition.numfail import swallowed
 
 

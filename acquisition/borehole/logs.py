@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import UxoValueError
+from acquisition.forward import DEFAULT_SEPARATION_M
 from acquisition.outfile import open_output
 from acquisition.validate import DEPTH_RANGE_M, POSITION_LIMIT_M, READING_LIMIT_NT
 
@@ -56,7 +57,7 @@ class HoleLog:
     values: np.ndarray  # (n,) gradient or (n, 3) vector
     kind: str = "gradient"
     t: np.ndarray | None = None  # seconds, optional
-    separation: float = 0.65
+    separation: float = DEFAULT_SEPARATION_M
     issues: list[str] = field(default_factory=list)
     flags: set[str] = field(default_factory=set)
 
@@ -203,7 +204,7 @@ def read_borehole_csv(source: str | os.PathLike[str] | io.TextIOBase, *,
     sep = separation
     if sep is None:
         try:
-            sep = float(metadata.get("sensor_separation_m", 0.65))
+            sep = float(metadata.get("sensor_separation_m", DEFAULT_SEPARATION_M))
         except ValueError:
             raise BoreholeFormatError("bad sensor_separation_m") from None
     if not (sep > 0 and math.isfinite(sep)):
@@ -269,7 +270,8 @@ def write_borehole_csv(path: str | os.PathLike[str], logs: Iterable[HoleLog],
     has_t = bool(logs) and all(lg.t is not None for lg in logs)
     with open_output(path, newline="") as fh:
         fh.write("# uxo-borehole v1\n")
-        md = {"kind": kind, "sensor_separation_m": logs[0].separation if logs else 0.65}
+        md = {"kind": kind, "sensor_separation_m": logs[0].separation if logs
+              else DEFAULT_SEPARATION_M}
         md.update(metadata or {})
         for k, v in md.items():
             fh.write(f"# {k}: {v}\n")

@@ -40,6 +40,7 @@ from acquisition.borehole.batch import BoreholeConfig, BoreholeResult, process_l
 from acquisition.borehole.detect import channel, detect, fit_distance, smooth
 from acquisition.borehole.logs import HoleLog, ProcessedLog, condition
 from acquisition.events import Anomaly, Target
+from acquisition.forward import DEFAULT_SEPARATION_M
 from acquisition.geomag import QUANG_TRI, EarthField
 from acquisition.types import SampleBlock, StreamDescriptor
 
@@ -63,7 +64,7 @@ class BoreholePipeline:
         self.cfg.stream_id = descriptor.stream_id
         g = descriptor.geometry
         self.separation = float(opts.get("sensor_separation_m", opts.get(
-            "separation", g.get("sensor_separation_m", 0.65))))
+            "separation", g.get("sensor_separation_m", DEFAULT_SEPARATION_M))))
         names = descriptor.channel_names
         if "depth" not in names:
             raise ValueError(f"stream {descriptor.stream_id!r} has no depth channel")

@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 
-from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fitcore import (
     FAR_MARGIN_M,
     POS_SIGMA_M,
@@ -44,6 +43,7 @@ from acquisition.dsp.fitcore import (
     _solve_linear,
     residual,
 )
+from acquisition.forward import SensorGeometry
 from acquisition.numfail import swallowed
 
 

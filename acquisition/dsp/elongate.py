@@ -4,7 +4,7 @@ A point dipole is a fine model of a bomb at 3 m, a poor one of the same bomb
 half a metre down, and the greedy fit (`fit.fit_sources`) of a long body in
 its near field leaves a strong point plus weak "neighbours" that take up its
 misfit, or, just under the surface, a cluster of points and lines none of
-which is the bomb. `_elongate` tries a line (`linesource`) in their place and
+which is the bomb. `_elongate` tries a line (`acquisition.forward.line`) in their place and
 keeps it where it pays by BIC; `_judge_weak` then re-judges the weak
 neighbours against the line, and `_replace_beside_lines` re-places the
 sources a joint fit had pulled toward the body's misfit (`docs/dsp.md`,
@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 
-from acquisition.dsp.dipole import SensorGeometry
 from acquisition.dsp.fitcore import (
     NEAR_FIELD_M,
     POS_SIGMA_M,
@@ -35,7 +34,7 @@ from acquisition.dsp.fitcore import (
     _refit_local,
     _solve_linear,
 )
-from acquisition.dsp.linesource import describe
+from acquisition.forward import SensorGeometry, describe
 from acquisition.numfail import swallowed
 
 
@@ -71,7 +70,7 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
     A strong source (predicted peak over ``min_peak_snr`` × noise, and a
     moment of at least ``min_moment``: a body a metre long is a mortar or
     bigger, a bomblet's field is a point's) is refitted as a line
-    (`linesource`) on its own surroundings, the other sources held, two ways:
+    (`acquisition.forward.line`) on its own surroundings, the other sources held, two ways:
     with its weak neighbours (under ``ratio`` of its moment, within
     ``reach_m``) kept, and without them — a point fit of a long body often
     grew a weak "neighbour" to take its misfit, and with that neighbour held

@@ -47,7 +47,6 @@ from acquisition.dsp.broadfit import (
     _relevel,
     _split_deep,
 )
-from acquisition.dsp.dipole import SensorGeometry, design_batch, design_matrix
 from acquisition.dsp.elongate import _elongate, _replace_beside_lines
 from acquisition.dsp.euler import euler_locate
 from acquisition.dsp.fitcore import (
@@ -78,12 +77,15 @@ from acquisition.dsp.fitcore import (
     _src_design,
     residual,
 )
-from acquisition.dsp.linesource import (
+from acquisition.events import SIZE_CLASSES
+from acquisition.forward import (
     LINE_POINTS,
+    SensorGeometry,
     describe,
+    design_batch,
+    design_matrix,
     line_points,
 )
-from acquisition.events import SIZE_CLASSES
 from acquisition.numfail import swallowed
 
 MIN_DEPTH = 0.0

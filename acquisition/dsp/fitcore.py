@@ -14,8 +14,14 @@ import math
 import numpy as np
 from scipy.optimize import least_squares
 
-from acquisition.dsp.dipole import SensorGeometry, design_matrix
-from acquisition.dsp.linesource import describe, ends_from, fold_ends, line_design
+from acquisition.forward import (
+    SensorGeometry,
+    describe,
+    design_matrix,
+    ends_from,
+    fold_ends,
+    line_design,
+)
 from acquisition.numfail import swallowed
 
 #: Horizontal position error (m, 1 sigma) a right model still misfits by: the

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from acquisition.dsp.dipole import SensorGeometry, design_matrix
+from acquisition.forward import SensorGeometry, design_matrix
 
 #: Lags searched by `estimate_lag` (s), both signs.
 MAX_LAG_S = 1.0

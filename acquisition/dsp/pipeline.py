@@ -29,7 +29,6 @@ import numpy as np
 
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
-from acquisition.dsp.dipole import SensorGeometry, design_matrix
 from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
 from acquisition.dsp.fitcore import POS_SIGMA_M, _chi2_drop, _sigma_of
 from acquisition.dsp.levelling import (
@@ -45,6 +44,7 @@ from acquisition.dsp.levelling import (
 from acquisition.dsp.segment import LaneSegmenter
 from acquisition.errors import SettingError
 from acquisition.events import Anomaly, Target
+from acquisition.forward import SensorGeometry, design_matrix
 from acquisition.geomag import EarthField
 from acquisition.numfail import thread_count
 from acquisition.types import SampleBlock, StreamDescriptor

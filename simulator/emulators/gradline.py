@@ -65,7 +65,7 @@ def banner_line(survey: SimulatedSurvey, *, model: str = "UXG-SIM",
     sc = survey.scenario
     words = [f"model={model}", f"serial={serial}", f"rate={sc.survey.rate_hz:g}",
              f"kind={sc.sensor.kind}", f"height={sc.sensor.height_m:.2f}"]
-    if sc.sensor.kind == "gradient":
+    if sc.sensor.is_gradient:
         words.append(f"sep={sc.sensor.separation_m:.2f}")
     return ("# " + " ".join(words) + "\r\n").encode("ascii")
 

@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from acquisition.dsp.dipole import SensorGeometry, design_batch
+from acquisition.forward.geometry import SensorGeometry
+from acquisition.forward.lane import design_batch
 
 #: Dipoles along a line source. Nine points 1.8 m apart from each other at
 #: most 0.23 m: closer than the sensor height, so their sum is smooth.
