@@ -161,7 +161,8 @@ def _run_process(args: argparse.Namespace) -> int:
     try:
         res = process_survey(survey, **overrides_from_args(args))
     except ValueError as exc:
-        return _fail(exc)
+        # a setting from the file's metadata or an option: name the file too
+        return _fail(exc if str(path) in str(exc) else f"{path}: {exc}")
     st = res.settings
     geometry, field = st.geometry, st.field
     comments = {"source": path.name, "format": survey.format, "value_unit": survey.value_unit

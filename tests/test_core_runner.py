@@ -152,3 +152,19 @@ def test_bytes_split_anywhere_decode_the_same(chunk):
     block = drv.flush()
     assert block.data[:, 0].tolist() == list(range(50))
     assert block.first_index == 0 and block.n == 50
+
+
+@pytest.mark.parametrize(("kind", "channel", "separated"), [
+    ("gradient", "grad", True), ("total", "tf", False), ("tf_gradient", "tfgrad", True)])
+def test_gradline_describes_every_sensor_kind_over_a_pty(kind, channel, separated):
+    dev = FakeDevice()
+    drv = GradLineDriver(dev.path, kind=kind, sensor_separation_m="0.5")
+    try:
+        d = drv.open()
+        assert d.geometry["kind"] == kind
+        assert [c.name for c in d.channels] == [channel]
+        assert d.geometry.get("sensor_separation_m") == (0.5 if separated else None)
+    finally:
+        drv.close()
+    with pytest.raises(ValueError, match="tf_gradient, got 'caesium'"):
+        GradLineDriver(dev.path, kind="caesium").describe()

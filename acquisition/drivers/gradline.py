@@ -130,7 +130,8 @@ def format_line(count: int, t_s: float, x: float, y: float, values: list[float])
 class GradLineDriver(LineDriver):
     """Gradiometer (or total-field) cart speaking UXG lines.
 
-    Options: ``kind`` (``gradient``/``total``), ``sensor_height_m`` (0.3),
+    Options: ``kind`` (``gradient``: fluxgate Bz lower - upper; ``total``; ``tf_gradient``:
+    two total-field sensors, F lower - upper), ``sensor_height_m`` (0.3),
     ``sensor_separation_m`` (0.65), ``channels`` (number of readings per line, 1),
     ``rate_hz`` (10), ``serial``. Banner lines (``# serial=... rate=...``) update
     the descriptor on the next (re)open.
@@ -159,16 +160,17 @@ class GradLineDriver(LineDriver):
 
     def describe(self) -> StreamDescriptor:
         kind = str(self.options.get("kind", self.info.get("kind", "gradient")))
-        if kind not in ("gradient", "total"):
-            raise ValueError(f"kind must be 'gradient' or 'total', got {kind!r}")
-        base = "grad" if kind == "gradient" else "tf"
+        bases = {"gradient": "grad", "total": "tf", "tf_gradient": "tfgrad"}
+        if kind not in bases:
+            raise ValueError(f"kind must be one of {', '.join(bases)}, got {kind!r}")
+        base = bases[kind]
         names = [base] if self.n_channels == 1 else [f"{base}{i}" for i in range(self.n_channels)]
         geometry: dict[str, Any] = {
             "kind": kind,
             "sensor_height_m": self._metres("sensor_height_m", "height", 0.3),
             "coordinates": "local grid, x east, y north, metres",
         }
-        if kind == "gradient":
+        if kind in ("gradient", "tf_gradient"):  # both read a difference of two sensors
             geometry["sensor_separation_m"] = self._metres("sensor_separation_m", "sep", 0.65)
         return StreamDescriptor(
             stream_id=self.stream_id,
