@@ -228,7 +228,11 @@ def _run_process(args: argparse.Namespace) -> int:
         opts["depth_offset_m"] = args.depth_offset
     cfg = BoreholeConfig.from_options(opts)  # checks every value against its range
     cfg.stream_id = Path(args.file).stem
-    res = process_logs(logs, field, cfg)
+    from acquisition.progress import Progress
+
+    with Progress(len(logs) + 1, "locate", unit="hole") as bar:
+        res = process_logs(logs, field, cfg,
+                           on_progress=lambda done, _total: bar.step(done - bar.count))
     for msg in res.issues:
         print(f"warning: {msg}", file=sys.stderr)
     comments = {"source": args.file, "holes": len(res.logs), **field.to_dict(),

@@ -158,8 +158,12 @@ def _run_process(args: argparse.Namespace) -> int:
         return _fail(f"{which}: GeoJSON and KML are WGS84 latitude/longitude, and {path} is a "
                      "local grid nobody placed: give --crs EPSG:NNNN (e.g. EPSG:32648) and "
                      "--grid-origin E,N (with --grid-rotation DEG if the grid is turned)")
+    from acquisition.progress import Progress
+
     try:
-        res = process_survey(survey, **overrides_from_args(args))
+        with Progress(survey.n, "process", unit="reading") as bar:
+            res = process_survey(survey, **overrides_from_args(args),
+                                 on_progress=lambda done, _total: bar.step(done - bar.count))
     except ValueError as exc:
         # a setting from the file's metadata or an option: name the file too
         return _fail(exc if str(path) in str(exc) else f"{path}: {exc}")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -449,8 +449,12 @@ def _flag_beyond_ordnance(targets: list[Target]) -> list[Target]:
 
 
 # -- the facade -----------------------------------------------------------------------------
-def process_survey(survey: Survey, **overrides: Any) -> ProcessedSurvey:
+def process_survey(survey: Survey, *, on_progress: Callable[[int, int], None] | None = None,
+                   **overrides: Any) -> ProcessedSurvey:
     """Process a survey read by `acquisition.read_survey`; keyword overrides win over metadata.
+
+    ``on_progress(done, total)`` reports readings taken in (a progress bar); the
+    answer is the same with or without it.
 
     Known overrides: the keys of `SETTINGS` (``kind``, ``sensor_height_m``,
     ``lane_spacing_m``, ``position_lag_s``, ``field_total_nT``, ``latitude``,
@@ -519,7 +523,8 @@ def process_survey(survey: Survey, **overrides: Any) -> ProcessedSurvey:
         warnings.append(w)
     try:
         res = _process_arrays(x, y, v, t=t, lane=survey.lane, geometry=settings.geometry,
-                              field=settings.grid_field, config=settings.config)
+                              field=settings.grid_field, config=settings.config,
+                              on_progress=on_progress)
     except ValueError as exc:
         raise ProcessingError(str(exc)) from None
     res.targets = _flag_beyond_ordnance(res.targets)

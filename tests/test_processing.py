@@ -81,6 +81,19 @@ def test_override_beats_metadata_beats_instrument_beats_default(demo_csv):
     assert st2.geometry["sensor_height_m"] == 0.4
 
 
+def test_progress_reports_every_reading_and_changes_no_answer(demo_csv):
+    # The bar feeds the streaming pipeline in pieces: chunked must equal whole.
+    s = read_survey(demo_csv)
+    whole = process_survey(s)
+    seen: list[tuple[int, int]] = []
+    pieces = process_survey(s, on_progress=lambda done, total: seen.append((done, total)))
+    assert [dataclasses.asdict(t) for t in pieces.targets] == \
+        [dataclasses.asdict(t) for t in whole.targets]
+    assert len(whole.targets) == 6
+    assert seen[-1] == (s.n, s.n) and len(seen) >= 2
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
 def test_bad_values_are_one_clear_error(demo_csv):
     s = read_survey(demo_csv)
     with pytest.raises(ProcessingError, match="lane_spacing_m: 'wide' is not a number"):

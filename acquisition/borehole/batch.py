@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -690,8 +690,12 @@ def _nested_significant(model: _Model, src: Source) -> bool:
 def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUANG_TRI,
                  config: BoreholeConfig | None = None, t_ns: int = 0, *,
                  prior: BoreholeResult | None = None,
-                 around: tuple[float, float] | None = None) -> BoreholeResult:
+                 around: tuple[float, float] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> BoreholeResult:
     """Locate targets in a layer's logs (raw `HoleLog`s are conditioned first).
+
+    ``on_progress(done, total)`` counts holes searched, then one step for the
+    joint location of the whole layer (a progress bar; no effect on the answer).
 
     ``field`` is recorded for provenance: the moments are fitted free (remanence
     can point anywhere), so locating does not depend on it.
@@ -716,7 +720,10 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
     if prior is not None:
         anomalies += [a for a in prior.anomalies if a.hole in model.by_hole
                       and id(model.by_hole[a.hole]) in known]
-    for pl in plogs:
+    steps = len(plogs) + 1
+    for i, pl in enumerate(plogs, start=1):
+        if on_progress is not None:
+            on_progress(i, steps)
         if id(pl) in known:
             continue
         for a in detect(pl, config=cfg.detect):
@@ -752,6 +759,8 @@ def process_logs(logs: Sequence[HoleLog | ProcessedLog], field: EarthField = QUA
     result.unexplained = list(unexplained)
     _make_targets(model, result, unexplained, t_ns)
     result.fit_failures = thread_count() - failed0
+    if on_progress is not None:
+        on_progress(steps, steps)
     if result.fit_failures:
         log.warning("%d numerical fit failure(s) taken as no fit", result.fit_failures)
         issues.append(f"{result.fit_failures} numerical fit failure(s) taken as no fit "

@@ -9,6 +9,7 @@ automatic lane segmentation; readings are then grouped by lane in file order.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +110,14 @@ def make_descriptor(geometry: dict[str, Any], rate_hz: float = 10.0,
 def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
                    t: np.ndarray | None = None, lane: np.ndarray | None = None,
                    geometry: dict[str, Any], field: EarthField,
-                   config: LaneConfig | None = None, stream_id: str = "survey") -> SurveyResult:
-    """Process a whole lane survey (x, y in m, values in nT; t in seconds if given)."""
+                   config: LaneConfig | None = None, stream_id: str = "survey",
+                   on_progress: Callable[[int, int], None] | None = None) -> SurveyResult:
+    """Process a whole lane survey (x, y in m, values in nT; t in seconds if given).
+
+    ``on_progress(done, total)`` is called as readings are taken in (for a
+    progress bar). The readings are then fed in pieces, which gives the same
+    answer as one piece: the pipeline is a streaming one (chunked equals whole).
+    """
     check_geometry(geometry)
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
@@ -164,7 +171,17 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
     if lanes is not None:
         order = np.argsort(lanes, kind="stable")
         x, y, v, t_ns, g, lanes = (a[order] for a in (x, y, v, t_ns, g, lanes))
-    events = pipe._ingest(x, y, v, t_ns, g, lanes)
+    if on_progress is None:
+        events = pipe._ingest(x, y, v, t_ns, g, lanes)
+    else:
+        events = []
+        m = len(x)
+        step = max(PROGRESS_PIECE, m // 100)
+        for a in range(0, m, step):
+            b = min(a + step, m)
+            events += pipe._ingest(x[a:b], y[a:b], v[a:b], t_ns[a:b], g[a:b],
+                                   None if lanes is None else lanes[a:b])
+            on_progress(b, m)
     events += pipe.finish()
     # A target re-estimated later (a revision, same id) is listed once.
     targets = latest_targets([e for e in events if isinstance(e, Target)])
@@ -180,6 +197,10 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
                         rejected_samples=rejected + pipe.stats.rejected_samples,
                         spikes=pipe.stats.spikes, lane_noise_nT=list(pipe.lane_noise),
                         notes=notes, fit_failures=pipe.stats.fit_failures)
+
+
+#: Fewest readings fed per progress step (a bar needs no finer steps).
+PROGRESS_PIECE = 2000
 
 
 def _check_spread(x: np.ndarray, y: np.ndarray) -> None:
