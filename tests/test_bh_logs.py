@@ -45,6 +45,16 @@ def test_reads_metadata_holes_and_columns() -> None:
     assert read_borehole_csv(io.StringIO(GOOD), separation=0.65).logs[0].separation == 0.65
 
 
+@pytest.mark.parametrize("body", [GOOD, GOOD.split("\n", 4)[4]])  # with and without metadata
+def test_a_byte_order_mark_is_not_part_of_the_file(tmp_path: Path, body: str) -> None:
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    bf = read_borehole_csv(p)
+    assert [lg.hole for lg in bf.logs] == ["A", "B"]
+    assert np.allclose(bf.logs[0].values, [0.5, 0.7, 0.6])
+    assert not bf.rejects
+
+
 def test_bad_rows_reported_with_line_numbers_and_good_rows_kept() -> None:
     text = GOOD + "A,1.0,2.0,5.97,0.3\nA,1.0,2.0,abc,0.4,1.0\n,1,2,5.9,0.5,1.0\n" + \
         "A,1.0,2.0,5.96,0.5,0.9\n" * 10

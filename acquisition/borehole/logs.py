@@ -173,6 +173,10 @@ def read_borehole_csv(source: str | os.PathLike[str] | io.TextIOBase, *,
             text = fh.read()
     else:
         text = source.read()
+    # A UTF-8 byte-order mark (spreadsheet exports write one) is not part of
+    # the first line: left there, it turns '# uxo-borehole' or 'hole' into
+    # '\ufeff# ...' and the header is not found.
+    text = text.removeprefix("\ufeff")
     lines = text.splitlines()
     metadata: dict[str, str] = {}
     i = 0
