@@ -1,4 +1,4 @@
-"""Write (and read back) target lists: CSV per FORMATS.md and GeoJSON.
+"""Write (and read back) target lists: CSV per docs/formats.md and GeoJSON.
 
 CSV columns: ``id, x, y, depth, moment, quality, mx, my, mz, sigma_x, sigma_y,
 sigma_depth, amplitude_nT, size_class, lanes, flags, method``; list-valued

@@ -23,6 +23,9 @@ TREE = [
     ("simulator.scenario", "ScenarioError", ValueError),
     ("simulator.pty", "PtyClosedError", OSError),
     ("acquisition.outfile", "OutputError", OSError),
+    ("acquisition.drivers.transport", "PortError", OSError),
+    ("acquisition.drivers.lineproto", "ConfigError", ValueError),
+    ("acquisition.drivers.registry", "UnknownDriverError", LookupError),
 ]
 
 
