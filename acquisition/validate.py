@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acquisition.errors import SettingError
+from acquisition.forward.geometry import KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,8 @@ GEOMETRY_RANGES: dict[str, Range] = {
     "sensor_height_m": positive(10.0),
     "sensor_separation_m": positive(10.0),
 }
-GEOMETRY_KINDS = ("gradient", "total")
+#: The reading kinds the forward model knows (one list: `acquisition.forward.geometry`).
+GEOMETRY_KINDS = KINDS
 
 
 def check_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
