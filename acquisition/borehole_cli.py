@@ -1,8 +1,8 @@
 """``uxo borehole plan|process|coverage``: the borehole mode's command line.
 
 * ``plan``: the quincunx hole layout for a rectangle or polygon (CSV + GeoJSON);
-* ``process FILE``: a borehole CSV (FORMATS.md) or an HDF5 recording to a
-  target list (FORMATS.md columns plus ``holes``), with the same field and
+* ``process FILE``: a borehole CSV (docs/formats.md) or an HDF5 recording to a
+  target list (docs/formats.md columns plus ``holes``), with the same field and
   sensor options as ``uxo process``; options override the file's metadata;
 * ``coverage FILE``: which part of a layer the logged holes searched for a
   chosen smallest moment, and where the gaps are.

@@ -1,7 +1,7 @@
 """Argument helpers shared by `uxo` sub-commands (field, sensor and driver options).
 
 Precedence everywhere: command-line options override file metadata, which
-overrides defaults (FORMATS.md).
+overrides defaults (docs/formats.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def add_field_arguments(p: argparse.ArgumentParser) -> None:
 
 def field_from_args(args: argparse.Namespace, metadata: dict[str, Any] | None = None
                     ) -> EarthField:
-    """Resolve the Earth field from CLI options over metadata keys (FORMATS.md).
+    """Resolve the Earth field from CLI options over metadata keys (docs/formats.md).
 
     Explicit components (--field-*) win over an IGRF field, and on each level
     the command line wins over the file. A place or date given on the command

@@ -51,6 +51,9 @@ _LAZY = {
     "DecodeError": "acquisition.decode",
     "BoreholeFormatError": "acquisition.borehole.logs",
     "CalibrationError": "acquisition.dsp.calibration",
+    "PortError": "acquisition.drivers.transport",
+    "ConfigError": "acquisition.drivers.lineproto",
+    "UnknownDriverError": "acquisition.drivers.registry",
 }
 
 __all__ = ["SettingError", "UxoError", "UxoLookupError", "UxoOSError", "UxoRuntimeError",

@@ -15,7 +15,7 @@ from typing import Any
 #: cannot constrain (lanes far apart), never a bomb to list as one.
 BEYOND_ORDNANCE_AM2 = 100.0
 
-#: Size classes by fitted moment magnitude (A m^2), from DOMAIN.md. A moment is
+#: Size classes by fitted moment magnitude (A m^2), from docs/field.md. A moment is
 #: never proof that an object is small: remanence can cancel the induced part.
 SIZE_CLASSES: tuple[tuple[str, float, float], ...] = (
     ("scrap_or_bomblet", 0.0, 0.05),

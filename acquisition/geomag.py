@@ -52,7 +52,7 @@ class EarthField:
         }
 
 
-#: Quang Tri, IGRF-14 for 2026 (DOMAIN.md): the default when nothing is given.
+#: Quang Tri, IGRF-14 for 2026 (docs/field.md): the default when nothing is given.
 QUANG_TRI = EarthField(43600.0, 23.2, -1.4, source="default: Quang Tri IGRF-14 2026")
 QUANG_TRI_LAT, QUANG_TRI_LON = 16.75, 107.0
 

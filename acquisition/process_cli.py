@@ -7,7 +7,7 @@ resolves every setting from the options given here (as overrides) and the
 file's metadata. This module only turns options into those arguments and
 prints, so the CLI and Python give the same answer (docs/api.md).
 Prints area, lanes, noise level, signals found and the signal density class
-per hectare by depth band (DOMAIN.md), the unit assumed and the CRS.
+per hectare by depth band (docs/field.md), the unit assumed and the CRS.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {"kind": "gradient", "sensor_height_m": 0.3,
                             "position_sigma_m": LaneConfig().position_sigma_m,
                             "position_lag_s": 0.0}
 
-#: A bomb survey looks from this depth down (a mine detector clears the top, DOMAIN).
+#: A bomb survey looks from this depth down (a mine detector clears the top: docs/field.md).
 BOMB_SURVEY_TOP_M = 0.3
 #: Time stamps beyond this (2000-01-01) are read as Unix epoch seconds (for the IGRF date).
 EPOCH_FROM_S = 946_684_800.0

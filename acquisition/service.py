@@ -1,7 +1,7 @@
 """The acquisition service: driver runner -> pipeline -> publisher, and -> recorder.
 
 This is the only place that knows about threads, sockets and files together.
-Data flow one way (DESIGN.md)::
+Data flow one way (docs/developing.md)::
 
     DriverRunner thread --queue--> service loop --> RecorderSink (lossless, same process)
                                                 --> processing pipeline --> events

@@ -1,4 +1,4 @@
-"""Read and write lane-survey CSV files (``# uxo-survey v1``, docs FORMATS.md).
+"""Read and write lane-survey CSV files (``# uxo-survey v1``, docs/formats.md).
 
 Layout: optional ``# key: value`` metadata lines (the first may name the
 format, ``# uxo-survey v1``), one header row, then one reading per row. Columns
@@ -71,7 +71,7 @@ class SurveyData:
         return int(self.x.size)
 
     def geometry(self) -> dict[str, Any]:
-        """Sensor geometry from metadata (FORMATS.md keys and defaults)."""
+        """Sensor geometry from metadata (docs/formats.md keys and defaults)."""
         md = self.metadata
         # a value that is no number, or out of range, is refused naming its key
         return check_geometry({

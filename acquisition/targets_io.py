@@ -1,14 +1,14 @@
-"""Write (and read back) target lists: CSV per FORMATS.md and GeoJSON.
+"""Write (and read back) target lists: CSV per docs/formats.md and GeoJSON.
 
 CSV columns: ``id, x, y, depth, moment, quality, mx, my, mz, sigma_x, sigma_y,
 sigma_depth, amplitude_nT, size_class, lanes, flags, method``; list-valued
 fields (lanes, flags) are joined with ``;``. Depth is metres below ground,
 positive down; moment in A m².
 
-GeoJSON: a FeatureCollection of Points in the survey's local grid (x east,
-y north, metres; the collection says so in its ``crs_note``), one feature per
-target with the CSV fields as properties and ``depth`` as the third
-coordinate, negative (below ground), so GIS tools place it under the surface.
+GeoJSON (RFC 7946) and KML are WGS84, so only a placed survey has them: one
+Point per target at its longitude, latitude and -depth (below ground, so GIS
+tools place it under the surface), the CSV fields as properties. Columns and
+flags: docs/formats.md, "Target lists".
 """
 
 from __future__ import annotations

@@ -89,12 +89,12 @@ def metadata_number(md: dict[str, Any], key: str, default: float | None,
     return check(name, v, allowed)
 
 
-#: Sensor geometry keys (FORMATS.md): heights and separations in metres.
+#: Sensor geometry keys (docs/formats.md): heights and separations in metres.
 GEOMETRY_RANGES: dict[str, Range] = {
     "sensor_height_m": positive(10.0),
     "sensor_separation_m": positive(10.0),
 }
-GEOMETRY_KINDS = ("gradient", "total")
+GEOMETRY_KINDS = ("gradient", "total", "tf_gradient")
 
 
 def check_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def check_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
     return geometry
 
 
-#: Physical bounds of a reading (FORMATS.md units). Beyond them a value is a
+#: Physical bounds of a reading (docs/formats.md units). Beyond them a value is a
 #: damaged or mistyped one, rejected like a non-number and counted, never a
 #: huge number that overflows the fits: local or projected positions (UTM
 #: northings reach 1e7 m), depths below ground, and readings (the Earth's

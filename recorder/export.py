@@ -1,4 +1,4 @@
-"""Write a recorded stream as the survey CSV of FORMATS.md (``# uxo-survey v1``).
+"""Write a recorded stream as the survey CSV of docs/formats.md (``# uxo-survey v1``).
 
 Metadata lines come from the stream's descriptor geometry (kind, sensor height
 and separation, lane spacing) and from the recording's provenance (the

@@ -38,7 +38,7 @@ from simulator.physics import (
     line_of_dipoles,
 )
 
-#: kind -> (moment range A m^2, length range m): DOMAIN.md rough moments.
+#: kind -> (moment range A m^2, length range m): docs/field.md rough moments.
 BODY_KINDS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "projectile_105": ((0.5, 2.0), (0.45, 0.55)),
     "projectile_155": ((1.0, 3.0), (0.6, 0.8)),

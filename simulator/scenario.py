@@ -45,7 +45,7 @@ from simulator.physics import SENSOR_KINDS, SoilSpec
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
-#: Default moment (A m^2) and body length (m) by kind (DOMAIN.md rough moments).
+#: Default moment (A m^2) and body length (m) by kind (docs/field.md rough moments).
 KIND_DEFAULTS: dict[str, tuple[float, float]] = {
     "bomblet": (0.03, 0.0),
     "grenade": (0.02, 0.1),
@@ -182,7 +182,7 @@ class Scenario:
         return replace(sc, generated=_generate_targets(sc))
 
     def metadata(self) -> dict[str, Any]:
-        """Key/value pairs for file headers (FORMATS.md survey metadata keys first)."""
+        """Key/value pairs for file headers (docs/formats.md survey metadata keys first)."""
         md: dict[str, Any] = {
             "kind": self.sensor.kind,
             "sensor_height_m": self.sensor.height_m,

@@ -111,7 +111,7 @@ class SimulatedSurvey:
         return self.scenario.metadata()
 
     def write_survey_csv(self, path: str | Path) -> Path:
-        """Write the survey CSV of FORMATS.md (``# uxo-survey v1``, columns t,x,y,lane,value).
+        """Write the survey CSV of docs/formats.md (``# uxo-survey v1``, columns t,x,y,lane,value).
 
         Positions are the recorded ones (with error), as an instrument would log them.
         """

@@ -95,7 +95,7 @@ def test_earth_field_vector_and_igrf():
     assert np.isclose(np.linalg.norm(u), 1.0)
     assert u[2] < 0 < u[1]  # points north and down at Quang Tri
     f = from_igrf(16.75, 107.0, "2026-06-01")
-    # DOMAIN.md: total 43,600 nT, inclination 23.2 deg down, declination -1.4 deg.
+    # docs/field.md: total 43,600 nT, inclination 23.2 deg down, declination -1.4 deg.
     assert abs(f.total_nT - 43600) < 150
     assert abs(f.inclination_deg - 23.2) < 0.3
     assert abs(f.declination_deg + 1.4) < 0.3

@@ -1,6 +1,6 @@
 """Multi-sensor carts written one row per sensor per instant, without lanes.
 
-FORMATS.md allows it; before `acquisition.dsp.cart` a two-sensor cart read in
+docs/formats.md allows it; before `acquisition.dsp.cart` a two-sensor cart read in
 file order gave 4 lanes and five targets for its two objects (the bomblet
 missed), a four-sensor cart 804 lanes and no target at all.
 """

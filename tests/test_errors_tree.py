@@ -23,6 +23,9 @@ TREE = [
     ("simulator.scenario", "ScenarioError", ValueError),
     ("simulator.pty", "PtyClosedError", OSError),
     ("acquisition.outfile", "OutputError", OSError),
+    ("acquisition.drivers.transport", "PortError", OSError),
+    ("acquisition.drivers.lineproto", "ConfigError", ValueError),
+    ("acquisition.drivers.registry", "UnknownDriverError", LookupError),
 ]
 
 
@@ -52,3 +55,19 @@ def test_a_survey_refusal_is_caught_as_uxo_error() -> None:
 
     with pytest.raises(UxoError, match="lacks required column"):
         parse_survey_csv("a,b\n1,2\n")
+
+
+def test_driver_refusals_are_caught_as_uxo_errors(tmp_path) -> None:
+    """The drivers' own refusals, raised by the real code paths, land in the tree."""
+    from acquisition.drivers import registry
+    from acquisition.drivers.lineproto import parse_column
+    from acquisition.drivers.transport import open_port
+
+    with pytest.raises(errors.UxoLookupError, match="no driver named 'no-such-driver'"):
+        registry.get("no-such-driver")
+    with pytest.raises(errors.UxoValueError, match="bad column"):
+        parse_column("x*notanumber")
+    missing = tmp_path / "ttyNOPE0"
+    with pytest.raises(errors.UxoOSError, match="cannot open") as info:
+        open_port(str(missing))
+    assert isinstance(info.value, OSError) and str(missing) in str(info.value)

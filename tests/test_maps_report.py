@@ -25,7 +25,7 @@ CRS = {"crs": "EPSG:32648", "grid_origin_e": 700000.0, "grid_origin_n": 1850000.
        "soil_noise_nT": 0.35, "soil_threshold_nT": 1.8, "soil_detect_k": 5.0}
 OBJECTS = [pole_source(5.5, 8.3, 0.8, 1.0), pole_source(2.5, 3.0, 2.0, 6.0),
            pole_source(9.5, 15.0, 0.25, 0.06), pole_source(3.5, 16.0, 0.2, 0.05)]
-#: DOMAIN density table, land: upper limits of classes 1-4 per depth band.
+#: docs/field.md density table, land: upper limits of classes 1-4 per depth band.
 LIMITS = {"0-0.3 m": (95, 190, 285, 380), "0.3-3 m": (4, 8, 12, 16), "3-5 m": (1, 2, 3, 4)}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",

@@ -154,7 +154,7 @@ def test_elongated_body_converges_to_point_dipole_far_away():
 
 
 def test_low_inclination_anomaly_peaks_off_the_object():
-    # DOMAIN.md: at Quang Tri the reading over a buried object is a negative dip
+    # docs/field.md: at Quang Tri the reading over a buried object is a negative dip
     # and the strongest reading is not above it.
     m = physics.induced_moment(1.0, QUANG_TRI)
     y = np.linspace(-4, 4, 801)

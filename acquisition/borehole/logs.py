@@ -161,7 +161,7 @@ def _out_of_bounds(rec: tuple[float, ...], n_values: int) -> str:
 def read_borehole_csv(source: str | os.PathLike[str] | io.TextIOBase, *,
                       separation: float | None = None, max_bad_fraction: float = 0.2,
                       collar_tolerance_m: float = 0.05) -> BoreholeFile:
-    """Read a ``# uxo-borehole v1`` CSV (FORMATS.md) into per-hole raw logs.
+    """Read a ``# uxo-borehole v1`` CSV (docs/formats.md) into per-hole raw logs.
 
     ``source`` is a path or an open text stream. Bad rows (wrong field count,
     non-numbers, empty hole id) are skipped and listed in ``rejects`` with line

@@ -1,6 +1,6 @@
 """Files the borehole commands write: hole plans, target lists, coverage statements.
 
-Target lists reuse `acquisition.targets_io` (FORMATS.md columns) and add the
+Target lists reuse `acquisition.targets_io` (docs/formats.md columns) and add the
 borehole columns: ``holes`` (the holes that saw the target, ``;``-joined,
 strongest first) and ``distance_m`` (for targets seen from one hole with no
 logged neighbour: distance from that hole, direction unknown).

@@ -36,6 +36,7 @@ import numpy as np
 from acquisition.clock import NS_PER_S
 from acquisition.drivers.base import LineDriver, ParsedLines
 from acquisition.drivers.textnum import NS_LIMIT, drop_overflow, floats, hybrid
+from acquisition.errors import UxoValueError
 from acquisition.types import ChannelSpec, StreamDescriptor
 
 TIME_UNITS = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -43,7 +44,7 @@ _COL_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\-]*)(?::([^*+\-]*))?"
                      r"(?:\*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?))?(?:([+\-])([0-9.]+(?:[eE][-+]?[0-9]+)?))?$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UxoValueError):
     """The lineproto configuration is unusable (raised when the driver is built)."""
 
 

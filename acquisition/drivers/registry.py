@@ -11,13 +11,14 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from acquisition.drivers.base import Driver
+from acquisition.errors import UxoLookupError
 
 GROUP = "uxo.drivers"
 _runtime: dict[str, type[Driver]] = {}
 
 
-class UnknownDriverError(LookupError):
-    pass
+class UnknownDriverError(UxoLookupError):
+    """No driver is registered or installed under the name asked for."""
 
 
 def register(name: str, cls: type[Driver]) -> None:

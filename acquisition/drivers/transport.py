@@ -18,12 +18,14 @@ from importlib.metadata import entry_points
 
 import serial
 
+from acquisition.errors import UxoOSError
+
 log = logging.getLogger(__name__)
 
 _handlers_loaded = False
 
 
-class PortError(IOError):
+class PortError(UxoOSError):  # UxoOSError is an OSError (= IOError)
     """The port could not be opened, or it failed (unplugged, hung up)."""
 
 

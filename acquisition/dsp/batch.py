@@ -23,7 +23,7 @@ from acquisition.geomag import EarthField
 from acquisition.types import ChannelSpec, StreamDescriptor
 from acquisition.validate import POSITION_LIMIT_M, READING_LIMIT_NT, check_geometry
 
-#: Signal density classes per hectare by depth band, land (DOMAIN.md).
+#: Signal density classes per hectare by depth band, land (docs/field.md).
 DENSITY_BANDS_M: tuple[tuple[str, float, float], ...] = (
     ("0-0.3 m", 0.0, 0.3), ("0.3-3 m", 0.3, 3.0), ("3-5 m", 3.0, 5.0))
 DENSITY_LIMITS: tuple[tuple[float, float, float], ...] = (
@@ -164,7 +164,7 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
     rejected = int((~ok).sum())
     x, y, v, t_ns, g = x[ok], y[ok], v[ok], t_ns[ok], g[ok]
     if lanes is None and t is not None:
-        # a multi-sensor cart written one row per sensor per instant (FORMATS.md)
+        # a multi-sensor cart written one row per sensor per instant (docs/formats.md)
         lanes = cart_lanes(x, y, t[ok], pipe.config.lane_spacing_m)
     elif lanes is not None:
         lanes = lanes[ok].astype(np.int64)

@@ -44,7 +44,7 @@ class SoilCalibration:
     tail_nT: float
 
     def to_metadata(self) -> dict[str, float]:
-        """Survey metadata keys (FORMATS.md style ``# key: value``)."""
+        """Survey metadata keys (docs/formats.md style ``# key: value``)."""
         return {
             "soil_level_nT": round(self.level_nT, 4),
             "soil_white_noise_nT": round(self.white_noise_nT, 4),

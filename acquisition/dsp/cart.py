@@ -1,6 +1,6 @@
 """Lanes of a multi-sensor cart whose survey file has no lane column.
 
-FORMATS.md writes a multi-sensor cart as one row per sensor per instant, and
+docs/formats.md writes a multi-sensor cart as one row per sensor per instant, and
 makes the ``lane`` column optional. Read in file order, such rows jump a
 sensor spacing across the lanes at every row, and `LaneSegmenter` (which
 splits one sensor's trace by position and order) would start a new lane at

@@ -10,7 +10,7 @@ Euler's homogeneity equation
 
 is solved by least squares for (x0, y0, z0, B) over the cells where the signal
 is strong. Gridding 1 m lanes smears shallow sources: that is the method's
-known weakness (DOMAIN.md), and why the product fits the raw samples instead.
+known weakness (docs/field.md), and why the product fits the raw samples instead.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Target lists as the maps, report, QA and GIS layers use them, placed in the CRS and WGS84.
 
-A target list is read from a CSV of ours (``uxo process`` output, FORMATS.md)
+A target list is read from a CSV of ours (``uxo process`` output, docs/formats.md)
 or any CSV with at least ``x, y, depth``, or ``easting, northing, depth``
 (turned into the survey's local frame; read without a survey, as QA compares
 two lists, the eastings/northings are the plane itself); rows that cannot
