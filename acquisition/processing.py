@@ -222,13 +222,14 @@ def _pick(name: str, overrides: dict[str, Any], md: dict[str, str],
 
 
 def _number(name: str, v: Any, source: str) -> float:
+    # name what the user wrote: the file's metadata key, or the setting
+    where = f"metadata {SETTINGS[name][0]}" if source == "metadata" else name
     try:
         f = float(v)
     except (TypeError, ValueError):
-        where = f"metadata {SETTINGS[name][0]}" if source == "metadata" else name
         raise ProcessingError(f"{where}: {v!r} is not a number") from None
     if not math.isfinite(f):
-        raise ProcessingError(f"{name}: must be finite, got {v!r}")
+        raise ProcessingError(f"{where}: must be finite, got {v!r}")
     return f
 
 

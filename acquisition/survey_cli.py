@@ -83,8 +83,11 @@ def add_survey_input_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--columns", metavar="MAP",
                    help="columns of a generic CSV/XYZ: x=Easting,y=Northing,value=Grad or "
                         "lat=Lat,lon=Lon,value=TMI (also t=, lane=)")
-    g.add_argument("--value-unit", choices=("nT", "nT/m", "pT", "T"),
-                   help="unit of the file's values (default: the file's value_unit, else nT)")
+    # not argparse choices: the library checks units for files and options alike,
+    # with one message naming the unit and the ones it knows
+    g.add_argument("--value-unit", metavar="UNIT",
+                   help="unit of the file's values: nT, nT/m, pT or T (default: the file's "
+                        "value_unit, else nT)")
     add_frame_arguments(parser)
 
 

@@ -126,8 +126,8 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
     ("same.csv", "x,y,value\n" + "".join(f"1.0,2.0,{i % 7}\n" for i in range(300)),
      "one position"),
     ("hdr.csv", "# uxo-survey v1\nx,y,value\n", "no data rows"),
-    ("random.h5", None, "cannot open recording"),
-    ("dir", None, "not a file"),
+    ("random.h5", None, "unknown survey format"),
+    ("dir", None, "is a directory"),
 ])
 def test_process_bad_inputs_give_one_line(tmp_path, capsys, name, content, expect) -> None:
     if name == "dir":
