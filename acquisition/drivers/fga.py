@@ -126,6 +126,7 @@ def _fast(lines: list[bytes], header: tuple[str, ...],
     ok = res.line_ok & (np.diff(res.first) == m)
     if not res.complete or not ok.all():
         return ok
+    assert res.value is not None and res.empty is not None  # set when complete
     table = res.value.reshape(n, m)
     bad = np.abs(table[:, _mapping(header)[0]]) >= TS_LIMIT_MS
     if res.empty.any():
@@ -243,7 +244,7 @@ class FGADriver(LineDriver):
         super().__init__(port, **kwargs)  # type: ignore[arg-type]
         self._header: tuple[str, ...] = DEFAULT_HEADER
         origin = self.options.get("origin")
-        self._plane = LocalTangentPlane(*map(float, origin)) if origin else None  # type: ignore[call-overload]
+        self._plane = LocalTangentPlane(*map(float, origin)) if origin else None
 
     def default_rate_hz(self) -> float:
         return 100.0

@@ -106,8 +106,10 @@ def _fast(lines: list[bytes]) -> ParsedLines | None:
     c = u.copy()
     c[commas] = 32
     res = scan_numbers(c.tobytes().translate(_CANON, b'"+'), n, 32, m=9)
-    if not res.complete or (np.diff(res.first) != 9).any():
+    if not res.complete or res.first is None or (np.diff(res.first) != 9).any():
         return None
+    assert res.dot is not None and res.neg is not None and res.ints is not None \
+        and res.k is not None  # set when complete
     dot = res.dot.reshape(n, 9)
     neg = res.neg.reshape(n, 9)
     ints = res.ints.reshape(n, 9)

@@ -363,10 +363,11 @@ def _scan_clean(padded: bytes, u: np.ndarray, n: int, sep: int, empty: bool,
     size -= 1
     ndots = int(np.count_nonzero(u == 46))
     layout = None
-    if regular and not empty:
+    if regular and not empty and m is not None:
         layout = _column_layout(padded, sep, m)
     if layout is not None:
         cdot, ck = layout
+        assert m is not None  # a layout comes from regular lines only
         dcols = np.flatnonzero(cdot)
         # Digits and sign per field against the column's bounds: a digit before
         # the point, at most MAX_DIGITS digits. The digit before the point keeps
@@ -427,7 +428,7 @@ def _scan_clean(padded: bytes, u: np.ndarray, n: int, sep: int, empty: bool,
         full[~isempty] = ints
         ints = full
     if layout is not None:
-        val = np.divide(ints.reshape(n, m), kdiv).reshape(nf)
+        val = np.divide(ints.reshape(n, -1), kdiv).reshape(nf)
     else:
         val = np.divide(ints, kdiv)
     zero = ints == 0
