@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -240,8 +241,8 @@ class FGADriver(LineDriver):
     baudrate = 115200
     max_line = 512
 
-    def __init__(self, port: str, **kwargs: object) -> None:
-        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, port: str, **kwargs: Any) -> None:
+        super().__init__(port, **kwargs)
         self._header: tuple[str, ...] = DEFAULT_HEADER
         origin = self.options.get("origin")
         self._plane = LocalTangentPlane(*map(float, origin)) if origin else None

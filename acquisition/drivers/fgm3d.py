@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 
@@ -191,9 +192,9 @@ class FGM3DDriver(LineDriver):
     baudrate = 921600
     max_line = 160
 
-    def __init__(self, port: str, **kwargs: object) -> None:
+    def __init__(self, port: str, **kwargs: Any) -> None:
         kwargs.setdefault("block_size", 1200)
-        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+        super().__init__(port, **kwargs)
 
     def default_rate_hz(self) -> float:
         return 1200.0

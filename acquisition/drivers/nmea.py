@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+from typing import Any
 
 import numpy as np
 
@@ -570,9 +571,9 @@ class NmeaDriver(LineDriver):
     baudrate = 9600
     max_line = 128  # NMEA limits a sentence to 82 characters; leave room for junk.
 
-    def __init__(self, port: str, **kwargs: object) -> None:
+    def __init__(self, port: str, **kwargs: Any) -> None:
         kwargs.setdefault("block_size", 1)
-        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+        super().__init__(port, **kwargs)
         date = self.options.get("date")
         day = 0
         if date:

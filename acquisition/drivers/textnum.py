@@ -136,9 +136,10 @@ def chunked(lines: list[bytes], size: int,
         info.update(p.info)
 
     def cat(arrays: list[np.ndarray | None]) -> np.ndarray | None:
-        if any(a is None for a in arrays):
+        present = [a for a in arrays if a is not None]
+        if len(present) < len(arrays):
             return None
-        return np.concatenate(arrays)  # type: ignore[arg-type]
+        return np.concatenate(present)
 
     return ParsedLines(values=np.concatenate([p.values for p in parts]),
                        positions=cat([p.positions for p in parts]),
