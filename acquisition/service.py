@@ -243,8 +243,8 @@ class AcquisitionService:
         if self.config.record:
             if self.sink is None:
                 self._create_sink()
+            assert self.sink is not None  # made just above when missing
             # After start the sink rotates to a new file that holds every stream.
-            assert self.sink is not None
             self.sink.add_stream(desc)
             self._maybe_start_sink()
 
