@@ -247,9 +247,9 @@ def _run_process(args: argparse.Namespace) -> int:
         write_targets_kml(args.kml, res.targets, frame, name=Path(args.file).name)
     if frame.georeferenced:
         for lg in res.logs:
-            (e,), (n,) = (np.atleast_1d(a) for a in frame.local_to_crs(lg.x, lg.y))
+            (ce,), (cn,) = (np.atleast_1d(a) for a in frame.local_to_crs(lg.x, lg.y))
             (la,), (lo,) = (np.atleast_1d(a) for a in frame.to_wgs84(lg.x, lg.y))
-            print(f"hole {lg.hole}: collar E {e:.3f} N {n:.3f} ({frame.crs}), "
+            print(f"hole {lg.hole}: collar E {ce:.3f} N {cn:.3f} ({frame.crs}), "
                   f"lat {la:.8f} lon {lo:.8f}")
     print(f"{len(res.targets)} targets from {len(res.logs)} holes "
           f"({len(res.anomalies)} per-hole anomalies) -> {args.output}")

@@ -30,7 +30,7 @@ class OutputError(UxoOSError):
 
 
 @contextlib.contextmanager
-def open_output(path: str | Path, *, newline: str | None = None) -> Iterator[TextIO]:
+def open_output(path: str | os.PathLike[str], *, newline: str | None = None) -> Iterator[TextIO]:
     """A text handle (UTF-8) whose content becomes ``path`` when the block ends without error."""
     p = Path(path)
     try:

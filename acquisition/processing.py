@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,7 +193,7 @@ class ProcessedSurvey:
 
     def placed(self) -> Iterator[tuple[Target, Place | None]]:
         """(target, place) for every listed target; place is None for an unplaced survey."""
-        places = self.place(self.targets) or [None] * len(self.targets)
+        places: Sequence[Place | None] = self.place(self.targets) or [None] * len(self.targets)
         yield from zip(self.targets, places, strict=True)
 
 

@@ -11,7 +11,7 @@ tqdm installed the helper does nothing (the work is the same).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, TextIO, TypeVar
 
 T = TypeVar("T")
@@ -70,8 +70,8 @@ class Progress:
 def progress(items: Iterable[T], desc: str, *, total: int | None = None, unit: str = "item",
              stream: TextIO | None = None) -> Iterator[T]:
     """Yield ``items``, drawing a bar on a terminal (see `Progress`)."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
+    if total is None and isinstance(items, Sized):
+        total = len(items)
     with Progress(total, desc, unit=unit, stream=stream) as p:
         for item in items:
             yield item

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -50,6 +50,11 @@ from acquisition.forward import KINDS as LANE_KINDS
 from acquisition.geomag import QUANG_TRI, EarthField
 from acquisition.runner import DriverRunner, RunnerItem
 from acquisition.types import SampleBlock, StreamDescriptor
+
+if TYPE_CHECKING:
+    from acquisition.drivers.gnss_attach import PositionAttacher
+    from acquisition.publisher import Publisher
+    from recorder.sink import RecorderSink
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +165,8 @@ class AcquisitionService:
         self.summary = ServiceSummary(session=config.session)
         self.descriptors: dict[str, StreamDescriptor] = {}
         self.pipeline: Pipeline | None = None
-        self.publisher = None
-        self.sink = None
+        self.publisher: Publisher | None = None
+        self.sink: RecorderSink | None = None
         if config.record:
             # a clear refusal now, not a failing sink once data flow
             from recorder.sink import check_new_recording
@@ -170,7 +175,7 @@ class AcquisitionService:
         self._sink_ok = True
         self._sink_backlog: list[tuple[str, tuple[Any, ...]]] = []
         self._sink_wait_since: int | None = None
-        self.attacher = None
+        self.attacher: PositionAttacher | None = None
         self._held: list[SampleBlock] = []
         self._fix_rate_checked = False
         self._flushes_seen = 0
@@ -238,6 +243,7 @@ class AcquisitionService:
         if self.config.record:
             if self.sink is None:
                 self._create_sink()
+            assert self.sink is not None  # made just above when missing
             # After start the sink rotates to a new file that holds every stream.
             self.sink.add_stream(desc)
             self._maybe_start_sink()
@@ -253,6 +259,7 @@ class AcquisitionService:
             "pipeline_config": repr(self.config.pipeline_config),
         }
         # The sink never raises on I/O failure; it reports through `healthy`.
+        assert self.config.record is not None  # only called when recording
         self.sink = RecorderSink(self.config.record, session=self.config.session,
                                  provenance=provenance,
                                  flush_interval_s=self.config.flush_interval_s,
@@ -394,6 +401,7 @@ class AcquisitionService:
         """Attach positions to held detector blocks the fix track now covers."""
         hold_ns = int(self.config.gnss_hold_s * 1e9)
         now = wall_ns()
+        assert self.attacher is not None  # blocks are held only with a GNSS stream
         while self._held:
             block = self._held[0]
             last_t = block.time_of_index_ns(block.next_index - 1)
@@ -466,6 +474,7 @@ class AcquisitionService:
     def _recording_info(self) -> dict[str, Any]:
         """The archive as the operator sees it: file, size, last flush, integrity."""
         sink = self.sink
+        assert sink is not None  # only called while recording
         if sink.n_flushes != self._flushes_seen:
             # The sink flushes on its own timer too; note when a new flush shows.
             self._flushes_seen, self._last_flush_wall = sink.n_flushes, wall_ns()

@@ -234,9 +234,12 @@ def read_survey(path: str | Path, *, format: str | None = None,
     if raw.value_unit and stated and stated.lower() != raw.value_unit.lower():
         raise SurveyReadError(path, None, f"metadata {UNIT_KEY}: {stated!r}, but the "
                               f"{name} format's values are in {raw.value_unit}")
-    separation = _float_key(md, "sensor_separation_m",
-                            float(raw.geometry.get("sensor_separation_m",
-                                                   DEFAULT_SEPARATION_M)), path)
+    stated_sep = raw.geometry.get("sensor_separation_m", DEFAULT_SEPARATION_M)
+    if isinstance(stated_sep, bool) or not isinstance(stated_sep, int | float):
+        # a crafted descriptor is refused in one line, not a TypeError traceback
+        raise SurveyReadError(path, None, f"descriptor sensor_separation_m: {stated_sep!r} "
+                              "is not a number")
+    separation = _float_key(md, "sensor_separation_m", float(stated_sep), path)
     try:
         value = to_nT(raw.value, unit, separation_m=separation)
     except ValueError as exc:

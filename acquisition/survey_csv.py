@@ -33,6 +33,7 @@ import numpy as np
 
 from acquisition.errors import UxoValueError
 from acquisition.outfile import write_output
+from acquisition.readers import BadRow  # one row-reject type for every reader
 from acquisition.validate import GEOMETRY_RANGES, Range, check, check_geometry, metadata_number
 
 FORMAT_LINE = "# uxo-survey v1"
@@ -42,12 +43,6 @@ OPTIONAL = ("t", "lane")
 
 class SurveyCSVError(UxoValueError):
     """The file cannot be used: no header, missing columns, or too many bad rows."""
-
-
-@dataclass(slots=True)
-class BadRow:
-    line: int
-    reason: str
 
 
 @dataclass(slots=True)

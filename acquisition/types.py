@@ -221,4 +221,5 @@ class SampleBlock:
             and same_pos
         )
 
+    # assignment: equal by array content, so unhashable (typeshed types __hash__ as a method)
     __hash__ = None  # type: ignore[assignment]

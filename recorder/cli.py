@@ -274,8 +274,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"{c.name}: {c.links} links, {c.rows} rows, head {c.head}"
                   + (f", {c.uncommitted_rows} rows after the last link" if c.uncommitted_rows
                      else ""))
-        for c in rep.changed:
-            print(f"CHANGED {c.describe()}")
+        for ch in rep.changed:
+            print(f"CHANGED {ch.describe()}")
         for p in rep.problems:
             print(f"PROBLEM {p}")
         print(f"{args.file}: " + ("intact" if rep.ok else "NOT INTACT"))

@@ -40,6 +40,8 @@ def as_bytes_view(part: Any) -> memoryview:
     """A flat byte view of bytes or a C-contiguous array (no copy when possible)."""
     if isinstance(part, np.ndarray):
         part = np.ascontiguousarray(part)
+        if part.size == 0:
+            return memoryview(b"")  # no bytes; cast() refuses a shape with a zero in it
     return memoryview(part).cast("B")
 
 

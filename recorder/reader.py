@@ -263,7 +263,7 @@ class StreamRecord:
             for row in table[skip:]:
                 r0 = int(row["row_offset"])
                 r1 = r0 + int(row["n"])
-                if r0 < w0 or r1 > w1:
+                if wdata is None or r0 < w0 or r1 > w1:  # an empty first block reads too
                     w0, w1 = r0, max(r1, min(seg.rows, r0 + window_rows))
                     wdata = data_ds[w0:w1]
                     wpos = pos_ds[w0:w1] if pos_ds is not None else None

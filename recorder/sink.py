@@ -485,7 +485,7 @@ class RecorderSink:
         path = self._file_name(seq)
         for st in self._streams.values():
             st.setup.prev_head = st.head
-        root_attrs = {
+        root_attrs: dict[str, Any] = {
             L.ATTR_SESSION_START_WALL_NS: self._session_start_wall_ns,
             L.ATTR_CREATED_WALL_NS: time.time_ns(),
             L.ATTR_FLUSH_INTERVAL_S: self.flush_interval_s,

@@ -590,11 +590,12 @@ def _generate_targets(sc: Scenario) -> tuple[TargetSpec, ...]:
         kind = str(spec.kinds[int(rng.integers(len(spec.kinds)))])
         dm, dl = KIND_DEFAULTS[kind]
         moment = dm * float(math.exp(spec.moment_spread * rng.standard_normal()))
-        rem = None
+        rem: tuple[float, float, float] | None = None
         if spec.remanent_fraction > 0:
             d = rng.standard_normal(3)
             d /= max(float(np.linalg.norm(d)), 1e-12)
-            rem = tuple(float(v) for v in spec.remanent_fraction * moment * d)
+            rx, ry, rz = (float(v) for v in spec.remanent_fraction * moment * d)
+            rem = (rx, ry, rz)
         depth = float(rng.uniform(spec.depth_min_m, spec.depth_max_m))
         azimuth = float(rng.uniform(0, 360))
         plunge = float(rng.uniform(0, 60))

@@ -1082,7 +1082,8 @@ def _make_targets(model: _Model, result: BoreholeResult, unexplained: list[HoleA
             thr_amp = float(np.nanmax(np.abs(channel(pl0, model.model_values(pl0, [s])))))
         result.targets.append(Target(
             stream_id=cfg.stream_id, target_id=tid, x=float(x), y=float(y),
-            depth=float(s.depth), moment=tuple(float(v) for v in s.moment),  # type: ignore[arg-type]
+            depth=float(s.depth),
+            moment=(float(s.moment[0]), float(s.moment[1]), float(s.moment[2])),
             quality=float(s.quality), sigma_x=sx, sigma_y=sy, sigma_depth=sd,
             amplitude_nT=thr_amp, holes=holes, flags=tuple(flags), method=method, t_ns=t_ns))
         details["snr_over_threshold"] = amp

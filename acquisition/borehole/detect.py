@@ -103,7 +103,7 @@ def detect(plog: ProcessedLog, values: np.ndarray | None = None,
     bin_m = float(np.median(np.diff(plog.depth))) if len(plog.depth) > 1 else 0.05
     w = max(1, round(cfg.smooth_m / max(bin_m, 1e-6)))
     s = smooth(v, w)
-    sig = (plog.sigma if sigma is None else sigma) / math.sqrt(w)
+    sig: float | np.ndarray = (plog.sigma if sigma is None else sigma) / math.sqrt(w)
     if not (sig > 0):
         return []
     if extra_sigma is not None:

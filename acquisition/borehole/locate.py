@@ -249,7 +249,7 @@ def _solve(obs: Obs, params: np.ndarray, proj: _Projector,
     return proj.y - a @ coef, coef
 
 
-def chi2_at(obs: Obs, positions: Sequence[Sequence[float]]) -> float:
+def chi2_at(obs: Obs, positions: Sequence[Sequence[float] | np.ndarray]) -> float:
     """Weighted residual sum of squares with moments and offsets solved at fixed positions."""
     sizes = [len(p) for p in positions]
     flat = np.concatenate([np.asarray(p, float) for p in positions])
@@ -270,7 +270,7 @@ def _unsquash(h: np.ndarray, limit: float) -> np.ndarray:
     return h / math.sqrt(1.0 - (n / limit) ** 2)
 
 
-def fit(obs: Obs, init: Sequence[Sequence[float]], min_depth: float = 0.1,
+def fit(obs: Obs, init: Sequence[Sequence[float] | np.ndarray], min_depth: float = 0.1,
         max_depth: float = 40.0, pad_m: float = 5.0, max_half_length: float = 1.2,
         max_nfev: int = 40, capped: bool = False) -> FitResult:
     """Fit sources starting at ``init``: each (x, y, depth) for a point dipole or

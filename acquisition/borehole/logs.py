@@ -286,8 +286,8 @@ def write_borehole_csv(path: str | os.PathLike[str], logs: Iterable[HoleLog],
             vals = lg.values.reshape(len(lg.depth), -1)
             for j in range(len(lg.depth)):
                 parts = [lg.hole, f"{lg.x:.3f}", f"{lg.y:.3f}", f"{lg.depth[j]:.4f}"]
-                if has_t:
-                    parts.append(f"{lg.t[j]:.3f}")  # type: ignore[index]
+                if has_t and lg.t is not None:
+                    parts.append(f"{lg.t[j]:.3f}")
                 parts += [f"{v:.4f}" for v in vals[j]]
                 fh.write(",".join(parts) + "\n")
 

@@ -127,7 +127,7 @@ class BoreholePipeline:
         with ``consolidate``, from the whole layer solved at once (`finish`).
         """
         if self._cur is None:
-            return self.consolidate() if consolidate else []
+            return list(self.consolidate()) if consolidate else []
         out: list[Anomaly | Target] = list(self._live_anomalies(final=True))
         cur, self._cur = self._cur, None
         if sum(len(a) for a in cur["depth"]) >= 5:

@@ -85,9 +85,9 @@ def quincunx(area: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
         raise SettingError(f"azimuth_deg = {azimuth_deg!r} is not a finite number")
     poly = as_polygon(area)
     span = float(np.max(np.ptp(poly, axis=0)))
-    holes = (span / spacing + 2.0) ** 2  # at most: the bounding square's lattice
-    if holes > MAX_HOLES:
-        raise SettingError(f"spacing = {spacing!r} m would plan up to {holes:.3g} holes over "
+    n_max = (span / spacing + 2.0) ** 2  # at most: the bounding square's lattice
+    if n_max > MAX_HOLES:
+        raise SettingError(f"spacing = {spacing!r} m would plan up to {n_max:.3g} holes over "
                            f"{span:g} m (limit {MAX_HOLES:g}): check the spacing and area")
     row_step = spacing * math.sqrt(3.0) / 2.0
     circumradius = spacing / math.sqrt(3.0)
@@ -118,8 +118,8 @@ def quincunx(area: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
     row_index = {r: i for i, r in enumerate(rows)}
     holes: list[PlannedHole] = []
     by_row: dict[int, list[int]] = {}
-    for i in np.flatnonzero(keep):
-        by_row.setdefault(cand[i][0], []).append(int(i))
+    for j in np.flatnonzero(keep):
+        by_row.setdefault(cand[j][0], []).append(int(j))
     for r in rows:
         idx = sorted(by_row[r], key=lambda i: cand[i][1])
         kmin = min(cand[i][1] for i in idx)

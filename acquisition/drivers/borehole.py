@@ -76,7 +76,7 @@ def _finish(cnt: np.ndarray, t_s: np.ndarray, enc: np.ndarray, vals: np.ndarray,
             rejects: list[tuple[int, str]]) -> ParsedLines:
     depth = enc * m_per_count + depth_offset_m
     prev = depth[0] if prev_depth is None and depth.size else prev_depth
-    step = np.diff(np.concatenate(([prev], depth))) if depth.size else depth
+    step = np.diff(np.concatenate(([prev], depth))) if depth.size and prev is not None else depth
     direction = np.sign(step)
     values = np.column_stack((vals, depth, direction))
     return ParsedLines(values=values, device_ns=np.round(t_s * 1e9).astype(np.int64),
@@ -147,8 +147,9 @@ def _fast(lines: list[bytes], nv: int, m_per_count: float, depth_offset_m: float
     c[le - 2] = c[le - 1] = 48
     m = 3 + nv + 2
     res = scan_numbers(c.tobytes(), n, 44, m=m)
-    if not res.complete or (np.diff(res.first) != m).any():
+    if not res.complete or res.first is None or (np.diff(res.first) != m).any():
         return None
+    assert res.dot is not None and res.neg is not None and res.value is not None  # complete
     dot = res.dot.reshape(n, m)
     if res.neg.reshape(n, m)[:, 1].any() or dot[:, 1].any() or dot[:, 3].any() \
             or (np.abs(res.value.reshape(n, m)[:, 2]) >= T_LIMIT_S).any():

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +127,7 @@ def _fast(lines: list[bytes], header: tuple[str, ...],
     ok = res.line_ok & (np.diff(res.first) == m)
     if not res.complete or not ok.all():
         return ok
+    assert res.value is not None and res.empty is not None  # set when complete
     table = res.value.reshape(n, m)
     bad = np.abs(table[:, _mapping(header)[0]]) >= TS_LIMIT_MS
     if res.empty.any():
@@ -239,11 +241,11 @@ class FGADriver(LineDriver):
     baudrate = 115200
     max_line = 512
 
-    def __init__(self, port: str, **kwargs: object) -> None:
-        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, port: str, **kwargs: Any) -> None:
+        super().__init__(port, **kwargs)
         self._header: tuple[str, ...] = DEFAULT_HEADER
         origin = self.options.get("origin")
-        self._plane = LocalTangentPlane(*map(float, origin)) if origin else None  # type: ignore[call-overload]
+        self._plane = LocalTangentPlane(*map(float, origin)) if origin else None
 
     def default_rate_hz(self) -> float:
         return 100.0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 
@@ -106,8 +107,10 @@ def _fast(lines: list[bytes]) -> ParsedLines | None:
     c = u.copy()
     c[commas] = 32
     res = scan_numbers(c.tobytes().translate(_CANON, b'"+'), n, 32, m=9)
-    if not res.complete or (np.diff(res.first) != 9).any():
+    if not res.complete or res.first is None or (np.diff(res.first) != 9).any():
         return None
+    assert res.dot is not None and res.neg is not None and res.ints is not None \
+        and res.k is not None  # set when complete
     dot = res.dot.reshape(n, 9)
     neg = res.neg.reshape(n, 9)
     ints = res.ints.reshape(n, 9)
@@ -189,9 +192,9 @@ class FGM3DDriver(LineDriver):
     baudrate = 921600
     max_line = 160
 
-    def __init__(self, port: str, **kwargs: object) -> None:
+    def __init__(self, port: str, **kwargs: Any) -> None:
         kwargs.setdefault("block_size", 1200)
-        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+        super().__init__(port, **kwargs)
 
     def default_rate_hz(self) -> float:
         return 1200.0

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -269,8 +269,8 @@ class GSM19Driver(LineDriver):
     baudrate = 9600
     max_line = 128
 
-    def __init__(self, port: str, **kwargs: object) -> None:
-        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, port: str, **kwargs: Any) -> None:
+        super().__init__(port, **kwargs)
         self._prev_ns: int | None = None
         date = self.options.get("date")
         self._base_ns = date_epoch_ns(str(date)) if date else 0

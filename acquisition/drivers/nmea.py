@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+from typing import Any
 
 import numpy as np
 
@@ -297,7 +298,7 @@ def _fields(c: bytes, a: np.ndarray, b: np.ndarray) -> NumberFields:
     res = scan_numbers(padded, n, 44, m=9)
     if not res.complete and (b",," in padded or b",\n" in padded or b"\n," in padded):
         res = scan_numbers(padded, n, 44, empty=True)
-    if res.complete and (np.diff(res.first) != 9).any():
+    if res.complete and res.first is not None and (np.diff(res.first) != 9).any():
         res.line_ok = np.diff(res.first) == 9
         res.complete = False
     return res
@@ -309,7 +310,7 @@ def _time(res: NumberFields, n: int, col: int) -> tuple[np.ndarray, np.ndarray]:
     ints, k, dot, neg, size = g(res.ints), g(res.k), g(res.dot), g(res.neg), g(res.size)
     ok = ~neg & (size - dot - k == 6) & ((dot == 0) | ((k >= 1) & (k <= 6)))
     kk: np.ndarray | int = np.where(ok, k, 0)
-    if n and (kk == kk[0]).all():
+    if n and isinstance(kk, np.ndarray) and (kk == kk[0]).all():
         kk = int(kk[0])  # one width for the column: division by a scalar is much faster
     scale = 10 ** kk
     whole = ints // scale
@@ -427,6 +428,7 @@ def _fast(lines: list[bytes], state: NmeaState) -> ParsedLines | np.ndarray:
         q = lambda a: a.reshape(ng, 9)[:, 5]  # noqa: E731
         q_ok = ~q(gres.neg) & (q(gres.size) == 1)
         gok &= t_ok & la_ok & lo_ok & q_ok
+        assert gres.value is not None  # set when complete
         gv = gres.value.reshape(ng, 9)
     if rres.complete and nr:
         t_ok, r_tod = _time(rres, nr, 0)
@@ -443,6 +445,7 @@ def _fast(lines: list[bytes], state: NmeaState) -> ParsedLines | np.ndarray:
         status_a = codes[2][0] == ord("A")
         m_ok = ~status_a | (m_len == 0) | ((m_len == 1) & (mode >= 0))
         rok &= t_ok & la_ok & lo_ok & d_ok & m_ok
+        assert rres.value is not None  # set when complete
         rv = rres.value.reshape(nr, 9)
         dates = d(rres.ints)
         r_date = np.zeros(nr, dtype=np.int64)
@@ -460,6 +463,8 @@ def _fast(lines: list[bytes], state: NmeaState) -> ParsedLines | np.ndarray:
         return fast_ok
     rejects = [(int(i), "checksum") for i in np.flatnonzero(ok & ~cks)]
     # Rows in line order; slices instead of index arrays when one kind only.
+    pg: slice | np.ndarray
+    pr: slice | np.ndarray
     if nr == 0:
         keep, pg, pr = gi, slice(None), slice(0)
     elif ng == 0:
@@ -566,9 +571,9 @@ class NmeaDriver(LineDriver):
     baudrate = 9600
     max_line = 128  # NMEA limits a sentence to 82 characters; leave room for junk.
 
-    def __init__(self, port: str, **kwargs: object) -> None:
+    def __init__(self, port: str, **kwargs: Any) -> None:
         kwargs.setdefault("block_size", 1)
-        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+        super().__init__(port, **kwargs)
         date = self.options.get("date")
         day = 0
         if date:
@@ -577,7 +582,7 @@ class NmeaDriver(LineDriver):
         # A given date fixes the time base to UTC epoch; else the first row does.
         self.state = NmeaState(day_ns=day, shift=0 if date else None)
         origin = self.options.get("origin")
-        self.plane = LocalTangentPlane(*map(float, origin)) if origin else None  # type: ignore[call-overload]
+        self.plane = LocalTangentPlane(*map(float, origin)) if origin else None
 
     def default_rate_hz(self) -> float:
         return 1.0

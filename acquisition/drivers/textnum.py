@@ -136,9 +136,10 @@ def chunked(lines: list[bytes], size: int,
         info.update(p.info)
 
     def cat(arrays: list[np.ndarray | None]) -> np.ndarray | None:
-        if any(a is None for a in arrays):
+        present = [a for a in arrays if a is not None]
+        if len(present) < len(arrays):
             return None
-        return np.concatenate(arrays)  # type: ignore[arg-type]
+        return np.concatenate(present)
 
     return ParsedLines(values=np.concatenate([p.values for p in parts]),
                        positions=cat([p.positions for p in parts]),
@@ -363,10 +364,11 @@ def _scan_clean(padded: bytes, u: np.ndarray, n: int, sep: int, empty: bool,
     size -= 1
     ndots = int(np.count_nonzero(u == 46))
     layout = None
-    if regular and not empty:
+    if regular and not empty and m is not None:
         layout = _column_layout(padded, sep, m)
     if layout is not None:
         cdot, ck = layout
+        assert m is not None  # a layout comes from regular lines only
         dcols = np.flatnonzero(cdot)
         # Digits and sign per field against the column's bounds: a digit before
         # the point, at most MAX_DIGITS digits. The digit before the point keeps
@@ -427,7 +429,7 @@ def _scan_clean(padded: bytes, u: np.ndarray, n: int, sep: int, empty: bool,
         full[~isempty] = ints
         ints = full
     if layout is not None:
-        val = np.divide(ints.reshape(n, m), kdiv).reshape(nf)
+        val = np.divide(ints.reshape(n, -1), kdiv).reshape(nf)
     else:
         val = np.divide(ints, kdiv)
     zero = ints == 0

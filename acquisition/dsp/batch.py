@@ -170,7 +170,7 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
         lanes = lanes[ok].astype(np.int64)
     if lanes is not None:
         order = np.argsort(lanes, kind="stable")
-        x, y, v, t_ns, g, lanes = (a[order] for a in (x, y, v, t_ns, g, lanes))
+        x, y, v, t_ns, g, lanes = x[order], y[order], v[order], t_ns[order], g[order], lanes[order]
     if on_progress is None:
         events = pipe._ingest(x, y, v, t_ns, g, lanes)
     else:

@@ -319,7 +319,8 @@ class LiveDetector:
             # The whole block first: max(v) - min(levels) and max(levels) - min(v)
             # bound every stretch's test (rounding is monotone), so if neither
             # is over thr no stretch is, and the block is committed in one go.
-            lo_l, hi_l = min(used), max(used)  # type: ignore[type-var]
+            known = [u for u in used if u is not None]  # all of them: None not in used
+            lo_l, hi_l = min(known), max(known)
             if float(v.max()) - lo_l <= thr and hi_l - float(v.min()) <= thr:
                 self._n = end
                 self.level = levels[-1]

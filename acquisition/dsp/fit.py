@@ -198,7 +198,8 @@ def _uncertainty(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np.n
             # Centre = mean of the two ends: var = (var1 + var2 + 2 cov12) / 4.
             c = cov[at:at + 6, at:at + 6]
             d = np.array([0.25 * (c[j, j] + c[j + 3, j + 3] + 2 * c[j, j + 3]) for j in range(3)])
-        out.append(tuple(float(t) for t in np.sqrt(np.clip(d, 0, None))))
+        sd = np.sqrt(np.clip(d, 0, None))
+        out.append((float(sd[0]), float(sd[1]), float(sd[2])))
         at += len(s) + 3
     return out
 
@@ -372,6 +373,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         best = None
     if best is None or not _inside(best.x, footprint):
         return [_cheap_result(x, y, v, geom, cx, cy, cd, ("no_converge", "cheap_estimate"))]
+    assert footprint is not None  # _inside is False without one
 
     p = best.x
     converged = bool(best.status > 0)
@@ -503,7 +505,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                       for r in RING_RADII for a in np.radians(np.arange(0.0, 360.0, 45.0))]
             costs = []
             for g in starts:
-                Gc = np.hstack((base, design_matrix(lx, ly, *g, geom)))
+                Gc = np.hstack((base, design_matrix(lx, ly, g[0], g[1], g[2], geom)))
                 r = Gc @ _solve_linear(Gc, lv) - lv
                 costs.append(float(r @ r))
             ii = near.index(i)
@@ -636,7 +638,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     for i in range(len(p) // 3):
         if not room(p):
             break
-        if G_p is None:  # once per model, not once per source tried
+        if G_p is None or lin_p is None:  # once per model, not once per source tried
             G_p = _design(x, y, p, geom)
             lin_p = _solve_linear(G_p, v)
         cand = try_ring(p, i, G_p, lin_p)
@@ -1204,7 +1206,7 @@ def _finish(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
             extra = describe(srcs[si])
             px, py, pd = extra.pop("x"), extra.pop("y"), extra.pop("depth")
             method = "line_fit"
-        m = tuple(float(t) for t in lin[3 * si:3 * si + 3])
+        m = (float(lin[3 * si]), float(lin[3 * si + 1]), float(lin[3 * si + 2]))
         sx_, sy_, sd_fit = (scales[si] * t for t in sig[si])
         sx_ = math.hypot(sx_, ss.position_m)
         sy_ = math.hypot(sy_, ss.position_m)
@@ -1247,7 +1249,7 @@ def _cheap_result(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeome
         try:
             G = _design(x, y, np.array([cx, cy, cd]), geom)
             lin = _solve_linear(G, v)
-            m = tuple(float(t) for t in lin[:3])
+            m = (float(lin[0]), float(lin[1]), float(lin[2]))
         except np.linalg.LinAlgError as exc:
             swallowed("fit._cheap_result", exc)
             pass
@@ -1270,5 +1272,5 @@ def euler_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray,
     ex, ey, ed = est
     G = _design(x, y, np.array([ex, ey, max(ed, 0.01)]), geom)
     lin = _solve_linear(G, v)
-    return [FitResult(x=ex, y=ey, depth=ed, moment=tuple(float(t) for t in lin[:3]),
+    return [FitResult(x=ex, y=ey, depth=ed, moment=(float(lin[0]), float(lin[1]), float(lin[2])),
                       quality=0.5, method="euler", n_samples=int(v.size))]

@@ -248,7 +248,7 @@ def _local_sse(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.nd
     return float(r @ r)
 
 
-def _chi2_drop(r_before: np.ndarray, r_after: np.ndarray, sig2: np.ndarray,
+def _chi2_drop(r_before: np.ndarray, r_after: np.ndarray, sig2: np.ndarray | float,
                robust: bool, c: float = 2.0) -> float:
     """Drop of the (weighted) misfit from ``r_before`` to ``r_after``.
 

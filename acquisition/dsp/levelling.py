@@ -300,7 +300,7 @@ def masked_level(v: np.ndarray, noise: float, *, k_mask: float = 3.0,
     over = None
     for it in range(3):
         new_over = np.abs(v - level) > thr
-        if it and np.array_equal(new_over, over):
+        if it and over is not None and np.array_equal(new_over, over):
             break  # same samples over thr: the same grown mask again
         over = new_over
         new_mask = dilate(over, grow) if grow > 0 and over.any() else over

@@ -307,7 +307,8 @@ def merge_targets(old: Target, new: Target) -> Target:
         strong, target_id=old.target_id, revision=old.revision + 1, t_ns=old.t_ns,
         x=a * old.x + b * new.x, y=a * old.y + b * new.y,
         depth=a * old.depth + b * new.depth,
-        moment=tuple(float(p + q) for p, q in zip(old.moment, new.moment, strict=True)),
+        moment=(float(old.moment[0] + new.moment[0]), float(old.moment[1] + new.moment[1]),
+                float(old.moment[2] + new.moment[2])),
         quality=max(old.quality, new.quality),
         sigma_x=max(old.sigma_x, new.sigma_x), sigma_y=max(old.sigma_y, new.sigma_y),
         sigma_depth=max(old.sigma_depth, new.sigma_depth),
@@ -1043,7 +1044,7 @@ class LanePipeline:
         for f in fits:
             amp = peak.amplitude
             if f.method in FITTED and len(fits) > 1 and x.size:
-                pred = sum(_fields(f.point_sources(), x, y, self.geom))
+                pred = np.asarray(sum(_fields(f.point_sources(), x, y, self.geom)))
                 amp = float(pred[int(np.argmax(np.abs(pred)))])
             t = Target(
                 stream_id=self.stream_id, target_id=self._next_target, x=f.x, y=f.y,

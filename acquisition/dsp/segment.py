@@ -119,6 +119,7 @@ class LaneSegmenter:
             # (rounding is monotone, so the test on them is exact): usually none.
             stop = m
             xr, half = self.x_ref, 0.5 * self.spacing
+            assert xr is not None  # settled: the branch above set it or left the loop
             if float(xs.max()) - xr > half or xr - float(xs.min()) > half:
                 stop = int(np.flatnonzero(np.abs(xs - xr) > half)[0])
             j0 = 0

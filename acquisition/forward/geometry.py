@@ -69,10 +69,11 @@ class SensorGeometry:
         """
         g = dict(geometry or {})
         kind = str(g.get("kind") or "gradient").strip() or "gradient"
+        ux, uy, uz = (float(v) for v in field.unit_vector())
         return cls(kind=kind,
                    sensor_height_m=_number(g, "sensor_height_m", DEFAULT_SENSOR_HEIGHT_M),
                    sensor_separation_m=_number(g, "sensor_separation_m", DEFAULT_SEPARATION_M),
-                   field_unit=tuple(float(v) for v in field.unit_vector()))  # type: ignore[arg-type]
+                   field_unit=(ux, uy, uz))
 
     def to_dict(self) -> dict[str, Any]:
         """The `StreamDescriptor.geometry` keys this geometry stands for."""

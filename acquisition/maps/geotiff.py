@@ -51,7 +51,8 @@ def write_geotiff(path: str | Path, grid: MapGrid, frame: SurveyFrame) -> Path:
     if not frame.georeferenced:
         raise InputError(f"{path}: a GeoTIFF needs a CRS to place it: give --crs (and "
                          "--grid-origin/--grid-rotation for a taped grid), or write .png")
-    epsg = epsg_of(frame.crs)  # type: ignore[arg-type]
+    assert frame.crs is not None  # georeferenced: it has a CRS
+    epsg = epsg_of(frame.crs)
     s = grid.spacing
     x_left = float(grid.x[0]) - s / 2
     y_top = float(grid.y[-1]) + s / 2

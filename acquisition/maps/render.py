@@ -157,6 +157,7 @@ def figure(grid: MapGrid, frame: SurveyFrame, *, tracks: list[tuple[np.ndarray, 
     fig.text(0.9 / fig_w, 0.25 / fig_h, f"CRS: {crs}", fontsize=7)
     for i, line in enumerate(info.extra):
         fig.text(0.9 / fig_w, 1 - (0.85 + 0.22 * i) / fig_h, line, fontsize=7)
+    # attr-defined: the map's axes ride on the Figure for callers; matplotlib has no slot
     fig._uxo_axes = ax  # type: ignore[attr-defined]
     return fig
 

@@ -98,7 +98,7 @@ def read_target_list(path: str | Path, frame: SurveyFrame | None = None) -> list
             elif frame is None:
                 x, y = _num(row, "easting"), _num(row, "northing")
             else:
-                lx, ly = frame.crs_to_local(_num(row, "easting"),  # type: ignore[union-attr]
+                lx, ly = frame.crs_to_local(_num(row, "easting"),
                                             _num(row, "northing"))
                 x, y = float(lx), float(ly)
             depth = _num(row, "depth")

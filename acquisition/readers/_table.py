@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acquisition.readers import BadRow
+from acquisition.readers import BadRow, Positions
 from acquisition.readers._text import (
     is_number,
     name_and_unit,
@@ -30,7 +30,7 @@ PROJECTED_NAMES = ("easting", "northing", "east", "north", "utm_x", "utm_y", "ut
 LOCAL_LIMIT_M = 20_000.0
 
 
-def positions_kind(x: np.ndarray, y: np.ndarray, named_projected: bool) -> str:
+def positions_kind(x: np.ndarray, y: np.ndarray, named_projected: bool) -> Positions:
     """"projected" for easting/northing columns or values beyond a taped grid, else "local"."""
     if named_projected:
         return "projected"

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from acquisition.readers import BadRow, RawSurvey
+from acquisition.readers import BadRow, Positions, RawSurvey
 from acquisition.readers._table import PROJECTED_NAMES, positions_kind
 from acquisition.readers._text import (
     check_bad_share,
@@ -151,6 +151,7 @@ class GeosoftXYZReader:
         unit = name_and_unit(names[wanted["value"]])[1] if names else None
         if unit:
             md["value_unit"] = unit
+        positions: Positions
         if "lat" in cols:
             ok = (np.abs(cols["lat"]) <= 90) & (np.abs(cols["lon"]) <= 180)
             for j in np.flatnonzero(~ok):
@@ -168,7 +169,7 @@ class GeosoftXYZReader:
                          t=cols["t"][ok] if "t" in cols else None,
                          lane=np.asarray(lane_out, dtype=np.int64)[ok], metadata=md,
                          bad_rows=bad, line_numbers=np.asarray(good, dtype=np.int64)[ok],
-                         positions=positions,  # type: ignore[arg-type]
+                         positions=positions,
                          rows_seen=n_data, notes=notes)
 
 
@@ -200,7 +201,7 @@ def _pick(path: Path, names: list[str], keys: list[str], columns: dict[str, str]
             found = [next((i for c in GUESS[k] if (i := find(c)) is not None), None)
                      for k in pair]
             if all(i is not None for i in found):
-                wanted.update(dict(zip(pair, found, strict=True)))  # type: ignore[arg-type]
+                wanted.update({k: i for k, i in zip(pair, found, strict=True) if i is not None})
                 break
         else:
             wanted.update({"x": 0, "y": 1})

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from acquisition.readers import BadRow, RawSurvey
+from acquisition.readers import BadRow, Positions, RawSurvey
 from acquisition.readers._text import check_bad_share, head_lines, no_rows
 
 STREAMS = ("gradient", "total")
@@ -86,6 +86,7 @@ class GSM19Reader:
             raise SurveyReadError(path, None, "a GSM-19 base-station dump has no positions: it "
                                   "is a diurnal record, not a survey (expected a walking "
                                   "gradiometer .wg dump with GPS or grid positions)")
+        positions: Positions
         if gps:
             x, y, positions = d.lon, d.lat, "geographic"
             in_range = (np.abs(d.lat) <= 90) & (np.abs(d.lon) <= 180)
@@ -133,5 +134,5 @@ class GSM19Reader:
                          lane=lane[ok] if lane is not None else None, metadata=md,
                          extra={"field_nT": d.field_nT[ok], "quality": d.quality[ok]},
                          bad_rows=bad, line_numbers=d.line[ok],
-                         positions=positions,  # type: ignore[arg-type]
+                         positions=positions,
                          value_unit=unit, rows_seen=n_data, notes=notes)

@@ -109,7 +109,7 @@ class MagMapXYZReader:
         named = t.keys[ix] in PROJECTED_NAMES or t.keys[iy] in PROJECTED_NAMES
         return RawSurvey(x=cols["x"], y=cols["y"], value=value, metadata=md, extra=extra,
                          bad_rows=bad, line_numbers=lines_ok,
-                         positions=positions_kind(cols["x"], cols["y"], named),  # type: ignore[arg-type]
+                         positions=positions_kind(cols["x"], cols["y"], named),
                          value_unit=unit, rows_seen=n_data, notes=notes)
 
 

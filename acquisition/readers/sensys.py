@@ -168,6 +168,7 @@ class SensysReader:
                 if c["stamp"] is not None:
                     tt = _stamp(toks[c["stamp"]])
                 else:
+                    # index ignores: without a stamp, date and time exist (checked above)
                     dtok = toks[c["date"]].strip()  # type: ignore[index]
                     day = day_cache.get(dtok)
                     if day is None:

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from acquisition.readers import BadRow, RawSurvey
+from acquisition.readers import BadRow, Positions, RawSurvey
 from acquisition.readers._table import (
     PROJECTED_NAMES,
     Table,
@@ -71,8 +71,7 @@ def resolve_columns(path: Path, t: Table, columns: dict[str, str] | None
         for pair in (("x", "y"), ("lat", "lon")):
             found = [t.first_of(GUESS[k]) for k in pair]
             if all(i is not None for i in found):
-                for k, i in zip(pair, found, strict=True):
-                    wanted[k] = i  # type: ignore[assignment]
+                wanted.update({k: i for k, i in zip(pair, found, strict=True) if i is not None})
                 break
     for k in ("value", "t", "lane"):
         if k not in wanted and (k != "value" or not columns or "value" not in columns):
@@ -135,6 +134,7 @@ class TableReader:
         if lines_ok.size == 0:
             no_rows(path, bad, "rows of numbers under the header")
         unit = t.units[wanted["value"]]
+        positions: Positions
         if geographic:
             x, y, positions = cols["lon"], cols["lat"], "geographic"
         else:
@@ -147,7 +147,7 @@ class TableReader:
         return RawSurvey(x=x, y=y, value=cols["value"], t=cols.get("t"),
                          lane=cols["lane"].astype(np.int64) if "lane" in cols else None,
                          metadata=md, bad_rows=bad, line_numbers=lines_ok,
-                         positions=positions,  # type: ignore[arg-type]
+                         positions=positions,
                          rows_seen=n_data, notes=notes)
 
 

@@ -75,8 +75,8 @@ def serve_for_service(publish: str | None, listen: str,
         bus_dir = tempfile.mkdtemp(prefix="uxo-view-")
         atexit.register(shutil.rmtree, bus_dir, ignore_errors=True)
         publish = f"ipc://{bus_dir}/bus"
-    opts = {"subscriber_options": subscriber_options} if subscriber_options else {}
-    return start_view(local_endpoint(publish), listen, **opts), publish
+    return start_view(local_endpoint(publish), listen,
+                      subscriber_options=subscriber_options or None), publish
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
@@ -86,8 +86,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
         return 2
     try:
         bus = bus_options_from_args(args)
-        server = start_view(args.endpoint, args.http,
-                            **({"subscriber_options": bus} if bus else {}))
+        server = start_view(args.endpoint, args.http, subscriber_options=bus or None)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"uxo view: {exc}", file=sys.stderr)
         return 2

@@ -67,11 +67,12 @@ def target_row(t: dict[str, Any]) -> dict[str, Any]:
     moment = t.get("moment_abs")
     if _f(moment) is None and isinstance(t.get("moment"), list):
         m = [_f(c) for c in t["moment"]]
-        moment = math.sqrt(sum(c * c for c in m)) if all(c is not None for c in m) else None
+        fm = [c for c in m if c is not None]
+        moment = math.sqrt(sum(c * c for c in fm)) if len(fm) == len(m) else None
     cls = t.get("size_class")
     if not isinstance(cls, str) or not cls:
-        cls = size_class(float(moment)) if _f(moment) is not None else "unknown"
-    flags = t.get("flags") if isinstance(t.get("flags"), list) else []
+        cls = size_class(mv) if (mv := _f(moment)) is not None else "unknown"
+    flags = f if isinstance(f := t.get("flags"), list) else []
     return {
         "id": t.get("target_id"),
         "stream": str(t.get("stream_id", "")),
@@ -100,13 +101,13 @@ def planned_lanes(info: dict[str, Any]) -> list[tuple[float, float, float, float
             raw = json.loads(raw)
         except ValueError:
             return []
-    out = []
+    out: list[tuple[float, float, float, float]] = []
     if isinstance(raw, list):
         for lane in raw[:1000]:
             if isinstance(lane, list) and len(lane) == 4:
-                vals = [_f(v) for v in lane]
-                if all(v is not None for v in vals):
-                    out.append(tuple(vals))  # type: ignore[arg-type]
+                x0, y0, x1, y1 = (_f(v) for v in lane)
+                if x0 is not None and y0 is not None and x1 is not None and y1 is not None:
+                    out.append((x0, y0, x1, y1))
     return out
 
 

@@ -28,6 +28,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -348,7 +349,7 @@ class ViewServer:
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
 
-    def _on_page_message(self, client: _Client, msg: dict[str, Any]) -> None:
+    def _on_page_message(self, client: _Client, msg: Mapping[str, Any]) -> None:
         """Pages send ``{"type": "ping", "id": n}`` (answered with a pong) or
         ``{"type": "resync"}``; anything else is counted and ignored."""
         text = msg.get("text")

@@ -117,12 +117,12 @@ class FaultPlan:
         bad = [w for w in names if w not in FAULT_NAMES]
         if bad:
             raise ValueError(f"unknown fault {bad[0]!r}; choose from {', '.join(FAULT_NAMES)}")
-        kw: dict[str, object] = {w: rate for w in names if w not in ("stall", "hangup")}
+        kw: dict[str, Any] = {w: rate for w in names if w not in ("stall", "hangup")}
         if "stall" in names:
             kw["stalls"] = ((max(1, n_lines // 3), 2.0),)
         if "hangup" in names:
             kw["hangups"] = (max(1, (2 * n_lines) // 3),)
-        return cls(seed=seed, reappear=reappear, **kw)  # type: ignore[arg-type]
+        return cls(seed=seed, reappear=reappear, **kw)
 
 
 # --------------------------------------------------------------------------- codecs

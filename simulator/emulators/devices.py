@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -236,8 +237,8 @@ def script_for(protocol: str, survey: SimulatedSurvey) -> DeviceScript:
     return make(survey)
 
 
-def make_emulator(protocol: str, survey: SimulatedSurvey, **kwargs: object) -> LineEmulator:
+def make_emulator(protocol: str, survey: SimulatedSurvey, **kwargs: Any) -> LineEmulator:
     """A `LineEmulator` (a `GradLineEmulator` for ``gradline``) speaking ``protocol``."""
     if protocol == "gradline":
-        return GradLineEmulator(survey, **kwargs)  # type: ignore[arg-type]
-    return LineEmulator(script_for(protocol, survey), **kwargs)  # type: ignore[arg-type]
+        return GradLineEmulator(survey, **kwargs)
+    return LineEmulator(script_for(protocol, survey), **kwargs)

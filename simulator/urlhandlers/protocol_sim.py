@@ -171,6 +171,8 @@ class _Device:
 class Serial(SerialBase):
     """pyserial port whose bytes come from an emulated instrument."""
 
+    is_open: bool  # SerialBase sets it; declared as pyserial is read untyped here
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._device: _Device | None = None
         self._url_key = ""
