@@ -145,3 +145,29 @@ def test_jacobian_is_scipys_forward_difference(dx, dy, d1, d2, noise):
     finally:
         fitcore.least_squares = orig
     np.testing.assert_array_equal(seen["J"], seen["ref"])
+
+
+@pytest.mark.parametrize("lanes", [False, True])
+def test_refit_local_with_a_line_equals_global_path(lanes):
+    # A line source (6 parameters, 3 columns) beside a point, per-lane offsets
+    # or one offset, weighted: the block bookkeeping of `_refit_local`.
+    x, y, v, lane, geometry = survey(NEAR_AND_FAR, kind="total", noise=0.3, seed=8,
+                                     offsets=0.5)
+    geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
+    srcs = [np.array([3.0, 5.4, 0.7, 3.5, 6.6, 0.9]), np.array([4.2, 6.9, 0.4]),
+            np.array([4.6, 15.0, 1.5])]
+    w = 1.0 / (0.3 + 0.01 * np.abs(v))
+    ll = lane if lanes else None
+    fast, sse_fast = fitcore._refit_local(srcs, [0, 1], x, y, v, geom, w=w, lanes=ll)
+    orig = fitcore._lm_blocks
+    try:
+        fitcore._lm_blocks = _lm_global
+        slow, sse_slow = fitcore._refit_local(srcs, [0, 1], x, y, v, geom, w=w, lanes=ll)
+    finally:
+        fitcore._lm_blocks = orig
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    assert sse_fast == pytest.approx(sse_slow, rel=1e-9)
+    # the held source is untouched and the fit improved on the start
+    np.testing.assert_array_equal(fast[2], srcs[2])
+    assert not np.allclose(fast[0], srcs[0])
