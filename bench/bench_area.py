@@ -1,0 +1,146 @@
+"""Cost of `process_survey` against the surveyed area, at one dense-scene density.
+
+    .venv/bin/pytest bench/bench_area.py --benchmark-only
+    .venv/bin/python bench/bench_area.py                  # 0.12, 0.5, 1, 4 ha
+    .venv/bin/python bench/bench_area.py --ha 0.12 0.5 --profile 0.5
+
+Every survey has the density of the issue's dense scene (22 bodies and 30
+pieces of scrap per 24 x 50 m, total field): bodies of every kind from
+bomblet to aircraft bomb at 0.1-4 m, 2.5 m apart at least, remanence and
+elongation as the simulator draws them, scrap at 0.05-0.5 m anywhere. The
+layout is drawn from the seed, so every area is a different random world of
+the same density. The figure is CPU time of this process
+(`time.process_time`), which a shared, loaded machine disturbs much less than
+wall time; the ratio of two areas' times is what the issue bounds
+(4x the area <= 4.5x the time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import math
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from acquisition.dsp.batch import SurveyResult, process_survey
+from simulator.scenario import scenario_from_dict
+from simulator.survey import SimulatedSurvey, simulate_survey
+
+#: The issue's dense scene: bodies and scrap per 24 x 50 m.
+DENSE_AREA_M2 = 24.0 * 50.0
+BODIES_PER_DENSE = 22
+SCRAP_PER_DENSE = 30
+BODY_KINDS = ("bomblet", "grenade", "mortar", "projectile", "aircraft_bomb")
+
+#: Survey sizes (width east x length north, m) for the areas in hectares.
+SIZES: dict[float, tuple[float, float]] = {
+    0.12: (24.0, 50.0), 0.5: (50.0, 100.0), 1.0: (100.0, 100.0), 4.0: (200.0, 200.0)}
+
+WALK = {
+    "lane_spacing_m": 1.0, "speed_m_s": 1.0, "rate_hz": 10.0, "turn_time_s": 2.0,
+    "speed_variation": 0.1, "lateral_wander_m": 0.08, "wander_wavelength_m": 6.0,
+    "position_error_m": 0.03, "position_error_tau_s": 1.0, "gait_bob_m": 0.02,
+    "step_length_m": 0.6,
+}
+
+
+def dense_targets(width: float, length: float, seed: int) -> list[dict]:
+    """Bodies (>= 2.5 m apart) and scrap at the dense-scene density, drawn from `seed`."""
+    rng = np.random.default_rng([seed, 0xA2EA])
+    scale = width * length / DENSE_AREA_M2
+    n_body = round(BODIES_PER_DENSE * scale)
+    n_scrap = round(SCRAP_PER_DENSE * scale)
+    out: list[dict] = []
+    placed: list[tuple[float, float]] = []
+    tries = 0
+    while len(placed) < n_body and tries < 1000 * n_body:
+        tries += 1
+        x, y = rng.uniform(1.5, width - 1.5), rng.uniform(1.5, length - 1.5)
+        if any(math.hypot(x - px, y - py) < 2.5 for px, py in placed):
+            continue
+        placed.append((x, y))
+        kind = str(BODY_KINDS[int(rng.integers(len(BODY_KINDS)))])
+        out.append({"name": f"b{len(placed)}", "kind": kind, "x": float(x), "y": float(y),
+                    "depth": float(rng.uniform(0.1, 4.0)),
+                    "azimuth_deg": float(rng.uniform(0, 360)),
+                    "plunge_deg": float(rng.uniform(0, 45))})
+    for k in range(n_scrap):
+        out.append({"name": f"s{k}", "kind": "scrap", "x": float(rng.uniform(1.0, width - 1.0)),
+                    "y": float(rng.uniform(1.0, length - 1.0)),
+                    "depth": float(rng.uniform(0.05, 0.5))})
+    return out
+
+
+def dense_scenario(ha: float, seed: int, kind: str = "total") -> dict:
+    width, length = SIZES[ha]
+    return {
+        "name": f"dense-{ha:g}ha", "seed": seed,
+        "area": {"x0": 0.0, "y0": 0.0, "width": width, "length": length},
+        "survey": dict(WALK),
+        "sensor": {"kind": kind, "height_m": 0.3, "separation_m": 0.65},
+        "noise": {"white_nT": 0.3, "drift_nT_per_min": 0.3, "drift_walk_nT": 0.1,
+                  "lane_offset_nT": 1.0, "heading_offset_nT": 0.5},
+        "targets": dense_targets(width, length, seed),
+    }
+
+
+def simulate(ha: float, seed: int, kind: str = "total") -> tuple[SimulatedSurvey, dict]:
+    sc = scenario_from_dict(dense_scenario(ha, seed, kind))
+    sim = simulate_survey(sc)
+    geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
+           "sensor_separation_m": sc.sensor.separation_m}
+    return sim, {"geometry": geo, "field": sc.field}
+
+
+def run(sim: SimulatedSurvey, kw: dict) -> SurveyResult:
+    return process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, **kw)
+
+
+def cpu_seconds(sim: SimulatedSurvey, kw: dict) -> tuple[float, SurveyResult]:
+    t0 = time.process_time()
+    res = run(sim, kw)
+    return time.process_time() - t0, res
+
+
+# pytest-benchmark entry: the dense 24 x 50 m scene (the larger areas take
+# minutes each: run them with the script).
+def test_dense_012ha(benchmark):
+    sim, kw = simulate(0.12, 1)
+    res = benchmark.pedantic(run, args=(sim, kw), rounds=1, iterations=1)
+    assert res.targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ha", type=float, nargs="*", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--kind", default="total", choices=("gradient", "total", "tf_gradient"))
+    ap.add_argument("--profile", type=float, default=None, choices=list(SIZES),
+                    help="profile this area (cProfile, 30 costliest by cumulative time)")
+    args = ap.parse_args(argv)
+    print(f"{'ha':>5s} {'samples':>8s} {'bodies':>6s} {'targets':>7s} {'cpu s':>8s} "
+          f"{'s/ha':>8s}")
+    for ha in args.ha:
+        sim, kw = simulate(ha, args.seed, args.kind)
+        if args.profile == ha:
+            prof = cProfile.Profile()
+            prof.enable()
+        sec, res = cpu_seconds(sim, kw)
+        if args.profile == ha:
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+        print(f"{ha:5g} {len(sim.x_rec):8d} {len(sim.truth):6d} {len(res.targets):7d} "
+              f"{sec:8.1f} {sec / ha:8.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
