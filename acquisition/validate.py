@@ -94,7 +94,7 @@ GEOMETRY_RANGES: dict[str, Range] = {
     "sensor_height_m": positive(10.0),
     "sensor_separation_m": positive(10.0),
 }
-GEOMETRY_KINDS = ("gradient", "total")
+GEOMETRY_KINDS = ("gradient", "total", "tf_gradient")
 
 
 def check_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
