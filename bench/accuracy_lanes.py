@@ -227,6 +227,8 @@ def _cluster(rng: np.random.Generator, pl: _Placer, k: int, out: list[dict]) -> 
                 break
         if len(pts) == n:
             break
+    if len(pts) < 2:  # no room for a cluster: none, rather than a lone bomb
+        return
     for j, (x, y) in enumerate(pts):
         kind = "aircraft_bomb" if rng.uniform() < 0.8 else "projectile"
         depth = float(rng.uniform(2.0, 5.0)) if kind == "aircraft_bomb" else float(
@@ -441,6 +443,54 @@ def summarise(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def complete(records: list[dict]) -> list[dict]:
+    """The records of the seeds that every scenario of the records has, for
+    both methods (a run stopped midway leaves its last seed out)."""
+    names = {r["scenario"] for r in records}
+    have: dict[int, set] = {}
+    for r in records:
+        have.setdefault(r["seed"], set()).add((r["scenario"], r["method"]))
+    full = {s for s, h in have.items() if len(h) == 2 * len(names)}
+    return [r for r in records if r["seed"] in full]
+
+
+def _seed_label(records: list[dict]) -> str:
+    seeds = sorted({r["seed"] for r in records})
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
+
+
+def markdown(runs: list[list[dict]]) -> str:
+    """A Markdown table: per scenario, each run's seeds (tuning, held-out) side
+    by side, ours ("dipole+line") and Euler, with the issue's targets."""
+    head = ("| scenario | seeds | method | bodies | recall (≥ 0.97) | big missed (0) "
+            "| depth within (≥ 0.90) | horiz. median m (≤ 0.07) | false / 1000 m² "
+            "| cov_z (0.68 ± 0.05) | old: depth p90 | recall (bg) | s / survey |")
+    lines = [head, "|" + "---|" * 13]
+    tallies = []
+    for recs in runs:
+        t: dict[tuple[str, str], Tally] = {}
+        for rec in recs:
+            t.setdefault((rec["scenario"], rec["method"]), Tally()).add(rec)
+        tallies.append((_seed_label(recs) if recs else "–", t))
+    for name in SITES:
+        for label, t in tallies:
+            for method in ("dipole", "euler"):
+                tl = t.get((name, method))
+                if tl is None:
+                    continue
+                r = tl.row()
+                lines.append(
+                    f"| {name} | {label} ({r['surveys']}) | "
+                    f"{'dipole+line' if method == 'dipole' else 'Euler'} | {r['n']} | "
+                    f"{r['recall']:.3f} | {r['big_missed']} | {r['depth_ok']:.3f} | "
+                    f"{r['dh_med']:.3f} | {r['false_per_1000m2']:.2f} (≤ "
+                    f"{false_target(name):.0f}) | {r['cov_z']:.2f} | "
+                    f"{100 * r['dz_p90']:.1f} % | {r['recall_bg']:.3f} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -454,13 +504,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="append one JSON record per survey and method to this file")
     ap.add_argument("--summarise", type=Path, nargs="*", default=None,
                     help="print the table of records in these --jsonl files and exit")
+    ap.add_argument("--markdown", action="store_true",
+                    help="with --summarise: a Markdown table, one column group per file, "
+                    "complete seeds only")
     ap.add_argument("--process-as", choices=("gradient", "total", "tf_gradient"), default=None,
                     help="process as this sensor kind whatever the survey's (a wrong kind)")
     args = ap.parse_args(argv)
     if args.summarise is not None:
-        records = [json.loads(line) for p in args.summarise
-                   for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-        print(summarise(records))
+        runs = [complete([json.loads(line) for line in p.read_text(encoding="utf-8")
+                          .splitlines() if line.strip()]) for p in args.summarise]
+        if args.markdown:
+            print(markdown(runs))
+        else:
+            print(summarise([r for recs in runs for r in recs]))
         return 0
     names = args.only or list(SITES)
     unknown = [n for n in names if n not in SITES]
