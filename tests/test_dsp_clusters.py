@@ -27,6 +27,7 @@ from cases import BIG_MOMENT, cluster_result
     ("pair", "laterite"),
     ("triple", "tf_gradient"),
     ("quad", "gradient"),
+    ("quad", "tf_gradient"),
 ])
 def test_every_big_body_of_the_cluster_has_its_own_report(cluster, setup):
     cr = cluster_result(cluster, setup)
