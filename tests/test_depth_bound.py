@@ -20,7 +20,7 @@ from acquisition.forward import SensorGeometry, design_matrix, induced_moment
 from acquisition.geomag import QUANG_TRI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from accuracy_lanes import SCENARIOS
+from cases import REPLAY_WORLDS
 from depth_bound import depth_sigma, survey_bounds
 
 GRAD = SensorGeometry.from_geometry({"kind": "gradient", "sensor_height_m": 0.3,
@@ -52,7 +52,7 @@ def test_the_fit_spreads_as_the_bound_says_on_white_noise() -> None:
 def test_each_column_knows_less_so_its_bound_is_larger() -> None:
     """Overlap seed 1: per object, white <= + offsets <= + walk <= + neighbours
     (within rounding), and beside a neighbour strictly larger somewhere."""
-    rows = survey_bounds(SCENARIOS["overlap"](1))
+    rows = survey_bounds(REPLAY_WORLDS["overlap"](1))
     assert len(rows) >= 25  # every detectable object of the survey
     grew = 0
     for _kind, depth, white, off, walk, nb in rows:

@@ -368,3 +368,14 @@ def test_walks_joined_with_their_own_clocks_keep_file_order(lanes) -> None:
     assert "2 walks joined" in res.notes[0]
     assert sorted((round(q.x, 2), round(q.y, 2)) for q in res.targets) == sorted(
         (round(q.x, 2), round(q.y, 2)) for q in ref.targets)
+
+
+def test_every_sensor_kind_of_the_forward_model_is_accepted_and_no_other() -> None:
+    from acquisition.forward.geometry import KINDS
+    from acquisition.validate import check_geometry
+
+    for kind in KINDS:
+        assert check_geometry({"kind": kind, "sensor_height_m": 0.3,
+                               "sensor_separation_m": 0.65})["kind"] == kind
+    with pytest.raises(SettingError, match="kind = 'vector' is not known"):
+        check_geometry({"kind": "vector"})
