@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from acquisition.readers import RawSurvey
+from acquisition.survey import UNITS
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -56,6 +57,14 @@ class RecordingReader:
                 md = {str(k): str(v) for k, v in (rec.attrs or {}).items()
                       if not isinstance(v, dict)}
                 geometry = dict(r.descriptor.geometry)
+                desc = r.descriptor
+                # What the recording itself says: the instrument, and the unit of
+                # the channel read (the driver wrote it in the descriptor).
+                for key, val in (("instrument", desc.instrument), ("serial", desc.serial),
+                                 ("stream", sid)):
+                    if val and key not in md:
+                        md[key] = str(val)
+                unit = desc.channels[0].units if desc.channels else ""
         except RecordingError as exc:  # crafted or foreign structure, refused by the reader
             raise SurveyReadError(path, None, str(exc)) from None
         except (OSError, RuntimeError) as exc:  # h5py: RuntimeError on a bad superblock
@@ -65,4 +74,4 @@ class RecordingReader:
                          y=np.asarray(pos[:, 1], dtype=np.float64),
                          value=data[:, 0], t=t, metadata=md, geometry=geometry,
                          line_numbers=np.arange(1, n + 1, dtype=np.int64), rows_seen=n,
-                         notes=notes)
+                         notes=notes, value_unit=unit if unit in UNITS else None)

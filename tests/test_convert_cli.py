@@ -185,6 +185,10 @@ def test_convert_a_real_recording_keeps_its_geometry(tmp_path, capsys):
     for seq in range(3):
         sink.write_block(indexed_block(desc, seq, seq * 100, 100))
     sink.close()
+    # the recording says its unit (the channel's) and its instrument itself
+    direct = read_survey(h5)
+    assert direct.unit_stated and direct.value_unit == "nT"
+    assert (direct.metadata["instrument"], direct.metadata["serial"]) == ("test cart", "SN-7")
     out = tmp_path / "rec.csv"
     assert main(["convert", str(h5), "-o", str(out)]) == 0
     s = read_survey(out)
