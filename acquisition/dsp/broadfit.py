@@ -57,7 +57,7 @@ def _joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     The greedy passes move a new source and its near neighbours only, so the
     first source of a survey-wide cluster, fitted alone to five overlapping
     deep bombs, stays where it landed: 10 m deep in the middle, modelling them
-    all (total-field seed 23). Moving every source at once lets it go to one
+    all. Moving every source at once lets it go to one
     of them and the others be found. Pairs the joint fit pulls too close (a
     body split in two) lose their weaker source and are refitted. Returns
     (positions, data): the data re-levelled per lane on the new residual, and
@@ -139,7 +139,7 @@ def _recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarra
     A source added in a broad window was fitted on the 3 m around the lane
     peak that seeded it; a deep bomb near the survey's edge is seeded on the
     one lobe of its anomaly the lanes cover, and the fit there placed it
-    2.3 m off and 2.4 m too deep (total-field seed 18). Refitted twice on the
+    2.3 m off and 2.4 m too deep. Refitted twice on the
     samples within its own reach (1.5 x (depth + sensor height) + 1 m, at
     least 2.5 m, at most 5 m) around where it sits, the far sources held, it
     moves onto its anomaly. Kept only if the misfit on the new window drops.
@@ -185,8 +185,8 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
 
     Two bombs 5 m deep and 4.7 m apart give one broad anomaly; the greedy
     search fits one source between them and their residual stays under what
-    that source may misfit, so no second source is ever tried (total-field
-    seed 23). The pair rules refuse such a pair on principle (comparable
+    that source may misfit, so no second source is ever tried. The pair
+    rules refuse such a pair on principle (comparable
     sources closer than their depth are usually one body's misfit split in
     two). Here each deep point source is tried as two, seeded on four axes at
     0.6 and 1.0 × its depth apart. The pair replaces it only if it is a split
@@ -198,7 +198,7 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     every model is judged with a free offset per lane: the levels of lanes a
     big anomaly covers are off by nT. Run after the line sources, so that
     strong neighbours' point misfit is gone: before it, and without the depth
-    rule, a lone bomb 4.3 m deep beside a 3700 nT one was split (seed 8).
+    rule, a lone bomb 4.3 m deep beside a 3700 nT one was split.
     """
     h = geom.sensor_height_m
     out = [np.array(s, dtype=np.float64) for s in srcs]
@@ -305,8 +305,8 @@ def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
 
     In a survey-wide window the lane levels are only as good as the masked
     median of lanes a big anomaly covers end to end, and errors of 1-4 nT
-    remain (total-field seed 8: a 3700 nT bomb's flanks). A deep source with
-    a broad weak field soaks that up (seed 19: four phantoms of 2-4 nT,
+    remain (e.g. a 3700 nT bomb's flanks). A deep source with
+    a broad weak field soaks that up (e.g. four phantoms of 2-4 nT,
     4-7 m deep). Each point source ``min_depth`` or deeper, weakest first,
     is judged on its surroundings with the other sources held and every
     lane's offset free (`_by_lane`): it stays only if it still pays its 6
@@ -318,13 +318,13 @@ def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     Sources at most ``shallow_max`` deep are judged the same way: their
     anomaly is about a metre across, a few tenths of the lane stretch the
     window holds, so a free offset cannot explain a real nail, but it does
-    explain a lane-end level step a surface source took up (seed 19:
+    explain a lane-end level step a surface source took up (e.g.
     0.004 A m2 at the surface on a lane 0.7 nT off); and the second judge
     finds the phantom a held body's near-field misfit makes beside it (seed
     17: 0.17 m deep, 0.7 m from a mortar fitted as a point).
     Sources between are left alone: near the end of the lanes, where a
     window holds short stretches of them, free offsets also explain a real
-    projectile's 2.4 nT at 2.6 m (seed 6).
+    projectile's 2.4 nT at 2.6 m.
     """
     h = geom.sensor_height_m
     out = list(srcs)
@@ -363,9 +363,9 @@ def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray,
     Held where they are, the strong sources of a survey-wide window leave
     their misfit (a body is no uniform line; 10 m from a 320 nT bomb,
     0.4 nT rms) on top of lane levels that are off by several nT, and a
-    weak source takes up both: deep and far off (total-field seed 19:
+    weak source takes up both: deep and far off (e.g.
     4.3 m deep, 6 m from one bomb and 10 m from another), or shallow and
-    close (seed 17: 0.17 m deep, 0.7 m from a mortar). Here every source
+    close (e.g. 0.17 m deep, 0.7 m from a mortar). Here every source
     ``strength`` times stronger, shallower than ``min_depth``, whose field
     over ``s``'s surroundings varies at least ``reach`` times as much as
     ``s``'s own (free offsets per lane taken out) is refitted with and
@@ -449,7 +449,7 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
     A deep object's residual peak lies on one of its lobes, up to 0.72 x its
     distance below the sensor to one side of it, and the greedy steps refuse
     a new source that settles more than 1.5 m from its seed (total-field
-    seeds 14 and 17: projectiles 2.4-2.6 m deep, fitted right 1.9 and 2.3 m
+    e.g. projectiles 2.4-2.6 m deep, fitted right 1.9 and 2.3 m
     from their seeds, missed). Loosening that rule there let deep phantoms in
     elsewhere, because a source accepted mid-way changes every later step.
     Here, at the end, every other source is held: a peak over twice the
@@ -477,7 +477,7 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
     over = a >= np.maximum(2.0 * thr, 3.0 * sig)
     # Weak signals only: a strong residual three metres from a source is
     # that source's misfit (a bomb 0.12 m deep fitted as a point: 115 nT
-    # three metres from its centre, total-field seed 18).
+    # three metres from its centre).
     score = np.where(far & over & (a <= max_peak * thr), a, -np.inf)
     tried = 0
     while tried < budget:

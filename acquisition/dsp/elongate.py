@@ -193,7 +193,7 @@ def _replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: n
     source at once while a big body is still a point, and the point's
     near-field misfit reaches metres: a mortar 3.5 m from a 930 nT bomb
     went 0.7 m toward it and grew from 0.2 to 0.5 A m² to take that misfit
-    up (calibrated laterite seed 9). With the body a line, each point within
+    up. With the body a line, each point within
     ``reach_m`` of it is refitted on the 2 m around it, together with the
     points within ``group_m`` of it (a neighbour pulled along with it), and
     kept where the misfit there drops by more than the BIC bar.

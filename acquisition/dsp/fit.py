@@ -458,9 +458,9 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             # whole-window moments. In a survey-wide cluster the moments
             # solved over the whole window serve the strongest source's
             # misfit, and a bomb 10 m from a 6600 nT one bought "no gain"
-            # (total-field seed 22). Only when isolated: beside a strong
+            # Only when isolated: beside a strong
             # source its re-solved moment takes up its misfit, and phantoms
-            # paid (seeds 13, 19).
+            # paid.
             pts = [q[3 * j:3 * j + 3] for j in range(len(q) // 3)]
             near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, q[-3], q[-2], 2.0)
             if near == [len(pts) - 1] and lx.size > 7:
@@ -671,7 +671,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             # Skipped or tried, it is not picked again: a pick's weighted
             # centre can sit closer to a source than its peak sample, and,
             # skipped every round, it came back every round and took a place
-            # of the round's budget (total-field seed 14, session 9).
+            # of the round's budget.
             tried.append((sx, sy))
             if min(math.hypot(sx - p[3 * i], sy - p[3 * i + 1]) for i in range(k)) < 1.0:
                 continue
@@ -700,7 +700,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         srcs = _drop_body_lobes(srcs, x, y, v, geom, noise, bic_gain, robust=robust)
     # A joint refit of a survey-wide window can walk a source out of the
     # signal's footprint or down to the depth bound, where it models a
-    # regional level, not an object (total-field seed 16: 117 m outside the
+    # regional level, not an object (e.g. 117 m outside the
     # survey, 12 m deep): it is no target.
     kept = [s for s in srcs if _inside(_centre_point(s), footprint)]
     if not kept:
@@ -1039,7 +1039,7 @@ def _drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     and the moments are solved again each time; the strongest source always
     stays, so a signal is never lost. So does a source of an aircraft bomb's
     moment: a deep bomb under the threshold that a neighbour's signal brought
-    into a fit is worth its dig (magnetic-soil seed 9: 3.6 m, 9 A m^2, its
+    into a fit is worth its dig (e.g. 3.6 m, 9 A m^2, its
     peak 9 nT under an 11 nT threshold).
     """
     srcs = list(srcs)
@@ -1155,7 +1155,7 @@ class SurveySigma:
     #: Depth uncertainty per metre of depth (model error of real bodies: a
     #: munition case is neither a point nor a uniform line). 3.5 %: with 2 %
     #: the true depth of objects deeper than 1.5 m lay within 1 sigma for
-    #: 29-73 % of them (benchmark seeds 1-13); 3.5 % brings the scenarios'
+    #: 29-73 % of them; 3.5 % brings the scenarios'
     #: coverage to 0.6-0.85 (`docs/dsp.md`, "Uncertainty").
     depth_rel: float = 0.035
 

@@ -422,7 +422,7 @@ LINE_SEED_LENGTHS = (0.8, 1.6)
 #: A point fit of a big body lying at the surface reads it a few cm deep;
 #: lines seeded that shallow under a sensor 0.3 m up stall in a wrong
 #: minimum (a 1.8 m bomb 0.20 m deep came out a 0.9 m line at 0.05 m, its
-#: axis 25 degrees off: laterite seed 15). Such points also get seeds this
+#: axis 25 degrees off). Such points also get seeds this
 #: deep, and the better of the two fits is kept.
 LINE_SEED_MIN_DEPTH_M = 0.15
 #: Seed centres along each seed axis (m from the point) for points shallower

@@ -562,7 +562,7 @@ class LanePipeline:
         On a total-field survey the summed far field of deep bombs varies
         along a 40 m lane by a few nT, so the lane's median level is off at
         its ends and a weak broad segment appears there: no fit converges on
-        it and it is reported as a cheap estimate (total-field seeds 1-23:
+        it and it is reported as a cheap estimate (e.g.
         13 of 14 such estimates were on no object). When it is fitted, the
         bombs may not be yet (`_explained` only sees earlier fits). Here,
         with every fitted source known, each of its segments' lanes has their
@@ -622,8 +622,8 @@ class LanePipeline:
         them was a buried object (`docs/dsp.md`, "One survey, one threshold").
         An aircraft-bomb-sized fit (`fit.BOMB_MOMENT`) stays a target whatever
         its field, as in `fit._drop_subthreshold`: a 9 A m2 bomb 3.6 m under
-        magnetic ground gives 9.0 nT, and is worth the dig (calibrated laterite
-        seed 9, threshold 9.08 nT).
+        magnetic ground gives 9.0 nT, and is worth the dig against a
+        9.08 nT threshold.
         """
         thr = self.threshold_nT
         if not (math.isfinite(thr) and thr > 0):
@@ -755,7 +755,7 @@ class LanePipeline:
                 # high-pass): on the flanks of a big shallow bomb's anomaly
                 # the levelled signal is tens of nT for metres, and the soil
                 # peaks riding on it pushed the clutter threshold up by half
-                # for the first lanes (laterite seed 16: 19 nT, 10 nT at the
+                # for the first lanes (e.g. 19 nT, 10 nT at the
                 # end), so a projectile there went undetected.
                 self._add_clutter_peaks(hp, (float(y.max()) - float(y.min()))
                                         * cfg.lane_spacing_m)
@@ -884,11 +884,10 @@ class LanePipeline:
         A big bomb's field reaches far: 10 m from a 99 nT bomb 2 m deep it
         ramps by 4.2 nT over a window (threshold 1.6), cancels a weak
         projectile's negative lobe and leaves its positive one alone, and
-        the fit sat on that lobe 2 m off (total-field seed 22). Flatter far
+        the fit sat on that lobe 2 m off. Flatter far
         fields are left in: on the overlap survey twenty big objects' sum
         varies by 1.6 nT over a bomblet's window (threshold 3.1), and taking
-        it out, with the model error of twenty fits, lost two bomblets
-        (seeds 14 and 19).
+        it out, with the model error of twenty fits, lost two bomblets.
         """
         f = self._fitted
         near, reach = self._fitted_within(box, NEAR_SUBTRACT_M), self._fitted_within(
@@ -942,7 +941,7 @@ class LanePipeline:
         misfit: a few nT on the steep slopes of a shallow bomblet, over the
         threshold on a sample or two. `fit_sources` places a first source in
         any window, and there it placed a 0.005 A m2 surface phantom 1.1 m
-        from a bomb, on the bomblet's misfit (overlap seed 4). So each source
+        from a bomb, on the bomblet's misfit. So each source
         must also pay `BESIDE_FITTED_GAIN` in the chi-square weighted by
         `_subtracted_sigma`, on its own 2 m. Far from earlier sources that
         sigma is the noise, and a real signal pays thousands.
