@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from acquisition.geomag import EarthField, resolve
+from acquisition.validate import finite_float
 
 
 def add_field_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,10 +51,7 @@ def field_from_args(args: argparse.Namespace, metadata: dict[str, Any] | None = 
     def num(v: Any, what: str) -> float | None:
         if v is None:
             return None
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"{what}: {v!r} is not a number") from None
+        return finite_float(what, v, ValueError)
 
     site_on_cli = any(cli(n) is not None for n in ("lat", "lon", "date"))
     lat = num(cli("lat") if cli("lat") is not None else meta("latitude"), "latitude")

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.validate import finite_float
+
 #: The CRS of results that leave the project for a GIS (GeoJSON is WGS84 by RFC 7946).
 WGS84 = "EPSG:4326"
 
@@ -91,13 +93,7 @@ def utm_crs_for(lat: float, lon: float) -> str:
 
 
 def _finite(name: str, v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise CoordinateError(f"{name} must be a number, got {v!r}") from None
-    if not math.isfinite(f):
-        raise CoordinateError(f"{name} must be finite, got {v!r}")
-    return f
+    return finite_float(name, v, CoordinateError)
 
 
 @dataclass(frozen=True, slots=True)

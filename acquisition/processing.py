@@ -45,6 +45,7 @@ from acquisition.dsp.pipeline import LaneConfig
 from acquisition.events import BEYOND_ORDNANCE_AM2, Anomaly, Target
 from acquisition.geomag import EarthField, resolve
 from acquisition.survey import Survey
+from acquisition.validate import finite_float
 
 #: Override name -> (metadata key, what it is). Overrides use these names.
 SETTINGS: dict[str, tuple[str | None, str]] = {
@@ -224,13 +225,7 @@ def _pick(name: str, overrides: dict[str, Any], md: dict[str, str],
 def _number(name: str, v: Any, source: str) -> float:
     # name what the user wrote: the file's metadata key, or the setting
     where = f"metadata {SETTINGS[name][0]}" if source == "metadata" else name
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ProcessingError(f"{where}: {v!r} is not a number") from None
-    if not math.isfinite(f):
-        raise ProcessingError(f"{where}: must be finite, got {v!r}")
-    return f
+    return finite_float(where, v, ProcessingError)
 
 
 def _survey_date(md: dict[str, str], t: np.ndarray | None) -> Any:

@@ -46,6 +46,23 @@ class Range:
         return what + (" " + " and ".join(parts) if parts else "")
 
 
+def finite_float(label: str, value: Any, error: type[Exception] = SettingError) -> float:
+    """`value` as a finite float, else `error` naming `label` and the value given.
+
+    The one place where a user's text or number becomes a float: coordinates,
+    settings, metadata and sensor geometry all refuse "wide" and "nan" the same
+    way, each with its own error class (a `CoordinateError` for a grid origin,
+    a `ProcessingError` for a setting...).
+    """
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise error(f"{label}: {value!r} is not a number") from None
+    if not math.isfinite(f):
+        raise error(f"{label}: must be finite, got {value!r}")
+    return f
+
+
 def positive(hi: float | None = None) -> Range:
     return Range(0.0, hi, lo_incl=False)
 

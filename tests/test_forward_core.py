@@ -136,12 +136,13 @@ def test_geometry_defaults_and_round_trip():
 @pytest.mark.parametrize(("geometry", "needle"), [
     ({"kind": "vector"}, "sensor kind must be one of gradient, total, tf_gradient, got 'vector'"),
     ({"sensor_height_m": -0.1}, "sensor_height_m must be a finite number >= 0, got -0.1"),
-    ({"sensor_height_m": float("nan")}, "sensor_height_m must be a finite number >= 0"),
-    ({"sensor_height_m": "high"}, "geometry sensor_height_m must be a number, got 'high'"),
+    ({"sensor_height_m": float("nan")}, "geometry sensor_height_m: must be finite, got nan"),
+    ({"sensor_height_m": "high"}, "geometry sensor_height_m: 'high' is not a number"),
     ({"kind": "gradient", "sensor_separation_m": 0}, "sensor_separation_m must be a finite "
      "number > 0 for kind 'gradient', got 0.0"),
     ({"kind": "tf_gradient", "sensor_separation_m": -1}, "for kind 'tf_gradient', got -1.0"),
-    ({"kind": "tf_gradient", "sensor_separation_m": float("inf")}, "for kind 'tf_gradient'"),
+    ({"kind": "tf_gradient", "sensor_separation_m": float("inf")},
+     "geometry sensor_separation_m: must be finite, got inf"),
 ])
 def test_bad_geometry_names_what_is_wrong(geometry, needle):
     with pytest.raises(ValueError) as info:

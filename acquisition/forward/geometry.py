@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acquisition.geomag import EarthField
+from acquisition.validate import finite_float
 
 #: Reading kinds a lane survey may declare.
 KINDS = ("gradient", "total", "tf_gradient")
@@ -87,7 +88,4 @@ def _number(g: dict[str, Any], key: str, default: float) -> float:
     v = g.get(key)
     if v is None:
         return default
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"geometry {key} must be a number, got {v!r}") from None
+    return finite_float(f"geometry {key}", v, ValueError)
