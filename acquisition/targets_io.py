@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +69,33 @@ def place_rows(targets: list[Target], frame: SurveyFrame | None) -> list[dict[st
 
 
 def format_targets_csv(targets: Iterable[Target], comments: dict[str, Any] | None = None,
-                       frame: SurveyFrame | None = None) -> str:
+                       frame: SurveyFrame | None = None, *, notes: Iterable[str] = (),
+                       extra: dict[str, Callable[[Target], str]] | None = None) -> str:
+    """The targets file (docs/formats.md): header notes, ``# key: value`` comments, rows.
+
+    `extra` adds columns after the standard ones (name -> value of a target),
+    as the borehole target list does; placed surveys then get the place columns.
+    """
     targets = list(targets)
     places = place_rows(targets, frame)
+    extra = extra or {}
     buf = io.StringIO()
     buf.write("# uxo-targets v1\n")
     buf.write(f"# note: {SIZE_CLASS_CAVEAT}\n")
+    for n in notes:
+        buf.write(f"# note: {n}\n")
     for k, v in (comments or {}).items():
-        buf.write(f"# {k}: {v}\n")
-    cols = CSV_COLUMNS if places is None else (*CSV_COLUMNS, *PLACE_COLUMNS)
+        # a line break in a value (\n, \r, ...) would end the comment and start
+        # a broken row
+        buf.write(f"# {' '.join(str(k).splitlines())}: {' '.join(str(v).splitlines())}\n")
+    cols = (*CSV_COLUMNS, *extra)
+    if places is not None:
+        cols = (*cols, *PLACE_COLUMNS)
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for i, t in enumerate(targets):
         row = target_row(t)
+        row.update({name: value(t) for name, value in extra.items()})
         if places is not None:
             row.update(places[i])
         w.writerow(row)

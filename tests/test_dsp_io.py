@@ -172,6 +172,18 @@ def test_targets_csv_and_geojson(tmp_path):
     assert f["properties"]["easting"] == pytest.approx(713001.234, abs=1.1e-3)
 
 
+@given(st.dictionaries(st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=8),
+                       st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=20),
+                       max_size=4))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_targets_csv_comments_never_break_the_rows(tmp_path, comments):
+    # a comment value with a newline (an operator's note) stays one comment line
+    p = write_targets_csv(tmp_path / "t.csv", [_target(), _target(target_id=4)], comments)
+    rows = read_targets_csv(p)
+    assert [r["id"] for r in rows] == ["3", "4"]
+    assert rows[0]["depth"] == "1.500"
+
+
 def test_uxo_process_csv(tmp_path, capsys):
     x, y, v, lane, _geo = survey([induced(3.3, 10.2, 1.2, 1.0)], noise=0.3, offsets=1.0,
                                 seed=2)

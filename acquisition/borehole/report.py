@@ -8,7 +8,6 @@ logged neighbour: distance from that hole, direction unknown).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -19,15 +18,10 @@ from typing import Any
 from acquisition.borehole.coverage import CoverageResult
 from acquisition.borehole.plan import HolePlan
 from acquisition.coords import SurveyFrame
-from acquisition.events import SIZE_CLASS_CAVEAT, Target
+from acquisition.events import Target
 from acquisition.outfile import write_output
-from acquisition.targets_io import (
-    CSV_COLUMNS,
-    PLACE_COLUMNS,
-    place_rows,
-    target_row,
-    targets_geojson,
-)
+from acquisition.targets_io import CSV_COLUMNS, targets_geojson
+from acquisition.targets_io import format_targets_csv as _format_targets_csv
 
 BOREHOLE_COLUMNS = (*CSV_COLUMNS, "holes", "distance_m")
 
@@ -35,26 +29,14 @@ BOREHOLE_COLUMNS = (*CSV_COLUMNS, "holes", "distance_m")
 def format_targets_csv(targets: Iterable[Target], details: dict[int, dict[str, Any]] | None = None,
                        comments: dict[str, Any] | None = None,
                        frame: SurveyFrame | None = None) -> str:
-    targets = list(targets)
-    places = place_rows(targets, frame)
-    buf = io.StringIO()
-    buf.write("# uxo-targets v1\n")
-    buf.write(f"# note: {SIZE_CLASS_CAVEAT}\n")
-    buf.write("# note: depth in metres below ground; holes = holes that saw the target\n")
-    for k, v in (comments or {}).items():
-        buf.write(f"# {k}: {str(v).replace(chr(10), ' ')}\n")
-    cols = BOREHOLE_COLUMNS if places is None else (*BOREHOLE_COLUMNS, *PLACE_COLUMNS)
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    for i, t in enumerate(targets):
-        row = target_row(t)
-        if places is not None:
-            row.update(places[i])
-        row["holes"] = ";".join(t.holes)
+    def distance(t: Target) -> str:
         dist = (details or {}).get(t.target_id, {}).get("distance_m", math.nan)
-        row["distance_m"] = "" if not math.isfinite(dist) else f"{dist:.3f}"
-        w.writerow(row)
-    return buf.getvalue()
+        return "" if not math.isfinite(dist) else f"{dist:.3f}"
+
+    return _format_targets_csv(
+        targets, comments, frame,
+        notes=("depth in metres below ground; holes = holes that saw the target",),
+        extra={"holes": lambda t: ";".join(t.holes), "distance_m": distance})
 
 
 def write_targets_csv(path: str | Path, targets: Iterable[Target],
