@@ -126,7 +126,7 @@ def _patched(*patches: tuple[object, str, object]):
 def replay_laterite_cal9_mortar_beside_bomb() -> Verdict:
     """Calibrated laterite seed 9: a 60 mm mortar 0.55 m deep (36 nT), 4.2 m
     from a 930 nT aircraft bomb, is one report on its own anomaly
-    (`elongate._replace_beside_lines`). From tests/test_dsp_beside_lines.py."""
+    (`elongate.replace_beside_lines`). From tests/test_dsp_beside_lines.py."""
     sim, res = run(REPLAY_WORLDS["lateritic_cal"](9), calibrated=True)
     mortar = min(sim.truth, key=lambda t: math.hypot(t.x - 19.57, t.y - 11.39))
     near = _near(res.targets, mortar.x, mortar.y, 1.5)
@@ -140,7 +140,7 @@ def replay_laterite_cal9_mortar_beside_bomb() -> Verdict:
 def replay_laterite_cal9_mortar_without_replace_beside_lines() -> Verdict:
     """The counterfactual: without the step the mortar stays pulled off (two
     reports near it, the nearest > 0.5 m away)."""
-    with _patched((fit_module, "_replace_beside_lines", lambda srcs, *a, **k: srcs)):
+    with _patched((fit_module, "replace_beside_lines", lambda srcs, *a, **k: srcs)):
         sim, res = run(REPLAY_WORLDS["lateritic_cal"](9), calibrated=True)
     mortar = min(sim.truth, key=lambda t: math.hypot(t.x - 19.57, t.y - 11.39))
     near = _near(res.targets, mortar.x, mortar.y, 1.5)

@@ -44,8 +44,8 @@ def test_bomblet_beside_mortar_is_found_across_the_lane():
 def test_grid_seed_sides_gives_a_start_at_every_offset_across_the_lanes(sx, sy, keep, seed):
     x, y, _ = lanes_xy(6, 10.0)
     v = np.random.default_rng(seed).normal(0, 1.0, x.size)
-    plain = fitmod._grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep)
-    sides = fitmod._grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep, sides=True)
+    plain = fitmod.grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep)
+    sides = fitmod.grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep, sides=True)
     # the plain starts come first and unchanged: callers try them before the others
     assert len(sides) >= len(plain)
     for a, b in zip(plain, sides, strict=False):

@@ -16,16 +16,16 @@ residual still holds a signal and fitted jointly with their neighbours; each
 is kept only if it clearly explains more (BIC over its own surroundings) and
 passes the pair rules that stop an elongated body from splitting in two. In
 broad clusters the residual is re-levelled per lane and searched like a lane
-for weak signals (`_residual_peaks`). Weak sources beside strong ones are
-re-placed on their own near data (`_polish_weak`), and on magnetic ground the
-final positions come from a Huber-reweighted refit (`_robust_refine`).
+for weak signals (`residual_peaks`). Weak sources beside strong ones are
+re-placed on their own near data (`polish_weak`), and on magnetic ground the
+final positions come from a Huber-reweighted refit (`robust_refine`).
 
 Survey-wide clusters (``joint=True``) add: a refit moving every source at
-once on re-levelled lanes (`_joint_refit`), a second judge for isolated new
+once on re-levelled lanes (`joint_refit`), a second judge for isolated new
 sources with the far ones held, re-centring of isolated sources on their
-own window (`_recentre_isolated`), a split of deep sources fitted as one
-(`_split_deep`) and the removal of deep sources a free lane offset explains
-as well (`_drop_level_explained`); those steps live in `broadfit`, the
+own window (`recentre_isolated`), a split of deep sources fitted as one
+(`split_deep`) and the removal of deep sources a free lane offset explains
+as well (`drop_level_explained`); those steps live in `broadfit`, the
 refit of strong points as line sources in `elongate`, and the
 least-squares building blocks (designs, LM runs, local views, misfit sigma,
 pair rules) in `fitcore`.
@@ -40,42 +40,42 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from acquisition.dsp.broadfit import (
-    _add_isolated,
-    _drop_level_explained,
-    _joint_refit,
-    _recentre_isolated,
-    _relevel,
-    _split_deep,
+    add_isolated,
+    drop_level_explained,
+    joint_refit,
+    recentre_isolated,
+    relevel,
+    split_deep,
 )
-from acquisition.dsp.elongate import _elongate, _replace_beside_lines
+from acquisition.dsp.elongate import elongate_sources, replace_beside_lines
 from acquisition.dsp.euler import euler_locate
 from acquisition.dsp.fitcore import (
     MAX_DEPTH,
     POS_SIGMA_M,
-    _bic_gain,
-    _centre_depth,
-    _centre_point,
-    _chi2_drop,
-    _design,
-    _design_srcs,
-    _dist_to_src,
-    _Fit,
-    _flat,
-    _fold,
-    _index,
-    _inside,
-    _local_res,
-    _local_view,
-    _misfit_sigma,
-    _moment_sizes,
-    _pairs_plausible,
-    _put_back,
-    _refit_local,
-    _run,
-    _run_local,
-    _solve_linear,
-    _src_design,
+    LMRun,
+    centre_depth,
+    centre_point,
+    chi2_drop,
+    design_points,
+    design_srcs,
+    dist_to_src,
+    flatten_points,
+    fold_depths,
+    index_of,
+    information_gain,
+    inside,
+    local_res,
+    local_view,
+    misfit_sigma,
+    moment_sizes,
+    pairs_plausible,
+    put_back,
+    refit_local,
     residual,
+    run_lm,
+    run_lm_local,
+    solve_linear,
+    src_design,
 )
 from acquisition.events import SIZE_CLASSES
 from acquisition.forward import (
@@ -174,9 +174,9 @@ def _full_jacobian(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np
             a, b = ps.copy(), ps.copy()
             a[j] += h
             b[j] -= h
-            cols.append((_src_design(x, y, a, geom) @ m - _src_design(x, y, b, geom) @ m)
+            cols.append((src_design(x, y, a, geom) @ m - src_design(x, y, b, geom) @ m)
                         / (2 * h))
-        cols.extend(_src_design(x, y, ps, geom).T)
+        cols.extend(src_design(x, y, ps, geom).T)
     cols.append(np.ones(len(x)))
     return np.column_stack(cols)
 
@@ -209,7 +209,7 @@ GRID_DX = (-0.5, 0.0, 0.5)
 GRID_DY = (-0.8, -0.4, 0.0, 0.4, 0.8)
 
 
-def _grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
+def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
                fixed: np.ndarray, sx: float, sy: float, keep: int = 2,
                sides: bool = False) -> list[np.ndarray]:
     """Best few (x, y, depth) for one more source on a small grid around (sx, sy).
@@ -238,7 +238,7 @@ def _grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry
     try:
         sol = np.linalg.solve(A, b[..., None])[..., 0] / scale
     except np.linalg.LinAlgError as exc:
-        swallowed("fit._grid_seed", exc)
+        swallowed("fit.grid_seed", exc)
         sol = np.stack([np.linalg.lstsq(A[i], b[i], rcond=None)[0] for i in range(c)]) / scale
     r = (G @ sol[..., None])[..., 0] - v[None, :]
     cost = np.einsum("cn,cn->c", r, r)
@@ -265,7 +265,7 @@ def _grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry
     return out
 
 
-def _new_source_seed(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndarray,
+def new_source_seed(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndarray,
                      thr: float, rel: float,
                      blocked: np.ndarray | None = None,
                      ) -> tuple[float, float, float, float] | None:
@@ -312,7 +312,7 @@ RING_GAIN = 30.0
 #: The body's own misfit (a mortar is no point: 0.35 m long, a few tenths of a
 #: metre under the sensor) split off looks like a neighbour by that bar, so
 #: the new source is also judged in the chi-square weighted by what the body
-#: alone may misfit (`_misfit_sigma`: a few cm of position error on its
+#: alone may misfit (`misfit_sigma`: a few cm of position error on its
 #: slopes, 5 % of its field for its shape). Beside a mortar-sized body
 #: it must pay `RING_GAIN` there too; beside a projectile-sized one, where
 #: the position error on the steeper slopes leaves a real bomblet 0.9 m away
@@ -363,27 +363,27 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
 
     best = None
     try:
-        seeds = _grid_seed(x, y, v, geom, np.empty(0), cx, cy, keep=2)
+        seeds = grid_seed(x, y, v, geom, np.empty(0), cx, cy, keep=2)
         for sd in seeds:
-            r = _run(sd, x, y, v, geom)
+            r = run_lm(sd, x, y, v, geom)
             if np.isfinite(r.cost) and (best is None or r.cost < best.cost):
                 best = r
     except (ValueError, np.linalg.LinAlgError) as exc:
         swallowed("fit.fit_sources", exc)
         best = None
-    if best is None or not _inside(best.x, footprint):
+    if best is None or not inside(best.x, footprint):
         return [_cheap_result(x, y, v, geom, cx, cy, cd, ("no_converge", "cheap_estimate"))]
-    assert footprint is not None  # _inside is False without one
+    assert footprint is not None  # inside is False without one
 
     p = best.x
     converged = bool(best.status > 0)
 
-    def try_add(p: np.ndarray, pred: np.ndarray, sx: float, sy: float) -> _Fit | None:
+    def try_add(p: np.ndarray, pred: np.ndarray, sx: float, sy: float) -> LMRun | None:
         try:
             pts = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
-            near, vn, lx, ly, lv = _local_view(pts, x, y, v, geom, sx, sy, 3.0)
-            pn = _flat([pts[i] for i in near])
-            seeds = _grid_seed(lx, ly, lv, geom, pn, sx, sy, keep=2, sides=True)
+            near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, sx, sy, 3.0)
+            pn = flatten_points([pts[i] for i in near])
+            seeds = grid_seed(lx, ly, lv, geom, pn, sx, sy, keep=2, sides=True)
             cand = expand(pts, near, best_start(pn, seeds[:2], sx, sy, vn, lx, ly, lv))
             verdict = judge(p, pred, cand, sx, sy)
             if verdict == "too_close" and len(seeds) > 2:
@@ -399,22 +399,22 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             return None
         return cand if verdict == "ok" else None
 
-    def expand(pts: list[np.ndarray], near: list[int], cand: _Fit | None) -> _Fit | None:
+    def expand(pts: list[np.ndarray], near: list[int], cand: LMRun | None) -> LMRun | None:
         """A candidate fitted among the near sources, back among all of them."""
         if cand is None:
             return None
         sub = [cand.x[3 * j:3 * j + 3] for j in range(len(cand.x) // 3)]
-        return _Fit(_flat(_put_back(pts, near, sub)), cand.cost, cand.status)
+        return LMRun(flatten_points(put_back(pts, near, sub)), cand.cost, cand.status)
 
     def best_start(p: np.ndarray, seeds: list[np.ndarray], sx: float, sy: float,
                    vw: np.ndarray, lx: np.ndarray, ly: np.ndarray,
-                   lv: np.ndarray) -> _Fit | None:
+                   lv: np.ndarray) -> LMRun | None:
         """The cheapest local fit of one more source over the given starts
         (``vw``: the window's data, ``lx, ly, lv``: the part judged)."""
         cand = None
         k = len(p) // 3
         for g in seeds:
-            part = _run_local(np.concatenate((p, g)), [k], x, y, vw, geom, (sx, sy), 3.0)
+            part = run_lm_local(np.concatenate((p, g)), [k], x, y, vw, geom, (sx, sy), 3.0)
             if not np.isfinite(part.cost):
                 continue
             # Refine with the neighbours free too, unless that drags the new
@@ -423,35 +423,35 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             nb = [i for i in range(k) if math.hypot(p[3 * i] - nx, p[3 * i + 1] - ny) < 2.5]
             r = part
             if nb:
-                joint = _run_local(part.x, [*nb, k], x, y, vw, geom, (nx, ny), 3.5)
+                joint = run_lm_local(part.x, [*nb, k], x, y, vw, geom, (nx, ny), 3.5)
                 if (np.isfinite(joint.cost)
                         and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= 0.5):
                     r = joint
             res_r = residual(r.x, lx, ly, lv, geom)
-            r = _Fit(r.x, 0.5 * float(res_r @ res_r), r.status)
+            r = LMRun(r.x, 0.5 * float(res_r @ res_r), r.status)
             if cand is None or r.cost < cand.cost:
                 cand = r
         return cand
 
-    def judge(p: np.ndarray, pred: np.ndarray, cand: _Fit | None, sx: float,
+    def judge(p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx: float,
               sy: float) -> str:
         """"ok" if the new source pays its way, else why not."""
         if cand is None:
             return "no_fit"
         q = cand.x
-        if math.hypot(q[-3] - sx, q[-2] - sy) > 1.5 or not _inside(q, footprint):
+        if math.hypot(q[-3] - sx, q[-2] - sy) > 1.5 or not inside(q, footprint):
             return "off_seed"
-        Gq = _design(x, y, q, geom)
+        Gq = design_points(x, y, q, geom)
         # Judge the new source where it acts (2 m around it): elsewhere in a
         # wide window the misfit of a strong neighbour would drown its gain.
         loc = np.hypot(x - q[-3], y - q[-2]) < 2.0
         n_l = int(loc.sum())
         if n_l <= 7:
             return "few_samples"
-        lin_q = _solve_linear(Gq, v)
+        lin_q = solve_linear(Gq, v)
         r_old = (v - pred)[loc]
         r_new = (v - Gq @ lin_q)[loc]
-        gain = _bic_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
+        gain = information_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
         if gain <= bic_gain and joint:
             # A source with no other within reach, judged as the local fits
             # are: on its own samples, every other source held at its
@@ -462,18 +462,18 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
             # source its re-solved moment takes up its misfit, and phantoms
             # paid.
             pts = [q[3 * j:3 * j + 3] for j in range(len(q) // 3)]
-            near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, q[-3], q[-2], 2.0)
+            near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, q[-3], q[-2], 2.0)
             if near == [len(pts) - 1] and lx.size > 7:
-                r_alone = _local_res(pts[-1:], lx, ly, lv, geom)
+                r_alone = local_res(pts[-1:], lx, ly, lv, geom)
                 r_none = lv - float(np.mean(lv))
-                gain = _bic_gain(float(r_none @ r_none), float(r_alone @ r_alone), lx.size)
+                gain = information_gain(float(r_none @ r_none), float(r_alone @ r_alone), lx.size)
         if gain <= bic_gain:
             return "no_gain"
-        if not _pairs_plausible(q, lin_q, min_sep_m, close_m, pair_ratio):
+        if not pairs_plausible(q, lin_q, min_sep_m, close_m, pair_ratio):
             return "too_close"
         return "ok"
 
-    def try_ring(p: np.ndarray, i: int, G: np.ndarray, lin: np.ndarray) -> _Fit | None:
+    def try_ring(p: np.ndarray, i: int, G: np.ndarray, lin: np.ndarray) -> LMRun | None:
         """One more source beside source ``i`` if it is mortar- or projectile-sized
         (see 2b); ``G``, ``lin``: the window's design and moments for ``p``."""
         k = len(p) // 3
@@ -494,28 +494,28 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if n_a <= 7:
             return None
         r_a = (v - G @ lin)[around]
-        if _bic_gain(float(r_a @ r_a), 0.8 * n_a * noise * noise, n_a) <= RING_GAIN:
+        if information_gain(float(r_a @ r_a), 0.8 * n_a * noise * noise, n_a) <= RING_GAIN:
             return None
         pts = [p[3 * j:3 * j + 3] for j in range(k)]
         try:
-            near, vn, lx, ly, lv = _local_view(pts, x, y, v, geom, cx, cy, 2.5)
-            pn = _flat([pts[j] for j in near])
-            base = _design(lx, ly, pn, geom)
+            near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, 2.5)
+            pn = flatten_points([pts[j] for j in near])
+            base = design_points(lx, ly, pn, geom)
             starts = [np.array([cx + r * math.cos(a), cy + r * math.sin(a), RING_DEPTH])
                       for r in RING_RADII for a in np.radians(np.arange(0.0, 360.0, 45.0))]
             costs = []
             for g in starts:
                 Gc = np.hstack((base, design_matrix(lx, ly, g[0], g[1], g[2], geom)))
-                r = Gc @ _solve_linear(Gc, lv) - lv
+                r = Gc @ solve_linear(Gc, lv) - lv
                 costs.append(float(r @ r))
             ii = near.index(i)
-            best: _Fit | None = None
+            best: LMRun | None = None
             # The body and the new source together, from the three best starts:
             # split off the weak one, the body moves back onto its own centre.
             for j in np.argsort(costs)[:3]:
-                part = _run_local(np.concatenate((pn, starts[j])), [len(pn) // 3], x, y, vn,
+                part = run_lm_local(np.concatenate((pn, starts[j])), [len(pn) // 3], x, y, vn,
                                   geom, (cx, cy), 2.5)
-                joint = _run_local(part.x, [ii, len(pn) // 3], x, y, vn, geom, (cx, cy), 2.5)
+                joint = run_lm_local(part.x, [ii, len(pn) // 3], x, y, vn, geom, (cx, cy), 2.5)
                 if np.isfinite(joint.cost) and (best is None or joint.cost < best.cost):
                     best = joint
             cand = expand(pts, near, best)
@@ -525,17 +525,17 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if cand is None or not np.isfinite(cand.cost):
             return None
         q = cand.x
-        if not _inside(q, footprint):
+        if not inside(q, footprint):
             return None
-        Gq = _design(x, y, q, geom)
-        lq = _solve_linear(Gq, v)
+        Gq = design_points(x, y, q, geom)
+        lq = solve_linear(Gq, v)
         loc = np.hypot(x - q[-3], y - q[-2]) < 2.0
         n_l = int(loc.sum())
         if n_l <= 7:
             return None
         r_old = (v - G @ lin)[loc]
         r_new = (v - Gq @ lq)[loc]
-        gain = _bic_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
+        gain = information_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
         m_new = float(np.linalg.norm(lq[-4:-1]))
         m_old = float(np.linalg.norm(lq[3 * i:3 * i + 3]))
         sep = math.hypot(q[-3] - q[3 * i], q[-2] - q[3 * i + 1])
@@ -551,11 +551,11 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 # beside a projectile, only near-surface scrap: deeper, a
                 # second source is the body's own misfit split off
                 or (keep_i and q[-1] > RING_MAX_DEPTH_LONG)
-                or ((k > 1 or keep_i) and not _pairs_plausible(others, lo, min_sep_m, close_m,
+                or ((k > 1 or keep_i) and not pairs_plausible(others, lo, min_sep_m, close_m,
                                                    pair_ratio))):
             return None
-        sig2 = _misfit_sigma(pts, x, y, v, geom, noise, POS_SIGMA_M)[loc] ** 2
-        w_gain = _chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(n_l)
+        sig2 = misfit_sigma(pts, x, y, v, geom, noise, POS_SIGMA_M)[loc] ** 2
+        w_gain = chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(n_l)
         if w_gain <= (RING_WEIGHTED_GAIN_LONG if keep_i else RING_WEIGHTED_GAIN_SHORT):
             return None
         return cand
@@ -565,8 +565,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         × (depth + h) / distance, summed. An elongated body's misfit is a
         higher multipole and falls off one power of distance faster than its
         field, so far from a strong source a weak signal still counts."""
-        G = _design(x, y, p, geom)
-        lin = _solve_linear(G, v)
+        G = design_points(x, y, p, geom)
+        lin = solve_linear(G, v)
         out = np.zeros(n)
         zs = geom.sensor_height_m
         for i in range(len(p) // 3):
@@ -577,8 +577,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         return out
 
     def model(p: np.ndarray) -> np.ndarray:
-        G = _design(x, y, p, geom)
-        return G @ _solve_linear(G, v)
+        G = design_points(x, y, p, geom)
+        return G @ solve_linear(G, v)
 
     blocked = np.zeros(n, dtype=bool)
     refusals = 0
@@ -587,7 +587,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
     # 1) Greedy on the residual's largest unexplained signal.
     while room(p) and refusals < 6:
         pred = model(p)
-        seed = _new_source_seed(x, y, v - pred, misfit_level(p), thr, rel_misfit, blocked)
+        seed = new_source_seed(x, y, v - pred, misfit_level(p), thr, rel_misfit, blocked)
         if seed is None:
             break
         sx, sy, jx, jy = seed
@@ -600,7 +600,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         p, converged = cand.x, converged and bool(cand.status > 0)
         refusals = 0
     if joint:
-        p, v = _joint_refit(p, x, y, v, geom, lanes, thr, (min_sep_m, close_m, pair_ratio),
+        p, v = joint_refit(p, x, y, v, geom, lanes, thr, (min_sep_m, close_m, pair_ratio),
                             footprint)
     # 2) Every detected lane peak that no source accounts for yet gets its try:
     #    in a wide cluster the greedy pass can run out of tries near a strong,
@@ -639,8 +639,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if not room(p):
             break
         if G_p is None or lin_p is None:  # once per model, not once per source tried
-            G_p = _design(x, y, p, geom)
-            lin_p = _solve_linear(G_p, v)
+            G_p = design_points(x, y, p, geom)
+            lin_p = solve_linear(G_p, v)
         cand = try_ring(p, i, G_p, lin_p)
         if cand is not None:
             p, converged = cand.x, converged and bool(cand.status > 0)
@@ -656,12 +656,12 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         # (total field, big shallow bombs): re-level each lane of the window
         # on the residual of the sources found so far, before the search for
         # weak signals whose size is that of the bias.
-        v = _relevel(v, v - model(p), np.asarray(lanes), thr)
+        v = relevel(v, v - model(p), np.asarray(lanes), thr)
     tried: list[tuple[float, float]] = []
     for _round in range(max_residual_rounds):
         if not room(p):
             break
-        picks = _residual_peaks(x, y, v - model(p), misfit_level(p), thr, rel_misfit,
+        picks = residual_peaks(x, y, v - model(p), misfit_level(p), thr, rel_misfit,
                                 p, budget=residual_budget, tried=tried,
                                 field=misfit_level(p, falloff=False))
         for sx, sy in picks:
@@ -681,40 +681,40 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if not picks:
             break
     if joint and len(p) > 3:
-        p = _recentre_isolated(p, x, y, v, geom)
+        p = recentre_isolated(p, x, y, v, geom)
     if polish and len(p) > 3:
-        p = _polish_weak(p, x, y, v, geom)
+        p = polish_weak(p, x, y, v, geom)
     if robust:
-        p = _robust_refine(p, x, y, v, geom, noise)
+        p = robust_refine(p, x, y, v, geom, noise)
     srcs = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
     if elongate:
         points = srcs
-        srcs = _elongate(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
+        srcs = elongate_sources(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
         if joint:
-            srcs = _replace_beside_lines(srcs, points, x, y, v, geom, noise, bic_gain)
-            srcs = _split_deep(srcs, x, y, v, geom, noise, bic_gain, footprint, lanes=lanes,
+            srcs = replace_beside_lines(srcs, points, x, y, v, geom, noise, bic_gain)
+            srcs = split_deep(srcs, x, y, v, geom, noise, bic_gain, footprint, lanes=lanes,
                                robust=robust)
         if len(srcs) < max_sources:
-            srcs = _search_near_strong(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
-        srcs = _drop_tails(srcs, x, y, v, geom, noise, bic_gain, robust=robust)
-        srcs = _drop_body_lobes(srcs, x, y, v, geom, noise, bic_gain, robust=robust)
+            srcs = search_near_strong(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
+        srcs = drop_tails(srcs, x, y, v, geom, noise, bic_gain, robust=robust)
+        srcs = drop_body_lobes(srcs, x, y, v, geom, noise, bic_gain, robust=robust)
     # A joint refit of a survey-wide window can walk a source out of the
     # signal's footprint or down to the depth bound, where it models a
     # regional level, not an object (e.g. 117 m outside the
     # survey, 12 m deep): it is no target.
-    kept = [s for s in srcs if _inside(_centre_point(s), footprint)]
+    kept = [s for s in srcs if inside(centre_point(s), footprint)]
     if not kept:
         return [_cheap_result(x, y, v, geom, cx, cy, cd, ("no_converge", "cheap_estimate"))]
     if joint and lanes is not None and len(kept) > 1:
-        kept = _drop_level_explained(kept, x, y, v, geom, noise, lanes, bic_gain, robust=robust)
+        kept = drop_level_explained(kept, x, y, v, geom, noise, lanes, bic_gain, robust=robust)
     if joint and lanes is not None:
-        kept = _add_isolated(kept, x, y, v, geom, noise, thr, bic_gain, np.asarray(lanes),
+        kept = add_isolated(kept, x, y, v, geom, noise, thr, bic_gain, np.asarray(lanes),
                              footprint)
-    srcs = _drop_subthreshold(kept, x, y, v, geom, thr)
+    srcs = drop_subthreshold(kept, x, y, v, geom, thr)
     return _finish(srcs, x, y, v, geom, noise, converged, edge_margin, survey_sigma)
 
 
-def _residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndarray,
+def residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndarray,
                     thr: float, rel: float, p: np.ndarray, budget: int = 8,
                     radius: float = 1.5, tried: list[tuple[float, float]] | None = None,
                     field: np.ndarray | None = None) -> list[tuple[float, float]]:
@@ -762,7 +762,7 @@ def _residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.nda
     return out
 
 
-def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                  geom: SensorGeometry) -> np.ndarray:
     """Re-place each source that has a stronger neighbour on its own near data.
 
@@ -773,8 +773,8 @@ def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     Kept only if it stays within 0.3 m and the local misfit does not grow.
     """
     k = len(p) // 3
-    G = _design(x, y, p, geom)
-    lin = _solve_linear(G, v)
+    G = design_points(x, y, p, geom)
+    lin = solve_linear(G, v)
     mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(k)]
     q = np.array(p, dtype=np.float64)
     h = geom.sensor_height_m
@@ -786,15 +786,15 @@ def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
             continue
         rad = min(max(1.2, 2.5 * (d + h)), 2.5)
         pts = [q[3 * j:3 * j + 3] for j in range(k)]
-        near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, cx, cy, rad)
+        near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, rad)
         if lx.size < 20 or lx.size == x.size:
             continue
-        qn = _flat([pts[j] for j in near])
+        qn = flatten_points([pts[j] for j in near])
         ii = near.index(i)
         try:
-            r = _run_local(qn, [ii], lx, ly, lv, geom, (cx, cy), rad)
+            r = run_lm_local(qn, [ii], lx, ly, lv, geom, (cx, cy), rad)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit._polish_weak", exc)
+            swallowed("fit.polish_weak", exc)
             continue
         if not np.isfinite(r.cost) or math.hypot(r.x[3 * ii] - cx, r.x[3 * ii + 1] - cy) > 0.3:
             continue
@@ -805,7 +805,7 @@ def _polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     return q
 
 
-def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                    geom: SensorGeometry, noise: float, iters: int = 2,
                    c_sigma: float = 2.0) -> np.ndarray:
     """Iteratively reweighted refit with Huber weights (c = ``c_sigma`` × noise).
@@ -826,16 +826,16 @@ def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
         sw = np.sqrt(np.minimum(1.0, c / np.maximum(a, 1e-12)))
 
         def fun(u: np.ndarray, sw: np.ndarray = sw) -> np.ndarray:
-            G = _design(x, y, _fold(u), geom) * sw[:, None]
-            return G @ _solve_linear(G, v * sw) - v * sw
+            G = design_points(x, y, fold_depths(u), geom) * sw[:, None]
+            return G @ solve_linear(G, v * sw) - v * sw
 
         try:
             s = least_squares(fun, q, method="lm", x_scale=np.full(len(q), 0.3),
                               max_nfev=30 * (len(q) + 1), xtol=1e-6, ftol=1e-8)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit._robust_refine", exc)
+            swallowed("fit.robust_refine", exc)
             break
-        new = _fold(s.x)
+        new = fold_depths(s.x)
         new[2::3] = np.minimum(new[2::3], MAX_DEPTH)
         if not np.all(np.isfinite(new)) or np.max(np.hypot(new[0::3] - q[0::3],
                                                            new[1::3] - q[1::3])) > 0.5:
@@ -848,7 +848,7 @@ def _robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
 NEAR_DEPTHS = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2)
 
 
-def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                         geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
                         pos_sigma: float = POS_SIGMA_M, shape_rel: float = 0.10,
                         min_moment: float = 0.2, budget: int = 4,
@@ -871,8 +871,8 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
     """
     if not srcs:
         return srcs
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
+    G = design_srcs(x, y, srcs, geom)
+    lin = solve_linear(G, v)
     mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(len(srcs))]
     # Beside a strong source shallower than ``min_strong_depth`` there is no
     # room for "clearly shallower": the sensor's own height wobble is that big.
@@ -887,7 +887,7 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
     near_strong = np.zeros(v.size, dtype=bool)
     for i in strong:
         near_strong |= np.hypot(x - centre[i][0], y - centre[i][1]) < 2.0
-    sig = _misfit_sigma(srcs, x, y, v, geom, noise, pos_sigma, shape_rel)
+    sig = misfit_sigma(srcs, x, y, v, geom, noise, pos_sigma, shape_rel)
     allow = np.maximum(thr, pick_sigmas * sig)
     a = np.abs(res)
     over = a > allow
@@ -908,12 +908,12 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
         k_s = min(strong, key=lambda i: math.hypot(centre[i][0] - sx, centre[i][1] - sy))
         s_strong = srcs[k_s]
         d_strong = float(s_strong[2]) if len(s_strong) == 3 else float(describe(s_strong)["depth"])
-        near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, sx, sy, 2.5)
+        near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, sx, sy, 2.5)
         if lx.size < 30 or k_s not in near:
             continue
         sub = [srcs[i] for i in near]
         ks = near.index(k_s)
-        base = _design_srcs(lx, ly, sub, geom)
+        base = design_srcs(lx, ly, sub, geom)
         best = None
         for dd in NEAR_DEPTHS:
             if dd >= 0.5 * d_strong:
@@ -921,7 +921,7 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
             for ox in (-0.2, 0.0, 0.2):
                 for oy in (-0.2, 0.0, 0.2):
                     Gc = np.hstack((base, design_matrix(lx, ly, sx + ox, sy + oy, dd, geom)))
-                    r = Gc @ _solve_linear(Gc, lv) - lv
+                    r = Gc @ solve_linear(Gc, lv) - lv
                     c = float(r @ r)
                     if best is None or c < best[0]:
                         best = (c, np.array([sx + ox, sy + oy, dd]))
@@ -930,16 +930,16 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
         trial = [*sub, best[1]]
         new = len(sub)
         try:
-            trial, _ = _refit_local(trial, [new], lx, ly, lv, geom)
-            joint, _ = _refit_local(trial, [new, ks], lx, ly, lv, geom)
+            trial, _ = refit_local(trial, [new], lx, ly, lv, geom)
+            joint, _ = refit_local(trial, [new, ks], lx, ly, lv, geom)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit._search_near_strong", exc)
+            swallowed("fit.search_near_strong", exc)
             continue
         if math.hypot(joint[new][0] - trial[new][0], joint[new][1] - trial[new][1]) <= 0.3:
             trial = joint
         q = trial[new]
-        Gt = _design_srcs(lx, ly, trial, geom)
-        lt = _solve_linear(Gt, lv)
+        Gt = design_srcs(lx, ly, trial, geom)
+        lt = solve_linear(Gt, lv)
         m_new = float(np.linalg.norm(lt[3 * new:3 * new + 3]))
         m_str = float(np.linalg.norm(lt[3 * ks:3 * ks + 3]))
         d_str = float(trial[ks][2]) if len(trial[ks]) == 3 else describe(trial[ks])["depth"]
@@ -947,17 +947,17 @@ def _search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v:
                 or m_new > ratio * m_str
                 or min(math.hypot(q[0] - cx, q[1] - cy) for cx, cy in centre) < 0.5):
             continue
-        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma, shape_rel) ** 2
-        r_old = _local_res(sub, lx, ly, lv, geom)
+        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma, shape_rel) ** 2
+        r_old = local_res(sub, lx, ly, lv, geom)
         r_new = Gt @ lt - lv
-        gain = _chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(lx.size)
+        gain = chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(lx.size)
         if gain > bic_gain:
-            srcs = _put_back(srcs, near, trial)
+            srcs = put_back(srcs, near, trial)
             centre.append((float(q[0]), float(q[1])))
     return srcs
 
 
-def _taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGeometry,
+def taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGeometry,
                   k: int = LINE_POINTS) -> np.ndarray:
     """Readings per unit of a moment that grows linearly along a line (from
     -1/2 at the first end to +1/2 at the second): with `line_design` it
@@ -968,7 +968,7 @@ def _taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGe
     return np.tensordot(t, g, axes=(0, 0)) / k
 
 
-def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                      geom: SensorGeometry, noise: float, bic_gain: float, *,
                      pos_sigma: float = POS_SIGMA_M, robust: bool = False, ratio: float = 0.1,
                      reach: float = 2.0) -> list[np.ndarray]:
@@ -980,44 +980,44 @@ def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
     (point or line) under ``ratio`` of a line source's moment within
     ``reach`` m of the line must pay its own parameters (position and
     moment) against the line alone with a moment growing linearly along it
-    (3 more), in the misfit-sigma-weighted chi-square of `_drop_tails`.
+    (3 more), in the misfit-sigma-weighted chi-square of `drop_tails`.
     """
     if len(srcs) < 2 or not any(len(s) == 6 for s in srcs):
         return srcs
     srcs = list(srcs)
     h = geom.sensor_height_m
-    mag = _moment_sizes(srcs, x, y, v, geom)
+    mag = moment_sizes(srcs, x, y, v, geom)
     dropped: set[int] = set()
     for k in sorted(range(len(srcs)), key=lambda t: mag[t]):
-        kx, ky, kd = _centre_depth(srcs[k])
+        kx, ky, kd = centre_depth(srcs[k])
         lines = [j for j in range(len(srcs)) if len(srcs[j]) == 6 and j not in dropped
-                 and j != k and mag[k] < ratio * mag[j] and _dist_to_src(srcs[j], kx, ky) < reach]
+                 and j != k and mag[k] < ratio * mag[j] and dist_to_src(srcs[j], kx, ky) < reach]
         if not lines:
             continue
-        j = min(lines, key=lambda t: _dist_to_src(srcs[t], kx, ky))
-        jx, jy, _jd = _centre_depth(srcs[j])
+        j = min(lines, key=lambda t: dist_to_src(srcs[t], kx, ky))
+        jx, jy, _jd = centre_depth(srcs[j])
         dist = math.hypot(jx - kx, jy - ky)
         mx, my = 0.5 * (jx + kx), 0.5 * (jy + ky)
         rad = 0.5 * dist + max(1.5, 1.2 * (kd + h))
         allc = [s for t, s in enumerate(srcs) if t not in dropped]
-        near, _vw, lx, ly, lv = _local_view(allc, x, y, v, geom, mx, my, rad)
+        near, _vw, lx, ly, lv = local_view(allc, x, y, v, geom, mx, my, rad)
         n_l = lx.size
         if n_l < 40:
             continue
         cur = [allc[i] for i in near]
-        ik, ij = _index(cur, srcs[k]), _index(cur, srcs[j])
-        w = 1.0 / _misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
+        ik, ij = index_of(cur, srcs[k]), index_of(cur, srcs[j])
+        w = 1.0 / misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
         without = [s for t, s in enumerate(cur) if t != ik]
         jj = ij if ij < ik else ij - 1
         try:
-            without, _ = _refit_local(without, [jj], lx, ly, lv, geom, w=w)
-            Gw = np.hstack((_design_srcs(lx, ly, without, geom),
-                            _taper_design(lx, ly, without[jj], geom))) * w[:, None]
-            r_taper = Gw @ _solve_linear(Gw, lv * w) - lv * w
+            without, _ = refit_local(without, [jj], lx, ly, lv, geom, w=w)
+            Gw = np.hstack((design_srcs(lx, ly, without, geom),
+                            taper_design(lx, ly, without[jj], geom))) * w[:, None]
+            r_taper = Gw @ solve_linear(Gw, lv * w) - lv * w
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit._drop_body_lobes", exc)
+            swallowed("fit.drop_body_lobes", exc)
             continue
-        gain = (_chi2_drop(r_taper, _local_res(cur, lx, ly, lv, geom, w), np.ones(n_l), robust)
+        gain = (chi2_drop(r_taper, local_res(cur, lx, ly, lv, geom, w), np.ones(n_l), robust)
                 # its own parameters (a point's 3 or a line's 6, and a moment)
                 # against the taper's 3 moment components
                 - len(srcs[k]) * math.log(n_l))
@@ -1027,7 +1027,7 @@ def _drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
     return [s for t, s in enumerate(srcs) if t not in dropped]
 
 
-def _drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
+def drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
                        v: np.ndarray, geom: SensorGeometry, thr: float) -> list[np.ndarray]:
     """Drop the sources whose own field nowhere in the window reaches ``thr``.
 
@@ -1044,8 +1044,8 @@ def _drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     """
     srcs = list(srcs)
     while len(srcs) > 1:
-        G = _design_srcs(x, y, srcs, geom)
-        lin = _solve_linear(G, v)
+        G = design_srcs(x, y, srcs, geom)
+        lin = solve_linear(G, v)
         peaks = [float(np.max(np.abs(G[:, 3 * i:3 * i + 3] @ lin[3 * i:3 * i + 3])))
                  if np.linalg.norm(lin[3 * i:3 * i + 3]) < BOMB_MOMENT else np.inf
                  for i in range(len(srcs))]
@@ -1056,7 +1056,7 @@ def _drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     return srcs
 
 
-def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                 geom: SensorGeometry, noise: float, bic_gain: float, *,
                 pos_sigma: float = POS_SIGMA_M, robust: bool = False, ratio: float = 0.5,
                 reach_depths: float = 2.0, min_reach: float = 4.0, max_reach: float = 6.0,
@@ -1070,21 +1070,21 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     neighbour's, within ``min_reach`` m or ``reach_depths`` × the neighbour's
     depth below the sensor, at most ``max_reach``) must pay its 6 parameters against the neighbour
     refitted, on data covering both, in the chi-square with the sigma the
-    model still misfits (`_misfit_sigma`): sensor noise, position error on
+    model still misfits (`misfit_sigma`): sensor noise, position error on
     the slopes, and a few % of the model. The neighbour's refit minimises that
     same weighted misfit, so the strong near field, where the model is least
     right, does not decide where the tail goes. A neighbour that moves more
     than ``max_move`` to do without the weaker source was not explaining it:
     the weaker one stays. Closer than ``min_dist`` the rules of
-    `fit_sources` and `_judge_weak` decide: there the slope of the strong
+    `fit_sources` and `judge_weak` decide: there the slope of the strong
     field makes the sigma as large as a small object's whole anomaly.
     """
     if len(srcs) < 2:
         return srcs
     srcs = list(srcs)
     h = geom.sensor_height_m
-    mag = _moment_sizes(srcs, x, y, v, geom)
-    cen = [_centre_depth(s) for s in srcs]
+    mag = moment_sizes(srcs, x, y, v, geom)
+    cen = [centre_depth(s) for s in srcs]
     order = sorted(range(len(srcs)), key=lambda k: mag[k])
     dropped: set[int] = set()
     for k in order:
@@ -1094,7 +1094,7 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         strong = [j for j in range(len(srcs)) if j != k and j not in dropped
                   and mag[k] < ratio * mag[j]
                   and math.hypot(cen[j][0] - kx, cen[j][1] - ky) >= min_dist
-                  and _dist_to_src(srcs[j], kx, ky)
+                  and dist_to_src(srcs[j], kx, ky)
                   < max(min_reach, min(reach_depths * (cen[j][2] + h), max_reach))]
         if not strong:
             continue
@@ -1106,30 +1106,30 @@ def _drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         if int(np.count_nonzero(np.hypot(x - mx, y - my) < rad)) < 40:
             continue
         allc = [s for t, s in enumerate(srcs) if t not in dropped]
-        near, _vw, lx, ly, lv = _local_view(allc, x, y, v, geom, mx, my, rad)
+        near, _vw, lx, ly, lv = local_view(allc, x, y, v, geom, mx, my, rad)
         n_l = lx.size
         cur = [allc[i] for i in near]
-        ik, ij = _index(cur, srcs[k]), _index(cur, srcs[j])
-        sig = _misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
+        ik, ij = index_of(cur, srcs[k]), index_of(cur, srcs[j])
+        sig = misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
         w = 1.0 / sig
         without = [s for t, s in enumerate(cur) if t != ik]
         jj = ij if ij < ik else ij - 1
         try:
-            with_k, _ = _refit_local(cur, [ij, ik], lx, ly, lv, geom, w=w)
-            without, _ = _refit_local(without, [jj], lx, ly, lv, geom, w=w)
+            with_k, _ = refit_local(cur, [ij, ik], lx, ly, lv, geom, w=w)
+            without, _ = refit_local(without, [jj], lx, ly, lv, geom, w=w)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit._drop_tails", exc)
+            swallowed("fit.drop_tails", exc)
             continue
-        gain = (_chi2_drop(_local_res(without, lx, ly, lv, geom, w),
-                           _local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust)
+        gain = (chi2_drop(local_res(without, lx, ly, lv, geom, w),
+                           local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust)
                 - 6 * math.log(n_l))
         # The neighbour must stay where it is: moved onto the weaker source's
         # anomaly it would be explaining that instead of its own.
-        nx, ny, _nd = _centre_depth(without[jj])
+        nx, ny, _nd = centre_depth(without[jj])
         if gain <= bic_gain and math.hypot(nx - jx, ny - jy) <= max_move:
             dropped.add(k)
             srcs[j] = without[jj]
-            cen[j] = _centre_depth(srcs[j])
+            cen[j] = centre_depth(srcs[j])
     return [s for t, s in enumerate(srcs) if t not in dropped]
 
 
@@ -1169,7 +1169,7 @@ def _local_scale(srcs: list[np.ndarray], res: np.ndarray, x: np.ndarray, y: np.n
     h = geom.sensor_height_m
     out = []
     for s in srcs:
-        cx, cy, d = _centre_depth(s)
+        cx, cy, d = centre_depth(s)
         near = np.hypot(x - cx, y - cy) < max(1.0, 2.0 * (d + h))
         m = int(near.sum())
         if m <= npar:
@@ -1185,8 +1185,8 @@ def _finish(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
             edge_margin: float, survey_sigma: SurveySigma | None = None) -> list[FitResult]:
     ss = survey_sigma or SurveySigma()
     n = v.size
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
+    G = design_srcs(x, y, srcs, geom)
+    lin = solve_linear(G, v)
     res = G @ lin - v
     k = len(srcs)
     npar = sum(len(s) + 3 for s in srcs) + 1
@@ -1247,8 +1247,8 @@ def _cheap_result(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeome
     m = (0.0, 0.0, 0.0)
     if v.size >= 4:
         try:
-            G = _design(x, y, np.array([cx, cy, cd]), geom)
-            lin = _solve_linear(G, v)
+            G = design_points(x, y, np.array([cx, cy, cd]), geom)
+            lin = solve_linear(G, v)
             m = (float(lin[0]), float(lin[1]), float(lin[2]))
         except np.linalg.LinAlgError as exc:
             swallowed("fit._cheap_result", exc)
@@ -1270,7 +1270,7 @@ def euler_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray,
     if est is None:
         return [_cheap_result(x, y, v, geom, cx, cy, cd, ("no_converge", "cheap_estimate"))]
     ex, ey, ed = est
-    G = _design(x, y, np.array([ex, ey, max(ed, 0.01)]), geom)
-    lin = _solve_linear(G, v)
+    G = design_points(x, y, np.array([ex, ey, max(ed, 0.01)]), geom)
+    lin = solve_linear(G, v)
     return [FitResult(x=ex, y=ey, depth=ed, moment=(float(lin[0]), float(lin[1]), float(lin[2])),
                       quality=0.5, method="euler", n_samples=int(v.size))]

@@ -30,7 +30,7 @@ import numpy as np
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
-from acquisition.dsp.fitcore import POS_SIGMA_M, _chi2_drop, _sigma_of
+from acquisition.dsp.fitcore import POS_SIGMA_M, chi2_drop, sigma_of
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -621,7 +621,7 @@ class LanePipeline:
         them separately). On the benchmark's uncalibrated laterite none of
         them was a buried object (`docs/dsp.md`, "One survey, one threshold").
         An aircraft-bomb-sized fit (`fit.BOMB_MOMENT`) stays a target whatever
-        its field, as in `fit._drop_subthreshold`: a 9 A m2 bomb 3.6 m under
+        its field, as in `fit.drop_subthreshold`: a 9 A m2 bomb 3.6 m under
         magnetic ground gives 9.0 nT, and is worth the dig against a
         9.08 nT threshold.
         """
@@ -914,7 +914,7 @@ class LanePipeline:
         """Per-sample sigma of what the sources `_minus_fitted` always takes
         out of the window at (x, y) may misfit there: the noise, `POS_SIGMA_M`
         of position error on their field's slope, and `fitcore.SHAPE_REL` of that
-        field (`fitcore._sigma_of`: `_misfit_sigma` for moments already solved). None if
+        field (`fitcore.sigma_of`: `misfit_sigma` for moments already solved). None if
         no fitted source is that near."""
         if not self._fitted.shape[0]:
             return None
@@ -930,7 +930,7 @@ class LanePipeline:
         fx = (field(x + d, y) - field(x - d, y)) / (2 * d)
         fy = (field(x, y + d) - field(x, y - d)) / (2 * d)
         noise = self.noise_nT if math.isfinite(self.noise_nT) else 1.0
-        return _sigma_of(field(x, y), fx * fx + fy * fy, noise, POS_SIGMA_M)
+        return sigma_of(field(x, y), fx * fx + fy * fy, noise, POS_SIGMA_M)
 
     def _pay_beside_fitted(self, fits: list[FitResult], x: np.ndarray, y: np.ndarray,
                            v: np.ndarray) -> list[FitResult]:
@@ -964,7 +964,7 @@ class LanePipeline:
             r_with = res[loc] - float(np.mean(res[loc]))
             r_without = res[loc] + pf[loc]
             r_without -= float(np.mean(r_without))
-            gain = _chi2_drop(r_without, r_with, sig[loc] ** 2, robust) - 6 * math.log(n_l)
+            gain = chi2_drop(r_without, r_with, sig[loc] ** 2, robust) - 6 * math.log(n_l)
             if gain <= BESIDE_FITTED_GAIN:
                 drop.add(id(f))
         return [f for f in fits if id(f) not in drop]
