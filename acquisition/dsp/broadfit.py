@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from acquisition.dsp.acceptance import chi2_drop, information_gain, pays, penalised
 from acquisition.dsp.fitcore import (
     FAR_MARGIN_M,
     POS_SIGMA_M,
@@ -24,25 +25,23 @@ from acquisition.dsp.fitcore import (
     by_lane,
     centre_depth,
     centre_point,
-    chi2_drop,
     design_points,
     design_srcs,
     dist_to_src,
     flatten_points,
     index_of,
-    information_gain,
     inside,
     local_res,
     local_sse,
     local_view,
     misfit_sigma,
     moment_sizes,
-    pairs_plausible,
     refit_local,
     residual,
     run_lm,
     solve_linear,
 )
+from acquisition.dsp.plausibility import implausible_weaker
 from acquisition.forward import SensorGeometry
 from acquisition.numfail import swallowed
 
@@ -91,24 +90,11 @@ def joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     # any source it keeps beyond what the greedy one had.
     gain = information_gain(float(r_old @ r_old), float(r_new @ r_new), n,
                      k=7 * (len(q) // 3 - k0))
-    if gain <= 0.0:
+    if not pays(gain, 0.0):
         return p, v
     return q, v
 
 
-def implausible_weaker(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
-                        ratio: float) -> int | None:
-    """The weaker source of the first pair `pairs_plausible` refuses, or None."""
-    k = len(p) // 3
-    for a in range(k):
-        for b in range(a + 1, k):
-            pair = np.concatenate((p[3 * a:3 * a + 3], p[3 * b:3 * b + 3]))
-            lp = np.concatenate((lin[3 * a:3 * a + 3], lin[3 * b:3 * b + 3]))
-            if not pairs_plausible(pair, lp, min_sep, close_m, ratio):
-                ma = float(np.linalg.norm(lin[3 * a:3 * a + 3]))
-                mb = float(np.linalg.norm(lin[3 * b:3 * b + 3]))
-                return b if mb <= ma else a
-    return None
 
 
 def relevel(v: np.ndarray, res: np.ndarray, lanes: np.ndarray, thr: float,
@@ -246,7 +232,7 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
             continue
         pair = best[1]
         r_pair = lane_free_res(pair, lx, ly, lv, ll, geom)
-        if chi2_drop(r_now, r_pair, sig2, robust) - 6 * math.log(n_l) <= bic_gain:
+        if not pays(penalised(chi2_drop(r_now, r_pair, sig2, robust), n_l, 6), bic_gain):
             continue
         try:
             e = best_line(sub, i, d, lx, ly, lv, geom)
@@ -255,7 +241,7 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
             e = None
         if e is not None:
             r_line = lane_free_res([*sub[:i], e, *sub[i + 1:]], lx, ly, lv, ll, geom)
-            if chi2_drop(r_line, r_pair, sig2, robust) - 3 * math.log(n_l) <= bic_gain:
+            if not pays(penalised(chi2_drop(r_line, r_pair, sig2, robust), n_l, 3), bic_gain):
                 continue
         out = [t for j, t in enumerate(out) if j not in near] + pair
     return out
@@ -343,12 +329,12 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
         sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
         r_without = lane_free_res(without, lx, ly, lv, ll, geom)
         r_with = lane_free_res(sub, lx, ly, lv, ll, geom)
-        gain = chi2_drop(r_without, r_with, sig2, robust) - 6 * math.log(lx.size)
-        if gain > bic_gain:
+        gain = penalised(chi2_drop(r_without, r_with, sig2, robust), lx.size, 6)
+        if pays(gain, bic_gain):
             gain = neighbours_refit_gain(out, s, x, y, v, geom, noise, lanes,
                                           min(1.5 * (d + h) + 2.0, 9.0), pos_sigma, robust,
                                           min_depth)
-        if gain <= bic_gain:
+        if not pays(gain, bic_gain):
             out = [t for t in out if t is not s]
     return out
 
@@ -430,7 +416,7 @@ def neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, 
         a, b = centre_depth(without[j]), centre_depth(moved[j])
         if math.hypot(a[0] - b[0], a[1] - b[1]) > max_move:
             return math.inf
-    return chi2_drop(r_without, r_with, np.ones(lx.size), robust) - 6 * math.log(lx.size)
+    return penalised(chi2_drop(r_without, r_with, np.ones(lx.size), robust), lx.size, 6)
 
 
 #: Depths (m) of the starts for a lone source in a broad cluster's residual.
@@ -516,12 +502,13 @@ def add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
             continue
         r_none = lr - float(np.mean(lr))
         r_one = local_res([q], lx, ly, lr, geom)
-        if information_gain(float(r_none @ r_none), float(r_one @ r_one), lx.size) <= bic_gain:
+        if not pays(information_gain(float(r_none @ r_none), float(r_one @ r_one), lx.size),
+                    bic_gain):
             continue
         sig2 = noise * noise
         drop = chi2_drop(lane_free_res([], lx, ly, lr, ll, geom),
                           lane_free_res([q], lx, ly, lr, ll, geom), sig2, False)
-        if drop - 6 * math.log(lx.size) <= bic_gain:
+        if not pays(penalised(drop, lx.size, 6), bic_gain):
             continue
         out.append(q)
         cen.append((qx, qy))

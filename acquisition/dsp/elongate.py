@@ -17,12 +17,12 @@ import math
 
 import numpy as np
 
+from acquisition.dsp.acceptance import chi2_drop, pays, penalised
 from acquisition.dsp.fitcore import (
     NEAR_FIELD_M,
     POS_SIGMA_M,
     best_line,
     centre_depth,
-    chi2_drop,
     design_srcs,
     dist_to_src,
     fit_line_local,
@@ -136,9 +136,9 @@ def elongate_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
                     or math.hypot(info["x"] - ax, info["y"] - ay) > 0.75):
                 continue
             cand[i] = e
-            gain = (chi2_drop(r_now, local_res(cand, lx, ly, lv, geom), sig2, robust)
-                    - (3 - 6 * len(drop)) * math.log(n_l))
-            if gain > bic_gain and (best is None or gain > best[0]):
+            gain = penalised(chi2_drop(r_now, local_res(cand, lx, ly, lv, geom), sig2, robust),
+                             n_l, 3 - 6 * len(drop))
+            if pays(gain, bic_gain) and (best is None or gain > best[0]):
                 best = (gain, cand, e)
         if best is None:
             continue
@@ -166,10 +166,10 @@ def judge_weak(srcs: list[np.ndarray], line: np.ndarray, weak: list[np.ndarray],
             continue
         without = [*without[:i], refit, *without[i + 1:]]
         sig2 = misfit_sigma(with_w, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        g_w = (chi2_drop(local_res(without, lx, ly, lv, geom),
-                          local_res(with_w, lx, ly, lv, geom), sig2, robust)
-               - 6 * math.log(lx.size))
-        if g_w > bic_gain:
+        g_w = penalised(chi2_drop(local_res(without, lx, ly, lv, geom),
+                                  local_res(with_w, lx, ly, lv, geom), sig2, robust),
+                        lx.size, 6)
+        if pays(g_w, bic_gain):
             srcs = with_w
         else:
             srcs, line = without, refit
@@ -229,7 +229,7 @@ def replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: np
             swallowed("elongate.beside", exc)
             continue
         # The same sources, moved: no parameter added, the drop must pay the bar.
-        if (sse0 - sse1) / n2 > bic_gain and all(
+        if pays((sse0 - sse1) / n2, bic_gain) and all(
                 np.all(np.isfinite(new[k])) for k in free):
             srcs = put_back(srcs, near, new)
     return srcs

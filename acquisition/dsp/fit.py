@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from acquisition.dsp.acceptance import chi2_drop, information_gain, pays, penalised
 from acquisition.dsp.broadfit import (
     add_isolated,
     drop_level_explained,
@@ -55,20 +56,17 @@ from acquisition.dsp.fitcore import (
     LMRun,
     centre_depth,
     centre_point,
-    chi2_drop,
     design_points,
     design_srcs,
     dist_to_src,
     flatten_points,
     fold_depths,
     index_of,
-    information_gain,
     inside,
     local_res,
     local_view,
     misfit_sigma,
     moment_sizes,
-    pairs_plausible,
     put_back,
     refit_local,
     residual,
@@ -77,6 +75,7 @@ from acquisition.dsp.fitcore import (
     solve_linear,
     src_design,
 )
+from acquisition.dsp.plausibility import pairs_plausible
 from acquisition.events import SIZE_CLASSES
 from acquisition.forward import (
     LINE_POINTS,
@@ -452,7 +451,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         r_old = (v - pred)[loc]
         r_new = (v - Gq @ lin_q)[loc]
         gain = information_gain(float(r_old @ r_old), float(r_new @ r_new), n_l)
-        if gain <= bic_gain and joint:
+        if not pays(gain, bic_gain) and joint:
             # A source with no other within reach, judged as the local fits
             # are: on its own samples, every other source held at its
             # whole-window moments. In a survey-wide cluster the moments
@@ -467,7 +466,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                 r_alone = local_res(pts[-1:], lx, ly, lv, geom)
                 r_none = lv - float(np.mean(lv))
                 gain = information_gain(float(r_none @ r_none), float(r_alone @ r_alone), lx.size)
-        if gain <= bic_gain:
+        if not pays(gain, bic_gain):
             return "no_gain"
         if not pairs_plausible(q, lin_q, min_sep_m, close_m, pair_ratio):
             return "too_close"
@@ -494,7 +493,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         if n_a <= 7:
             return None
         r_a = (v - G @ lin)[around]
-        if information_gain(float(r_a @ r_a), 0.8 * n_a * noise * noise, n_a) <= RING_GAIN:
+        if not pays(information_gain(float(r_a @ r_a), 0.8 * n_a * noise * noise, n_a), RING_GAIN):
             return None
         pts = [p[3 * j:3 * j + 3] for j in range(k)]
         try:
@@ -546,7 +545,7 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                                 + [q[-3:]])
         lo = np.concatenate([lq[3 * j:3 * j + 3] for j in range(k) if j != i or keep_i]
                             + [lq[-4:-1]])
-        if (gain <= RING_GAIN or sep < min_sep_m or m_new >= m_old
+        if (not pays(gain, RING_GAIN) or sep < min_sep_m or m_new >= m_old
                 or q[-1] >= q[3 * i + 2]
                 # beside a projectile, only near-surface scrap: deeper, a
                 # second source is the body's own misfit split off
@@ -555,8 +554,8 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
                                                    pair_ratio))):
             return None
         sig2 = misfit_sigma(pts, x, y, v, geom, noise, POS_SIGMA_M)[loc] ** 2
-        w_gain = chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(n_l)
-        if w_gain <= (RING_WEIGHTED_GAIN_LONG if keep_i else RING_WEIGHTED_GAIN_SHORT):
+        w_gain = penalised(chi2_drop(r_old, r_new, sig2, robust), n_l, 6)
+        if not pays(w_gain, RING_WEIGHTED_GAIN_LONG if keep_i else RING_WEIGHTED_GAIN_SHORT):
             return None
         return cand
 
@@ -950,8 +949,8 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
         sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma, shape_rel) ** 2
         r_old = local_res(sub, lx, ly, lv, geom)
         r_new = Gt @ lt - lv
-        gain = chi2_drop(r_old, r_new, sig2, robust) - 6 * math.log(lx.size)
-        if gain > bic_gain:
+        gain = penalised(chi2_drop(r_old, r_new, sig2, robust), lx.size, 6)
+        if pays(gain, bic_gain):
             srcs = put_back(srcs, near, trial)
             centre.append((float(q[0]), float(q[1])))
     return srcs
@@ -1017,11 +1016,11 @@ def drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.
         except (ValueError, np.linalg.LinAlgError) as exc:
             swallowed("fit.drop_body_lobes", exc)
             continue
-        gain = (chi2_drop(r_taper, local_res(cur, lx, ly, lv, geom, w), np.ones(n_l), robust)
-                # its own parameters (a point's 3 or a line's 6, and a moment)
-                # against the taper's 3 moment components
-                - len(srcs[k]) * math.log(n_l))
-        if gain <= bic_gain:
+        # its own parameters (a point's 3 or a line's 6, and a moment)
+        # against the taper's 3 moment components
+        gain = penalised(chi2_drop(r_taper, local_res(cur, lx, ly, lv, geom, w), np.ones(n_l),
+                                   robust), n_l, len(srcs[k]))
+        if not pays(gain, bic_gain):
             dropped.add(k)
             srcs[j] = without[jj]
     return [s for t, s in enumerate(srcs) if t not in dropped]
@@ -1120,13 +1119,13 @@ def drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
         except (ValueError, np.linalg.LinAlgError) as exc:
             swallowed("fit.drop_tails", exc)
             continue
-        gain = (chi2_drop(local_res(without, lx, ly, lv, geom, w),
-                           local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust)
-                - 6 * math.log(n_l))
+        gain = penalised(chi2_drop(local_res(without, lx, ly, lv, geom, w),
+                                   local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust),
+                         n_l, 6)
         # The neighbour must stay where it is: moved onto the weaker source's
         # anomaly it would be explaining that instead of its own.
         nx, ny, _nd = centre_depth(without[jj])
-        if gain <= bic_gain and math.hypot(nx - jx, ny - jy) <= max_move:
+        if not pays(gain, bic_gain) and math.hypot(nx - jx, ny - jy) <= max_move:
             dropped.add(k)
             srcs[j] = without[jj]
             cen[j] = centre_depth(srcs[j])

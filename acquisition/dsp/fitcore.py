@@ -221,10 +221,6 @@ def design_srcs(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray],
 FAR_MARGIN_M = 2.5
 
 
-def information_gain(rss_old: float, rss_new: float, n: int, k: int = 7) -> float:
-    """BIC gain of a model with ``k`` more parameters (a point source: 3
-    position + 3 moment + 1 for the offset it shares) on ``n`` samples."""
-    return n * math.log(max(rss_old, 1e-12) / max(rss_new, 1e-12)) - k * math.log(n)
 
 
 def near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
@@ -265,31 +261,6 @@ def flatten_points(srcs: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(srcs) if srcs else np.empty(0)
 
 
-def pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
-                     ratio: float) -> bool:
-    """Sources far enough apart; close pairs only if one is weaker and shallower.
-
-    A single dipole cannot fit an elongated body (a bomb lying 1.8 m long near
-    the surface): the misfit looks like a second source half a body-length away
-    at about the same depth. Scrap beside a bomb is far weaker than the bomb and
-    resolvable only when its anomaly is sharper, i.e. shallower. So within
-    ``max(close_m, 0.8 m + depth of the stronger)`` a pair is kept only when the
-    weaker has at most ``ratio`` of the stronger's moment and lies at less than
-    half the stronger's depth (and at least 0.2 m shallower).
-    """
-    k = len(p) // 3
-    mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(k)]
-    for a in range(k):
-        for b in range(a + 1, k):
-            sep = math.hypot(p[3 * a] - p[3 * b], p[3 * a + 1] - p[3 * b + 1])
-            if sep < min_sep:
-                return False
-            strong, weak = (a, b) if mags[a] >= mags[b] else (b, a)
-            ds, dw = p[3 * strong + 2], p[3 * weak + 2]
-            if sep < max(close_m, 0.8 + ds) and (
-                    mags[weak] > ratio * mags[strong] or dw > min(ds - 0.2, 0.5 * ds)):
-                return False
-    return True
 
 
 def local_res(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
@@ -307,21 +278,6 @@ def local_sse(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.nda
     return float(r @ r)
 
 
-def chi2_drop(r_before: np.ndarray, r_after: np.ndarray, sig2: np.ndarray | float,
-               robust: bool, c: float = 2.0) -> float:
-    """Drop of the (weighted) misfit from ``r_before`` to ``r_after``.
-
-    Robust (magnetic ground): Huber's loss, quadratic to ``c`` sigma and linear
-    beyond, so a few soil grains under the sensor cannot buy a model change.
-    """
-    def loss(r: np.ndarray) -> float:
-        u2 = r * r / sig2
-        if not robust:
-            return float(np.sum(u2))
-        u = np.sqrt(u2)
-        return float(np.sum(np.where(u <= c, u2, 2 * c * u - c * c)))
-
-    return loss(r_before) - loss(r_after)
 
 
 def misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from acquisition.dsp.acceptance import chi2_drop, pays, penalised
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
-from acquisition.dsp.fitcore import POS_SIGMA_M, chi2_drop, sigma_of
+from acquisition.dsp.fitcore import POS_SIGMA_M, sigma_of
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -964,8 +965,8 @@ class LanePipeline:
             r_with = res[loc] - float(np.mean(res[loc]))
             r_without = res[loc] + pf[loc]
             r_without -= float(np.mean(r_without))
-            gain = chi2_drop(r_without, r_with, sig[loc] ** 2, robust) - 6 * math.log(n_l)
-            if gain <= BESIDE_FITTED_GAIN:
+            gain = penalised(chi2_drop(r_without, r_with, sig[loc] ** 2, robust), n_l, 6)
+            if not pays(gain, BESIDE_FITTED_GAIN):
                 drop.add(id(f))
         return [f for f in fits if id(f) not in drop]
 
