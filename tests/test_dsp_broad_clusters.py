@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, bench_processed, process_sim
 
 from acquisition.dsp import broadfit, fitcore
-from acquisition.dsp import fit as fitmod
+from acquisition.dsp.fitconfig import FitConfig
 from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 from simulator.scoring import match
@@ -187,13 +187,13 @@ def _misplaced_bomb_survey(seed, deep_moment=None):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_deep_phantom_of_a_neighbours_misfit_is_dropped_once_the_neighbour_may_move(
-        seed, monkeypatch):
+        seed):
     x, y, v, lane, srcs = _misplaced_bomb_survey(seed)
     out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
     assert len(out) == 2 and all(s[2] < 4.0 for s in out)
     # Judged with the bomb held (the test before session 10), it stays.
-    monkeypatch.setattr(broadfit, "neighbours_refit_gain", lambda *a, **k: np.inf)
-    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0,
+                                        second_judge=False)
     assert len(out) == 3
 
 
@@ -282,10 +282,9 @@ def test_deep_projectile_off_its_residual_peak_is_found_at_the_end():
     assert abs(t.depth - proj.depth) < 0.15 * proj.depth, t  # 2.67 m
 
 
-def test_without_the_lone_source_step_the_deep_projectile_is_missed(monkeypatch):
-    monkeypatch.setattr(fitmod, "add_isolated", lambda srcs, *a, **k: srcs)
+def test_without_the_lone_source_step_the_deep_projectile_is_missed():
     sc, sim = _bench_survey("total_field", 17)
-    res = process_sim(sc, sim)
+    res = process_sim(sc, sim, FitConfig(add_isolated=False))
     proj = next(t for t in sim.truth if t.kind == "projectile" and abs(t.depth - 2.57) < 0.01)
     assert min(np.hypot(t.x - proj.x, t.y - proj.y) for t in res.targets) > 1.0
 

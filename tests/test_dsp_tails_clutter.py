@@ -22,6 +22,7 @@ from acquisition.dsp import fit as fitmod
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.calibration import calibrate_soil
 from acquisition.dsp.fit import fit_sources
+from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.pipeline import LaneConfig, clutter_threshold, config_from_calibration
 from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
@@ -68,12 +69,13 @@ def _bench_survey(name: str, seed: int):
     return sc, simulate_survey(sc)
 
 
-def process_sim(sc, sim):
-    """`process_survey` on a simulated survey, with its sensor geometry."""
+def process_sim(sc, sim, fit: FitConfig | None = None):
+    """`process_survey` on a simulated survey, with its sensor geometry (and
+    the fit's settings ``fit`` if given)."""
     geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
            "sensor_separation_m": sc.sensor.separation_m}
     return process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                          field=sc.field)
+                          field=sc.field, config=None if fit is None else LaneConfig(fit=fit))
 
 
 @functools.cache

@@ -49,7 +49,8 @@ from acquisition.numfail import swallowed
 def joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                  geom: SensorGeometry, lanes: np.ndarray | None, thr: float,
                  pair_rules: tuple[float, float, float],
-                 footprint: tuple[float, float, float, float],
+                 footprint: tuple[float, float, float, float], *,
+                 plausible: bool = True, dropped: list[tuple[np.ndarray, str]] | None = None,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """All sources of a broad window moved together, on re-levelled lanes.
 
@@ -61,6 +62,8 @@ def joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     body split in two) lose their weaker source and are refitted. Returns
     (positions, data): the data re-levelled per lane on the new residual, and
     the old positions if the joint fit does not pay by BIC on those data.
+    ``plausible=False`` leaves the pair rules out; ``dropped`` gets each
+    source the kept fit lost and the rule that lost it.
     """
     k0 = len(p) // 3
     if k0 < 2:
@@ -70,18 +73,22 @@ def joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     if lanes is not None:
         v = relevel(v, -residual(q, x, y, v, geom), lanes, thr)
     min_sep, close_m, ratio = pair_rules
+    lost: list[tuple[np.ndarray, str]] = []
     for _ in range(k0):
         r = run_lm(q, x, y, v, geom)
         q = r.x
         lin = solve_linear(design_points(x, y, q, geom), v)
         k = len(q) // 3
-        drop = implausible_weaker(q, lin, min_sep, close_m, ratio)
+        drop = implausible_weaker(q, lin, min_sep, close_m, ratio) if plausible else None
         out = [i for i in range(k) if not inside(q[3 * i:3 * i + 3], footprint)]
         if drop is None and not out:
             break
         gone = set(out) | ({drop} if drop is not None else set())
         if len(gone) >= k:
             return p, v
+        lost += [(q[3 * i:3 * i + 3].copy(),
+                  "pairs_plausible" if i == drop else "drop_outside_footprint")
+                 for i in sorted(gone)]
         q = flatten_points([q[3 * i:3 * i + 3] for i in range(k) if i not in gone])
     n = v.size
     r_old = residual(p, x, y, v, geom)
@@ -92,6 +99,8 @@ def joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                      k=7 * (len(q) // 3 - k0))
     if not pays(gain, 0.0):
         return p, v
+    if dropped is not None:
+        dropped += lost
     return q, v
 
 
@@ -285,7 +294,10 @@ def lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: n
 def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
                           v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
                           bic_gain: float, pos_sigma: float = POS_SIGMA_M, min_depth: float = 4.0,
-                          shallow_max: float = 0.3, robust: bool = False) -> list[np.ndarray]:
+                          shallow_max: float = 0.3, robust: bool = False,
+                          second_judge: bool = True,
+                          dropped: list[tuple[np.ndarray, str]] | None = None,
+                          ) -> list[np.ndarray]:
     """Drop the deep (and the surface) point sources a free offset per lane
     explains as well.
 
@@ -311,6 +323,9 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     Sources between are left alone: near the end of the lanes, where a
     window holds short stretches of them, free offsets also explain a real
     projectile's 2.4 nT at 2.6 m.
+
+    ``second_judge=False`` leaves `neighbours_refit_gain` out; ``dropped``
+    gets each source dropped.
     """
     h = geom.sensor_height_m
     out = list(srcs)
@@ -330,12 +345,14 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
         r_without = lane_free_res(without, lx, ly, lv, ll, geom)
         r_with = lane_free_res(sub, lx, ly, lv, ll, geom)
         gain = penalised(chi2_drop(r_without, r_with, sig2, robust), lx.size, 6)
-        if pays(gain, bic_gain):
+        if pays(gain, bic_gain) and second_judge:
             gain = neighbours_refit_gain(out, s, x, y, v, geom, noise, lanes,
                                           min(1.5 * (d + h) + 2.0, 9.0), pos_sigma, robust,
                                           min_depth)
         if not pays(gain, bic_gain):
             out = [t for t in out if t is not s]
+            if dropped is not None:
+                dropped.append((s.copy(), "drop_level_explained"))
     return out
 
 

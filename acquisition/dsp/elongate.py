@@ -64,7 +64,8 @@ def elongate_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
               min_peak_snr: float = 40.0, min_length: float = 0.3,
               max_length: float = 4.0, pos_sigma: float = POS_SIGMA_M,
               min_moment: float = 0.2, robust: bool = False,
-              ratio: float = 0.35, reach_m: float = 2.5) -> list[np.ndarray]:
+              ratio: float = 0.35, reach_m: float = 2.5, rejudge: bool = True,
+              dropped: list[tuple[np.ndarray, str]] | None = None) -> list[np.ndarray]:
     """Refit strong point sources as line sources where the data ask for it.
 
     A strong source (predicted peak over ``min_peak_snr`` × noise, and a
@@ -85,6 +86,8 @@ def elongate_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
     All gains are chi-square drops with the sigma a right model still
     misfits (`misfit_sigma`: noise, and a few cm of position error on the
     slopes), Huber-capped on magnetic ground (``robust``).
+    ``rejudge=False`` leaves `judge_weak` out (the best model is taken as
+    it is); ``dropped`` gets each source a line replaced or judged away.
     """
     srcs = [np.array(s, dtype=np.float64) for s in srcs]
     h = geom.sensor_height_m
@@ -142,10 +145,15 @@ def elongate_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np
                 best = (gain, cand, e)
         if best is None:
             continue
-        _gain, sub, line = best
+        _gain, best_sub, line = best
         mag[id(line)], peak[id(line)] = mag[id(s)], peak[id(s)]
-        srcs = [*far, *judge_weak(sub, line, weak, lx, ly, lv, geom, noise, pos_sigma,
-                                   robust, bic_gain)]
+        kept = (judge_weak(best_sub, line, weak, lx, ly, lv, geom, noise, pos_sigma, robust,
+                           bic_gain) if rejudge else best_sub)
+        if dropped is not None:
+            dropped += [(t.copy(), "judge_weak" if any(t is w for w in weak) and rejudge
+                         else "elongate_sources")
+                        for t in sub if t is not s and not any(t is u for u in kept)]
+        srcs = [*far, *kept]
     return srcs
 
 

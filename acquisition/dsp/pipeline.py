@@ -31,6 +31,7 @@ from acquisition.dsp.acceptance import chi2_drop, pays, penalised
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
+from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.fitcore import POS_SIGMA_M, sigma_of
 from acquisition.dsp.levelling import (
     block_highpass,
@@ -120,6 +121,11 @@ class LaneConfig:
     turn_tol_m: float = 0.3
     #: Refit strong sources as line sources (elongated bodies) where that pays.
     line_sources: bool = True
+    #: Constants and stage switches of the source fit (`FitConfig`); the
+    #: settings above that are also fit settings (``max_sources``,
+    #: ``min_fit_samples``, ``line_sources``, ...) and the per-window calls
+    #: (broad cluster, magnetic ground) override it.
+    fit: FitConfig = field(default_factory=FitConfig)
     #: On magnetic ground with no soil calibration: raise the threshold to the
     #: level soil peaks exceed at this rate (per 1000 m^2), extrapolated from
     #: the survey's own peak statistics (`clutter_threshold`); not every soil
@@ -1017,13 +1023,13 @@ class LanePipeline:
                 # several bombs) may hold more objects than the default allows.
                 footprint=footprint,
                 max_sources=max(cfg.max_sources, len(grp.segs) // 2),
-                max_hints=max(12, len(grp.segs)),
+                max_hints=max(cfg.fit.max_hints, len(grp.segs)),
                 hints=[(s.x, s.y) for s in sorted(grp.segs, key=lambda s: -abs(s.amplitude))],
                 min_samples=cfg.min_fit_samples, robust=self._soil_like(),
                 survey_sigma=SurveySigma(cfg.position_sigma_m, cfg.height_sigma_m,
                                          cfg.depth_rel_sigma),
-                max_residual_rounds=3 if broad else 0, joint=broad,
-                elongate=cfg.line_sources,
+                max_residual_rounds=cfg.fit.max_residual_rounds if broad else 0, joint=broad,
+                elongate=cfg.line_sources, config=cfg.fit,
                 thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
         if not fits:  # only for an empty window; still report the signal
             fits = [FitResult(x=peak.x, y=peak.y, depth=0.5, moment=(0.0, 0.0, 0.0), quality=0.05,
