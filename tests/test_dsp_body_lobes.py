@@ -2,7 +2,7 @@
 
 Surveys come from the simulator (munition cases with a heavy nose and a tail
 cone, walk errors), not from the DSP's forward model; the unit tests of the
-two rules use the DSP's own design (`fit.taper_design` against a plain loop
+two rules use the DSP's own design (`droprules.taper_design` against a plain loop
 over the line's points).
 """
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, bench_processed, process_sim
 
-from acquisition.dsp import broadfit, fitcore
+from acquisition.dsp import acceptance, broadfit, fitcore
 from acquisition.dsp.fitconfig import FitConfig
 from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
@@ -159,7 +159,7 @@ def test_a_surface_phantom_of_a_lane_end_step_is_dropped_and_a_weak_nail_kept(se
     srcs = [np.array([3.0, 8.0, 1.0]), np.array([9.7, 1.2, 0.0])]
     # With the lanes held, the phantom pays by far (BIC gain 120-210).
     sel = np.hypot(x - 9.7, y - 1.2) < 2.45
-    held = (fitcore.chi2_drop(fitcore.local_res(srcs[:1], x[sel], y[sel], step[sel], TOTAL),
+    held = (acceptance.chi2_drop(fitcore.local_res(srcs[:1], x[sel], y[sel], step[sel], TOTAL),
                                fitcore.local_res(srcs, x[sel], y[sel], step[sel], TOTAL),
                                0.09, False) - 6 * np.log(sel.sum()))
     assert held > 100

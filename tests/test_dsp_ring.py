@@ -1,5 +1,5 @@
 """A lone mortar or projectile is never split into two by the ring step
-(`fit_sources` step 2b), on a gradiometer or a total-field sensor. (Its
+(the fit stage `ring_search`), on a gradiometer or a total-field sensor. (Its
 finding a bomblet a metre from a body on the earlier overlap seeds is
 replayed in `bench/cases.py`.)
 

@@ -83,7 +83,7 @@ def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
     try:
         sol = np.linalg.solve(A, b[..., None])[..., 0] / scale
     except np.linalg.LinAlgError as exc:
-        swallowed("fit.grid_seed", exc)
+        swallowed("addsources.grid_seed", exc)
         sol = np.stack([np.linalg.lstsq(A[i], b[i], rcond=None)[0] for i in range(c)]) / scale
     r = (G @ sol[..., None])[..., 0] - v[None, :]
     cost = np.einsum("cn,cn->c", r, r)
@@ -280,7 +280,7 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
             trial, _ = refit_local(trial, [new], lx, ly, lv, geom)
             joint, _ = refit_local(trial, [new, ks], lx, ly, lv, geom)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit.search_near_strong", exc)
+            swallowed("addsources.search_near_strong", exc)
             continue
         if math.hypot(joint[new][0] - trial[new][0], joint[new][1] - trial[new][1]) <= 0.3:
             trial = joint

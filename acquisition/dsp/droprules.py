@@ -104,7 +104,7 @@ def drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.
                             taper_design(lx, ly, without[jj], geom))) * w[:, None]
             r_taper = Gw @ solve_linear(Gw, lv * w) - lv * w
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit.drop_body_lobes", exc)
+            swallowed("droprules.drop_body_lobes", exc)
             continue
         # its own parameters (a point's 3 or a line's 6, and a moment)
         # against the taper's 3 moment components
@@ -213,7 +213,7 @@ def drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
             with_k, _ = refit_local(cur, [ij, ik], lx, ly, lv, geom, w=w)
             without, _ = refit_local(without, [jj], lx, ly, lv, geom, w=w)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit.drop_tails", exc)
+            swallowed("droprules.drop_tails", exc)
             continue
         gain = penalised(chi2_drop(local_res(without, lx, ly, lv, geom, w),
                                    local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust),

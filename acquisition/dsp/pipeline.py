@@ -107,7 +107,7 @@ class LaneConfig:
     locator: str = "dipole"
     min_fit_samples: int = 12
     #: Signals made of at least this many lane segments (broad clusters) get
-    #: the search for weak sources on the fit residual (`fit_sources` step 3).
+    #: the search for weak sources on the fit residual (the fit stage `residual_search`).
     residual_search_segments: int = 6
     #: A closed signal waits while an open one lies within this distance (m).
     interact_m: float = 2.0
@@ -628,7 +628,7 @@ class LanePipeline:
         them separately). On the benchmark's uncalibrated laterite none of
         them was a buried object (`docs/dsp.md`, "One survey, one threshold").
         An aircraft-bomb-sized fit (`fit.BOMB_MOMENT`) stays a target whatever
-        its field, as in `fit.drop_subthreshold`: a 9 A m2 bomb 3.6 m under
+        its field, as in `droprules.drop_subthreshold`: a 9 A m2 bomb 3.6 m under
         magnetic ground gives 9.0 nT, and is worth the dig against a
         9.08 nT threshold.
         """

@@ -60,7 +60,7 @@ def polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
         try:
             r = run_lm_local(qn, [ii], lx, ly, lv, geom, (cx, cy), rad)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit.polish_weak", exc)
+            swallowed("refine.polish_weak", exc)
             continue
         if not np.isfinite(r.cost) or math.hypot(r.x[3 * ii] - cx, r.x[3 * ii + 1] - cy) > 0.3:
             continue
@@ -99,7 +99,7 @@ def robust_refine(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
             s = least_squares(fun, q, method="lm", x_scale=np.full(len(q), 0.3),
                               max_nfev=30 * (len(q) + 1), xtol=1e-6, ftol=1e-8)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fit.robust_refine", exc)
+            swallowed("refine.robust_refine", exc)
             break
         new = fold_depths(s.x)
         new[2::3] = np.minimum(new[2::3], MAX_DEPTH)
