@@ -45,6 +45,10 @@ from acquisition.dsp.plausibility import implausible_weaker
 from acquisition.forward import SensorGeometry
 from acquisition.numfail import swallowed
 
+__all__ = ["LONE_DEPTHS", "LONE_OFFSETS", "SPLIT_AZIMUTHS", "SPLIT_MIN_SEP_M", "add_isolated",
+           "drop_level_explained", "joint_refit", "lane_free_res", "lane_view",
+           "neighbours_refit_gain", "recentre_isolated", "relevel", "split_deep"]
+
 
 def joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                  geom: SensorGeometry, lanes: np.ndarray | None, thr: float,

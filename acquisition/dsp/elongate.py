@@ -37,6 +37,8 @@ from acquisition.dsp.fitcore import (
 from acquisition.forward import SensorGeometry, describe
 from acquisition.numfail import swallowed
 
+__all__ = ["elongate_sources", "judge_weak", "replace_beside_lines", "signal_centre"]
+
 
 def signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
                    y: np.ndarray, v: np.ndarray, geom: SensorGeometry) -> tuple[float, float]:

@@ -3,8 +3,9 @@
 Design matrices of point and line sources, the linear solve of their moments
 (variable projection), Levenberg-Marquardt runs on a whole window or on the
 data near one place with the other sources held (`local_view`), the misfit
-sigma and chi-square drops that judge a model change, BIC, the pair rules
-and a line source's fit. No decisions about what is a target live here.
+sigma a right model still leaves, and a line source's fit. No decisions
+about what is a target live here: the criterion is `acceptance`, the pair
+rules `plausibility`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from acquisition.forward import (
     line_design,
 )
 from acquisition.numfail import swallowed
+
+__all__ = ["FAR_MARGIN_M", "LINE_SEED_AZIMUTHS", "LINE_SEED_LENGTHS", "LINE_SEED_MIN_DEPTH_M",
+           "LINE_SEED_SHIFTS_M", "MAX_DEPTH", "NEAR_FIELD_M", "POS_SIGMA_M", "SHAPE_REL", "LMRun",
+           "best_line", "by_lane", "centre_depth", "centre_point", "design_points", "design_srcs",
+           "dist_to_src", "fit_line_local", "flatten_points", "fold_depths", "fold_src",
+           "index_of", "inside", "local_res", "local_sse", "local_view", "misfit_sigma",
+           "moment_sizes", "near_index", "put_back", "refit_local", "residual", "run_lm",
+           "run_lm_local", "sigma_of", "solve_linear", "src_design"]
 
 #: Horizontal position error (m, 1 sigma) a right model still misfits by: the
 #: rope/GNSS error and wander of a walked lane, a few centimetres.
