@@ -17,8 +17,7 @@ import pytest
 from dsp_synth import lanes_xy
 from test_dsp_tails_clutter import process_sim
 
-from acquisition.dsp import elongate, fitcore
-from acquisition.dsp import fit as fitmod
+from acquisition.dsp import droprules, elongate, fitcore
 from acquisition.dsp.fitconfig import FitConfig
 from acquisition.forward import LINE_POINTS, SensorGeometry, design_matrix, line_design, line_points
 from acquisition.geomag import QUANG_TRI
@@ -105,7 +104,7 @@ def test_taper_design_is_the_moment_growing_along_the_line():
     t = (np.arange(LINE_POINTS) + 0.5) / LINE_POINTS - 0.5
     ref = sum(design_matrix(x, y, *p, GRAD) @ ((m0 + ti * m1) / LINE_POINTS)
               for p, ti in zip(pts, t, strict=True))
-    got = line_design(x, y, ends, GRAD) @ m0 + fitmod.taper_design(x, y, ends, GRAD) @ m1
+    got = line_design(x, y, ends, GRAD) @ m0 + droprules.taper_design(x, y, ends, GRAD) @ m1
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -126,14 +125,14 @@ def test_a_source_whose_own_field_stays_under_the_threshold_is_dropped(weak_mome
     x, y, v, srcs, peak_weak = _two_sources(weak_moment)
     thr = 1.5
     assert (peak_weak < thr) == (kept == 1)
-    out = fitmod.drop_subthreshold(srcs, x, y, v, GRAD, thr)
+    out = droprules.drop_subthreshold(srcs, x, y, v, GRAD, thr)
     assert len(out) == kept
     assert out[0] is srcs[0]
 
 
 def test_the_strongest_source_stays_even_under_the_threshold():
     x, y, v, srcs, _ = _two_sources(0.01)
-    out = fitmod.drop_subthreshold(srcs, x, y, v, GRAD, 1e6)
+    out = droprules.drop_subthreshold(srcs, x, y, v, GRAD, 1e6)
     assert len(out) == 1 and out[0] is srcs[0]
 
 
@@ -149,14 +148,14 @@ def test_a_deep_bomb_under_the_threshold_stays():
     v = v + np.random.default_rng(4).normal(0.0, 0.3, x.size)
     peak_bomb = float(np.max(np.abs(design_matrix(x, y, *bomb, GRAD) @ m_bomb)))
     thr = 1.5 * peak_bomb
-    assert len(fitmod.drop_subthreshold([grain, bomb], x, y, v, GRAD, thr)) == 2
+    assert len(droprules.drop_subthreshold([grain, bomb], x, y, v, GRAD, thr)) == 2
     # The same field from a mortar-sized moment would go.
     small = np.array([6.0, 7.0, 0.9])
     v2 = (design_matrix(x, y, *grain, GRAD) @ np.array([0.0, 0.0, -0.2])
           + design_matrix(x, y, *small, GRAD) @ np.array([0.0, 0.0, -0.05]))
     peak_small = float(np.max(np.abs(design_matrix(x, y, *small, GRAD)
                                      @ np.array([0.0, 0.0, -0.05]))))
-    out = fitmod.drop_subthreshold([grain, small], x, y, v2, GRAD, 1.5 * peak_small)
+    out = droprules.drop_subthreshold([grain, small], x, y, v2, GRAD, 1.5 * peak_small)
     assert len(out) == 1
 
 
