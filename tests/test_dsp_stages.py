@@ -43,6 +43,10 @@ GEOMS = {
 }
 STAGE_NAMES = [s.name for s in STAGES]
 STAGE_SWITCHES = [s.switch for s in STAGES if s.switch is not None]
+#: Switches of rules inside a stage: the first stage that asks the rule.
+INNER_SWITCHES = {"judge_alone": "add_sources", "pairs_plausible": "add_sources",
+                  "judge_weak": "elongate_sources",
+                  "neighbours_refit_gain": "drop_level_explained"}
 #: The rules each stage may drop a source by; a stage not named drops none.
 DROP_RULES = {
     "joint_refit": {"pairs_plausible", "drop_outside_footprint"},
@@ -78,7 +82,7 @@ bodies = st.lists(st.tuples(st.floats(1.0, 5.0), st.floats(2.0, 8.0), st.floats(
                   min_size=1, max_size=3)
 windows = st.builds(_window, bodies, st.sampled_from(sorted(GEOMS)), st.floats(0.1, 1.0),
                     st.sampled_from([0.0, 1.0]), st.integers(0, 99))
-SLOW = settings(max_examples=10, deadline=None,
+SLOW = settings(max_examples=6, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -141,6 +145,17 @@ def test_a_stage_switched_off_changes_nothing_before_it_and_passes_its_sources_o
     assert not rec.dropped
 
 
+@pytest.mark.slow
+@SLOW
+@given(windows, st.sampled_from(sorted(INNER_SWITCHES)))
+def test_a_rule_switched_off_changes_nothing_before_the_first_stage_that_asks_it(w, switch):
+    _fits, on = _fit(w, True)
+    _fits, off = _fit(w, True, FitConfig(**{switch: False}))
+    k = STAGE_NAMES.index(INNER_SWITCHES[switch])
+    assert off.stages[:k] == on.stages[:k]
+    assert all(r.ran for r in off.stages)
+
+
 def test_the_default_config_is_the_keyword_defaults():
     x, y, v, _lane, geom = _window([(3.0, 5.0, 0.6, 2.0, 1.6), (4.2, 6.1, 0.2, 0.05, 0.0)],
                                    "gradient", 0.3, 0.0, 3)
@@ -176,8 +191,7 @@ def test_keywords_lay_over_the_config(off, kw):
 
 
 def test_every_switch_names_a_stage_or_a_rule_inside_one():
-    inner = {"judge_alone", "pairs_plausible", "judge_weak", "neighbours_refit_gain"}
-    assert set(SWITCHES) == set(STAGE_SWITCHES) | inner
+    assert set(SWITCHES) == set(STAGE_SWITCHES) | set(INNER_SWITCHES)
     assert all(isinstance(getattr(FitConfig(), s), bool) for s in SWITCHES)
     with pytest.raises(TypeError):
         FitConfig(no_such_rule=False)  # type: ignore[call-arg]
