@@ -200,6 +200,22 @@ def test_every_switch_names_a_stage_or_a_rule_inside_one():
     assert replace(FitConfig(), drop_tails=False).drop_tails is False
 
 
+@given(st.sampled_from(["max_sources", "min_samples", "min_sep_m", "max_hints", "tails_ratio",
+                        "residual_budget", "hint_clear_m"]),
+       st.one_of(st.integers(-10, -1), st.floats(-1e3, -1e-9), st.just(math.nan)))
+def test_a_config_out_of_range_is_refused_naming_the_field(name, value):
+    with pytest.raises(ValueError, match=f"FitConfig.{name}"):
+        FitConfig(**{name: value})
+
+
+@given(st.sampled_from(["bic_gain", "ring_gain", "ring_weighted_gain_long"]),
+       st.floats(allow_nan=False))
+def test_a_bar_may_be_any_number_but_nan(name, value):
+    assert getattr(FitConfig(**{name: value}), name) == value
+    with pytest.raises(ValueError, match=f"FitConfig.{name}"):
+        FitConfig(**{name: math.nan})
+
+
 # ------------------------------------------------------------------ the one criterion
 finite = st.floats(1e-6, 1e6)
 

@@ -9,6 +9,7 @@ switch does are listed in `docs/dsp.md`, "Stages of the fit".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -120,6 +121,31 @@ class FitConfig:
     neighbours_refit_gain: bool = True
     add_isolated: bool = True
     drop_subthreshold: bool = True
+
+    def __post_init__(self) -> None:
+        for name in _AT_LEAST_ONE:
+            if not getattr(self, name) >= 1:  # NaN too
+                raise ValueError(f"FitConfig.{name}: expected at least 1, got "
+                                 f"{getattr(self, name)!r}")
+        for name in _NOT_NEGATIVE:
+            value = getattr(self, name)
+            if not value >= 0:  # NaN too
+                raise ValueError(f"FitConfig.{name}: expected a number >= 0, got {value!r}")
+        for name in ("bic_gain", "ring_gain", "ring_weighted_gain_short",
+                     "ring_weighted_gain_long"):
+            if math.isnan(getattr(self, name)):
+                raise ValueError(f"FitConfig.{name}: expected a number, got nan")
+
+
+_AT_LEAST_ONE = ("max_sources", "min_samples")
+#: Counts, distances and shares that make no sense below zero (a bar may be
+#: anything but NaN: -inf takes every change).
+_NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close_m",
+                 "pair_ratio", "max_refusals", "max_hints", "hint_clear_m",
+                 "max_residual_rounds", "residual_budget", "ring_min_moment",
+                 "ring_max_moment", "short_body_moment", "ring_max_depth_long", "ring_depth",
+                 "tails_ratio", "body_lobes_ratio", "level_min_depth", "level_shallow_max",
+                 "split_min_depth")
 
 
 #: The switches of `FitConfig`, in stage order.
