@@ -29,7 +29,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from unittest import mock
 
@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from accuracy_lanes import BIG_MOMENT, LATERITE, WALK, base_config, scenario
 
-from acquisition.dsp import fit as fit_module
 from acquisition.dsp import pipeline as pipeline_module
 from acquisition.dsp.batch import SurveyResult, process_survey
 from acquisition.dsp.fit import BOMB_MOMENT
+from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.pipeline import LaneConfig
 from simulator.scenario import scenario_from_dict
 from simulator.scoring import match
@@ -88,13 +88,17 @@ REPLAY_WORLDS: dict[str, Callable[[int], dict]] = {
 }
 
 
-def run(d: dict, *, calibrated: bool = False) -> tuple[SimulatedSurvey, SurveyResult]:
-    """Simulate a scenario dict and process it as the benchmark does."""
+def run(d: dict, *, calibrated: bool = False,
+        fit: FitConfig | None = None) -> tuple[SimulatedSurvey, SurveyResult]:
+    """Simulate a scenario dict and process it as the benchmark does (with
+    the fit's settings ``fit`` if given)."""
     sc = scenario_from_dict(d)
     sim = simulate_survey(sc)
     geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
            "sensor_separation_m": sc.sensor.separation_m}
     cfg = base_config(d) if calibrated else LaneConfig()
+    if fit is not None:
+        cfg = replace(cfg, fit=fit)
     res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
                          field=sc.field, config=cfg)
     return sim, res
@@ -126,7 +130,7 @@ def _patched(*patches: tuple[object, str, object]):
 def replay_laterite_cal9_mortar_beside_bomb() -> Verdict:
     """Calibrated laterite seed 9: a 60 mm mortar 0.55 m deep (36 nT), 4.2 m
     from a 930 nT aircraft bomb, is one report on its own anomaly
-    (`elongate._replace_beside_lines`). From tests/test_dsp_beside_lines.py."""
+    (`elongate.replace_beside_lines`). From tests/test_dsp_beside_lines.py."""
     sim, res = run(REPLAY_WORLDS["lateritic_cal"](9), calibrated=True)
     mortar = min(sim.truth, key=lambda t: math.hypot(t.x - 19.57, t.y - 11.39))
     near = _near(res.targets, mortar.x, mortar.y, 1.5)
@@ -140,8 +144,8 @@ def replay_laterite_cal9_mortar_beside_bomb() -> Verdict:
 def replay_laterite_cal9_mortar_without_replace_beside_lines() -> Verdict:
     """The counterfactual: without the step the mortar stays pulled off (two
     reports near it, the nearest > 0.5 m away)."""
-    with _patched((fit_module, "_replace_beside_lines", lambda srcs, *a, **k: srcs)):
-        sim, res = run(REPLAY_WORLDS["lateritic_cal"](9), calibrated=True)
+    sim, res = run(REPLAY_WORLDS["lateritic_cal"](9), calibrated=True,
+                   fit=FitConfig(replace_beside_lines=False))
     mortar = min(sim.truth, key=lambda t: math.hypot(t.x - 19.57, t.y - 11.39))
     near = _near(res.targets, mortar.x, mortar.y, 1.5)
     ok = len(near) == 2 and _dist(near[0], mortar) > 0.5

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy_lanes import SCENARIOS
 
-from acquisition.dsp.fit import _full_jacobian
+from acquisition.dsp.fit import full_jacobian
 from acquisition.forward import SensorGeometry
 from simulator import physics
 from simulator.scenario import scenario_from_dict
@@ -72,7 +72,7 @@ def depth_sigma(x: np.ndarray, y: np.ndarray, lane: np.ndarray, src: tuple[float
     lin = np.concatenate([moment, *(m for _p, m in others), [0.0]])
     # The product's own derivatives (positions, then moments, per source),
     # without its one overall offset: the lane offsets below take its place.
-    J = _full_jacobian(srcs, lin, x, y, geom)[:, :-1]
+    J = full_jacobian(srcs, lin, x, y, geom)[:, :-1]
     if offsets:
         lanes = np.unique(lane)
         J = np.column_stack([J, (lane[:, None] == lanes[None, :]).astype(float)])

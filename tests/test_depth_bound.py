@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from dsp_synth import lanes_xy
 
-from acquisition.dsp.fitcore import _run
+from acquisition.dsp.fitcore import run_lm
 from acquisition.forward import SensorGeometry, design_matrix, induced_moment
 from acquisition.geomag import QUANG_TRI
 
@@ -41,7 +41,7 @@ def test_the_fit_spreads_as_the_bound_says_on_white_noise() -> None:
     depths = []
     for _ in range(300):
         v = clean + noise * rng.standard_normal(x.size)
-        fit = _run(np.array([src[0] + 0.1, src[1] - 0.1, 0.3]), x, y, v, GRAD)
+        fit = run_lm(np.array([src[0] + 0.1, src[1] - 0.1, 0.3]), x, y, v, GRAD)
         depths.append(fit.x[2])
     depths = np.array(depths)
     ratio = float(np.std(depths)) / bound

@@ -2,7 +2,7 @@
 
 Surveys come from the simulator (munition cases with a heavy nose and a tail
 cone, walk errors), not from the DSP's forward model; the unit tests of the
-two rules use the DSP's own design (`fit._taper_design` against a plain loop
+two rules use the DSP's own design (`droprules.taper_design` against a plain loop
 over the line's points).
 """
 
@@ -17,8 +17,8 @@ import pytest
 from dsp_synth import lanes_xy
 from test_dsp_tails_clutter import process_sim
 
-from acquisition.dsp import broadfit, elongate, fitcore
-from acquisition.dsp import fit as fitmod
+from acquisition.dsp import droprules, elongate, fitcore
+from acquisition.dsp.fitconfig import FitConfig
 from acquisition.forward import LINE_POINTS, SensorGeometry, design_matrix, line_design, line_points
 from acquisition.geomag import QUANG_TRI
 from simulator.scenario import scenario_from_dict
@@ -33,7 +33,8 @@ GRAD = SensorGeometry.from_geometry({"kind": "gradient", "sensor_height_m": 0.3,
 BOMB = (8.0, 12.0)
 
 
-def _bomb_survey(depth: float, az: float, plunge: float, seed: int, extra=None):
+def _bomb_survey(depth: float, az: float, plunge: float, seed: int, extra=None,
+                 fit: FitConfig | None = None):
     targets = [{"name": "bomb", "kind": "aircraft_bomb", "x": BOMB[0], "y": BOMB[1],
                 "depth": depth, "azimuth_deg": az, "plunge_deg": plunge}]
     if extra:
@@ -41,7 +42,7 @@ def _bomb_survey(depth: float, az: float, plunge: float, seed: int, extra=None):
     sc = scenario_from_dict(scenario("one-bomb", seed, width=16.0, length=24.0, count=0,
                                      targets=targets))
     sim = simulate_survey(sc)
-    return sim, process_sim(sc, sim)
+    return sim, process_sim(sc, sim, fit)
 
 
 # Shallow 250 kg bombs (15 A m^2, 1.8 m) whose uniform-line fit left a lobe
@@ -60,22 +61,21 @@ def test_shallow_bomb_is_one_target(depth, az, plunge, seed):
     assert abs(near[0].depth - depth) < 0.25 * depth
 
 
-def _near_bomb(case) -> list:
-    _sim, res = _bomb_survey(*case)
+def _near_bomb(case, fit: FitConfig | None = None) -> list:
+    _sim, res = _bomb_survey(*case, fit=fit)
     return [t for t in res.targets if math.hypot(t.x - BOMB[0], t.y - BOMB[1]) < 3.0]
 
 
-def test_without_the_taper_test_the_lobe_is_a_second_target(monkeypatch):
+def test_without_the_taper_test_the_lobe_is_a_second_target():
     # The cases above are real ones: with the step switched off the lobe is
     # back. (Not in the second case any more: since session 8 a line that
     # replaces the whole cluster of sources around the bomb takes it.)
     # Since session 10 the first case's lobe, at the surface, is also caught
     # by the lane-phantom test of broad clusters, which refits the bomb
-    # without it (`broadfit._neighbours_refit_gain`): both must be off.
-    monkeypatch.setattr(fitmod, "_drop_body_lobes", lambda srcs, *a, **k: srcs)
-    assert len(_near_bomb(LOBE_CASES[0])) == 1
-    monkeypatch.setattr(broadfit, "_neighbours_refit_gain", lambda *a, **k: math.inf)
-    assert len(_near_bomb(LOBE_CASES[0])) >= 2
+    # without it (`broadfit.neighbours_refit_gain`): both must be off.
+    assert len(_near_bomb(LOBE_CASES[0], FitConfig(drop_body_lobes=False))) == 1
+    off = FitConfig(drop_body_lobes=False, neighbours_refit_gain=False)
+    assert len(_near_bomb(LOBE_CASES[0], off)) >= 2
 
 
 @pytest.mark.parametrize(("dx", "dy", "depth", "az", "seed"),
@@ -104,7 +104,7 @@ def test_taper_design_is_the_moment_growing_along_the_line():
     t = (np.arange(LINE_POINTS) + 0.5) / LINE_POINTS - 0.5
     ref = sum(design_matrix(x, y, *p, GRAD) @ ((m0 + ti * m1) / LINE_POINTS)
               for p, ti in zip(pts, t, strict=True))
-    got = line_design(x, y, ends, GRAD) @ m0 + fitmod._taper_design(x, y, ends, GRAD) @ m1
+    got = line_design(x, y, ends, GRAD) @ m0 + droprules.taper_design(x, y, ends, GRAD) @ m1
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -125,14 +125,14 @@ def test_a_source_whose_own_field_stays_under_the_threshold_is_dropped(weak_mome
     x, y, v, srcs, peak_weak = _two_sources(weak_moment)
     thr = 1.5
     assert (peak_weak < thr) == (kept == 1)
-    out = fitmod._drop_subthreshold(srcs, x, y, v, GRAD, thr)
+    out = droprules.drop_subthreshold(srcs, x, y, v, GRAD, thr)
     assert len(out) == kept
     assert out[0] is srcs[0]
 
 
 def test_the_strongest_source_stays_even_under_the_threshold():
     x, y, v, srcs, _ = _two_sources(0.01)
-    out = fitmod._drop_subthreshold(srcs, x, y, v, GRAD, 1e6)
+    out = droprules.drop_subthreshold(srcs, x, y, v, GRAD, 1e6)
     assert len(out) == 1 and out[0] is srcs[0]
 
 
@@ -148,14 +148,14 @@ def test_a_deep_bomb_under_the_threshold_stays():
     v = v + np.random.default_rng(4).normal(0.0, 0.3, x.size)
     peak_bomb = float(np.max(np.abs(design_matrix(x, y, *bomb, GRAD) @ m_bomb)))
     thr = 1.5 * peak_bomb
-    assert len(fitmod._drop_subthreshold([grain, bomb], x, y, v, GRAD, thr)) == 2
+    assert len(droprules.drop_subthreshold([grain, bomb], x, y, v, GRAD, thr)) == 2
     # The same field from a mortar-sized moment would go.
     small = np.array([6.0, 7.0, 0.9])
     v2 = (design_matrix(x, y, *grain, GRAD) @ np.array([0.0, 0.0, -0.2])
           + design_matrix(x, y, *small, GRAD) @ np.array([0.0, 0.0, -0.05]))
     peak_small = float(np.max(np.abs(design_matrix(x, y, *small, GRAD)
                                      @ np.array([0.0, 0.0, -0.05]))))
-    out = fitmod._drop_subthreshold([grain, small], x, y, v2, GRAD, 1.5 * peak_small)
+    out = droprules.drop_subthreshold([grain, small], x, y, v2, GRAD, 1.5 * peak_small)
     assert len(out) == 1
 
 
@@ -168,7 +168,7 @@ SURFACE_CASES = [(0.08, 112.0, 1), (0.12, 112.0, 1),
                  # these; one line now replaces the whole cluster.
                  (0.2, 0.0, 1), (0.2, 0.0, 2), (0.06, 20.0, 1),
                  # Here the greedy pass also left two deep sources of 25 Am2
-                 # with opposite moments (`elongate._signal_centre`).
+                 # with opposite moments (`elongate.signal_centre`).
                  (0.12, 0.0, 1)]
 
 
@@ -196,12 +196,12 @@ def test_anchored_by_moment_the_cluster_line_misses_a_cancelling_pair(monkeypatc
     # sources' 25 Am2 each pull it 1.3 m off the anomaly and the line is
     # refused; four targets remain, one of them 2.3 m deep.
     def by_moment(group, srcs, x, y, v, geom):
-        lin = fitcore._solve_linear(fitcore._design_srcs(x, y, srcs, geom), v)
-        w = [float(np.linalg.norm(lin[3 * fitcore._index(srcs, t):][:3])) for t in group]
-        c = [fitcore._centre_depth(t)[:2] for t in group]
+        lin = fitcore.solve_linear(fitcore.design_srcs(x, y, srcs, geom), v)
+        w = [float(np.linalg.norm(lin[3 * fitcore.index_of(srcs, t):][:3])) for t in group]
+        c = [fitcore.centre_depth(t)[:2] for t in group]
         return tuple(float(np.average([p[k] for p in c], weights=w)) for k in (0, 1))
 
-    monkeypatch.setattr(elongate, "_signal_centre", by_moment)
+    monkeypatch.setattr(elongate, "signal_centre", by_moment)
     _sim, res = _bomb_survey(0.12, 0.0, 1.0, 1)
     near = [t for t in res.targets if math.hypot(t.x - BOMB[0], t.y - BOMB[1]) < 3.0]
     assert len(near) >= 3
@@ -210,7 +210,7 @@ def test_anchored_by_moment_the_cluster_line_misses_a_cancelling_pair(monkeypatc
 
 def test_without_the_cluster_line_a_bomb_along_the_lanes_is_several_targets(monkeypatch):
     # The cluster candidate's anchor moved out of reach: it is never taken.
-    monkeypatch.setattr(elongate, "_signal_centre", lambda *a, **k: (1e9, 1e9))
+    monkeypatch.setattr(elongate, "signal_centre", lambda *a, **k: (1e9, 1e9))
     _sim, res = _bomb_survey(0.2, 0.0, 1.0, 2)
     near = [t for t in res.targets if math.hypot(t.x - BOMB[0], t.y - BOMB[1]) < 3.0]
     assert len(near) >= 3

@@ -59,10 +59,10 @@ def test_local_view_removes_exactly_the_far_fields(cx, cy, radius, seed, n_src, 
     if line:
         a = srcs[0]
         srcs[0] = np.array([a[0], a[1], a[2], a[0] + 0.3, a[1] + 1.0, a[2] + 0.4])
-    G = fitcore._design_srcs(x, y, srcs, GRAD)
+    G = fitcore.design_srcs(x, y, srcs, GRAD)
     lin = np.concatenate([rng.normal(0, 2.0, 3 * n_src), [rng.normal(0, 5.0)]])
     v = G @ lin
-    near, vw, lx, ly, lv = fitcore._local_view(srcs, x, y, v, GRAD, cx, cy, radius)
+    near, vw, lx, ly, lv = fitcore.local_view(srcs, x, y, v, GRAD, cx, cy, radius)
     reach = radius + fitcore.FAR_MARGIN_M
     for i, s in enumerate(srcs):
         ends = [(s[0], s[1])] if len(s) == 3 else [(s[0], s[1]), (s[3], s[4])]
@@ -77,7 +77,7 @@ def test_local_view_removes_exactly_the_far_fields(cx, cy, radius, seed, n_src, 
     inside = np.hypot(x - cx, y - cy) < radius
     if inside.sum() >= 12:
         assert lx.size == int(inside.sum())
-        r = fitcore._local_res([srcs[i] for i in near], lx, ly, lv, GRAD)
+        r = fitcore.local_res([srcs[i] for i in near], lx, ly, lv, GRAD)
         assert float(np.abs(r).max()) < 1e-6 * max(1.0, float(np.abs(v).max()))
 
 
@@ -85,7 +85,7 @@ def test_put_back_keeps_far_sources_in_place_and_appends_new_ones():
     srcs = [np.array([float(i), 0.0, 1.0]) for i in range(5)]
     near = [1, 3]
     sub = [np.array([1.1, 0.0, 1.0]), np.array([3.2, 0.0, 1.0]), np.array([9.0, 9.0, 0.5])]
-    out = fitcore._put_back(srcs, near, sub)
+    out = fitcore.put_back(srcs, near, sub)
     assert [float(s[0]) for s in out] == [0.0, 1.1, 2.0, 3.2, 4.0, 9.0]
     assert out[0] is srcs[0] and out[4] is srcs[4]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from dsp_synth import induced, lanes_xy
 
-from acquisition.dsp.broadfit import _relevel
-from acquisition.dsp.fit import _residual_peaks, fit_sources
+from acquisition.dsp.broadfit import relevel
+from acquisition.dsp.fit import fit_sources, residual_peaks
 from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 
@@ -58,11 +58,11 @@ def test_relevel_removes_only_real_lane_offsets():
     v = np.zeros(lanes.size)
     off = np.array([3.0, -0.2, 0.0, -4.0])
     res = off[lanes] + np.random.default_rng(1).normal(0, 0.1, lanes.size)
-    out = _relevel(v, res, lanes, thr=1.0)
+    out = relevel(v, res, lanes, thr=1.0)
     assert np.allclose(out[lanes == 0], -np.median(res[lanes == 0]))
     assert np.allclose(out[lanes == 3], -np.median(res[lanes == 3]))
     assert np.all(out[(lanes == 1) | (lanes == 2)] == 0.0)  # under thr/2: untouched
-    assert _relevel(v, np.zeros_like(v), lanes, 1.0) is v  # nothing to do: same array
+    assert relevel(v, np.zeros_like(v), lanes, 1.0) is v  # nothing to do: same array
 
 
 def test_residual_peaks_ignore_lone_spikes_and_fitted_places():
@@ -75,7 +75,7 @@ def test_residual_peaks_ignore_lone_spikes_and_fitted_places():
     near_src = np.hypot(x - 2.5, y - 8.0) < 0.3
     res[near_src] = 10.0
     p = np.array([2.5, 8.2, 0.3])
-    picks = _residual_peaks(x, y, res, np.zeros(x.size), 3.0, 0.15, p)
+    picks = residual_peaks(x, y, res, np.zeros(x.size), 3.0, 0.15, p)
     assert len(picks) == 1
     assert math.hypot(picks[0][0] - 0.5, picks[0][1] - 2.0) < 0.2
 

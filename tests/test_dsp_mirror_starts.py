@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
-from acquisition.dsp import fit as fitmod
+from acquisition.dsp import addsources
 from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
@@ -44,12 +44,12 @@ def test_bomblet_beside_mortar_is_found_across_the_lane():
 def test_grid_seed_sides_gives_a_start_at_every_offset_across_the_lanes(sx, sy, keep, seed):
     x, y, _ = lanes_xy(6, 10.0)
     v = np.random.default_rng(seed).normal(0, 1.0, x.size)
-    plain = fitmod._grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep)
-    sides = fitmod._grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep, sides=True)
+    plain = addsources.grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep)
+    sides = addsources.grid_seed(x, y, v, GRAD, np.empty(0), sx, sy, keep=keep, sides=True)
     # the plain starts come first and unchanged: callers try them before the others
     assert len(sides) >= len(plain)
     for a, b in zip(plain, sides, strict=False):
         np.testing.assert_array_equal(a, b)
     offsets = sorted({round(float(s[0]) - sx, 6) for s in sides})
-    assert offsets == sorted(round(d, 6) for d in fitmod.GRID_DX)
-    assert len(sides) <= keep + len(fitmod.GRID_DX)
+    assert offsets == sorted(round(d, 6) for d in addsources.GRID_DX)
+    assert len(sides) <= keep + len(addsources.GRID_DX)

@@ -1,5 +1,5 @@
 """A lone mortar or projectile is never split into two by the ring step
-(`fit_sources` step 2b), on a gradiometer or a total-field sensor. (Its
+(the fit stage `ring_search`), on a gradiometer or a total-field sensor. (Its
 finding a bomblet a metre from a body on the earlier overlap seeds is
 replayed in `bench/cases.py`.)
 
@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from test_dsp_tails_clutter import process_sim
 
-from acquisition.dsp import fit as fit_module
+from acquisition.dsp.fitconfig import FitConfig
 from simulator.scenario import scenario_from_dict
 from simulator.survey import simulate_survey
 
 
-def _lone_bodies(kind: str, depths: tuple[float, float], sensor: str, layout: int):
+def _lone_bodies(kind: str, depths: tuple[float, float], sensor: str, layout: int,
+                 fit: FitConfig | None = None):
     """16 lone mortars or projectiles, every orientation and plunge (drawn
     from ``layout``), processed; (truth, targets)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -38,7 +39,7 @@ def _lone_bodies(kind: str, depths: tuple[float, float], sensor: str, layout: in
     extra = {"kind": "total", "white": 0.3} if sensor == "total" else {}
     sc = scenario_from_dict(scenario("mortars", 7, count=0, targets=targets, **extra))
     sim = simulate_survey(sc)
-    return sim.truth, process_sim(sc, sim).targets
+    return sim.truth, process_sim(sc, sim, fit).targets
 
 
 # Layouts where the ring step split a body before its weighted judge
@@ -68,13 +69,12 @@ def test_lone_bodies_are_not_split(kind, depths, sensor, layout):
     assert len(targets) == found
 
 
-def test_without_the_weighted_judge_lone_mortars_are_split(monkeypatch):
+def test_without_the_weighted_judge_lone_mortars_are_split():
     # The counterfactual: the ring neighbour judged by the plain bar alone.
-    monkeypatch.setattr(fit_module, "RING_WEIGHTED_GAIN_SHORT", -np.inf)
-    monkeypatch.setattr(fit_module, "RING_WEIGHTED_GAIN_LONG", -np.inf)
+    plain = FitConfig(ring_weighted_gain_short=-np.inf, ring_weighted_gain_long=-np.inf)
     split = 0
     for depths, layout in (((0.2, 1.0), 4), ((0.05, 0.2), 7)):
-        truth, targets = _lone_bodies("mortar", depths, "total", layout)
+        truth, targets = _lone_bodies("mortar", depths, "total", layout, plain)
         split += sum(sum(np.hypot(t.x - tt.x, t.y - tt.y) < 2.0 for t in targets) > 1
                      for tt in truth)
     assert split >= 3

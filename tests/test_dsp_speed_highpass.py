@@ -144,7 +144,7 @@ def _blocks(x, y, v, sizes, rate=10.0):
     return out
 
 
-def _run(x, y, v, geo, sizes):
+def run_lm(x, y, v, geo, sizes):
     pipe = LanePipeline(make_descriptor(geo, 10.0, "s"), QUANG_TRI)
     ev = []
     for b in _blocks(x, y, v, sizes):
@@ -158,7 +158,7 @@ def _run(x, y, v, geo, sizes):
 _SRC = [induced(1.4, 20.0, 0.8, 1.0), induced(3.6, 41.0, 1.2, 3.0)]
 _X, _Y, _V, _LANE, _GEO = survey(_SRC, noise=0.4, offsets=1.0, seed=5, n_lanes=5, length=60.0)
 _V = _V + 0.8 * np.sin(_Y / 0.7)
-_WHOLE, _WHOLE_PIPE = _run(_X, _Y, _V, _GEO, [len(_X)])
+_WHOLE, _WHOLE_PIPE = run_lm(_X, _Y, _V, _GEO, [len(_X)])
 
 
 def _key(e):
@@ -169,7 +169,7 @@ def _key(e):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sizes=st.lists(st.integers(1, 700), min_size=1, max_size=5))
 def test_chunked_equals_whole_on_long_lanes(sizes):
-    ev, pipe = _run(_X, _Y, _V, _GEO, sizes)
+    ev, pipe = run_lm(_X, _Y, _V, _GEO, sizes)
     assert sorted(map(_key, ev)) == sorted(map(_key, _WHOLE))
     assert pipe.lane_noise == _WHOLE_PIPE.lane_noise
 

@@ -32,7 +32,7 @@ def _lm_global(q0, cuts, block, left, right, v, *, max_nfev, xtol, ftol):
         if right is not None:
             cols.append(right)
         G = np.hstack(cols)
-        return G @ fitcore._solve_linear(G, v) - v
+        return G @ fitcore.solve_linear(G, v) - v
 
     return least_squares(fun, q0, method="lm", x_scale=np.full(len(q0), 0.3),
                          max_nfev=max_nfev, xtol=xtol, ftol=ftol)
@@ -49,11 +49,11 @@ def test_run_equals_global_path(kind):
     x, y, v, _lane, geometry = survey(NEAR_AND_FAR, kind=kind, noise=0.3, seed=3)
     geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
     p0 = np.array([3.0, 5.5, 1.0, 4.4, 7.2, 0.6, 5.0, 14.0, 1.0])
-    fast = fitcore._run(p0, x, y, v, geom)
+    fast = fitcore.run_lm(p0, x, y, v, geom)
     orig = fitcore._lm_blocks
     try:
         fitcore._lm_blocks = _lm_global
-        slow = fitcore._run(p0, x, y, v, geom)
+        slow = fitcore.run_lm(p0, x, y, v, geom)
     finally:
         fitcore._lm_blocks = orig
     np.testing.assert_allclose(fast.x, slow.x, rtol=0, atol=1e-9)
@@ -67,11 +67,11 @@ def test_run_local_equals_global_path():
     x, y, v, _lane, geometry = survey(NEAR_AND_FAR, kind="gradient", noise=0.3, seed=5)
     geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
     p = np.array([3.2, 6.0, 0.8, 4.0, 7.0, 0.5, 4.6, 15.0, 1.5])
-    fast = fitcore._run_local(p, [0, 1], x, y, v, geom, (3.6, 6.4), 3.0)
+    fast = fitcore.run_lm_local(p, [0, 1], x, y, v, geom, (3.6, 6.4), 3.0)
     orig = fitcore._lm_blocks
     try:
         fitcore._lm_blocks = _lm_global
-        slow = fitcore._run_local(p, [0, 1], x, y, v, geom, (3.6, 6.4), 3.0)
+        slow = fitcore.run_lm_local(p, [0, 1], x, y, v, geom, (3.6, 6.4), 3.0)
     finally:
         fitcore._lm_blocks = orig
     np.testing.assert_allclose(fast.x, slow.x, rtol=0, atol=1e-9)
@@ -150,7 +150,7 @@ def test_jacobian_is_scipys_forward_difference(dx, dy, d1, d2, noise):
 @pytest.mark.parametrize("lanes", [False, True])
 def test_refit_local_with_a_line_equals_global_path(lanes):
     # A line source (6 parameters, 3 columns) beside a point, per-lane offsets
-    # or one offset, weighted: the block bookkeeping of `_refit_local`.
+    # or one offset, weighted: the block bookkeeping of `refit_local`.
     x, y, v, lane, geometry = survey(NEAR_AND_FAR, kind="total", noise=0.3, seed=8,
                                      offsets=0.5)
     geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
@@ -158,11 +158,11 @@ def test_refit_local_with_a_line_equals_global_path(lanes):
             np.array([4.6, 15.0, 1.5])]
     w = 1.0 / (0.3 + 0.01 * np.abs(v))
     ll = lane if lanes else None
-    fast, sse_fast = fitcore._refit_local(srcs, [0, 1], x, y, v, geom, w=w, lanes=ll)
+    fast, sse_fast = fitcore.refit_local(srcs, [0, 1], x, y, v, geom, w=w, lanes=ll)
     orig = fitcore._lm_blocks
     try:
         fitcore._lm_blocks = _lm_global
-        slow, sse_slow = fitcore._refit_local(srcs, [0, 1], x, y, v, geom, w=w, lanes=ll)
+        slow, sse_slow = fitcore.refit_local(srcs, [0, 1], x, y, v, geom, w=w, lanes=ll)
     finally:
         fitcore._lm_blocks = orig
     for a, b in zip(fast, slow, strict=True):

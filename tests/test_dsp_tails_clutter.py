@@ -18,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dsp_calibration import soil
 
-from acquisition.dsp import fit as fitmod
+from acquisition.dsp import droprules
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.calibration import calibrate_soil
 from acquisition.dsp.fit import fit_sources
+from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.pipeline import LaneConfig, clutter_threshold, config_from_calibration
 from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
@@ -68,12 +69,13 @@ def _bench_survey(name: str, seed: int):
     return sc, simulate_survey(sc)
 
 
-def process_sim(sc, sim):
-    """`process_survey` on a simulated survey, with its sensor geometry."""
+def process_sim(sc, sim, fit: FitConfig | None = None):
+    """`process_survey` on a simulated survey, with its sensor geometry (and
+    the fit's settings ``fit`` if given)."""
     geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
            "sensor_separation_m": sc.sensor.separation_m}
     return process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                          field=sc.field)
+                          field=sc.field, config=None if fit is None else LaneConfig(fit=fit))
 
 
 @functools.cache
@@ -100,7 +102,7 @@ def test_drop_tails_drops_a_source_that_only_models_the_body(tail):
     x, y, v = _data(weak=False)
     (body,) = _fit(x, y, v)
     b = np.array(body.ends) if body.ends is not None else np.array([body.x, body.y, body.depth])
-    out = fitmod._drop_tails([b, np.array(tail)], x, y, v, TOTAL, 0.3, 10.0)
+    out = droprules.drop_tails([b, np.array(tail)], x, y, v, TOTAL, 0.3, 10.0)
     assert len(out) == 1
     np.testing.assert_allclose(out[0][:2], b[:2], atol=0.3)
 
@@ -110,9 +112,9 @@ def test_drop_tails_keeps_a_real_weak_object_and_drops_a_tail_beside_it():
     body = next(f for f in _fit(x, y, v) if math.hypot(f.x - 5.2, f.y - 6.0) < 0.25)
     b = np.array(body.ends) if body.ends is not None else np.array([body.x, body.y, body.depth])
     real = np.array([8.2, 7.8, 0.6])
-    assert len(fitmod._drop_tails([b, real], x, y, v, TOTAL, 0.3, 10.0)) == 2
+    assert len(droprules.drop_tails([b, real], x, y, v, TOTAL, 0.3, 10.0)) == 2
     tail = np.array([2.5, 4.0, 2.0])
-    assert len(fitmod._drop_tails([b, tail], x, y, v, TOTAL, 0.3, 10.0)) == 1
+    assert len(droprules.drop_tails([b, tail], x, y, v, TOTAL, 0.3, 10.0)) == 1
 
 
 def test_real_weak_object_beside_the_body_is_kept():

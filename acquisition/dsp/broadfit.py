@@ -17,40 +17,44 @@ import math
 
 import numpy as np
 
+from acquisition.dsp.acceptance import chi2_drop, information_gain, pays, penalised
 from acquisition.dsp.fitcore import (
     FAR_MARGIN_M,
     POS_SIGMA_M,
-    _best_line,
-    _bic_gain,
-    _by_lane,
-    _centre_depth,
-    _centre_point,
-    _chi2_drop,
-    _design,
-    _design_srcs,
-    _dist_to_src,
-    _flat,
-    _index,
-    _inside,
-    _local_res,
-    _local_sse,
-    _local_view,
-    _misfit_sigma,
-    _moment_sizes,
-    _pairs_plausible,
-    _refit_local,
-    _run,
-    _solve_linear,
+    best_line,
+    by_lane,
+    centre_depth,
+    centre_point,
+    design_points,
+    design_srcs,
+    dist_to_src,
+    flatten_points,
+    index_of,
+    inside,
+    local_res,
+    local_sse,
+    local_view,
+    misfit_sigma,
+    moment_sizes,
+    refit_local,
     residual,
+    run_lm,
+    solve_linear,
 )
+from acquisition.dsp.plausibility import implausible_weaker
 from acquisition.forward import SensorGeometry
 from acquisition.numfail import swallowed
 
+__all__ = ["LONE_DEPTHS", "LONE_OFFSETS", "SPLIT_AZIMUTHS", "SPLIT_MIN_SEP_M", "add_isolated",
+           "drop_level_explained", "joint_refit", "lane_free_res", "lane_view",
+           "neighbours_refit_gain", "recentre_isolated", "relevel", "split_deep"]
 
-def _joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+
+def joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                  geom: SensorGeometry, lanes: np.ndarray | None, thr: float,
                  pair_rules: tuple[float, float, float],
-                 footprint: tuple[float, float, float, float],
+                 footprint: tuple[float, float, float, float], *,
+                 plausible: bool = True, dropped: list[tuple[np.ndarray, str]] | None = None,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """All sources of a broad window moved together, on re-levelled lanes.
 
@@ -62,56 +66,51 @@ def _joint_refit(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
     body split in two) lose their weaker source and are refitted. Returns
     (positions, data): the data re-levelled per lane on the new residual, and
     the old positions if the joint fit does not pay by BIC on those data.
+    ``plausible=False`` leaves the pair rules out; ``dropped`` gets each
+    source the kept fit lost and the rule that lost it.
     """
     k0 = len(p) // 3
     if k0 < 2:
         return p, v
-    r = _run(p, x, y, v, geom)
+    r = run_lm(p, x, y, v, geom)
     q = r.x
     if lanes is not None:
-        v = _relevel(v, -residual(q, x, y, v, geom), lanes, thr)
+        v = relevel(v, -residual(q, x, y, v, geom), lanes, thr)
     min_sep, close_m, ratio = pair_rules
+    lost: list[tuple[np.ndarray, str]] = []
     for _ in range(k0):
-        r = _run(q, x, y, v, geom)
+        r = run_lm(q, x, y, v, geom)
         q = r.x
-        lin = _solve_linear(_design(x, y, q, geom), v)
+        lin = solve_linear(design_points(x, y, q, geom), v)
         k = len(q) // 3
-        drop = _implausible_weaker(q, lin, min_sep, close_m, ratio)
-        out = [i for i in range(k) if not _inside(q[3 * i:3 * i + 3], footprint)]
+        drop = implausible_weaker(q, lin, min_sep, close_m, ratio) if plausible else None
+        out = [i for i in range(k) if not inside(q[3 * i:3 * i + 3], footprint)]
         if drop is None and not out:
             break
         gone = set(out) | ({drop} if drop is not None else set())
         if len(gone) >= k:
             return p, v
-        q = _flat([q[3 * i:3 * i + 3] for i in range(k) if i not in gone])
+        lost += [(q[3 * i:3 * i + 3].copy(),
+                  "pairs_plausible" if i == drop else "drop_outside_footprint")
+                 for i in sorted(gone)]
+        q = flatten_points([q[3 * i:3 * i + 3] for i in range(k) if i not in gone])
     n = v.size
     r_old = residual(p, x, y, v, geom)
     r_new = residual(q, x, y, v, geom)
     # BIC of each model (7 parameters a source): the joint fit must pay for
     # any source it keeps beyond what the greedy one had.
-    gain = _bic_gain(float(r_old @ r_old), float(r_new @ r_new), n,
+    gain = information_gain(float(r_old @ r_old), float(r_new @ r_new), n,
                      k=7 * (len(q) // 3 - k0))
-    if gain <= 0.0:
+    if not pays(gain, 0.0):
         return p, v
+    if dropped is not None:
+        dropped += lost
     return q, v
 
 
-def _implausible_weaker(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
-                        ratio: float) -> int | None:
-    """The weaker source of the first pair `_pairs_plausible` refuses, or None."""
-    k = len(p) // 3
-    for a in range(k):
-        for b in range(a + 1, k):
-            pair = np.concatenate((p[3 * a:3 * a + 3], p[3 * b:3 * b + 3]))
-            lp = np.concatenate((lin[3 * a:3 * a + 3], lin[3 * b:3 * b + 3]))
-            if not _pairs_plausible(pair, lp, min_sep, close_m, ratio):
-                ma = float(np.linalg.norm(lin[3 * a:3 * a + 3]))
-                mb = float(np.linalg.norm(lin[3 * b:3 * b + 3]))
-                return b if mb <= ma else a
-    return None
 
 
-def _relevel(v: np.ndarray, res: np.ndarray, lanes: np.ndarray, thr: float,
+def relevel(v: np.ndarray, res: np.ndarray, lanes: np.ndarray, thr: float,
               min_samples: int = 40) -> np.ndarray:
     """Remove per-lane offsets seen in the fit residual (median per lane).
 
@@ -132,7 +131,7 @@ def _relevel(v: np.ndarray, res: np.ndarray, lanes: np.ndarray, thr: float,
     return out
 
 
-def _recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                        geom: SensorGeometry) -> np.ndarray:
     """Refit each source with no neighbour near it on a window centred on itself.
 
@@ -152,13 +151,13 @@ def _recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarra
             cx, cy, d = (float(t) for t in q[3 * i:3 * i + 3])
             rad = min(max(2.5, 1.5 * (d + h) + 1.0), 5.0)
             pts = [q[3 * j:3 * j + 3] for j in range(k)]
-            near, _vw, lx, ly, lv = _local_view(pts, x, y, v, geom, cx, cy, rad)
+            near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, rad)
             if near != [i] or lx.size < 30 or lx.size == x.size:
                 break
             try:
-                r = _run(q[3 * i:3 * i + 3], lx, ly, lv, geom)
+                r = run_lm(q[3 * i:3 * i + 3], lx, ly, lv, geom)
             except (ValueError, np.linalg.LinAlgError) as exc:
-                swallowed("broadfit._recentre_isolated", exc)
+                swallowed("broadfit.recentre_isolated", exc)
                 break
             old = residual(q[3 * i:3 * i + 3], lx, ly, lv, geom)
             if not (np.isfinite(r.cost) and 2.0 * r.cost < float(old @ old)):
@@ -176,7 +175,7 @@ SPLIT_MIN_SEP_M = 2.5
 SPLIT_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
 
 
-def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                 geom: SensorGeometry, noise: float, bic_gain: float,
                 footprint: tuple[float, float, float, float],
                 lanes: np.ndarray | None = None, min_depth: float = 1.5,
@@ -194,7 +193,7 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     up at least ``SPLIT_MIN_SEP_M`` apart (farther than a body is long),
     neither deeper than the single source, inside the footprint, and it pays
     by BIC both against the single source and against the best line source
-    (chi-square with the misfit sigma of `_misfit_sigma`). With ``lanes``,
+    (chi-square with the misfit sigma of `misfit_sigma`). With ``lanes``,
     every model is judged with a free offset per lane: the levels of lanes a
     big anomaly covers are off by nT. Run after the line sources, so that
     strong neighbours' point misfit is gone: before it, and without the depth
@@ -205,15 +204,15 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     for s in sorted([t for t in out if len(t) == 3 and t[2] >= min_depth],
                     key=lambda t: -float(t[2])):
         cx, cy, d = (float(t) for t in s)
-        near, lx, ly, lv, ll = _lane_view(out, x, y, v, geom, cx, cy,
+        near, lx, ly, lv, ll = lane_view(out, x, y, v, geom, cx, cy,
                                           min(1.5 * (d + h) + 2.0, 9.0), lanes)
         n_l = lx.size
         if n_l < 60:
             continue
         sub = [out[i] for i in near]
-        i = _index(sub, s)
-        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        r_now = _lane_free_res(sub, lx, ly, lv, ll, geom)
+        i = index_of(sub, s)
+        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        r_now = lane_free_res(sub, lx, ly, lv, ll, geom)
         rest = [t for j, t in enumerate(sub) if j != i]
         seeds = []
         for az in np.radians(SPLIT_AZIMUTHS):
@@ -221,14 +220,14 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
                 ux, uy = 0.5 * sep * math.sin(az), 0.5 * sep * math.cos(az)
                 seeds.append([np.array([cx - ux, cy - uy, d]), np.array([cx + ux, cy + uy, d])])
         scored = sorted(range(len(seeds)),
-                        key=lambda k: _local_sse([*rest, *seeds[k]], lx, ly, lv, geom))
+                        key=lambda k: local_sse([*rest, *seeds[k]], lx, ly, lv, geom))
         best: tuple[float, list[np.ndarray]] | None = None
         for k in scored[:2]:
             try:
-                cand, sse = _refit_local([*rest, *seeds[k]], [len(rest), len(rest) + 1],
+                cand, sse = refit_local([*rest, *seeds[k]], [len(rest), len(rest) + 1],
                                          lx, ly, lv, geom)
             except (ValueError, np.linalg.LinAlgError) as exc:
-                swallowed("broadfit._split_deep", exc)
+                swallowed("broadfit.split_deep", exc)
                 continue
             a, b = cand[-2], cand[-1]
             ab = b[:2] - a[:2]
@@ -238,37 +237,37 @@ def _split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
             # anomaly is wider): a "pair" below the single source explains
             # some broad misfit, not two objects.
             if (sep < SPLIT_MIN_SEP_M or not 0.15 <= t <= 0.85 or max(a[2], b[2]) > d
-                    or not (_inside(a, footprint) and _inside(b, footprint))):
+                    or not (inside(a, footprint) and inside(b, footprint))):
                 continue
             if best is None or sse < best[0]:
                 best = (sse, cand)
         if best is None:
             continue
         pair = best[1]
-        r_pair = _lane_free_res(pair, lx, ly, lv, ll, geom)
-        if _chi2_drop(r_now, r_pair, sig2, robust) - 6 * math.log(n_l) <= bic_gain:
+        r_pair = lane_free_res(pair, lx, ly, lv, ll, geom)
+        if not pays(penalised(chi2_drop(r_now, r_pair, sig2, robust), n_l, 6), bic_gain):
             continue
         try:
-            e = _best_line(sub, i, d, lx, ly, lv, geom)
+            e = best_line(sub, i, d, lx, ly, lv, geom)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("broadfit._split_deep", exc)
+            swallowed("broadfit.split_deep", exc)
             e = None
         if e is not None:
-            r_line = _lane_free_res([*sub[:i], e, *sub[i + 1:]], lx, ly, lv, ll, geom)
-            if _chi2_drop(r_line, r_pair, sig2, robust) - 3 * math.log(n_l) <= bic_gain:
+            r_line = lane_free_res([*sub[:i], e, *sub[i + 1:]], lx, ly, lv, ll, geom)
+            if not pays(penalised(chi2_drop(r_line, r_pair, sig2, robust), n_l, 3), bic_gain):
                 continue
         out = [t for j, t in enumerate(out) if j not in near] + pair
     return out
 
 
-def _lane_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def lane_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                geom: SensorGeometry, cx: float, cy: float, radius: float,
                lanes: np.ndarray | None
                ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """`_local_view` (near sources, local samples with the far fields out) and
+    """`local_view` (near sources, local samples with the far fields out) and
     the lane of each local sample; None without ``lanes`` or when the view
     fell back to the whole window (too few samples near)."""
-    near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, cx, cy, radius)
+    near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, cx, cy, radius)
     ll = None
     if lanes is not None:
         loc = np.hypot(x - cx, y - cy) < radius
@@ -277,29 +276,32 @@ def _lane_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
     return near, lx, ly, lv, ll
 
 
-def _lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
+def lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
                    ll: np.ndarray | None, geom: SensorGeometry,
                    w: np.ndarray | None = None) -> np.ndarray:
     """Residual of the best moments with a free offset per lane ``ll`` (one
     offset for all if None; the data alone if ``model`` is empty), weighted
     by ``w`` = 1/sigma if given."""
     if ll is None:
-        return _local_res(model, lx, ly, lv, geom, w)
-    b = _by_lane(lv[:, None], ll)[:, 0]
+        return local_res(model, lx, ly, lv, geom, w)
+    b = by_lane(lv[:, None], ll)[:, 0]
     if w is not None:
         b = b * w
     if not model:
         return -b
-    G = _by_lane(_design_srcs(lx, ly, model, geom)[:, :-1], ll)
+    G = by_lane(design_srcs(lx, ly, model, geom)[:, :-1], ll)
     if w is not None:
         G = G * w[:, None]
-    return G @ _solve_linear(G, b) - b
+    return G @ solve_linear(G, b) - b
 
 
-def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
+def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
                           v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
                           bic_gain: float, pos_sigma: float = POS_SIGMA_M, min_depth: float = 4.0,
-                          shallow_max: float = 0.3, robust: bool = False) -> list[np.ndarray]:
+                          shallow_max: float = 0.3, robust: bool = False,
+                          second_judge: bool = True,
+                          dropped: list[tuple[np.ndarray, str]] | None = None,
+                          ) -> list[np.ndarray]:
     """Drop the deep (and the surface) point sources a free offset per lane
     explains as well.
 
@@ -309,10 +311,10 @@ def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     a broad weak field soaks that up (e.g. four phantoms of 2-4 nT,
     4-7 m deep). Each point source ``min_depth`` or deeper, weakest first,
     is judged on its surroundings with the other sources held and every
-    lane's offset free (`_by_lane`): it stays only if it still pays its 6
-    parameters by BIC (chi-square with `_misfit_sigma`). One that still
+    lane's offset free (`by_lane`): it stays only if it still pays its 6
+    parameters by BIC (chi-square with `misfit_sigma`). One that still
     pays is judged once more with its strong neighbours free to move
-    (`_neighbours_refit_gain`): held, their far-field misfit is what it
+    (`neighbours_refit_gain`): held, their far-field misfit is what it
     takes up. The strongest source always stays.
 
     Sources at most ``shallow_max`` deep are judged the same way: their
@@ -325,35 +327,40 @@ def _drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     Sources between are left alone: near the end of the lanes, where a
     window holds short stretches of them, free offsets also explain a real
     projectile's 2.4 nT at 2.6 m.
+
+    ``second_judge=False`` leaves `neighbours_refit_gain` out; ``dropped``
+    gets each source dropped.
     """
     h = geom.sensor_height_m
     out = list(srcs)
-    mags = _moment_sizes(out, x, y, v, geom)
+    mags = moment_sizes(out, x, y, v, geom)
     strongest = out[int(np.argmax(mags))]
     for _m, s in sorted(zip(mags, out, strict=True), key=lambda t: t[0]):
         if len(s) != 3 or s is strongest or shallow_max < s[2] < min_depth:
             continue
         cx, cy, d = (float(t) for t in s)
-        near, lx, ly, lv, ll = _lane_view(out, x, y, v, geom, cx, cy,
+        near, lx, ly, lv, ll = lane_view(out, x, y, v, geom, cx, cy,
                                           min(1.5 * (d + h) + 2.0, 9.0), lanes)
         if ll is None or lx.size < 30:
             continue
         sub = [out[i] for i in near]
         without = [t for t in sub if t is not s]
-        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        r_without = _lane_free_res(without, lx, ly, lv, ll, geom)
-        r_with = _lane_free_res(sub, lx, ly, lv, ll, geom)
-        gain = _chi2_drop(r_without, r_with, sig2, robust) - 6 * math.log(lx.size)
-        if gain > bic_gain:
-            gain = _neighbours_refit_gain(out, s, x, y, v, geom, noise, lanes,
+        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        r_without = lane_free_res(without, lx, ly, lv, ll, geom)
+        r_with = lane_free_res(sub, lx, ly, lv, ll, geom)
+        gain = penalised(chi2_drop(r_without, r_with, sig2, robust), lx.size, 6)
+        if pays(gain, bic_gain) and second_judge:
+            gain = neighbours_refit_gain(out, s, x, y, v, geom, noise, lanes,
                                           min(1.5 * (d + h) + 2.0, 9.0), pos_sigma, robust,
                                           min_depth)
-        if gain <= bic_gain:
+        if not pays(gain, bic_gain):
             out = [t for t in out if t is not s]
+            if dropped is not None:
+                dropped.append((s.copy(), "drop_level_explained"))
     return out
 
 
-def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, y: np.ndarray,
+def neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, y: np.ndarray,
                            v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
                            radius: float, pos_sigma: float, robust: bool, min_depth: float,
                            strength: float = 2.0, reach: float = 0.25,
@@ -371,35 +378,35 @@ def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray,
     ``s``'s own (free offsets per lane taken out) is refitted with and
     without ``s`` (``s`` held where it is), on those surroundings and its
     own, with a free offset per lane, in the chi-square weighted by what
-    the others may misfit (`_misfit_sigma`). The BIC gain that leaves is
+    the others may misfit (`misfit_sigma`). The BIC gain that leaves is
     returned; ``inf`` when no neighbour qualifies, or when one moves over
     ``max_move`` m without ``s`` (then it was not explaining that anomaly,
     it would be serving it).
     """
     h = geom.sensor_height_m
-    k = _index(srcs, s)
+    k = index_of(srcs, s)
     cx, cy = float(s[0]), float(s[1])
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
+    G = design_srcs(x, y, srcs, geom)
+    lin = solve_linear(G, v)
     disc = np.hypot(x - cx, y - cy) < radius
     ld = lanes[disc]
 
     def varies(i: int) -> float:
         f = G[disc][:, 3 * i:3 * i + 3] @ lin[3 * i:3 * i + 3]
-        return float(np.std(_by_lane(f[:, None], ld)[:, 0]))
+        return float(np.std(by_lane(f[:, None], ld)[:, 0]))
 
     mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(len(srcs))]
     own = varies(k)
     # Deep sources stay held: they are what this step judges, not the bodies
     # whose misfit a phantom takes up (freed, a 8 m deep one flew off to 22 m).
     free = [i for i in range(len(srcs)) if i != k and mags[i] >= strength * mags[k]
-            and _centre_depth(srcs[i])[2] < min_depth and varies(i) >= reach * own]
+            and centre_depth(srcs[i])[2] < min_depth and varies(i) >= reach * own]
     if not free:
         return math.inf
     sel = disc.copy()
     reach_of = {k: radius}
     for i in free:
-        jx, jy, jd = _centre_depth(srcs[i])
+        jx, jy, jd = centre_depth(srcs[i])
         r_i = 1.2 * (jd + h) + 1.5
         sel |= np.hypot(x - jx, y - jy) < r_i
         reach_of[i] = r_i
@@ -407,7 +414,7 @@ def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray,
     # moments (`FAR_MARGIN_M`): re-solved locally they would soak up any
     # broad residual.
     near = [i for i in range(len(srcs)) if i in reach_of or any(
-        _dist_to_src(srcs[i], *_centre_depth(srcs[j])[:2]) <= r + FAR_MARGIN_M
+        dist_to_src(srcs[i], *centre_depth(srcs[j])[:2]) <= r + FAR_MARGIN_M
         for j, r in reach_of.items())]
     far_cols = [c for i in range(len(srcs)) if i not in near for c in range(3 * i, 3 * i + 3)]
     vw = v - G[:, far_cols] @ lin[far_cols] if far_cols else v
@@ -417,20 +424,20 @@ def _neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray,
     without = [t for j, t in enumerate(cur) if j != ki]
     # The sigma of what the others may misfit: with ``s`` in it, a shallow
     # source's own steep field would halve the chi-square it is judged by.
-    w = 1.0 / _misfit_sigma(without, lx, ly, lv, geom, noise, pos_sigma)
+    w = 1.0 / misfit_sigma(without, lx, ly, lv, geom, noise, pos_sigma)
     fi = [near.index(i) for i in free]
     # ``s`` stays where the greedy steps put it: set free, it moves on to
     # model something else entirely.
-    with_s, _ = _refit_local(cur, fi, lx, ly, lv, geom, w=w, lanes=ll)
+    with_s, _ = refit_local(cur, fi, lx, ly, lv, geom, w=w, lanes=ll)
     fw = [j if j < ki else j - 1 for j in fi]
-    moved, _ = _refit_local(without, fw, lx, ly, lv, geom, w=w, lanes=ll)
-    r_with = _lane_free_res(with_s, lx, ly, lv, ll, geom, w)
-    r_without = _lane_free_res(moved, lx, ly, lv, ll, geom, w)
+    moved, _ = refit_local(without, fw, lx, ly, lv, geom, w=w, lanes=ll)
+    r_with = lane_free_res(with_s, lx, ly, lv, ll, geom, w)
+    r_without = lane_free_res(moved, lx, ly, lv, ll, geom, w)
     for j in fw:
-        a, b = _centre_depth(without[j]), _centre_depth(moved[j])
+        a, b = centre_depth(without[j]), centre_depth(moved[j])
         if math.hypot(a[0] - b[0], a[1] - b[1]) > max_move:
             return math.inf
-    return _chi2_drop(r_without, r_with, np.ones(lx.size), robust) - 6 * math.log(lx.size)
+    return penalised(chi2_drop(r_without, r_with, np.ones(lx.size), robust), lx.size, 6)
 
 
 #: Depths (m) of the starts for a lone source in a broad cluster's residual.
@@ -439,7 +446,7 @@ LONE_DEPTHS = (0.3, 0.8, 1.5, 2.5, 3.5)
 LONE_OFFSETS = (-1.5, -0.75, 0.0, 0.75, 1.5)
 
 
-def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                   geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
                   lanes: np.ndarray, footprint: tuple[float, float, float, float],
                   clear_m: float = 3.0, radius: float = 3.0, max_depth: float = 4.0,
@@ -464,12 +471,12 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
     if not srcs:
         return srcs
     out = list(srcs)
-    G = _design_srcs(x, y, out, geom)
-    lin = _solve_linear(G, v)
+    G = design_srcs(x, y, out, geom)
+    lin = solve_linear(G, v)
     res = v - G @ lin
-    sig = _misfit_sigma(out, x, y, v, geom, noise, POS_SIGMA_M)
+    sig = misfit_sigma(out, x, y, v, geom, noise, POS_SIGMA_M)
     h = geom.sensor_height_m
-    cen = [(float(c[0]), float(c[1])) for c in map(_centre_point, out)]
+    cen = [(float(c[0]), float(c[1])) for c in map(centre_point, out)]
     far = np.ones(x.size, dtype=bool)
     for cx, cy in cen:
         far &= np.hypot(x - cx, y - cy) >= clear_m
@@ -498,30 +505,31 @@ def _add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nd
                   for dx in LONE_OFFSETS for dy in LONE_OFFSETS]
         costs = []
         for s in starts:
-            Gs = _design_srcs(lx, ly, [s], geom)
-            r = Gs @ _solve_linear(Gs, lr) - lr
+            Gs = design_srcs(lx, ly, [s], geom)
+            r = Gs @ solve_linear(Gs, lr) - lr
             costs.append(float(r @ r))
         best = None
         for k in np.argsort(costs)[:2]:
-            r = _run(starts[k], lx, ly, lr, geom)
+            r = run_lm(starts[k], lx, ly, lr, geom)
             if np.isfinite(r.cost) and (best is None or r.cost < best.cost):
                 best = r
         if best is None:
             continue
         q = best.x
         qx, qy, qd = float(q[0]), float(q[1]), float(q[2])
-        if (qd > max_depth or not _inside(q, footprint)
+        if (qd > max_depth or not inside(q, footprint)
                 or math.hypot(qx - px, qy - py) > 0.75 * (qd + h) + 0.5
                 or any(math.hypot(qx - cx, qy - cy) < clear_m - 0.5 for cx, cy in cen)):
             continue
         r_none = lr - float(np.mean(lr))
-        r_one = _local_res([q], lx, ly, lr, geom)
-        if _bic_gain(float(r_none @ r_none), float(r_one @ r_one), lx.size) <= bic_gain:
+        r_one = local_res([q], lx, ly, lr, geom)
+        if not pays(information_gain(float(r_none @ r_none), float(r_one @ r_one), lx.size),
+                    bic_gain):
             continue
         sig2 = noise * noise
-        drop = _chi2_drop(_lane_free_res([], lx, ly, lr, ll, geom),
-                          _lane_free_res([q], lx, ly, lr, ll, geom), sig2, False)
-        if drop - 6 * math.log(lx.size) <= bic_gain:
+        drop = chi2_drop(lane_free_res([], lx, ly, lr, ll, geom),
+                          lane_free_res([q], lx, ly, lr, ll, geom), sig2, False)
+        if not pays(penalised(drop, lx.size, 6), bic_gain):
             continue
         out.append(q)
         cen.append((qx, qy))

@@ -4,9 +4,9 @@ A point dipole is a fine model of a bomb at 3 m, a poor one of the same bomb
 half a metre down, and the greedy fit (`fit.fit_sources`) of a long body in
 its near field leaves a strong point plus weak "neighbours" that take up its
 misfit, or, just under the surface, a cluster of points and lines none of
-which is the bomb. `_elongate` tries a line (`acquisition.forward.line`) in their place and
-keeps it where it pays by BIC; `_judge_weak` then re-judges the weak
-neighbours against the line, and `_replace_beside_lines` re-places the
+which is the bomb. `elongate_sources` tries a line (`acquisition.forward.line`) in their place and
+keeps it where it pays by BIC; `judge_weak` then re-judges the weak
+neighbours against the line, and `replace_beside_lines` re-places the
 sources a joint fit had pulled toward the body's misfit (`docs/dsp.md`,
 "Elongated bodies").
 """
@@ -17,28 +17,30 @@ import math
 
 import numpy as np
 
+from acquisition.dsp.acceptance import chi2_drop, pays, penalised
 from acquisition.dsp.fitcore import (
     NEAR_FIELD_M,
     POS_SIGMA_M,
-    _best_line,
-    _centre_depth,
-    _chi2_drop,
-    _design_srcs,
-    _dist_to_src,
-    _fit_line_local,
-    _index,
-    _local_res,
-    _local_view,
-    _misfit_sigma,
-    _put_back,
-    _refit_local,
-    _solve_linear,
+    best_line,
+    centre_depth,
+    design_srcs,
+    dist_to_src,
+    fit_line_local,
+    index_of,
+    local_res,
+    local_view,
+    misfit_sigma,
+    put_back,
+    refit_local,
+    solve_linear,
 )
 from acquisition.forward import SensorGeometry, describe
 from acquisition.numfail import swallowed
 
+__all__ = ["elongate_sources", "judge_weak", "replace_beside_lines", "signal_centre"]
 
-def _signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
+
+def signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarray,
                    y: np.ndarray, v: np.ndarray, geom: SensorGeometry) -> tuple[float, float]:
     """Centre of the ``group`` of ``srcs``, each weighted by the peak of the
     field it predicts on the samples (the anomaly it explains).
@@ -48,23 +50,24 @@ def _signal_centre(group: list[np.ndarray], srcs: list[np.ndarray], x: np.ndarra
     where the bomb has 15) whose fields cancel; weighted by moment they drag
     the centre a metre off the anomaly.
     """
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
+    G = design_srcs(x, y, srcs, geom)
+    lin = solve_linear(G, v)
     w, cx, cy = 0.0, 0.0, 0.0
     for t in group:
-        k = _index(srcs, t)
+        k = index_of(srcs, t)
         m = float(np.max(np.abs(G[:, 3 * k:3 * k + 3] @ lin[3 * k:3 * k + 3])))
-        px, py, _d = _centre_depth(t)
+        px, py, _d = centre_depth(t)
         w, cx, cy = w + m, cx + m * px, cy + m * py
     return (cx / w, cy / w) if w > 0 else (float(group[0][0]), float(group[0][1]))
 
 
-def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def elongate_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
               geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
               min_peak_snr: float = 40.0, min_length: float = 0.3,
               max_length: float = 4.0, pos_sigma: float = POS_SIGMA_M,
               min_moment: float = 0.2, robust: bool = False,
-              ratio: float = 0.35, reach_m: float = 2.5) -> list[np.ndarray]:
+              ratio: float = 0.35, reach_m: float = 2.5, rejudge: bool = True,
+              dropped: list[tuple[np.ndarray, str]] | None = None) -> list[np.ndarray]:
     """Refit strong point sources as line sources where the data ask for it.
 
     A strong source (predicted peak over ``min_peak_snr`` × noise, and a
@@ -83,13 +86,15 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
     kept (or put back) only if it still pays its 6 parameters.
 
     All gains are chi-square drops with the sigma a right model still
-    misfits (`_misfit_sigma`: noise, and a few cm of position error on the
+    misfits (`misfit_sigma`: noise, and a few cm of position error on the
     slopes), Huber-capped on magnetic ground (``robust``).
+    ``rejudge=False`` leaves `judge_weak` out (the best model is taken as
+    it is); ``dropped`` gets each source a line replaced or judged away.
     """
     srcs = [np.array(s, dtype=np.float64) for s in srcs]
     h = geom.sensor_height_m
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
+    G = design_srcs(x, y, srcs, geom)
+    lin = solve_linear(G, v)
     mag = {id(s): float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k, s in enumerate(srcs)}
     peak = {id(s): float(np.max(np.abs(G[:, 3 * k:3 * k + 3] @ lin[3 * k:3 * k + 3])))
             for k, s in enumerate(srcs)}
@@ -103,7 +108,7 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
         tried.add(id(s))
         cx, cy, d = (float(t) for t in s)
         radius = min(max(2.0, 1.5 * (d + h) + 1.0), 4.0)
-        near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, cx, cy, radius)
+        near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, cx, cy, radius)
         n_l = lx.size
         if n_l < 40:
             continue
@@ -111,45 +116,50 @@ def _elongate(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarra
         sub = [srcs[i] for i in near]
         weak = [t for t in sub if t is not s and len(t) == 3
                 and mag[id(t)] < ratio * mag[id(s)] and math.hypot(t[0] - cx, t[1] - cy) < reach_m]
-        sig2 = _misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        r_now = _local_res(sub, lx, ly, lv, geom)
+        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        r_now = local_res(sub, lx, ly, lv, geom)
         best: tuple[float, list[np.ndarray], np.ndarray] | None = None
         # A big body just under the surface, along the lanes, can leave the
         # greedy pass as a cluster of strong points and lines around it, none
         # of them the body: one more try replaces them all by one line,
         # anchored at their signal-weighted centre (0.2 m deep, five points).
         near_field = d < NEAR_FIELD_M
-        cluster = [t for t in sub if t is not s and _dist_to_src(t, cx, cy) < reach_m]
+        cluster = [t for t in sub if t is not s and dist_to_src(t, cx, cy) < reach_m]
         drops = [[], *([weak] if weak else [])]
         if near_field and len(cluster) > len(weak):
             drops.append(cluster)
         for drop in drops:
             cand = [t for t in sub if not any(t is w for w in drop)]
-            i = _index(cand, s)
+            i = index_of(cand, s)
             whole = drop is cluster
-            e = _best_line(cand, i, d, lx, ly, lv, geom, shallow=near_field)
+            e = best_line(cand, i, d, lx, ly, lv, geom, shallow=near_field)
             if e is None:
                 continue
             info = describe(e)
-            ax, ay = _signal_centre([s, *drop], sub, lx, ly, lv, geom) if whole else (cx, cy)
+            ax, ay = signal_centre([s, *drop], sub, lx, ly, lv, geom) if whole else (cx, cy)
             if (not (min_length <= info["length_m"] <= max_length)
                     or math.hypot(info["x"] - ax, info["y"] - ay) > 0.75):
                 continue
             cand[i] = e
-            gain = (_chi2_drop(r_now, _local_res(cand, lx, ly, lv, geom), sig2, robust)
-                    - (3 - 6 * len(drop)) * math.log(n_l))
-            if gain > bic_gain and (best is None or gain > best[0]):
+            gain = penalised(chi2_drop(r_now, local_res(cand, lx, ly, lv, geom), sig2, robust),
+                             n_l, 3 - 6 * len(drop))
+            if pays(gain, bic_gain) and (best is None or gain > best[0]):
                 best = (gain, cand, e)
         if best is None:
             continue
-        _gain, sub, line = best
+        _gain, best_sub, line = best
         mag[id(line)], peak[id(line)] = mag[id(s)], peak[id(s)]
-        srcs = [*far, *_judge_weak(sub, line, weak, lx, ly, lv, geom, noise, pos_sigma,
-                                   robust, bic_gain)]
+        kept = (judge_weak(best_sub, line, weak, lx, ly, lv, geom, noise, pos_sigma, robust,
+                           bic_gain) if rejudge else best_sub)
+        if dropped is not None:
+            dropped += [(t.copy(), "judge_weak" if any(t is w for w in weak) and rejudge
+                         else "elongate_sources")
+                        for t in sub if t is not s and not any(t is u for u in kept)]
+        srcs = [*far, *kept]
     return srcs
 
 
-def _judge_weak(srcs: list[np.ndarray], line: np.ndarray, weak: list[np.ndarray],
+def judge_weak(srcs: list[np.ndarray], line: np.ndarray, weak: list[np.ndarray],
                 lx: np.ndarray, ly: np.ndarray, lv: np.ndarray, geom: SensorGeometry,
                 noise: float, pos_sigma: float, robust: bool,
                 bic_gain: float) -> list[np.ndarray]:
@@ -158,18 +168,18 @@ def _judge_weak(srcs: list[np.ndarray], line: np.ndarray, weak: list[np.ndarray]
         present = any(t is w for t in srcs)
         with_w = srcs if present else [*srcs, w]
         without = [t for t in srcs if t is not w]
-        i = _index(without, _line_in(without, line))
+        i = index_of(without, _line_in(without, line))
         try:
-            refit = _fit_line_local(without, i, without[i], lx, ly, lv, geom)[0]
+            refit = fit_line_local(without, i, without[i], lx, ly, lv, geom)[0]
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("elongate._judge_weak", exc)
+            swallowed("elongate.judge_weak", exc)
             continue
         without = [*without[:i], refit, *without[i + 1:]]
-        sig2 = _misfit_sigma(with_w, lx, ly, lv, geom, noise, pos_sigma) ** 2
-        g_w = (_chi2_drop(_local_res(without, lx, ly, lv, geom),
-                          _local_res(with_w, lx, ly, lv, geom), sig2, robust)
-               - 6 * math.log(lx.size))
-        if g_w > bic_gain:
+        sig2 = misfit_sigma(with_w, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        g_w = penalised(chi2_drop(local_res(without, lx, ly, lv, geom),
+                                  local_res(with_w, lx, ly, lv, geom), sig2, robust),
+                        lx.size, 6)
+        if pays(g_w, bic_gain):
             srcs = with_w
         else:
             srcs, line = without, refit
@@ -182,14 +192,14 @@ def _line_in(srcs: list[np.ndarray], line: np.ndarray) -> np.ndarray:
     return min(lines, key=lambda t: float(np.sum((t - line) ** 2)))
 
 
-def _replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: np.ndarray,
+def replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: np.ndarray,
                           y: np.ndarray, v: np.ndarray, geom: SensorGeometry, noise: float,
                           bic_gain: float, reach_m: float = 5.0,
                           group_m: float = 1.5) -> list[np.ndarray]:
     """Re-place the point sources near each new line (one in ``srcs`` that
     was not in ``before``) on their own data, the line and the rest held.
 
-    A joint refit of a broad window (`broadfit._joint_refit`) moves every
+    A joint refit of a broad window (`broadfit.joint_refit`) moves every
     source at once while a big body is still a point, and the point's
     near-field misfit reaches metres: a mortar 3.5 m from a 930 nT bomb
     went 0.7 m toward it and grew from 0.2 to 0.5 A m² to take that misfit
@@ -205,10 +215,10 @@ def _replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: n
     def beside(t: np.ndarray) -> bool:
         # Within reach of a new line and shallower than it: a deeper point
         # there is the kind of phantom that a held body's misfit pays for
-        # (`broadfit._neighbours_refit_gain`), and moving it lets it pay again.
-        ln = min(lines, key=lambda u: _dist_to_src(u, float(t[0]), float(t[1])))
-        return (_dist_to_src(ln, float(t[0]), float(t[1])) < reach_m
-                and float(t[2]) < _centre_depth(ln)[2])
+        # (`broadfit.neighbours_refit_gain`), and moving it lets it pay again.
+        ln = min(lines, key=lambda u: dist_to_src(u, float(t[0]), float(t[1])))
+        return (dist_to_src(ln, float(t[0]), float(t[1])) < reach_m
+                and float(t[2]) < centre_depth(ln)[2])
 
     todo = [t for t in srcs if len(t) == 3 and beside(t)]
     n2 = noise * noise
@@ -216,20 +226,20 @@ def _replace_beside_lines(srcs: list[np.ndarray], before: list[np.ndarray], x: n
         if not any(t is u for u in srcs):  # already moved with a neighbour
             continue
         cx, cy = float(t[0]), float(t[1])
-        near, _vw, lx, ly, lv = _local_view(srcs, x, y, v, geom, cx, cy, 2.0)
+        near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, cx, cy, 2.0)
         if lx.size < 20:
             continue
         sub = [srcs[i] for i in near]
         free = [k for k, u in enumerate(sub)
                 if len(u) == 3 and math.hypot(float(u[0]) - cx, float(u[1]) - cy) < group_m]
-        sse0 = float(np.sum(_local_res(sub, lx, ly, lv, geom) ** 2))
+        sse0 = float(np.sum(local_res(sub, lx, ly, lv, geom) ** 2))
         try:
-            new, sse1 = _refit_local(sub, free, lx, ly, lv, geom)
+            new, sse1 = refit_local(sub, free, lx, ly, lv, geom)
         except (ValueError, np.linalg.LinAlgError) as exc:
             swallowed("elongate.beside", exc)
             continue
         # The same sources, moved: no parameter added, the drop must pay the bar.
-        if (sse0 - sse1) / n2 > bic_gain and all(
+        if pays((sse0 - sse1) / n2, bic_gain) and all(
                 np.all(np.isfinite(new[k])) for k in free):
-            srcs = _put_back(srcs, near, new)
+            srcs = put_back(srcs, near, new)
     return srcs

@@ -2,9 +2,10 @@
 
 Design matrices of point and line sources, the linear solve of their moments
 (variable projection), Levenberg-Marquardt runs on a whole window or on the
-data near one place with the other sources held (`_local_view`), the misfit
-sigma and chi-square drops that judge a model change, BIC, the pair rules
-and a line source's fit. No decisions about what is a target live here.
+data near one place with the other sources held (`local_view`), the misfit
+sigma a right model still leaves, and a line source's fit. No decisions
+about what is a target live here: the criterion is `acceptance`, the pair
+rules `plausibility`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from acquisition.forward import (
 )
 from acquisition.numfail import swallowed
 
+__all__ = ["FAR_MARGIN_M", "LINE_SEED_AZIMUTHS", "LINE_SEED_LENGTHS", "LINE_SEED_MIN_DEPTH_M",
+           "LINE_SEED_SHIFTS_M", "MAX_DEPTH", "NEAR_FIELD_M", "POS_SIGMA_M", "SHAPE_REL", "LMRun",
+           "best_line", "by_lane", "centre_depth", "centre_point", "design_points", "design_srcs",
+           "dist_to_src", "fit_line_local", "flatten_points", "fold_depths", "fold_src",
+           "index_of", "inside", "local_res", "local_sse", "local_view", "misfit_sigma",
+           "moment_sizes", "near_index", "put_back", "refit_local", "residual", "run_lm",
+           "run_lm_local", "sigma_of", "solve_linear", "src_design"]
+
 #: Horizontal position error (m, 1 sigma) a right model still misfits by: the
 #: rope/GNSS error and wander of a walked lane, a few centimetres.
 POS_SIGMA_M = 0.05
@@ -35,12 +44,12 @@ SHAPE_REL = 0.05
 MAX_DEPTH = 12.0
 
 
-def _design(x: np.ndarray, y: np.ndarray, p: np.ndarray, geom: SensorGeometry) -> np.ndarray:
-    """`_design_srcs` for point sources packed flat as (x, y, depth) triples."""
-    return _design_srcs(x, y, [p[3 * s:3 * s + 3] for s in range(len(p) // 3)], geom)
+def design_points(x: np.ndarray, y: np.ndarray, p: np.ndarray, geom: SensorGeometry) -> np.ndarray:
+    """`design_srcs` for point sources packed flat as (x, y, depth) triples."""
+    return design_srcs(x, y, [p[3 * s:3 * s + 3] for s in range(len(p) // 3)], geom)
 
 
-def _solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
+def solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
     # Normal equations on a handful of unit-scaled columns: ~100x faster than an
     # SVD-based lstsq per call, and column scaling keeps them well conditioned.
     # (Called thousands of times per cluster: plain broadcasting and a strided
@@ -54,7 +63,7 @@ def _solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
     try:
         sol = np.linalg.solve(A, b)
     except np.linalg.LinAlgError as exc:
-        swallowed("fitcore._solve_linear", exc)
+        swallowed("fitcore.solve_linear", exc)
         sol = np.linalg.lstsq(A, b, rcond=None)[0]
     return sol / scale
 
@@ -91,7 +100,7 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
 
     def fun(q: np.ndarray) -> np.ndarray:
         G = build(q)
-        f = G @ _solve_linear(G, v) - v
+        f = G @ solve_linear(G, v) - v
         last["q"], last["G"], last["f"] = q.copy(), G, f
         return f
 
@@ -109,7 +118,7 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
                 q1[i] = q[i] + h[i]
                 G1 = G0.copy()
                 G1[:, c:c + 3] = block(b, q1[cuts[b]:cuts[b + 1]])
-                f1 = G1 @ _solve_linear(G1, v) - v
+                f1 = G1 @ solve_linear(G1, v) - v
                 jt[i] = (f1 - f0) / ((q[i] + h[i]) - q[i])
         return jt.T
 
@@ -119,11 +128,11 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
 
 def residual(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
              geom: SensorGeometry) -> np.ndarray:
-    G = _design(x, y, p, geom)
-    return G @ _solve_linear(G, v) - v
+    G = design_points(x, y, p, geom)
+    return G @ solve_linear(G, v) - v
 
 
-class _Fit:
+class LMRun:
     """The bits of a least-squares run the fitter uses (positions with depth >= 0)."""
 
     __slots__ = ("cost", "status", "x")
@@ -132,21 +141,21 @@ class _Fit:
         self.x, self.cost, self.status = x, cost, status
 
 
-def _fold(p: np.ndarray) -> np.ndarray:
+def fold_depths(p: np.ndarray) -> np.ndarray:
     q = np.array(p, dtype=np.float64)
     q[2::3] = np.abs(q[2::3])
     return q
 
 
-def _run(p0: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
-         geom: SensorGeometry, max_nfev: int = 60) -> _Fit:
+def run_lm(p0: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+         geom: SensorGeometry, max_nfev: int = 60) -> LMRun:
     """Levenberg-Marquardt (MINPACK) on (x, y, depth) per source.
 
     Depth enters as |u| so the problem is unbounded (LM needs that, and it is
     several times faster here than the bounded trust-region solver, whose SVD
     per step dominates); the mirror image above ground is the same fit folded.
     """
-    p0 = _fold(p0)
+    p0 = fold_depths(p0)
     p0[2::3] = np.maximum(p0[2::3], 0.02)
 
     def block(_b: int, s: np.ndarray) -> np.ndarray:
@@ -154,9 +163,9 @@ def _run(p0: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
 
     r = _lm_blocks(p0, np.arange(0, len(p0) + 1, 3), block, None, np.ones((len(x), 1)), v,
                    max_nfev=max_nfev * (len(p0) + 1), xtol=1e-6, ftol=1e-8)
-    q = _fold(r.x)
+    q = fold_depths(r.x)
     q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
-    return _Fit(q, float(r.cost), int(r.status))
+    return LMRun(q, float(r.cost), int(r.status))
 
 
 def _local(x: np.ndarray, y: np.ndarray, v: np.ndarray, cx: float, cy: float,
@@ -167,8 +176,8 @@ def _local(x: np.ndarray, y: np.ndarray, v: np.ndarray, cx: float, cy: float,
     return x, y, v
 
 
-def _run_local(p: np.ndarray, free: list[int], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-               geom: SensorGeometry, center: tuple[float, float], radius: float) -> _Fit:
+def run_lm_local(p: np.ndarray, free: list[int], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+               geom: SensorGeometry, center: tuple[float, float], radius: float) -> LMRun:
     """Move only the ``free`` sources, on the data within ``radius`` of ``center``.
 
     The other sources keep their positions (their moments are still re-solved),
@@ -186,28 +195,28 @@ def _run_local(p: np.ndarray, free: list[int], x: np.ndarray, y: np.ndarray, v: 
     def block(_b: int, s: np.ndarray) -> np.ndarray:
         return design_matrix(x, y, s[0], s[1], abs(s[2]), geom)
 
-    s0 = _fold(np.concatenate([p[3 * i:3 * i + 3] for i in free]))
+    s0 = fold_depths(np.concatenate([p[3 * i:3 * i + 3] for i in free]))
     s0[2::3] = np.maximum(s0[2::3], 0.02)
     r = _lm_blocks(s0, np.arange(0, len(s0) + 1, 3), block, B, None, v,
                    max_nfev=60 * (len(s0) + 1), xtol=1e-6, ftol=1e-8)
     q = np.array(p, dtype=np.float64)
-    sol = _fold(r.x)
+    sol = fold_depths(r.x)
     for j, i in enumerate(free):
         q[3 * i:3 * i + 3] = sol[3 * j:3 * j + 3]
     q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
-    return _Fit(q, float(r.cost), int(r.status))
+    return LMRun(q, float(r.cost), int(r.status))
 
 
-def _src_design(x: np.ndarray, y: np.ndarray, s: np.ndarray, geom: SensorGeometry) -> np.ndarray:
+def src_design(x: np.ndarray, y: np.ndarray, s: np.ndarray, geom: SensorGeometry) -> np.ndarray:
     """Columns (n, 3) of one source: a point (x, y, depth) or a line (two end points)."""
     if len(s) == 3:
         return design_matrix(x, y, s[0], s[1], s[2], geom)
     return line_design(x, y, s, geom)
 
 
-def _design_srcs(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray],
+def design_srcs(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray],
                  geom: SensorGeometry) -> np.ndarray:
-    cols = [_src_design(x, y, s, geom) for s in srcs]
+    cols = [src_design(x, y, s, geom) for s in srcs]
     cols.append(np.ones((len(x), 1)))
     return np.hstack(cols)
 
@@ -221,30 +230,26 @@ def _design_srcs(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray],
 FAR_MARGIN_M = 2.5
 
 
-def _bic_gain(rss_old: float, rss_new: float, n: int, k: int = 7) -> float:
-    """BIC gain of a model with ``k`` more parameters (a point source: 3
-    position + 3 moment + 1 for the offset it shares) on ``n`` samples."""
-    return n * math.log(max(rss_old, 1e-12) / max(rss_new, 1e-12)) - k * math.log(n)
 
 
-def _near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
+def near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
     """Indices of the sources (points, or lines anywhere along them) within
     ``reach`` of (cx, cy)."""
-    return [i for i, s in enumerate(srcs) if _dist_to_src(s, cx, cy) <= reach]
+    return [i for i, s in enumerate(srcs) if dist_to_src(s, cx, cy) <= reach]
 
 
-def _local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                 geom: SensorGeometry, cx: float, cy: float, radius: float,
                 margin: float = FAR_MARGIN_M
                 ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The near sources' indices, the window's data with the far sources'
     fields (at their whole-window moments) taken out, and its samples within
     ``radius`` of (cx, cy) (`_local`)."""
-    near = _near_index(srcs, cx, cy, radius + margin)
+    near = near_index(srcs, cx, cy, radius + margin)
     vw = v
     if len(near) < len(srcs):
-        G = _design_srcs(x, y, srcs, geom)
-        lin = _solve_linear(G, v)
+        G = design_srcs(x, y, srcs, geom)
+        lin = solve_linear(G, v)
         cols = np.concatenate([np.arange(3 * i, 3 * i + 3)
                                for i in range(len(srcs)) if i not in near])
         vw = v - G[:, cols] @ lin[cols]
@@ -252,7 +257,7 @@ def _local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
     return near, vw, lx, ly, lv
 
 
-def _put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) -> list[np.ndarray]:
+def put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) -> list[np.ndarray]:
     """``srcs`` with its near sources replaced by ``sub`` (the near ones in
     order, then any new ones, which go last)."""
     out = list(srcs)
@@ -261,96 +266,56 @@ def _put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) ->
     return [*out, *sub[len(near):]]
 
 
-def _flat(srcs: list[np.ndarray]) -> np.ndarray:
+def flatten_points(srcs: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(srcs) if srcs else np.empty(0)
 
 
-def _pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
-                     ratio: float) -> bool:
-    """Sources far enough apart; close pairs only if one is weaker and shallower.
-
-    A single dipole cannot fit an elongated body (a bomb lying 1.8 m long near
-    the surface): the misfit looks like a second source half a body-length away
-    at about the same depth. Scrap beside a bomb is far weaker than the bomb and
-    resolvable only when its anomaly is sharper, i.e. shallower. So within
-    ``max(close_m, 0.8 m + depth of the stronger)`` a pair is kept only when the
-    weaker has at most ``ratio`` of the stronger's moment and lies at less than
-    half the stronger's depth (and at least 0.2 m shallower).
-    """
-    k = len(p) // 3
-    mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(k)]
-    for a in range(k):
-        for b in range(a + 1, k):
-            sep = math.hypot(p[3 * a] - p[3 * b], p[3 * a + 1] - p[3 * b + 1])
-            if sep < min_sep:
-                return False
-            strong, weak = (a, b) if mags[a] >= mags[b] else (b, a)
-            ds, dw = p[3 * strong + 2], p[3 * weak + 2]
-            if sep < max(close_m, 0.8 + ds) and (
-                    mags[weak] > ratio * mags[strong] or dw > min(ds - 0.2, 0.5 * ds)):
-                return False
-    return True
 
 
-def _local_res(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
+def local_res(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
                geom: SensorGeometry, w: np.ndarray | None = None) -> np.ndarray:
     """Residual of the best moments (weighted by ``w`` = 1/sigma if given)."""
-    G = _design_srcs(lx, ly, srcs, geom)
+    G = design_srcs(lx, ly, srcs, geom)
     if w is not None:
         G, lv = G * w[:, None], lv * w
-    return G @ _solve_linear(G, lv) - lv
+    return G @ solve_linear(G, lv) - lv
 
 
-def _local_sse(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
+def local_sse(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
                geom: SensorGeometry) -> float:
-    r = _local_res(srcs, lx, ly, lv, geom)
+    r = local_res(srcs, lx, ly, lv, geom)
     return float(r @ r)
 
 
-def _chi2_drop(r_before: np.ndarray, r_after: np.ndarray, sig2: np.ndarray | float,
-               robust: bool, c: float = 2.0) -> float:
-    """Drop of the (weighted) misfit from ``r_before`` to ``r_after``.
-
-    Robust (magnetic ground): Huber's loss, quadratic to ``c`` sigma and linear
-    beyond, so a few soil grains under the sensor cannot buy a model change.
-    """
-    def loss(r: np.ndarray) -> float:
-        u2 = r * r / sig2
-        if not robust:
-            return float(np.sum(u2))
-        u = np.sqrt(u2)
-        return float(np.sum(np.where(u <= c, u2, 2 * c * u - c * c)))
-
-    return loss(r_before) - loss(r_after)
 
 
-def _misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                   geom: SensorGeometry, noise: float, pos_sigma: float,
                   shape_rel: float = SHAPE_REL) -> np.ndarray:
     """Per-sample sigma of what a right model still misfits: sensor noise,
     ``pos_sigma`` of horizontal position error times the model's slope there,
     and ``shape_rel`` of the model itself (a real body is no uniform line)."""
-    G = _design_srcs(x, y, srcs, geom)
-    lin = _solve_linear(G, v)
+    G = design_srcs(x, y, srcs, geom)
+    lin = solve_linear(G, v)
     d = 0.02
-    fx = (_design_srcs(x + d, y, srcs, geom) - _design_srcs(x - d, y, srcs, geom)) @ lin
-    fy = (_design_srcs(x, y + d, srcs, geom) - _design_srcs(x, y - d, srcs, geom)) @ lin
+    fx = (design_srcs(x + d, y, srcs, geom) - design_srcs(x - d, y, srcs, geom)) @ lin
+    fy = (design_srcs(x, y + d, srcs, geom) - design_srcs(x, y - d, srcs, geom)) @ lin
     slope2 = (fx * fx + fy * fy) / (4 * d * d)
-    return _sigma_of(G @ lin - lin[-1], slope2, noise, pos_sigma, shape_rel)
+    return sigma_of(G @ lin - lin[-1], slope2, noise, pos_sigma, shape_rel)
 
 
-def _sigma_of(f: np.ndarray, slope2: np.ndarray, noise: float, pos_sigma: float,
+def sigma_of(f: np.ndarray, slope2: np.ndarray, noise: float, pos_sigma: float,
               shape_rel: float = SHAPE_REL) -> np.ndarray:
-    """`_misfit_sigma` for a model field ``f`` whose squared horizontal slope
+    """`misfit_sigma` for a model field ``f`` whose squared horizontal slope
     is ``slope2`` (for moments solved elsewhere)."""
     return np.sqrt(noise * noise + pos_sigma * pos_sigma * slope2 + (shape_rel * f) ** 2)
 
 
-def _fold_src(q: np.ndarray) -> np.ndarray:
-    return _fold(q) if len(q) == 3 else fold_ends(q)
+def fold_src(q: np.ndarray) -> np.ndarray:
+    return fold_depths(q) if len(q) == 3 else fold_ends(q)
 
 
-def _by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
+def by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
     """``M``'s columns minus their mean on each lane: fitting these is fitting
     ``M`` with a free offset per lane (the offsets projected out)."""
     _, inv = np.unique(lanes, return_inverse=True)
@@ -361,21 +326,21 @@ def _by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
+def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
                  lv: np.ndarray, geom: SensorGeometry, max_nfev: int = 40,
                  w: np.ndarray | None = None,
                  lanes: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
     """Move the ``free`` sources (points or lines) on local data, the others held
     (all moments re-solved). Returns the new source list and its residual SSE
     (weighted by ``w`` = 1/sigma per sample if given). With ``lanes``, each
-    lane's offset is free instead of one common offset (`_by_lane`)."""
-    base = [_src_design(lx, ly, s, geom) for j, s in enumerate(srcs) if j not in free]
+    lane's offset is free instead of one common offset (`by_lane`)."""
+    base = [src_design(lx, ly, s, geom) for j, s in enumerate(srcs) if j not in free]
     if lanes is None:
         base.append(np.ones((len(lx), 1)))
     B = np.hstack(base) if base else np.empty((len(lx), 0))
     if lanes is not None:
-        B = _by_lane(B, lanes)
-        lv = _by_lane(lv[:, None], lanes)[:, 0]
+        B = by_lane(B, lanes)
+        lv = by_lane(lv[:, None], lanes)[:, 0]
     sizes = [len(srcs[i]) for i in free]
     cuts = np.cumsum([0, *sizes])
     if w is not None:
@@ -383,17 +348,17 @@ def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np
         lv = lv * w
 
     def split(q: np.ndarray) -> list[np.ndarray]:
-        return [_fold_src(q[cuts[k]:cuts[k + 1]]) for k in range(len(free))]
+        return [fold_src(q[cuts[k]:cuts[k + 1]]) for k in range(len(free))]
 
     def block(_b: int, s: np.ndarray) -> np.ndarray:
-        c = _src_design(lx, ly, _fold_src(s), geom)
+        c = src_design(lx, ly, fold_src(s), geom)
         if lanes is not None:
-            c = _by_lane(c, lanes)
+            c = by_lane(c, lanes)
         if w is not None:
             c = c * w[:, None]
         return c
 
-    q0 = np.concatenate([_fold_src(srcs[i]) for i in free])
+    q0 = np.concatenate([fold_src(srcs[i]) for i in free])
     r = _lm_blocks(q0, cuts, block, B, None, lv,
                    max_nfev=max_nfev * (len(q0) + 1), xtol=1e-5, ftol=1e-7)
     out = list(srcs)
@@ -404,15 +369,15 @@ def _refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np
     return out, 2.0 * float(r.cost)
 
 
-def _fit_line_local(srcs: list[np.ndarray], i: int, ends0: np.ndarray, lx: np.ndarray,
+def fit_line_local(srcs: list[np.ndarray], i: int, ends0: np.ndarray, lx: np.ndarray,
                     ly: np.ndarray, lv: np.ndarray,
                     geom: SensorGeometry) -> tuple[np.ndarray, float]:
     """Source ``i`` as a line from ``ends0``, the others held (moments re-solved)."""
-    out, sse = _refit_local([*srcs[:i], ends0, *srcs[i + 1:]], [i], lx, ly, lv, geom)
+    out, sse = refit_local([*srcs[:i], ends0, *srcs[i + 1:]], [i], lx, ly, lv, geom)
     return out[i], sse
 
 
-def _index(srcs: list[np.ndarray], s: np.ndarray) -> int:
+def index_of(srcs: list[np.ndarray], s: np.ndarray) -> int:
     return next(k for k, t in enumerate(srcs) if t is s)
 
 
@@ -433,7 +398,7 @@ LINE_SEED_SHIFTS_M = (-0.5, 0.0, 0.5)
 NEAR_FIELD_M = 1.0
 
 
-def _best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly: np.ndarray,
+def best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly: np.ndarray,
                lv: np.ndarray, geom: SensorGeometry, shallow: bool = False) -> np.ndarray | None:
     """Source ``i`` (a point) refitted as a line, the others held: seeds on a
     few axes and lengths (and centres, for a point in the near field) screened
@@ -452,22 +417,22 @@ def _best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly:
             ux, uy = math.sin(math.radians(az)), math.cos(math.radians(az))
             seeds += [ends_from((cx + k * ux, cy + k * uy, d0), length, az)
                       for length in LINE_SEED_LENGTHS for k in shifts]
-        scored = sorted(((_local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
+        scored = sorted(((local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
                          for k, e in enumerate(seeds)), key=lambda t: t[0])
         starts += [seeds[k] for _sse0, k in scored[:2]]
     best: tuple[float, np.ndarray] | None = None
     for start in starts:
         try:
-            e, sse = _fit_line_local(srcs, i, start, lx, ly, lv, geom)
+            e, sse = fit_line_local(srcs, i, start, lx, ly, lv, geom)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("fitcore._best_line", exc)
+            swallowed("fitcore.best_line", exc)
             continue
         if np.all(np.isfinite(e)) and (best is None or sse < best[0]):
             best = (sse, e)
     return None if best is None else best[1]
 
 
-def _dist_to_src(s: np.ndarray, px: float, py: float) -> float:
+def dist_to_src(s: np.ndarray, px: float, py: float) -> float:
     """Horizontal distance from (px, py) to a point source or to a line's
     horizontal projection."""
     if len(s) == 3:
@@ -479,7 +444,7 @@ def _dist_to_src(s: np.ndarray, px: float, py: float) -> float:
     return math.hypot(ax + t * dx - px, ay + t * dy - py)
 
 
-def _inside(p: np.ndarray, footprint: tuple[float, float, float, float] | None) -> bool:
+def inside(p: np.ndarray, footprint: tuple[float, float, float, float] | None) -> bool:
     """Every source within the footprint and above the depth bound."""
     if footprint is None:
         return False
@@ -491,19 +456,19 @@ def _inside(p: np.ndarray, footprint: tuple[float, float, float, float] | None) 
     return True
 
 
-def _moment_sizes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+def moment_sizes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                   geom: SensorGeometry) -> list[float]:
     """|moment| of each source (points or lines), solved jointly on the window."""
-    lin = _solve_linear(_design_srcs(x, y, srcs, geom), v)
+    lin = solve_linear(design_srcs(x, y, srcs, geom), v)
     return [float(np.linalg.norm(lin[3 * k:3 * k + 3])) for k in range(len(srcs))]
 
 
-def _centre_point(s: np.ndarray) -> np.ndarray:
+def centre_point(s: np.ndarray) -> np.ndarray:
     """A point source, or a line's centre, as (x, y, depth)."""
-    return np.array(_centre_depth(s)) if len(s) != 3 else np.asarray(s)
+    return np.array(centre_depth(s)) if len(s) != 3 else np.asarray(s)
 
 
-def _centre_depth(s: np.ndarray) -> tuple[float, float, float]:
+def centre_depth(s: np.ndarray) -> tuple[float, float, float]:
     """(x, y, depth) of a point source, or of a line's centre."""
     if len(s) == 3:
         return float(s[0]), float(s[1]), float(s[2])

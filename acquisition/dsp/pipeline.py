@@ -27,10 +27,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from acquisition.dsp.acceptance import chi2_drop, pays, penalised
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
-from acquisition.dsp.fitcore import POS_SIGMA_M, _chi2_drop, _sigma_of
+from acquisition.dsp.fitconfig import FitConfig
+from acquisition.dsp.fitcore import POS_SIGMA_M, sigma_of
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -105,7 +107,7 @@ class LaneConfig:
     locator: str = "dipole"
     min_fit_samples: int = 12
     #: Signals made of at least this many lane segments (broad clusters) get
-    #: the search for weak sources on the fit residual (`fit_sources` step 3).
+    #: the search for weak sources on the fit residual (the fit stage `residual_search`).
     residual_search_segments: int = 6
     #: A closed signal waits while an open one lies within this distance (m).
     interact_m: float = 2.0
@@ -119,6 +121,11 @@ class LaneConfig:
     turn_tol_m: float = 0.3
     #: Refit strong sources as line sources (elongated bodies) where that pays.
     line_sources: bool = True
+    #: Constants and stage switches of the source fit (`FitConfig`); the
+    #: settings above that are also fit settings (``max_sources``,
+    #: ``min_fit_samples``, ``line_sources``, ...) and the per-window calls
+    #: (broad cluster, magnetic ground) override it.
+    fit: FitConfig = field(default_factory=FitConfig)
     #: On magnetic ground with no soil calibration: raise the threshold to the
     #: level soil peaks exceed at this rate (per 1000 m^2), extrapolated from
     #: the survey's own peak statistics (`clutter_threshold`); not every soil
@@ -621,7 +628,7 @@ class LanePipeline:
         them separately). On the benchmark's uncalibrated laterite none of
         them was a buried object (`docs/dsp.md`, "One survey, one threshold").
         An aircraft-bomb-sized fit (`fit.BOMB_MOMENT`) stays a target whatever
-        its field, as in `fit._drop_subthreshold`: a 9 A m2 bomb 3.6 m under
+        its field, as in `droprules.drop_subthreshold`: a 9 A m2 bomb 3.6 m under
         magnetic ground gives 9.0 nT, and is worth the dig against a
         9.08 nT threshold.
         """
@@ -914,7 +921,7 @@ class LanePipeline:
         """Per-sample sigma of what the sources `_minus_fitted` always takes
         out of the window at (x, y) may misfit there: the noise, `POS_SIGMA_M`
         of position error on their field's slope, and `fitcore.SHAPE_REL` of that
-        field (`fitcore._sigma_of`: `_misfit_sigma` for moments already solved). None if
+        field (`fitcore.sigma_of`: `misfit_sigma` for moments already solved). None if
         no fitted source is that near."""
         if not self._fitted.shape[0]:
             return None
@@ -930,7 +937,7 @@ class LanePipeline:
         fx = (field(x + d, y) - field(x - d, y)) / (2 * d)
         fy = (field(x, y + d) - field(x, y - d)) / (2 * d)
         noise = self.noise_nT if math.isfinite(self.noise_nT) else 1.0
-        return _sigma_of(field(x, y), fx * fx + fy * fy, noise, POS_SIGMA_M)
+        return sigma_of(field(x, y), fx * fx + fy * fy, noise, POS_SIGMA_M)
 
     def _pay_beside_fitted(self, fits: list[FitResult], x: np.ndarray, y: np.ndarray,
                            v: np.ndarray) -> list[FitResult]:
@@ -964,8 +971,8 @@ class LanePipeline:
             r_with = res[loc] - float(np.mean(res[loc]))
             r_without = res[loc] + pf[loc]
             r_without -= float(np.mean(r_without))
-            gain = _chi2_drop(r_without, r_with, sig[loc] ** 2, robust) - 6 * math.log(n_l)
-            if gain <= BESIDE_FITTED_GAIN:
+            gain = penalised(chi2_drop(r_without, r_with, sig[loc] ** 2, robust), n_l, 6)
+            if not pays(gain, BESIDE_FITTED_GAIN):
                 drop.add(id(f))
         return [f for f in fits if id(f) not in drop]
 
@@ -1016,13 +1023,13 @@ class LanePipeline:
                 # several bombs) may hold more objects than the default allows.
                 footprint=footprint,
                 max_sources=max(cfg.max_sources, len(grp.segs) // 2),
-                max_hints=max(12, len(grp.segs)),
+                max_hints=max(cfg.fit.max_hints, len(grp.segs)),
                 hints=[(s.x, s.y) for s in sorted(grp.segs, key=lambda s: -abs(s.amplitude))],
                 min_samples=cfg.min_fit_samples, robust=self._soil_like(),
                 survey_sigma=SurveySigma(cfg.position_sigma_m, cfg.height_sigma_m,
                                          cfg.depth_rel_sigma),
-                max_residual_rounds=3 if broad else 0, joint=broad,
-                elongate=cfg.line_sources,
+                max_residual_rounds=cfg.fit.max_residual_rounds if broad else 0, joint=broad,
+                elongate=cfg.line_sources, config=cfg.fit,
                 thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
         if not fits:  # only for an empty window; still report the signal
             fits = [FitResult(x=peak.x, y=peak.y, depth=0.5, moment=(0.0, 0.0, 0.0), quality=0.05,

@@ -1,0 +1,388 @@
+"""The lane fit as an ordered list of named stages, and the driver that runs them.
+
+`fit.fit_sources` builds a `FitState` and hands it to `run_stages` with
+`STAGES`. Each stage is one function of the state; each optional stage has a
+switch in `FitConfig` of the same name, so that switching it off leaves every
+stage before it as it was. The driver records what each stage had and left
+(`FitTrace`). Whether one more (or one fewer) source pays is asked of one
+criterion (`acquisition.dsp.acceptance`); the drop rules are named, and
+every source one drops is in the trace with the rule's name. The stages and
+their switches: `docs/dsp.md`, "Stages of the fit".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from acquisition.dsp.addsources import (
+    grid_seed,
+    misfit_level,
+    model,
+    new_source_seed,
+    residual_peaks,
+    search_near_strong,
+    try_add,
+    try_ring,
+)
+from acquisition.dsp.broadfit import (
+    add_isolated,
+    drop_level_explained,
+    joint_refit,
+    recentre_isolated,
+    relevel,
+    split_deep,
+)
+from acquisition.dsp.droprules import drop_body_lobes, drop_subthreshold, drop_tails
+from acquisition.dsp.elongate import elongate_sources, replace_beside_lines
+from acquisition.dsp.fitcore import centre_point, design_points, inside, run_lm, solve_linear
+from acquisition.dsp.fitresult import cheap_result, report_sources
+from acquisition.dsp.fitstate import FitState, FitTrace
+from acquisition.dsp.refine import polish_weak, robust_refine
+from acquisition.numfail import swallowed
+
+__all__ = ["STAGES", "Stage", "run_stages"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A named step of the fit; ``switch``: its `FitConfig` field, None if it
+    always runs."""
+
+    name: str
+    run: Callable[[FitState], None]
+    switch: str | None = None
+
+
+def _cheap(st: FitState, flags: tuple[str, ...]) -> None:
+    cx, cy, cd = st.cheap
+    st.result = [cheap_result(st.x, st.y, st.v, st.geom, cx, cy, cd, flags)]
+
+
+def single_fit(st: FitState) -> None:
+    """One point source from the best of a few grid starts; the cheap
+    estimate (and the end) if the window is too small or the fit fails or
+    leaves the footprint."""
+    x, y, v, geom = st.x, st.y, st.v, st.geom
+    cx, cy, _cd = st.cheap
+    if st.n < st.config.min_samples:
+        _cheap(st, ("few_samples", "cheap_estimate"))
+        return
+    best = None
+    try:
+        seeds = grid_seed(x, y, v, geom, np.empty(0), cx, cy, keep=2)
+        for sd in seeds:
+            r = run_lm(sd, x, y, v, geom)
+            if np.isfinite(r.cost) and (best is None or r.cost < best.cost):
+                best = r
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        swallowed("fit.fit_sources", exc)
+        best = None
+    if best is None or not inside(best.x, st.footprint):
+        _cheap(st, ("no_converge", "cheap_estimate"))
+        return
+    st.set_points(best.x)
+    st.converged = bool(best.status > 0)
+
+
+def add_sources(st: FitState) -> None:
+    """Greedy on the residual's largest unexplained signal: seed one more
+    source there, refit it with its neighbours, keep it if it pays."""
+    x, y = st.x, st.y
+    p = st.points()
+    blocked = np.zeros(st.n, dtype=bool)
+    refusals = 0
+    while st.room(p) and refusals < st.config.max_refusals:
+        pred = model(st, p)
+        seed = new_source_seed(x, y, st.v - pred, misfit_level(st, p), st.thr,
+                               st.config.rel_misfit, blocked)
+        if seed is None:
+            break
+        sx, sy, jx, jy = seed
+        cand = try_add(st, p, pred, sx, sy)
+        if cand is None:
+            # Misfit or a neighbour's field there: look elsewhere, a few times.
+            blocked |= (np.hypot(x - sx, y - sy) < 1.5) | (np.hypot(x - jx, y - jy) < 1.5)
+            refusals += 1
+            continue
+        p, st.converged = cand.x, st.converged and bool(cand.status > 0)
+        refusals = 0
+    st.set_points(p)
+
+
+def joint_refit_stage(st: FitState) -> None:
+    """Joint windows: every source moved at once on re-levelled lanes
+    (`broadfit.joint_refit`)."""
+    cfg = st.config
+    if not cfg.joint:
+        return
+    assert st.footprint is not None  # a fit that got here is inside one
+    p, st.v = joint_refit(st.points(), st.x, st.y, st.v, st.geom, st.lanes, st.thr,
+                          (cfg.min_sep_m, cfg.close_m, cfg.pair_ratio), st.footprint,
+                          plausible=cfg.pairs_plausible, dropped=st.dropped)
+    st.set_points(p)
+
+
+def hint_sources(st: FitState) -> None:
+    """Every detected lane peak no source accounts for yet gets its try: in a
+    wide cluster the greedy pass can run out of tries near a strong,
+    elongated source before it reaches a weak signal at the far end."""
+    cfg = st.config
+    x, y = st.x, st.y
+    p = st.points()
+    tries = 0
+    for hx, hy in st.hints:
+        if not st.room(p) or tries >= cfg.max_hints:
+            break
+        k = len(p) // 3
+        if min(math.hypot(hx - p[3 * i], hy - p[3 * i + 1])
+               for i in range(k)) < cfg.hint_clear_m:
+            continue
+        pred = model(st, p)
+        near = np.hypot(x - hx, y - hy) < 1.0
+        if not near.any():
+            continue
+        peak_res = float(np.max(np.abs((st.v - pred)[near])))
+        if peak_res < max(st.thr, cfg.rel_misfit * float(np.max(misfit_level(st, p)[near]))):
+            continue
+        a = np.abs((st.v - pred)[near])
+        w = a * a
+        sx = float(np.sum(w * x[near]) / np.sum(w))
+        sy = float(np.sum(w * y[near]) / np.sum(w))
+        tries += 1
+        cand = try_add(st, p, pred, sx, sy)
+        if cand is not None:
+            p, st.converged = cand.x, st.converged and bool(cand.status > 0)
+    st.set_points(p)
+
+
+def ring_search(st: FitState) -> None:
+    """A weak object about a metre from a small body (a bomblet beside a
+    mortar or projectile) hides in the body's single-dipole fit: the residual
+    stays under the threshold and its lane peak merges with the body's.
+    Beside each such source one more source is tried from a ring of shallow
+    starts (`addsources.try_ring`)."""
+    p = st.points()
+    G_p = lin_p = None
+    for i in range(len(p) // 3):
+        if not st.room(p):
+            break
+        if G_p is None or lin_p is None:  # once per model, not once per source tried
+            G_p = design_points(st.x, st.y, p, st.geom)
+            lin_p = solve_linear(G_p, st.v)
+        cand = try_ring(st, p, i, G_p, lin_p)
+        if cand is not None:
+            p, st.converged = cand.x, st.converged and bool(cand.status > 0)
+            G_p = lin_p = None
+    st.set_points(p)
+
+
+def relevel_stage(st: FitState) -> None:
+    """A broad anomaly covering most of a lane biases that lane's level
+    (total field, big shallow bombs): each lane of the window is re-levelled
+    on the residual of the sources found so far, before the search for
+    weak signals whose size is that of the bias."""
+    p = st.points()
+    if st.lanes is not None and len(p) > 3:
+        st.v = relevel(st.v, st.v - model(st, p), np.asarray(st.lanes), st.thr)
+
+
+def residual_search(st: FitState) -> None:
+    """Detection on the residual: with the fitted sources subtracted, every
+    remaining local maximum over the threshold (and over the misfit level)
+    is a signal the detector would have found on its own, had a big
+    neighbour's anomaly not swallowed it into one wide segment. Rounds
+    repeat while there are untried maxima (`FitConfig.max_residual_rounds`;
+    the pipeline asks for them only in broad clusters)."""
+    cfg = st.config
+    x, y = st.x, st.y
+    p = st.points()
+    tried: list[tuple[float, float]] = []
+    for _round in range(cfg.max_residual_rounds):
+        if not st.room(p):
+            break
+        picks = residual_peaks(x, y, st.v - model(st, p), misfit_level(st, p), st.thr,
+                               cfg.rel_misfit, p, budget=cfg.residual_budget, tried=tried,
+                               field=misfit_level(st, p, falloff=False))
+        for sx, sy in picks:
+            if not st.room(p):
+                break
+            k = len(p) // 3
+            # Skipped or tried, it is not picked again: a pick's weighted
+            # centre can sit closer to a source than its peak sample, and,
+            # skipped every round, it came back every round and took a place
+            # of the round's budget.
+            tried.append((sx, sy))
+            if min(math.hypot(sx - p[3 * i], sy - p[3 * i + 1]) for i in range(k)) < 1.0:
+                continue
+            cand = try_add(st, p, model(st, p), sx, sy)
+            if cand is not None:
+                p, st.converged = cand.x, st.converged and bool(cand.status > 0)
+        if not picks:
+            break
+    st.set_points(p)
+
+
+def recentre_isolated_stage(st: FitState) -> None:
+    """Joint windows: each source with no neighbour refitted on a window
+    centred on itself (`broadfit.recentre_isolated`)."""
+    p = st.points()
+    if st.config.joint and len(p) > 3:
+        st.set_points(recentre_isolated(p, st.x, st.y, st.v, st.geom))
+
+
+def polish_weak_stage(st: FitState) -> None:
+    """Weak sources beside stronger ones re-placed on their own near data
+    (`refine.polish_weak`)."""
+    p = st.points()
+    if len(p) > 3:
+        st.set_points(polish_weak(p, st.x, st.y, st.v, st.geom))
+
+
+def robust_refine_stage(st: FitState) -> None:
+    """Magnetic ground: a Huber-reweighted refit (`refine.robust_refine`)."""
+    if st.config.robust:
+        st.set_points(robust_refine(st.points(), st.x, st.y, st.v, st.geom, st.noise))
+
+
+def _before_lines(st: FitState) -> None:
+    if st.before_lines is None:
+        st.before_lines = st.srcs
+
+
+def elongate_stage(st: FitState) -> None:
+    """Strong points refitted as line sources where that pays
+    (`elongate.elongate_sources`, with `judge_weak`)."""
+    cfg = st.config
+    _before_lines(st)
+    st.srcs = elongate_sources(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.thr,
+                               cfg.bic_gain, robust=cfg.robust, pos_sigma=cfg.pos_sigma_m,
+                               rejudge=cfg.judge_weak, dropped=st.dropped)
+
+
+def replace_beside_lines_stage(st: FitState) -> None:
+    """Joint windows: points a new line's misfit had pulled, re-placed."""
+    _before_lines(st)
+    if st.config.joint:
+        assert st.before_lines is not None
+        st.srcs = replace_beside_lines(st.srcs, st.before_lines, st.x, st.y, st.v, st.geom,
+                                       st.noise, st.config.bic_gain)
+
+
+def split_deep_stage(st: FitState) -> None:
+    """Joint windows: deep sources fitted as one, split in two where that pays."""
+    cfg = st.config
+    if cfg.joint:
+        assert st.footprint is not None
+        st.srcs = split_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
+                             st.footprint, lanes=st.lanes, min_depth=cfg.split_min_depth,
+                             pos_sigma=cfg.pos_sigma_m, robust=cfg.robust)
+
+
+def search_near_strong_stage(st: FitState) -> None:
+    """Weak shallow objects within 2 m of strong ones (`addsources.search_near_strong`)."""
+    cfg = st.config
+    if len(st.srcs) < cfg.max_sources:
+        st.srcs = search_near_strong(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.thr,
+                                     cfg.bic_gain, pos_sigma=cfg.pos_sigma_m,
+                                     robust=cfg.robust)
+
+
+def drop_tails_stage(st: FitState) -> None:
+    cfg = st.config
+    st.srcs = drop_tails(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
+                         pos_sigma=cfg.pos_sigma_m, robust=cfg.robust, ratio=cfg.tails_ratio,
+                         dropped=st.dropped)
+
+
+def drop_body_lobes_stage(st: FitState) -> None:
+    cfg = st.config
+    st.srcs = drop_body_lobes(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
+                              pos_sigma=cfg.pos_sigma_m, robust=cfg.robust,
+                              ratio=cfg.body_lobes_ratio, dropped=st.dropped)
+
+
+def drop_outside_footprint(st: FitState) -> None:
+    """A joint refit of a survey-wide window can walk a source out of the
+    signal's footprint or down to the depth bound, where it models a regional
+    level, not an object: it is no target. None left: the cheap estimate."""
+    kept = [s for s in st.srcs if inside(centre_point(s), st.footprint)]
+    st.dropped += [(s.copy(), "drop_outside_footprint") for s in st.srcs
+                   if not any(s is t for t in kept)]
+    st.srcs = kept
+    if not kept:
+        _cheap(st, ("no_converge", "cheap_estimate"))
+
+
+def drop_level_explained_stage(st: FitState) -> None:
+    cfg = st.config
+    if cfg.joint and st.lanes is not None and len(st.srcs) > 1:
+        st.srcs = drop_level_explained(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.lanes,
+                                       cfg.bic_gain, pos_sigma=cfg.pos_sigma_m,
+                                       min_depth=cfg.level_min_depth,
+                                       shallow_max=cfg.level_shallow_max, robust=cfg.robust,
+                                       second_judge=cfg.neighbours_refit_gain,
+                                       dropped=st.dropped)
+
+
+def add_isolated_stage(st: FitState) -> None:
+    cfg = st.config
+    if cfg.joint and st.lanes is not None:
+        assert st.footprint is not None
+        st.srcs = add_isolated(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.thr,
+                               cfg.bic_gain, np.asarray(st.lanes), st.footprint)
+
+
+def drop_subthreshold_stage(st: FitState) -> None:
+    st.srcs = drop_subthreshold(st.srcs, st.x, st.y, st.v, st.geom, st.thr, dropped=st.dropped)
+
+
+def finish(st: FitState) -> None:
+    """Moments, 1-sigma uncertainties and quality of the sources (`fitresult`)."""
+    st.result = report_sources(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.converged,
+                               st.config.edge_margin, st.survey_sigma)
+
+
+#: The fit, in order. Names are the trace's; switches the `FitConfig` fields.
+STAGES: tuple[Stage, ...] = (
+    Stage("single_fit", single_fit),
+    Stage("add_sources", add_sources, "add_sources"),
+    Stage("joint_refit", joint_refit_stage, "joint_refit"),
+    Stage("hint_sources", hint_sources, "hint_sources"),
+    Stage("ring_search", ring_search, "ring_search"),
+    Stage("relevel", relevel_stage, "relevel"),
+    Stage("residual_search", residual_search, "residual_search"),
+    Stage("recentre_isolated", recentre_isolated_stage, "recentre_isolated"),
+    Stage("polish_weak", polish_weak_stage, "polish_weak"),
+    Stage("robust_refine", robust_refine_stage, "robust_refine"),
+    Stage("elongate_sources", elongate_stage, "elongate_sources"),
+    Stage("replace_beside_lines", replace_beside_lines_stage, "replace_beside_lines"),
+    Stage("split_deep", split_deep_stage, "split_deep"),
+    Stage("search_near_strong", search_near_strong_stage, "search_near_strong"),
+    Stage("drop_tails", drop_tails_stage, "drop_tails"),
+    Stage("drop_body_lobes", drop_body_lobes_stage, "drop_body_lobes"),
+    Stage("drop_outside_footprint", drop_outside_footprint, "drop_outside_footprint"),
+    Stage("drop_level_explained", drop_level_explained_stage, "drop_level_explained"),
+    Stage("add_isolated", add_isolated_stage, "add_isolated"),
+    Stage("drop_subthreshold", drop_subthreshold_stage, "drop_subthreshold"),
+    Stage("finish", finish),
+)
+
+
+def run_stages(st: FitState, stages: tuple[Stage, ...] = STAGES,
+               trace: FitTrace | None = None) -> None:
+    """Run ``stages`` in order on ``st`` until one sets the result; a stage
+    whose switch is off is recorded as not run, its sources passed on."""
+    for stage in stages:
+        before = list(st.srcs)
+        on = stage.switch is None or bool(getattr(st.config, stage.switch))
+        st.dropped = []
+        if on:
+            stage.run(st)
+        if trace is not None:
+            trace.record(stage.name, on, before, st)
+        if st.result is not None:
+            return
