@@ -14,6 +14,8 @@ was lost:
 - ``no_segment``: no lane segment within `NEAR_M` of it (with the largest
   levelled reading on its nearest lane against the threshold: detection or
   levelling lost it);
+- ``wide_segment/<cause>``: no segment peak near it, but a segment of a
+  neighbour's spans it (one wide anomaly); then the cause below;
 - ``explained``: its signal was detected, but the group was judged the tail
   of earlier fits (`LanePipeline._explained`) or all its fits only paid for
   earlier fits' misfit (`LanePipeline._pay_beside_fitted`);
@@ -74,7 +76,9 @@ FIT_STAGES = ("_elongate", "_replace_beside_lines", "_split_deep", "_search_near
 class Trace:
     """What the pipeline did on one survey, as far as a missed body is concerned."""
 
-    segments: list[tuple[int, float, float, float]] = field(default_factory=list)
+    #: (lane, peak x, peak y, amplitude, lane x, y0, y1) of every segment
+    segments: list[tuple[int, float, float, float, float, float, float]] = field(
+        default_factory=list)
     #: per lane: (x, y, levelled values, threshold) as the detector saw them
     lanes: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = field(default_factory=list)
     explained: list[list[tuple[float, float]]] = field(default_factory=list)
@@ -96,7 +100,7 @@ def _patches(tr: Trace) -> list[tuple[object, str, object]]:
     def find_segments(lev, thr, x, y, lane, **kw):
         segs = find0(lev, thr, x, y, lane, **kw)
         tr.lanes.append((np.array(x), np.array(y), np.array(lev), float(thr)))
-        tr.segments += [(s.lane, s.x, s.y, s.amplitude) for s in segs]
+        tr.segments += [(s.lane, s.x, s.y, s.amplitude, s.x_mean, s.y0, s.y1) for s in segs]
         return segs
 
     explained0 = pipeline_module.LanePipeline._explained
@@ -188,12 +192,15 @@ def diagnose(name: str, seed: int, everything: bool = False) -> list[dict]:
             return [p for p in pts if math.hypot(p[0] - bx, p[1] - by) < r]
 
         seg = [s for s in tr.segments if math.hypot(s[1] - bx, s[2] - by) < NEAR_M]
+        # Inside a wide segment whose peak is a neighbour's: detected, not apart.
+        inside = [s for s in tr.segments
+                  if abs(s[4] - bx) < 0.75 and s[5] - 0.5 <= by <= s[6] + 0.5]
         lane_pk, thr = _lane_peak(tr, bx, by)
         drops = [s for s in tr.dropped if math.hypot(s[1] - bx, s[2] - by) < SOURCE_M]
         dist = [math.hypot(r[0] - bx, r[1] - by) for r in rep]
         dmin = min(dist) if dist else math.inf
         fl = [f for tt, f in flagged if math.hypot(tt.x - bx, tt.y - by) < SOURCE_M]
-        if not seg:
+        if not seg and not inside:
             cause = "no_segment"
         elif fl:
             cause = f"flagged:{fl[0]}"
@@ -208,10 +215,12 @@ def diagnose(name: str, seed: int, everything: bool = False) -> list[dict]:
             cause = f"off:{dmin:.2f}"
         else:
             cause = "never_placed"
+        if not seg and inside and cause != "no_segment":
+            cause = "wide_segment/" + cause
         rows.append({"scenario": name, "seed": seed, "sensor": sim.kind, "kind": t.kind,
                      "x": t.x, "y": t.y, "depth": t.depth, "moment": t.moment_abs,
                      "peak": t.peak_abs_nT, "lane_peak": lane_pk, "thr": thr,
-                     "noise": res.noise_nT, "segments": len(seg), "cause": cause,
+                     "noise": res.noise_nT, "segments": len(seg), "inside": len(inside), "cause": cause,
                      "nearest_report": dmin,
                      "drops": ",".join(sorted({s[0] for s in drops}))})
     return rows
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['kind']:13s} x {r['x']:6.2f} y {r['y']:6.2f} z {r['depth']:4.2f} "
                       f"m {r['moment']:6.2f} peak {r['peak']:6.1f} lane {r['lane_peak']:6.1f} "
                       f"thr {r['thr']:5.2f} segs {r['segments']:2d} "
-                      f"near {r['nearest_report']:5.2f}  {r['cause']:28s} {r['drops']}",
+                      f"in {r['inside']:2d} near {r['nearest_report']:5.2f}  {r['cause']:28s} {r['drops']}",
                       flush=True)
     print("causes:", dict(causes.most_common()))
     return 0
