@@ -220,7 +220,8 @@ def diagnose(name: str, seed: int, everything: bool = False) -> list[dict]:
         rows.append({"scenario": name, "seed": seed, "sensor": sim.kind, "kind": t.kind,
                      "x": t.x, "y": t.y, "depth": t.depth, "moment": t.moment_abs,
                      "peak": t.peak_abs_nT, "lane_peak": lane_pk, "thr": thr,
-                     "noise": res.noise_nT, "segments": len(seg), "inside": len(inside), "cause": cause,
+                     "noise": res.noise_nT, "segments": len(seg),
+                     "inside": len(inside), "cause": cause,
                      "nearest_report": dmin,
                      "drops": ",".join(sorted({s[0] for s in drops}))})
     return rows
@@ -246,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['kind']:13s} x {r['x']:6.2f} y {r['y']:6.2f} z {r['depth']:4.2f} "
                       f"m {r['moment']:6.2f} peak {r['peak']:6.1f} lane {r['lane_peak']:6.1f} "
                       f"thr {r['thr']:5.2f} segs {r['segments']:2d} "
-                      f"in {r['inside']:2d} near {r['nearest_report']:5.2f}  {r['cause']:28s} {r['drops']}",
+                      f"in {r['inside']:2d} near {r['nearest_report']:5.2f}  "
+                      f"{r['cause']:28s} {r['drops']}",
                       flush=True)
     print("causes:", dict(causes.most_common()))
     return 0
