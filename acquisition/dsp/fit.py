@@ -692,8 +692,10 @@ def fit_sources(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometr
         srcs = _elongate(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
         if joint:
             srcs = _replace_beside_lines(srcs, points, x, y, v, geom, noise, bic_gain)
-            srcs = _split_deep(srcs, x, y, v, geom, noise, bic_gain, footprint, lanes=lanes,
-                               robust=robust)
+        # Two bombs a depth apart give one anomaly in any window, not only a
+        # survey-wide one: the greedy pair rules refuse the second source.
+        srcs = _split_deep(srcs, x, y, v, geom, noise, bic_gain, footprint, lanes=lanes,
+                           robust=robust)
         if len(srcs) < max_sources:
             srcs = _search_near_strong(srcs, x, y, v, geom, noise, thr, bic_gain, robust=robust)
         srcs = _drop_tails(srcs, x, y, v, geom, noise, bic_gain, robust=robust)
