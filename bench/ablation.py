@@ -106,8 +106,9 @@ RULES: dict[str, tuple[str, list[tuple[object, str, object]]]] = {
     "far_subtract": ("far fitted fields (4-15 m) subtracted when they vary by the "
                      "threshold (LanePipeline._minus_fitted)",
                      [(pipeline_module, "FAR_SUBTRACT_M", pipeline_module.NEAR_SUBTRACT_M)]),
-    "line_seed_min_depth": ("shallow points also get line seeds 0.15 m deep "
-                            "(fitcore._best_line)",
+    # Off: the extra line seeds of a near-field point start at 0 m, not 0.15 m.
+    "line_seed_min_depth": ("near-field points' extra line seeds 0.15 m deep, "
+                            "not at the surface (fitcore._best_line)",
                             [(fitcore_module, "LINE_SEED_MIN_DEPTH_M", 0.0)]),
     # Acceptance rules not written for one seed, for comparison.
     "drop_tails": ("weak sources on a strong one's tails dropped (fit._drop_tails)",
