@@ -62,8 +62,8 @@ def _first(srcs, *_a, **_k):
     return srcs
 
 
-def _first_two(p, v, *_a, **_k):
-    """`_joint_refit` off: the sources and data as they were."""
+def _joint_refit_off(p, _x, _y, v, *_a, **_k):
+    """`_joint_refit` off: the sources and data (its 4th argument) as they were."""
     return p, v
 
 
@@ -86,7 +86,7 @@ RULES: dict[str, tuple[str, list[tuple[object, str, object]]]] = {
     "add_isolated": ("an isolated residual signal in a broad window gets a source "
                      "(broadfit._add_isolated)", [(fit_module, "_add_isolated", _first)]),
     "joint_refit": ("broad window: joint refit with lane offsets (broadfit._joint_refit)",
-                    [(fit_module, "_joint_refit", _first_two)]),
+                    [(fit_module, "_joint_refit", _joint_refit_off)]),
     "recentre_isolated": ("isolated sources refitted on their own samples "
                           "(broadfit._recentre_isolated)",
                           [(fit_module, "_recentre_isolated", _first)]),

@@ -16,7 +16,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from ablation import RULES, _first, _first_two, _patched, table
+import inspect
+
+from ablation import RULES, _first, _joint_refit_off, _patched, table
+
+from acquisition.dsp import broadfit
 
 
 @pytest.mark.parametrize("rule", list(RULES))
@@ -42,9 +46,11 @@ def test_base_patches_nothing() -> None:
 def test_pass_through_stages_return_their_input() -> None:
     srcs = [np.array([1.0, 2.0, 3.0])]
     assert _first(srcs, np.zeros(3), np.zeros(3), key=1) is srcs
-    p, v = np.arange(3.0), np.ones(4)
-    q, w = _first_two(p, v, None, thr=1.0)
+    p, x, y, v = np.arange(3.0), np.zeros(4), np.zeros(4), np.ones(4)
+    q, w = _joint_refit_off(p, x, y, v, None, None, 1.0, (0.7, 1.6, 0.35), None)
     assert q is p and w is v
+    # The data are `_joint_refit`'s fourth argument, as the stand-in takes them.
+    assert list(inspect.signature(broadfit._joint_refit).parameters)[:4] == ["p", "x", "y", "v"]
 
 
 def _rec(rule: str, found: int, big: int, false: int) -> dict:
