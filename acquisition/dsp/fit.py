@@ -23,9 +23,11 @@ final positions come from a Huber-reweighted refit (`_robust_refine`).
 Survey-wide clusters (``joint=True``) add: a refit moving every source at
 once on re-levelled lanes (`_joint_refit`), a second judge for isolated new
 sources with the far ones held, re-centring of isolated sources on their
-own window (`_recentre_isolated`), a split of deep sources fitted as one
-(`_split_deep`) and the removal of deep sources a free lane offset explains
-as well (`_drop_level_explained`); those steps live in `broadfit`, the
+own window (`_recentre_isolated`) and the removal of deep sources a free
+lane offset explains as well (`_drop_level_explained`). Every window gets
+the split of deep sources fitted as one (`_split_deep`: two bombs about
+their depth apart give one anomaly on any sensor). Those steps live in
+`broadfit`, the
 refit of strong points as line sources in `elongate`, and the
 least-squares building blocks (designs, LM runs, local views, misfit sigma,
 pair rules) in `fitcore`.
