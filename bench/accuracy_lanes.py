@@ -355,55 +355,60 @@ def base_config(sc_dict: dict) -> LaneConfig:
     return config_from_calibration(calibrate_soil(csim.values[:, 0]))
 
 
-def evaluate(sc_dict: dict, process_as: str | None = None) -> dict[str, dict]:
-    """Simulate one world and score both methods on it: one record per method
+def evaluate(sc_dict: dict, process_as: str | None = None,
+             methods: tuple[str, ...] = ("dipole", "euler")) -> dict[str, dict]:
+    """Simulate one world and score each method on it: one record per method
     (counts and per-object lists, JSON-ready; `Tally.add` sums them)."""
     sc = scenario_from_dict(sc_dict)
     sim = simulate_survey(sc)
+    base = base_config(sc_dict)
+    return {method: score_run(sc_dict, sc, sim, replace(base, locator=method), process_as)
+            for method in methods}
+
+
+def score_run(sc_dict: dict, sc, sim, cfg: LaneConfig, process_as: str | None = None) -> dict:
+    """Process one simulated survey ``sim`` of world ``sc_dict`` (parsed:
+    ``sc``) with ``cfg`` and score it: one record (see `evaluate`)."""
+    method = cfg.locator
     geo = {"kind": process_as or sim.kind, "sensor_height_m": sc.sensor.height_m,
            "sensor_separation_m": sc.sensor.separation_m}
     truth = np.array([[t.x, t.y, t.depth] for t in sim.truth]).reshape(-1, 3)
     eligible = [i for i, t in enumerate(sim.truth) if t.detectable]
-    base = base_config(sc_dict)
-    out = {}
-    for method in ("dipole", "euler"):
-        cfg = replace(base, locator=method)
-        t0 = time.perf_counter()
-        res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                             field=sc.field, config=cfg)
-        dt = time.perf_counter() - t0
-        rep = np.array([[t.x, t.y, t.depth] for t in res.targets]).reshape(-1, 3)
-        m = match(truth, rep, gate_m=1.0)
-        matched = {p.truth_index: p for p in m.pairs}
-        # The background the DSP measures (sensor + soil) decides what "8x the noise" is.
-        bg = max(sc.noise.white_nT, res.noise_nT)
-        elig_bg = [i for i, t in enumerate(sim.truth) if t.peak_abs_nT >= 8.0 * bg]
-        rec: dict = {"scenario": sc_dict["name"], "seed": sc_dict["seed"], "method": method,
-                     "kind": sim.kind, "seconds": dt, "area": sc.area.width * sc.area.length,
-                     "false": len(m.false_picks), "eligible": len(eligible), "found": 0,
-                     "eligible_bg": len(elig_bg),
-                     "found_bg": sum(1 for i in elig_bg if i in matched),
-                     "dh": [], "dz_rel": [], "depth_ok": [], "in_sz": [], "big_missed": []}
-        for i in eligible:
-            tt = sim.truth[i]
-            p = matched.get(i)
-            if p is None:
-                if tt.moment_abs >= BIG_MOMENT:
-                    rec["big_missed"].append({
-                        "scenario": sc_dict["name"], "seed": sc_dict["seed"], "kind": tt.kind,
-                        "sensor": sim.kind, "x": round(tt.x, 2), "y": round(tt.y, 2),
-                        "depth": round(tt.depth, 2), "moment": round(tt.moment_abs, 2),
-                        "peak_nT": round(tt.peak_abs_nT, 1)})
-                continue
-            rec["found"] += 1
-            rec["dh"].append(p.horizontal_error_m)
-            rec["dz_rel"].append(p.depth_error_m / max(tt.depth, 0.1))
-            rec["depth_ok"].append(bool(abs(p.depth_error_m)
-                                        <= max(DEPTH_REL * tt.depth, DEPTH_ABS_M)))
-            r = res.targets[p.report_index]
-            rec["in_sz"].append(bool(abs(r.depth - tt.depth) <= r.sigma_depth))
-        out[method] = rec
-    return out
+    t0 = time.perf_counter()
+    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
+                         field=sc.field, config=cfg)
+    dt = time.perf_counter() - t0
+    rep = np.array([[t.x, t.y, t.depth] for t in res.targets]).reshape(-1, 3)
+    m = match(truth, rep, gate_m=1.0)
+    matched = {p.truth_index: p for p in m.pairs}
+    # The background the DSP measures (sensor + soil) decides what "8x the noise" is.
+    bg = max(sc.noise.white_nT, res.noise_nT)
+    elig_bg = [i for i, t in enumerate(sim.truth) if t.peak_abs_nT >= 8.0 * bg]
+    rec: dict = {"scenario": sc_dict["name"], "seed": sc_dict["seed"], "method": method,
+                 "kind": sim.kind, "seconds": dt, "area": sc.area.width * sc.area.length,
+                 "false": len(m.false_picks), "eligible": len(eligible), "found": 0,
+                 "eligible_bg": len(elig_bg),
+                 "found_bg": sum(1 for i in elig_bg if i in matched),
+                 "dh": [], "dz_rel": [], "depth_ok": [], "in_sz": [], "big_missed": []}
+    for i in eligible:
+        tt = sim.truth[i]
+        p = matched.get(i)
+        if p is None:
+            if tt.moment_abs >= BIG_MOMENT:
+                rec["big_missed"].append({
+                    "scenario": sc_dict["name"], "seed": sc_dict["seed"], "kind": tt.kind,
+                    "sensor": sim.kind, "x": round(tt.x, 2), "y": round(tt.y, 2),
+                    "depth": round(tt.depth, 2), "moment": round(tt.moment_abs, 2),
+                    "peak_nT": round(tt.peak_abs_nT, 1)})
+            continue
+        rec["found"] += 1
+        rec["dh"].append(p.horizontal_error_m)
+        rec["dz_rel"].append(p.depth_error_m / max(tt.depth, 0.1))
+        rec["depth_ok"].append(bool(abs(p.depth_error_m)
+                                    <= max(DEPTH_REL * tt.depth, DEPTH_ABS_M)))
+        r = res.targets[p.report_index]
+        rec["in_sz"].append(bool(abs(r.depth - tt.depth) <= r.sigma_depth))
+    return rec
 
 
 def false_target(name: str) -> float:

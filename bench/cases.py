@@ -264,6 +264,8 @@ SETUPS: dict[str, tuple[str, float, dict | None]] = {
     "total": ("total", 0.3, None),
     "tf_gradient": ("tf_gradient", 0.5, None),
     "laterite": ("gradient", 0.5, LATERITE),
+    # The benchmark's `noisy` site: three times the white noise.
+    "noisy": ("gradient", 1.5, None),
 }
 
 #: Bodies of each cluster: (kind, x, y, depth m, moment A m^2, azimuth, plunge).
@@ -282,6 +284,10 @@ CLUSTERS: dict[str, list[tuple[str, float, float, float, float, float, float]]] 
              ("aircraft_bomb", 11.0, 8.0, 4.5, 8.0, 120.0, 40.0),
              ("aircraft_bomb", 9.0, 12.0, 3.0, 25.0, 250.0, 10.0),
              ("projectile", 13.0, 11.5, 2.2, 2.0, 300.0, 30.0)],
+    # Two bombs at 3.1 m, 3.4 m apart (about their depth), 20 and 14 A m^2:
+    # one anomaly, fitted as one source between them nearer the stronger.
+    "pair_deep": [("aircraft_bomb", 8.5, 10.4, 3.07, 20.0, 274.0, -52.0),
+                  ("aircraft_bomb", 11.44, 8.9, 3.08, 14.0, 314.0, 10.0)],
 }
 
 

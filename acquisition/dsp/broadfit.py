@@ -173,6 +173,13 @@ def recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray
 #: misfit split in two: the longest munitions are about 3 m long.
 SPLIT_MIN_SEP_M = 2.5
 SPLIT_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
+#: The single source must lie at least this share of the way from either of
+#: the pair (a split, not a neighbour added beside a source that stays).
+SPLIT_CENTRE = 0.1
+#: Neither of the pair deeper than this × the single source: a few per cent
+#: is what a depth fitted on one anomaly is good to (the weaker of two bombs
+#: may come out as deep as the pair's single source).
+SPLIT_DEPTH_TOL = 1.05
 
 
 def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -188,10 +195,11 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
     rules refuse such a pair on principle (comparable
     sources closer than their depth are usually one body's misfit split in
     two). Here each deep point source is tried as two, seeded on four axes at
-    0.6 and 1.0 × its depth apart. The pair replaces it only if it is a split
-    (the old centre between the two, neither of them still on it), they end
-    up at least ``SPLIT_MIN_SEP_M`` apart (farther than a body is long),
-    neither deeper than the single source, inside the footprint, and it pays
+    0.6 and 1.0 × its depth apart.
+    The pair replaces it only if it is a split (the old centre between the
+    two), they end up at least ``SPLIT_MIN_SEP_M`` apart (farther than a body
+    is long), neither deeper than the single source (up to
+    `SPLIT_DEPTH_TOL`), inside the footprint, and it pays
     by BIC both against the single source and against the best line source
     (chi-square with the misfit sigma of `misfit_sigma`). With ``lanes``,
     every model is judged with a free offset per lane: the levels of lanes a
@@ -233,10 +241,13 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
             ab = b[:2] - a[:2]
             sep = float(np.hypot(*ab))
             t = float(np.dot([cx - a[0], cy - a[1]], ab)) / max(sep * sep, 1e-9)
-            # Two objects fitted as one sit deeper than either (their joint
-            # anomaly is wider): a "pair" below the single source explains
-            # some broad misfit, not two objects.
-            if (sep < SPLIT_MIN_SEP_M or not 0.15 <= t <= 0.85 or max(a[2], b[2]) > d
+            # Two objects fitted as one sit between them, nearer the stronger
+            # (two bombs of 22 and 14 A m^2 3.4 m apart: at 0.14 of the way),
+            # and deeper than either, up to the depth's own error (their
+            # joint anomaly is wider): a "pair" on one side of the single
+            # source, or below it, explains some broad misfit, not two objects.
+            if (sep < SPLIT_MIN_SEP_M or not SPLIT_CENTRE <= t <= 1.0 - SPLIT_CENTRE
+                    or max(a[2], b[2]) > SPLIT_DEPTH_TOL * d
                     or not (inside(a, footprint) and inside(b, footprint))):
                 continue
             if best is None or sse < best[0]:

@@ -273,13 +273,14 @@ def replace_beside_lines_stage(st: FitState) -> None:
 
 
 def split_deep_stage(st: FitState) -> None:
-    """Joint windows: deep sources fitted as one, split in two where that pays."""
+    """Deep sources fitted as one, split in two where that pays. Every window,
+    not only survey-wide ones: two bombs about their depth apart give one
+    anomaly on any sensor, and the greedy pair rules refuse the second source."""
     cfg = st.config
-    if cfg.joint:
-        assert st.footprint is not None
-        st.srcs = split_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
-                             st.footprint, lanes=st.lanes, min_depth=cfg.split_min_depth,
-                             pos_sigma=cfg.pos_sigma_m, robust=cfg.robust)
+    assert st.footprint is not None
+    st.srcs = split_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
+                         st.footprint, lanes=st.lanes, min_depth=cfg.split_min_depth,
+                         pos_sigma=cfg.pos_sigma_m, robust=cfg.robust)
 
 
 def search_near_strong_stage(st: FitState) -> None:
