@@ -297,6 +297,8 @@ class PipelineStats:
     #: (`LanePipeline._tiles`), so the cost grows with the area.
     largest_window_segments: int = 0
     largest_window_m: float = 0.0
+    #: Parts of open signals fitted once the walk had left them (`_cut_behind`).
+    cut_signals: int = 0
 
 
 def _fields(rows: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -888,6 +890,7 @@ class LanePipeline:
                 piece = self._cut_behind(grp, lane)
                 if piece is not None:
                     self._cuts.append(piece)
+                    self.stats.cut_signals += 1
         return touched
 
     def _cut_behind(self, grp: _Group, lane: int) -> _Group | None:
