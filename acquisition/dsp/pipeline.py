@@ -68,12 +68,18 @@ NEAR_SUBTRACT_M = 4.0
 #: chi-square weighted by their misfit (`LanePipeline._pay_beside_fitted`):
 #: the BIC bar `fit_sources` applies to each further source.
 BESIDE_FITTED_GAIN = 10.0
-#: Largest side (m) of the part of a signal fitted as one window (its core;
-#: `LanePipeline._tiles`). Dense scenes' segments touch across lanes and join
-#: into signals as large as the survey; a window's cost grows with its
-#: samples x sources squared, so they are fitted in cores of this size. A
-#: lone bomb's anomaly (4 m deep: about 8 m across) and the clusters of
-#: carpet bombing (2-4 bombs 3-5 m apart) fit inside one core.
+#: A signal that grows larger than this (m, along or across the lanes) is
+#: fitted locally: cut where the walk has left it (`LanePipeline._cut_behind`)
+#: and in cells (`LanePipeline._tiles`). Dense scenes' segments touch across
+#: lanes and join into signals as large as the survey, and a window's cost
+#: grows with its samples x sources squared. Below this, one window sees a
+#: whole cluster at once (the re-levelling of its lanes and the residual
+#: search of broad clusters need all of it): a site's survey-wide cluster of
+#: deep bombs on a 30 x 40 m survey stays one window.
+LOCAL_SPLIT_M = 48.0
+#: Largest side (m) of a cell of a signal fitted locally (`LanePipeline._tiles`).
+#: A lone bomb's anomaly (4 m deep: about 8 m across) and the clusters of
+#: carpet bombing (2-4 bombs 3-5 m apart) fit inside one cell and its margin.
 LOCAL_TILE_M = 16.0
 #: Context around a core (m): segments of the same signal this near are fitted
 #: with it, and sources placed among them dropped (the neighbouring core owns
@@ -227,6 +233,8 @@ class _Group:
     box: tuple[float, float, float, float] = _OPEN_BOX
     #: Segments of the same signal left open beyond ``box``: context only.
     context: list[Segment] = field(default_factory=list)
+    #: Part of a signal that grew beyond `LOCAL_SPLIT_M`: fitted in cells.
+    local: bool = False
 
     @property
     def lanes(self) -> set[int]:
@@ -299,6 +307,8 @@ class PipelineStats:
     largest_window_m: float = 0.0
     #: Parts of open signals fitted once the walk had left them (`_cut_behind`).
     cut_signals: int = 0
+    #: Windows fitted as cells of a signal larger than `LOCAL_SPLIT_M` (`_tiles`).
+    cell_windows: int = 0
 
 
 def _fields(rows: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -883,6 +893,7 @@ class LanePipeline:
                     # must not drop the other's sources behind it).
                     grp.box = (min(grp.box[0], other.box[0]), max(grp.box[1], other.box[1]),
                                min(grp.box[2], other.box[2]), max(grp.box[3], other.box[3]))
+                    grp.local = grp.local or other.local
                     self._groups.remove(other)
             touched.add(id(grp))
         for grp in self._groups:
@@ -895,8 +906,8 @@ class LanePipeline:
 
     def _cut_behind(self, grp: _Group, lane: int) -> _Group | None:
         """The part of the open signal ``grp`` on lanes the walk has left, once
-        it spans more than a core (`LOCAL_TILE_M`) there, as a signal of its
-        own; ``grp`` keeps the rest.
+        it spans more than `LOCAL_SPLIT_M` there, as a signal of its own
+        (fitted in cells); ``grp`` keeps the rest.
 
         On a dense scene the segments of neighbouring anomalies touch across
         lanes and one signal grows with the survey; left open, it is fitted
@@ -911,7 +922,7 @@ class LanePipeline:
         cfg = self.config
         sp = cfg.lane_spacing_m
         keep = math.ceil((LOCAL_MARGIN_M + cfg.interact_m) / sp)
-        if lane - min(s.lane for s in grp.segs) < keep + math.ceil(LOCAL_TILE_M / sp):
+        if lane - min(s.lane for s in grp.segs) < keep + math.ceil(LOCAL_SPLIT_M / sp):
             return None
         old = [s for s in grp.segs if lane - s.lane > keep]
         rest = [s for s in grp.segs if lane - s.lane <= keep]
@@ -932,8 +943,8 @@ class LanePipeline:
             piece_box, rest_box = (max(x0, cut), x1, y0, y1), (x0, min(x1, cut), y0, y1)
         else:  # lanes walked out of order: no clean line; left whole
             return None
-        grp.segs, grp.box = rest, rest_box
-        return _Group(old, piece_box, context=list(rest))
+        grp.segs, grp.box, grp.local = rest, rest_box, True
+        return _Group(old, piece_box, context=list(rest), local=True)
 
     def _tiles(self, grp: _Group) -> list[tuple[list[Segment], list[Segment],
                                                tuple[float, float, float, float],
@@ -942,10 +953,11 @@ class LanePipeline:
         segments, where its sources may lie, the region its window may take
         data from or None for all of it), strongest core first.
 
-        A signal larger than `LOCAL_TILE_M` is split into a grid of equal
-        cells no larger. A cell's core is the segments that cross it (on a
-        dense total-field survey the summed far fields of many bodies make
-        segments tens of metres long, so a segment may cross several); its
+        A signal larger than `LOCAL_SPLIT_M` (or a part of one, `_cut_behind`)
+        is split into a grid of equal cells no larger than `LOCAL_TILE_M`. A
+        cell's core is the segments that cross it (on a dense total-field
+        survey the summed far fields of many bodies make segments tens of
+        metres long, so a segment may cross several); its
         context, the signal's other segments within `LOCAL_MARGIN_M`. Its
         window takes the data within that margin (and the fit pads) of the
         cell and keeps only the sources inside the cell (beyond the signal's
@@ -959,6 +971,8 @@ class LanePipeline:
         lo_y, hi_y = min(s.y0 for s in segs), max(s.y1 for s in segs)
         nx = max(1, math.ceil((hi_x - lo_x) / LOCAL_TILE_M))
         ny = max(1, math.ceil((hi_y - lo_y) / LOCAL_TILE_M))
+        if not grp.local and max(hi_x - lo_x, hi_y - lo_y) <= LOCAL_SPLIT_M:
+            nx = ny = 1
         if nx == 1 and ny == 1:
             m = LOCAL_MARGIN_M
             ctx = [s for s in grp.context if lo_x - m <= s.x_mean <= hi_x + m
@@ -1149,6 +1163,7 @@ class LanePipeline:
     def _fit_group(self, grp: _Group) -> list[Target]:
         out: list[Target] = []
         for core, ctx, box, clip in self._tiles(grp):
+            self.stats.cell_windows += clip is not None
             out += self._fit_window(core, ctx, box, clip)
         return out
 
