@@ -47,13 +47,11 @@ def test_latest_targets_keeps_the_last_revision_of_each_id():
     assert latest_targets([a1, a0]) == [a1]
 
 
-def test_a_refit_of_a_reported_target_is_a_revision_not_a_second_target(monkeypatch):
-    # Total-field seed 22, fitted with survey-wide windows (no cells): the
-    # wide window of the survey's big bombs places 0.68 A m2 on the
-    # projectile 2 m deep at (18.1, 2.3), at its edge; the projectile's own
-    # window, with that source taken out, fits 0.28 A m2 more 0.28 m away.
-    # One target, revised, not two.
-    monkeypatch.setattr(pipeline, "LOCAL_TILE_M", 1e6)
+def test_a_refit_of_a_reported_target_is_a_revision_not_a_second_target():
+    # Total-field seed 22: the wide window of the survey's big bombs places
+    # 0.68 A m2 on the projectile 2 m deep at (18.1, 2.3), at its edge; the
+    # projectile's own window, with that source taken out, fits 0.28 A m2
+    # more 0.28 m away. One target, revised, not two.
     sc, sim = _bench_survey("total_field", 22)
     res = process_sim(sc, sim)
     pts = np.array([[t.x, t.y] for t in res.targets])
@@ -70,20 +68,6 @@ def test_a_refit_of_a_reported_target_is_a_revision_not_a_second_target(monkeypa
     # The second part is in the revision: the moments add (as vectors, 0.82
     # A m2), more than the wide window's 0.68 alone.
     assert math.hypot(*merged[0].moment) > 0.75
-
-
-def test_in_cells_the_projectile_beside_the_bombs_is_one_target():
-    # The same survey fitted in cells (`LOCAL_TILE_M`): the bombs' cell keeps
-    # no source on the projectile, which its own window fits whole.
-    sc, sim = _bench_survey("total_field", 22)
-    res = process_sim(sc, sim)
-    proj = next(t for t in sim.truth if t.kind == "projectile"
-                and math.hypot(t.x - 18.1, t.y - 2.3) < 0.5)
-    near = [t for t in res.targets if math.hypot(t.x - proj.x, t.y - proj.y) < 1.0]
-    assert len(near) == 1
-    assert math.hypot(near[0].x - proj.x, near[0].y - proj.y) < 0.2
-    assert abs(near[0].depth - proj.depth) < 0.1 * proj.depth
-    assert math.hypot(*near[0].moment) > 0.75
 
 
 def _overlap4(monkeypatch=None, gain=None):
