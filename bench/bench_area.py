@@ -125,6 +125,7 @@ def plot(records: list[dict], png: Path) -> None:
     area through the smallest survey, and the issue's bound (4x the area in
     4.5x the time) from there."""
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -137,9 +138,16 @@ def plot(records: list[dict], png: Path) -> None:
         ax.annotate(f"{t:.0f} s", (a, t), textcoords="offset points", xytext=(6, -10),
                     fontsize=8)
     span = np.array([ha.min(), ha.max()])
-    ax.loglog(span, sec[0] * span / ha[0], "--", color="0.4", label="proportional to area")
+    ax.loglog(span, sec[0] * span / ha[0], "--", color="0.4",
+              label=f"proportional to area, from {ha[0]:g} ha")
     ax.loglog(span, sec[0] * (span / ha[0]) ** (np.log(4.5) / np.log(4.0)), ":",
-              color="C3", label="issue bound: 4x area in 4.5x time")
+              color="C3", label=f"issue bound (4x area in 4.5x time), from {ha[0]:g} ha")
+    if len(ha) >= 3:  # where the signals are fitted locally (the larger surveys)
+        span1 = np.array([ha[1], ha.max()])
+        ax.loglog(span1, sec[1] * span1 / ha[1], "--", color="C2",
+                  label=f"proportional to area, from {ha[1]:g} ha")
+    ax.set_xticks(ha, [f"{a:g}" for a in ha])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("surveyed area (ha)")
     ax.set_ylabel("CPU time of process_survey (s)")
     ax.set_title("Lane pipeline: cost against area (bench/bench_area.py)", fontsize=9)
