@@ -81,11 +81,12 @@ LOCAL_SPLIT_M = 48.0
 #: A lone bomb's anomaly (4 m deep: about 8 m across) and the clusters of
 #: carpet bombing (2-4 bombs 3-5 m apart) fit inside one cell and its margin.
 LOCAL_TILE_M = 16.0
-#: Context around a core (m): segments of the same signal this near are fitted
-#: with it, and sources placed among them dropped (the neighbouring core owns
-#: them). Beyond the interaction reach (`LaneConfig.interact_m`, 2 m) plus a
-#: metre, a source outside the core moves the fit of one inside it by less
-#: than the noise, once that one is fitted and subtracted.
+#: Context around a cell (m): segments of the same signal this near are fitted
+#: with it, and the sources placed among them dropped (the neighbouring cell
+#: owns them). The interaction reach (`LaneConfig.interact_m`, 2 m) and a
+#: metre: a neighbour's steep near field is in the window and modelled, so
+#: it does not pull the cell's own sources; what its far tail leaves is taken
+#: out once the neighbouring cell is fitted (`_minus_fitted`).
 LOCAL_MARGIN_M = 3.0
 
 
@@ -911,13 +912,13 @@ class LanePipeline:
 
         On a dense scene the segments of neighbouring anomalies touch across
         lanes and one signal grows with the survey; left open, it is fitted
-        as one window at the end. Lanes more than the context margin plus the
-        interaction reach (`LOCAL_MARGIN_M` + `LaneConfig.interact_m`) behind
-        the lane just finished can only be changed by what is still to come
-        through fields that reach them under the noise, so their part is
-        fitted now: the nearer lanes' segments as its context, sources only
-        on its side of the cut line. The rest keeps the other side; fitted
-        later, it sees the part's sources subtracted (`_minus_fitted`).
+        as one window at the end. On lanes more than the context margin plus
+        the interaction reach (`LOCAL_MARGIN_M` + `LaneConfig.interact_m`)
+        behind the lane just finished, what is still to come is seen only as
+        its far tail, and the near part of it is in the nearer lanes'
+        segments, given as context: so that part is fitted now, keeping its
+        sources on its side of the cut line. The rest keeps the other side;
+        fitted later, it sees the part's sources subtracted (`_minus_fitted`).
         """
         cfg = self.config
         sp = cfg.lane_spacing_m
