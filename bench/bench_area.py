@@ -3,6 +3,8 @@
     .venv/bin/pytest bench/bench_area.py --benchmark-only
     .venv/bin/python bench/bench_area.py                  # 0.12, 0.5, 1, 4 ha
     .venv/bin/python bench/bench_area.py --ha 0.12 0.5 --profile 0.5
+    .venv/bin/python bench/bench_area.py --ha 0.12 0.5 1 4 --jsonl area.jsonl
+    .venv/bin/python bench/bench_area.py --ha --jsonl area.jsonl --plot bench/area_time.png
 
 Every survey has the density of the issue's dense scene (22 bodies and 30
 pieces of scrap per 24 x 50 m, total field): bodies of every kind from
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import math
 import pstats
 import sys
@@ -117,6 +120,44 @@ def test_dense_012ha(benchmark):
     assert res.targets
 
 
+def plot(records: list[dict], png: Path) -> None:
+    """CPU time against area (log-log), with the line of cost proportional to
+    area through the smallest survey, and the issue's bound (4x the area in
+    4.5x the time) from there."""
+    import matplotlib
+    import matplotlib.ticker
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = sorted(records, key=lambda r: r["ha"])
+    ha = np.array([r["ha"] for r in recs])
+    sec = np.array([r["cpu_s"] for r in recs])
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    ax.loglog(ha, sec, "o-", color="C0", label="dense total field (measured)")
+    for a, t in zip(ha, sec, strict=True):
+        ax.annotate(f"{t:.0f} s", (a, t), textcoords="offset points", xytext=(6, -10),
+                    fontsize=8)
+    span = np.array([ha.min(), ha.max()])
+    ax.loglog(span, sec[0] * span / ha[0], "--", color="0.4",
+              label=f"proportional to area, from {ha[0]:g} ha")
+    ax.loglog(span, sec[0] * (span / ha[0]) ** (np.log(4.5) / np.log(4.0)), ":",
+              color="C3", label=f"issue bound (4x area in 4.5x time), from {ha[0]:g} ha")
+    if len(ha) >= 3:  # where the signals are fitted locally (the larger surveys)
+        span1 = np.array([ha[1], ha.max()])
+        ax.loglog(span1, sec[1] * span1 / ha[1], "--", color="C2",
+                  label=f"proportional to area, from {ha[1]:g} ha")
+    ax.set_xticks(ha, [f"{a:g}" for a in ha])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("surveyed area (ha)")
+    ax.set_ylabel("CPU time of process_survey (s)")
+    ax.set_title("Lane pipeline: cost against area (bench/bench_area.py)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ha", type=float, nargs="*", default=list(SIZES), choices=list(SIZES))
@@ -124,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", default="total", choices=("gradient", "total", "tf_gradient"))
     ap.add_argument("--profile", type=float, default=None, choices=list(SIZES),
                     help="profile this area (cProfile, 30 costliest by cumulative time)")
+    ap.add_argument("--jsonl", type=Path, default=None,
+                    help="append one JSON record per area to this file (and plot from it)")
+    ap.add_argument("--plot", type=Path, default=None,
+                    help="write a PNG of time against area from --jsonl's records "
+                         "(the latest per area)")
     args = ap.parse_args(argv)
     print(f"{'ha':>5s} {'samples':>8s} {'bodies':>6s} {'targets':>7s} {'cpu s':>8s} "
           f"{'s/ha':>8s}")
@@ -139,6 +185,20 @@ def main(argv: list[str] | None = None) -> int:
             pstats.Stats(prof).sort_stats("tottime").print_stats(20)
         print(f"{ha:5g} {len(sim.x_rec):8d} {len(sim.truth):6d} {len(res.targets):7d} "
               f"{sec:8.1f} {sec / ha:8.1f}", flush=True)
+        if args.jsonl is not None:
+            with args.jsonl.open("a") as fh:
+                fh.write(json.dumps({"ha": ha, "seed": args.seed, "kind": args.kind,
+                                     "samples": len(sim.x_rec), "bodies": len(sim.truth),
+                                     "targets": len(res.targets), "cpu_s": sec}) + "\n")
+    if args.plot is not None:
+        if args.jsonl is None:
+            ap.error("--plot needs --jsonl (the records to plot)")
+        latest: dict[float, dict] = {}
+        for line in args.jsonl.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                latest[r["ha"]] = r
+        plot(list(latest.values()), args.plot)
     return 0
 
 

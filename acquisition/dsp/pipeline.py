@@ -70,6 +70,26 @@ NEAR_SUBTRACT_M = 4.0
 #: chi-square weighted by their misfit (`LanePipeline._pay_beside_fitted`):
 #: the BIC bar `fit_sources` applies to each further source.
 BESIDE_FITTED_GAIN = 10.0
+#: A signal that grows larger than this (m, along or across the lanes) is
+#: fitted locally: cut where the walk has left it (`LanePipeline._cut_behind`)
+#: and in cells (`LanePipeline._tiles`). Dense scenes' segments touch across
+#: lanes and join into signals as large as the survey, and a window's cost
+#: grows with its samples x sources squared. Below this, one window sees a
+#: whole cluster at once (the re-levelling of its lanes and the residual
+#: search of broad clusters need all of it): a site's survey-wide cluster of
+#: deep bombs on a 30 x 40 m survey stays one window.
+LOCAL_SPLIT_M = 48.0
+#: Largest side (m) of a cell of a signal fitted locally (`LanePipeline._tiles`).
+#: A lone bomb's anomaly (4 m deep: about 8 m across) and the clusters of
+#: carpet bombing (2-4 bombs 3-5 m apart) fit inside one cell and its margin.
+LOCAL_TILE_M = 16.0
+#: Context around a cell (m): segments of the same signal this near are fitted
+#: with it, and the sources placed among them dropped (the neighbouring cell
+#: owns them). The interaction reach (`LaneConfig.interact_m`, 2 m) and a
+#: metre: a neighbour's steep near field is in the window and modelled, so
+#: it does not pull the cell's own sources; what its far tail leaves is taken
+#: out once the neighbouring cell is fitted (`_minus_fitted`).
+LOCAL_MARGIN_M = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +229,20 @@ class LaneRecord:
     n_spikes: int = 0
 
 
+_OPEN_BOX = (-math.inf, math.inf, -math.inf, math.inf)
+
+
 @dataclass(slots=True)
 class _Group:
     segs: list[Segment] = field(default_factory=list)
+    #: Where this signal's fits may place sources (x0, x1, y0, y1): the whole
+    #: plane, but beyond the line where the walk's older part of the signal
+    #: was cut off and fitted (`LanePipeline._cut_behind`).
+    box: tuple[float, float, float, float] = _OPEN_BOX
+    #: Segments of the same signal left open beyond ``box``: context only.
+    context: list[Segment] = field(default_factory=list)
+    #: Part of a signal that grew beyond `LOCAL_SPLIT_M`: fitted in cells.
+    local: bool = False
 
     @property
     def lanes(self) -> set[int]:
@@ -277,6 +308,15 @@ class PipelineStats:
     #: Numerical failures (singular matrix, solver error) the fits took as "no
     #: fit" (`acquisition.numfail`); each is also logged.
     fit_failures: int = 0
+    #: Most segments (a core's and its context) fitted in one window, and the
+    #: largest side (m) of such a window's segments: bounded on any area
+    #: (`LanePipeline._tiles`), so the cost grows with the area.
+    largest_window_segments: int = 0
+    largest_window_m: float = 0.0
+    #: Parts of open signals fitted once the walk had left them (`_cut_behind`).
+    cut_signals: int = 0
+    #: Windows fitted as cells of a signal larger than `LOCAL_SPLIT_M` (`_tiles`).
+    cell_windows: int = 0
 
 
 def _fields(rows: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -420,6 +460,17 @@ def _lane_runs(lane_ids: np.ndarray) -> list[tuple[int, int, int]]:
     return [(a, b, int(lane_ids[a])) for a, b in zip(starts, ends, strict=True)]
 
 
+def _extent(segs: list[Segment], clip: tuple[float, float, float, float] | None = None
+            ) -> tuple[float, float, float, float]:
+    """Where ``segs`` lie (x0, x1, y0, y1: lane x, along-lane extent), within ``clip``."""
+    ext = (min(s.x_mean for s in segs), max(s.x_mean for s in segs),
+           min(s.y0 for s in segs), max(s.y1 for s in segs))
+    if clip is None:
+        return ext
+    return (max(ext[0], clip[0]), min(ext[1], clip[1]), max(ext[2], clip[2]),
+            min(ext[3], clip[3]))
+
+
 def _near(a: _Group, b: _Group, reach: float) -> bool:
     ax0, ax1 = min(s.x_mean for s in a.segs), max(s.x_mean for s in a.segs)
     bx0, bx1 = min(s.x_mean for s in b.segs), max(s.x_mean for s in b.segs)
@@ -463,6 +514,8 @@ class LanePipeline:
         self._held: set[int] = set()  # lanes whose samples are still kept (see _prune)
         self._groups: list[_Group] = []
         self._pending: list[_Group] = []
+        #: Parts of open signals the walk has left, to fit now (`_cut_behind`).
+        self._cuts: list[_Group] = []
         #: Fitted sources so far (x, y, depth, mx, my, mz), subtracted from neighbours' windows.
         self._fitted = np.empty((0, 6))
         #: Latest revision of every target sent (any method), by id.
@@ -788,7 +841,7 @@ class LanePipeline:
             thr = max(cfg.detect_k * sigma, cfg.min_threshold_nT)
         gap = max(1, round(cfg.merge_gap_m / step))
         segs = find_segments(lev, thr, x, y, lane, merge_gap=gap) if thr > 0 else []
-        touched = self._group_segments(segs)
+        touched = self._group_segments(segs, lane)
         self._pending += [g for g in self._groups if id(g) not in touched]
         self._groups = [g for g in self._groups if id(g) in touched]
         events = self._fit_ready(final=False)
@@ -809,13 +862,21 @@ class LanePipeline:
             else:
                 wait.append(g)
         self._pending = wait
+        # The parts the walk has left behind of signals still open
+        # (`_cut_behind`): fitted now, whatever is open beside them (their
+        # context and box take care of that side).
+        ready += self._cuts
+        self._cuts = []
         ready.sort(key=lambda g: -max(abs(s.amplitude) for s in g.segs))
         events: list[Target] = []
         for g in ready:
             events += self._fit_group(g)
         return events
 
-    def _group_segments(self, segs: list[Segment]) -> set[int]:
+    def _group_segments(self, segs: list[Segment], lane: int) -> set[int]:
+        """Join lane ``lane``'s segments to the open signals they touch; cut
+        off, for fitting now, the part of an open signal the walk has left
+        (`_cut_behind`). The ids of the signals this lane extended."""
         cfg = self.config
         tol = cfg.group_tol_m
         reach = 1.5 * cfg.lane_spacing_m
@@ -836,9 +897,117 @@ class LanePipeline:
                 grp.segs.append(s)
                 for other in hits[1:]:
                     grp.segs.extend(other.segs)
+                    # Where either may place sources (a cut line of one
+                    # must not drop the other's sources behind it).
+                    grp.box = (min(grp.box[0], other.box[0]), max(grp.box[1], other.box[1]),
+                               min(grp.box[2], other.box[2]), max(grp.box[3], other.box[3]))
+                    grp.local = grp.local or other.local
                     self._groups.remove(other)
             touched.add(id(grp))
+        for grp in self._groups:
+            if id(grp) in touched:
+                piece = self._cut_behind(grp, lane)
+                if piece is not None:
+                    self._cuts.append(piece)
+                    self.stats.cut_signals += 1
         return touched
+
+    def _cut_behind(self, grp: _Group, lane: int) -> _Group | None:
+        """The part of the open signal ``grp`` on lanes the walk has left, once
+        it spans more than `LOCAL_SPLIT_M` there, as a signal of its own
+        (fitted in cells); ``grp`` keeps the rest.
+
+        On a dense scene the segments of neighbouring anomalies touch across
+        lanes and one signal grows with the survey; left open, it is fitted
+        as one window at the end. On lanes more than the context margin plus
+        the interaction reach (`LOCAL_MARGIN_M` + `LaneConfig.interact_m`)
+        behind the lane just finished, what is still to come is seen only as
+        its far tail, and the near part of it is in the nearer lanes'
+        segments, given as context: so that part is fitted now, keeping its
+        sources on its side of the cut line. The rest keeps the other side;
+        fitted later, it sees the part's sources subtracted (`_minus_fitted`).
+        """
+        cfg = self.config
+        sp = cfg.lane_spacing_m
+        keep = math.ceil((LOCAL_MARGIN_M + cfg.interact_m) / sp)
+        if lane - min(s.lane for s in grp.segs) < keep + math.ceil(LOCAL_SPLIT_M / sp):
+            return None
+        old = [s for s in grp.segs if lane - s.lane > keep]
+        rest = [s for s in grp.segs if lane - s.lane <= keep]
+        if not old or not rest:
+            return None
+        ox0, ox1 = min(s.x_mean for s in old), max(s.x_mean for s in old)
+        rx0, rx1 = min(s.x_mean for s in rest), max(s.x_mean for s in rest)
+        x0, x1, y0, y1 = grp.box
+        if rx0 > ox1:  # walking east: the cut line half a lane east of the old part
+            cut = ox1 + 0.5 * sp
+            if not rx0 > cut:
+                return None
+            piece_box, rest_box = (x0, min(x1, cut), y0, y1), (max(x0, cut), x1, y0, y1)
+        elif rx1 < ox0:
+            cut = ox0 - 0.5 * sp
+            if not rx1 < cut:
+                return None
+            piece_box, rest_box = (max(x0, cut), x1, y0, y1), (x0, min(x1, cut), y0, y1)
+        else:  # lanes walked out of order: no clean line; left whole
+            return None
+        grp.segs, grp.box, grp.local = rest, rest_box, True
+        return _Group(old, piece_box, context=list(rest), local=True)
+
+    def _tiles(self, grp: _Group) -> list[tuple[list[Segment], list[Segment],
+                                               tuple[float, float, float, float],
+                                               tuple[float, float, float, float] | None]]:
+        """The signal ``grp`` as windows to fit: (core segments, context
+        segments, where its sources may lie, the region its window may take
+        data from or None for all of it), strongest core first.
+
+        A signal larger than `LOCAL_SPLIT_M` (or a part of one, `_cut_behind`)
+        is split into a grid of equal cells no larger than `LOCAL_TILE_M`. A
+        cell's core is the segments that cross it (on a dense total-field
+        survey the summed far fields of many bodies make segments tens of
+        metres long, so a segment may cross several); its
+        context, the signal's other segments within `LOCAL_MARGIN_M`. Its
+        window takes the data within that margin (and the fit pads) of the
+        cell and keeps only the sources inside the cell (beyond the signal's
+        edge, anywhere): a source near a cell's edge is fitted with its
+        neighbours' data in the window, and the neighbouring cell, fitted
+        after, sees it subtracted. A signal within one cell is one window,
+        as it always was.
+        """
+        segs = grp.segs
+        lo_x, hi_x = min(s.x_mean for s in segs), max(s.x_mean for s in segs)
+        lo_y, hi_y = min(s.y0 for s in segs), max(s.y1 for s in segs)
+        nx = max(1, math.ceil((hi_x - lo_x) / LOCAL_TILE_M))
+        ny = max(1, math.ceil((hi_y - lo_y) / LOCAL_TILE_M))
+        if not grp.local and max(hi_x - lo_x, hi_y - lo_y) <= LOCAL_SPLIT_M:
+            nx = ny = 1
+        if nx == 1 and ny == 1:
+            m = LOCAL_MARGIN_M
+            ctx = [s for s in grp.context if lo_x - m <= s.x_mean <= hi_x + m
+                   and s.y1 >= lo_y - m and s.y0 <= hi_y + m]
+            return [(segs, ctx, grp.box, None)]
+        ex = [lo_x + (hi_x - lo_x) * i / nx for i in range(nx + 1)]
+        ey = [lo_y + (hi_y - lo_y) * j / ny for j in range(ny + 1)]
+        bx0, bx1, by0, by1 = grp.box
+        m = LOCAL_MARGIN_M
+        out: list[tuple[list[Segment], list[Segment], tuple[float, float, float, float],
+                        tuple[float, float, float, float] | None]] = []
+        for i in range(nx):
+            for j in range(ny):
+                cx0, cx1, cy0, cy1 = ex[i], ex[i + 1], ey[j], ey[j + 1]
+                core = [s for s in segs if cx0 <= s.x_mean <= cx1
+                        and s.y1 >= cy0 and s.y0 <= cy1]
+                if not core:
+                    continue
+                ids = {id(s) for s in core}
+                ctx = [s for s in (*segs, *grp.context) if id(s) not in ids
+                       and cx0 - m <= s.x_mean <= cx1 + m and s.y1 >= cy0 - m
+                       and s.y0 <= cy1 + m]
+                box = (cx0 if i > 0 else bx0, cx1 if i < nx - 1 else bx1,
+                       cy0 if j > 0 else by0, cy1 if j < ny - 1 else by1)
+                out.append((core, ctx, box, (cx0 - m, cx1 + m, cy0 - m, cy1 + m)))
+        out.sort(key=lambda c: -max(abs(s.amplitude) for s in c[0]))
+        return out
 
     def _prune(self, lane: int) -> None:
         keep_from = lane - 4
@@ -858,12 +1027,13 @@ class LanePipeline:
                 noise=r.noise, level=r.level, x_ref=r.x_ref, length_m=r.length_m,
                 n_spikes=r.n_spikes)
 
-    def _window(self, grp: _Group) -> tuple[np.ndarray, ...]:
+    def _window(self, ext: tuple[float, float, float, float]) -> tuple[np.ndarray, ...]:
+        """The levelled samples within the fit pads of the extent ``ext`` (x0,
+        x1, y0, y1; `_extent`), with the fitted sources' fields taken out
+        (`_minus_fitted`): x, y, values, lane numbers."""
         cfg = self.config
-        xs = [s.x_mean for s in grp.segs]
-        y0 = min(s.y0 for s in grp.segs) - cfg.fit_pad_y_m
-        y1 = max(s.y1 for s in grp.segs) + cfg.fit_pad_y_m
-        x0, x1 = min(xs) - cfg.fit_pad_x_m, max(xs) + cfg.fit_pad_x_m
+        x0, x1 = ext[0] - cfg.fit_pad_x_m, ext[1] + cfg.fit_pad_x_m
+        y0, y1 = ext[2] - cfg.fit_pad_y_m, ext[3] + cfg.fit_pad_y_m
         parts = []
         for rec in self.lanes.values():
             if rec.x.size == 0 or not (x0 <= rec.x_ref <= x1):
@@ -985,7 +1155,7 @@ class LanePipeline:
         bg = self.noise_nT
         return math.isfinite(bg) and bg > cfg.robust_ratio * white
 
-    def _explained(self, grp: _Group, x: np.ndarray, y: np.ndarray, v: np.ndarray,
+    def _explained(self, segs: list[Segment], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                    ln: np.ndarray) -> bool:
         """Every segment of the signal is gone once the sources already fitted
         nearby are subtracted: it was the tail of a neighbour's anomaly (detected
@@ -993,27 +1163,43 @@ class LanePipeline:
         thr = self.threshold_nT
         if not (math.isfinite(thr) and thr > 0 and self._fitted.shape[0] and x.size):
             return False
-        for s in grp.segs:
+        for s in segs:
             on = (ln == s.lane) & (y >= s.y0) & (y <= s.y1)
             if not on.any() or float(np.max(np.abs(v[on]))) >= thr:
                 return False
         return True
 
     def _fit_group(self, grp: _Group) -> list[Target]:
+        out: list[Target] = []
+        for core, ctx, box, clip in self._tiles(grp):
+            self.stats.cell_windows += clip is not None
+            out += self._fit_window(core, ctx, box, clip)
+        return out
+
+    def _fit_window(self, core: list[Segment], ctx: list[Segment],
+                    box: tuple[float, float, float, float],
+                    clip: tuple[float, float, float, float] | None = None) -> list[Target]:
+        """Fit the window of the segments ``core`` (with ``ctx``, context from
+        the same signal, and data only within ``clip``: `_tiles`); the
+        targets of its sources inside ``box``."""
         cfg = self.config
-        x, y, v, ln = self._window(grp)
-        if self._explained(grp, x, y, v, ln):
+        segs = core + ctx
+        st = self.stats
+        st.largest_window_segments = max(st.largest_window_segments, len(segs))
+        ext = _extent(segs, clip)
+        st.largest_window_m = max(st.largest_window_m, ext[1] - ext[0], ext[3] - ext[2])
+        x, y, v, ln = self._window(ext)
+        if self._explained(core, x, y, v, ln):
             self.stats.explained_signals += 1
             return []
         sigma = self.noise_nT
         if not math.isfinite(sigma):
             sigma = 1.0
-        peak = max(grp.segs, key=lambda s: abs(s.amplitude))
+        peak = max(core, key=lambda s: abs(s.amplitude))
         pad = cfg.footprint_pad_m
-        footprint = (min(s.x_mean for s in grp.segs) - pad, max(s.x_mean for s in grp.segs) + pad,
-                     min(s.y0 for s in grp.segs) - pad, max(s.y1 for s in grp.segs) + pad)
+        footprint = (ext[0] - pad, ext[1] + pad, ext[2] - pad, ext[3] + pad)
         fits: list[FitResult]
-        broad = len(grp.segs) >= cfg.residual_search_segments
+        broad = len(segs) >= cfg.residual_search_segments
         if cfg.locator == "euler":
             fits = euler_sources(x, y, v, self.geom) if x.size else []
         else:
@@ -1022,15 +1208,23 @@ class LanePipeline:
                 # A cluster spanning many lanes (broad total-field anomalies of
                 # several bombs) may hold more objects than the default allows.
                 footprint=footprint,
-                max_sources=max(cfg.max_sources, len(grp.segs) // 2),
-                max_hints=max(cfg.fit.max_hints, len(grp.segs)),
-                hints=[(s.x, s.y) for s in sorted(grp.segs, key=lambda s: -abs(s.amplitude))],
+                max_sources=max(cfg.max_sources, len(segs) // 2),
+                max_hints=max(cfg.fit.max_hints, len(segs)),
+                hints=[(s.x, s.y) for s in sorted(segs, key=lambda s: -abs(s.amplitude))],
                 min_samples=cfg.min_fit_samples, robust=self._soil_like(),
                 survey_sigma=SurveySigma(cfg.position_sigma_m, cfg.height_sigma_m,
                                          cfg.depth_rel_sigma),
                 max_residual_rounds=cfg.fit.max_residual_rounds if broad else 0, joint=broad,
                 elongate=cfg.line_sources, config=cfg.fit,
                 thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
+        if fits:
+            # Sources among the context, or behind a cut line, belong to the
+            # neighbouring core (`_tiles`, `_cut_behind`).
+            x0, x1, y0, y1 = box
+            kept = [f for f in fits if x0 <= f.x <= x1 and y0 <= f.y <= y1]
+            if not kept:
+                return []
+            fits = kept
         if not fits:  # only for an empty window; still report the signal
             fits = [FitResult(x=peak.x, y=peak.y, depth=0.5, moment=(0.0, 0.0, 0.0), quality=0.05,
                               flags=("few_samples", "cheap_estimate"), method="cheap_estimate")]
@@ -1041,7 +1235,7 @@ class LanePipeline:
                 return []
         rec = self.lanes.get(peak.lane)
         t_ns = int(rec.t_ns[peak.peak]) if rec is not None and rec.t_ns.size > peak.peak else 0
-        lanes = tuple(sorted(grp.lanes))
+        lanes = tuple(sorted({s.lane for s in core}))
         out = []
         earlier = [t for t in self._sent.values() if t.method in FITTED]
         good = [f for f in fits if f.method in (*FITTED, "euler")]
@@ -1061,7 +1255,7 @@ class LanePipeline:
                 azimuth_deg=f.extra.get("azimuth_deg"),
                 plunge_deg=f.extra.get("plunge_deg"))
             if f.method == "cheap_estimate":
-                self._cheap[t.target_id] = [self._segment_stretch(s) for s in grp.segs
+                self._cheap[t.target_id] = [self._segment_stretch(s) for s in core
                                             if s.lane in self.lanes]
             same = (_same_object(t, earlier, cfg.same_object_m)
                     if f.method in FITTED else None)
