@@ -147,13 +147,22 @@ def run(seeds: list[int], names: list[str], rules: list[str],
 
 
 def table(records: list[dict], markdown: bool = False) -> str:
-    """Per rule: the figures without it and their change against ``base``."""
-    tallies: dict[str, Tally] = {}
+    """Per rule: the figures without it and their change against ``base`` on
+    the same surveys (a run stopped part-way leaves rules with fewer surveys
+    than ``base``; each is compared with base's records of its own surveys)."""
+    by_rule: dict[str, dict[tuple[str, int], dict]] = {}
     for rec in records:
-        tallies.setdefault(rec["rule"], Tally()).add(rec)
-    if "base" not in tallies:
+        by_rule.setdefault(rec["rule"], {})[(rec.get("scenario", ""), rec["seed"])] = rec
+    if "base" not in by_rule:
         return "no base records"
-    b = tallies["base"].row()
+    base = by_rule["base"]
+
+    def tally(recs: list[dict]) -> dict:
+        t = Tally()
+        for rec in recs:
+            t.add(rec)
+        return t.row()
+
     keys = ("recall", "big_missed", "depth_ok", "dh_med", "false_per_1000m2")
     cols = ("recall", "big missed", "depth within", "horiz. median m", "false / 1000 m²")
     lines = []
@@ -162,8 +171,12 @@ def table(records: list[dict], markdown: bool = False) -> str:
         lines.append("|" + "---|" * (len(cols) + 2))
     else:
         lines.append(f"{'rule off':22s} {'surv':>4s} " + " ".join(f"{c:>16s}" for c in cols))
-    for rule in ["base", *[r for r in RULES if r in tallies]]:
-        r = tallies[rule].row()
+    for rule in ["base", *[r for r in RULES if r in by_rule]]:
+        common = [k for k in by_rule[rule] if k in base]
+        if not common:
+            continue
+        r = tally([by_rule[rule][k] for k in common])
+        b = tally([base[k] for k in common])
         cells = []
         for k in keys:
             val = f"{r[k]:.0f}" if k == "big_missed" else f"{r[k]:.3f}"
@@ -172,9 +185,9 @@ def table(records: list[dict], markdown: bool = False) -> str:
                 val += f" ({dv:+.0f})" if k == "big_missed" else f" ({dv:+.3f})"
             cells.append(val)
         if markdown:
-            lines.append(f"| {rule} | {r['surveys']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {rule} | {len(common)} | " + " | ".join(cells) + " |")
         else:
-            lines.append(f"{rule:22s} {r['surveys']:4d} " + " ".join(f"{c:>16s}" for c in cells))
+            lines.append(f"{rule:22s} {len(common):4d} " + " ".join(f"{c:>16s}" for c in cells))
     return "\n".join(lines)
 
 
@@ -184,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-seed", type=int, default=TUNING_SEEDS[0])
     ap.add_argument("--held-out", type=int, default=None, metavar="N",
                     help="the first N frozen held-out seeds instead (once, at the end)")
+    ap.add_argument("--held-out-from", type=int, default=0, metavar="K",
+                    help="with --held-out: start at the K-th held-out seed (continue a run)")
     ap.add_argument("--only", nargs="*", default=None, help="scenarios (default: all)")
     ap.add_argument("--rules", nargs="*", default=None, help="rules (default: all)")
     ap.add_argument("--jsonl", type=Path, default=None)
@@ -205,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [n for n in names if n not in SITES] + [r for r in rules if r not in RULES]
     if bad:
         ap.error(f"unknown scenario or rule {bad[0]!r} (see --list)")
-    seeds = (list(HELD_OUT_SEEDS)[:args.held_out] if args.held_out is not None
+    seeds = (list(HELD_OUT_SEEDS)[args.held_out_from:args.held_out_from + args.held_out]
+             if args.held_out is not None
              else list(range(args.first_seed, args.first_seed + args.seeds)))
 
     def sink(rec: dict) -> None:

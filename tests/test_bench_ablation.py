@@ -77,3 +77,11 @@ def test_table_gives_each_rule_its_change_against_base() -> None:
     assert "2 (+2)" in row
     assert "3.000 (+2.000)" in row
     assert table([_rec("split_deep", 7, 2, 3)]) == "no base records"
+
+
+def test_a_rule_is_compared_with_base_on_its_own_surveys() -> None:
+    # base has a second survey the stopped run never reached with the rule off
+    other = dict(_rec("base", 2, 5, 0), seed=2)
+    out = table([_rec("base", 9, 0, 1), other, _rec("split_deep", 9, 0, 1)])
+    row = next(line for line in out.splitlines() if line.startswith("split_deep"))
+    assert " 1 " in row and "0.900 (+0.000)" in row and "0 (+0)" in row
