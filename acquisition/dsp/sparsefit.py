@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from acquisition.dsp.acceptance import chi2_drop, prefers
+from acquisition.dsp.acceptance import chi2_drop, pays, penalised, prefers
 from acquisition.dsp.broadfit import lane_free_res, lane_view
 from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.fitcore import (
@@ -87,7 +87,8 @@ def _orth(M: np.ndarray) -> np.ndarray:
 
 def select_blocks(blocks: np.ndarray, b: np.ndarray, base: np.ndarray, pts: np.ndarray,
                   bar: float, max_sel: int, min_sep: float, swaps: int = 2,
-                  taken: np.ndarray | None = None) -> list[int]:
+                  taken: np.ndarray | None = None,
+                  allowed: np.ndarray | None = None) -> list[int]:
     """Group orthogonal matching pursuit over candidate blocks.
 
     ``blocks`` (c, n, 3): the columns of each candidate (weighted and
@@ -97,7 +98,8 @@ def select_blocks(blocks: np.ndarray, b: np.ndarray, base: np.ndarray, pts: np.n
     on n samples); after each addition, each chosen block is swapped for
     the candidate that best replaces it, given the others, up to ``swaps``
     sweeps. Chosen points are at least ``min_sep`` apart horizontally, and
-    from each of the points (x, y) in ``taken``.
+    from each of the points (x, y) in ``taken``; only candidates ``allowed``
+    (a mask; all if None) are chosen.
     Returns the indices of the chosen candidates.
     """
     n = b.size
@@ -131,6 +133,8 @@ def select_blocks(blocks: np.ndarray, b: np.ndarray, base: np.ndarray, pts: np.n
             swallowed("sparsefit.select_blocks", exc)
             return -1, 0.0
         gain = np.einsum("ck,ck->c", rhs, sol)
+        if allowed is not None:
+            gain[~allowed] = -np.inf
         for px, py in [*(pts[j, :2] for j in sel), *near]:
             gain[np.hypot(pts[:, 0] - px, pts[:, 1] - py) < min_sep] = -np.inf
         k = int(np.argmax(gain))
@@ -244,46 +248,83 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
         return (_lane_project(cols.T, ll) * w).T
 
     sig2 = sig * sig
+    n = lx.size
+    free0 = len(held)
+
+    def refit(start: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray] | None:
+        """``start`` moved jointly (the held sources kept), and its residual;
+        None if it leaves the footprint or two of it meet."""
+        model, _sse = refit_local([*held, *start], list(range(free0, free0 + len(start))),
+                                  lx, ly, lv, geom, lanes=ll)
+        trial = [np.asarray(t, dtype=np.float64) for t in model[free0:]]
+        if not all(np.all(np.isfinite(t)) and inside(t, footprint)
+                   and t[2] < MAX_DEPTH - 1e-3 for t in trial):
+            return None
+        return trial, lane_free_res([*held, *trial], lx, ly, lv, ll, geom)
+
+    def better(r_old: np.ndarray, r_new: np.ndarray, k: int) -> bool:
+        return prefers(chi2_drop(r_old, r_new, sig2, cfg.robust), n, k, cfg.bic_gain)
+
+    def pick(model: list[np.ndarray], above: float = math.inf) -> np.ndarray | None:
+        taken = np.array([t[:2] for t in model]).reshape(-1, 2)
+        k = select_blocks(blocks, b, columns([*held, *model]), pts, cfg.bic_gain, 1,
+                          cfg.sparse_min_sep_m, swaps=0, taken=taken,
+                          allowed=pts[:, 2] < above)
+        return pts[k[0]].copy() if k else None
+
     new: list[np.ndarray] = []
     r_cur = lane_free_res(held, lx, ly, lv, ll, geom)
     max_sel = min(cfg.sparse_max_sources, cfg.max_sources - len(held))
-    free0 = len(held)
-    moves = 0
-    while len(new) < max_sel:
+    for _move in range(2 * max_sel + 2):
         # One block chosen on the grid given the sources so far (moved off
         # the grid by the refit), then all of them refitted jointly: on the
         # grid alone, each bomb between grid points leaves a residual that
         # buys another block.
-        taken = np.array([t[:2] for t in new]).reshape(-1, 2)
-        pick = select_blocks(blocks, b, columns([*held, *new]), pts, cfg.bic_gain, 1,
-                             cfg.sparse_min_sep_m, swaps=0, taken=taken)
-        if not pick:
+        seed = pick(new) if len(new) < max_sel else None
+        got = None if seed is None else refit([*new, seed])
+        if got is not None and _close_pair(got[0], cfg.sparse_min_sep_m) is None:
+            if better(r_cur, got[1], SOURCE_PARAMS):
+                new, r_cur = got
+                continue
+            got = None
+        # No further source pays, or the refit pulled two onto one place: a
+        # set of the same size may still fit better. Tried: without either
+        # of the two that met, or without the deepest source (the one that
+        # models several), with a fresh pick in its place.
+        alts: list[list[np.ndarray]] = []
+        if got is not None:
+            j = _close_pair(got[0], cfg.sparse_min_sep_m)
+            assert j is not None
+            i = next(i for i in range(j) if math.hypot(got[0][i][0] - got[0][j][0],
+                                                      got[0][i][1] - got[0][j][1])
+                     < cfg.sparse_min_sep_m)
+            alts += [[t for q, t in enumerate(got[0]) if q != i],
+                     [t for q, t in enumerate(got[0]) if q != j]]
+        if new:
+            # The deepest source out, and two fresh picks shallower than it
+            # in its place (overlapping bombs fit as one sit deeper than
+            # each of them).
+            deep = max(range(len(new)), key=lambda q: float(new[q][2]))
+            rest = [t for q, t in enumerate(new) if q != deep]
+            top = float(new[deep][2]) - 1.0
+            one = pick(rest, top)
+            if one is not None:
+                alts.append([*rest, one])
+                two = pick([*rest, one], top) if len(new) < max_sel else None
+                if two is not None:
+                    alts.append([*rest, one, two])
+        best: tuple[float, list[np.ndarray], np.ndarray] | None = None
+        for alt in alts:
+            r = refit(alt)
+            if r is None or _close_pair(r[0], cfg.sparse_min_sep_m) is not None:
+                continue
+            gain = penalised(chi2_drop(r_cur, r[1], sig2, cfg.robust), n,
+                             SOURCE_PARAMS * (len(r[0]) - len(new)))
+            if best is None or gain > best[0]:
+                best = (gain, *r)
+        if best is None or not pays(best[0], cfg.bic_gain):
             break
-        start = [*held, *new, pts[pick[0]].copy()]
-        model, _sse = refit_local(start, list(range(free0, len(start))), lx, ly, lv, geom,
-                                  lanes=ll)
-        trial = [np.asarray(t, dtype=np.float64) for t in model[free0:]]
-        k_more = SOURCE_PARAMS
-        close = _close_pair(trial, cfg.sparse_min_sep_m)
-        if close is not None and len(trial) > 1 and moves < max_sel:
-            # The refit pulled two onto one place: the new block did not
-            # find a source, but it moved the others. Without the later of
-            # the two, refitted, the set may be a better one of the same size.
-            moves += 1
-            trial.pop(close)
-            model, _sse = refit_local([*held, *trial], list(range(free0, free0 + len(trial))),
-                                      lx, ly, lv, geom, lanes=ll)
-            trial = [np.asarray(t, dtype=np.float64) for t in model[free0:]]
-            k_more = 0
-        if not all(np.all(np.isfinite(t)) and inside(t, footprint)
-                   and t[2] < MAX_DEPTH - 1e-3 for t in trial) or _close_pair(
-                       trial, cfg.sparse_min_sep_m) is not None:
-            break
-        r_trial = lane_free_res([*held, *trial], lx, ly, lv, ll, geom)
-        if not prefers(chi2_drop(r_cur, r_trial, sig2, cfg.robust), lx.size, k_more,
-                       cfg.bic_gain):
-            break
-        new, r_cur = trial, r_trial
+        new, r_cur = best[1], best[2]
     if not new:
         return None
     if cfg.pairs_plausible and held:
