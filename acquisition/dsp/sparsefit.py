@@ -13,10 +13,10 @@ the one criterion, `acceptance.prefers`; after each addition every chosen
 block is swapped for a better one if there is one); then the chosen sources
 are moved jointly by the nonlinear fit (`fitcore.refit_local`), and the new
 set replaces the old one only if it is preferred under the same criterion
-and the pair rules allow it. Every model is judged with a free offset per
-lane (lane levels under a broad anomaly are off by nT) and in the
-chi-square of what the current model may misfit (`fitcore.misfit_sigma`),
-like `broadfit.split_deep`.
+and the pair rules allow it. Every model is judged with one free offset
+on the local samples (one per lane, on the chords of a circle as wide as
+the anomaly, would take most of it up) and in the chi-square of what the
+current model may misfit (`fitcore.misfit_sigma`), like `broadfit.split_deep`.
 """
 
 from __future__ import annotations
@@ -195,7 +195,11 @@ def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
             continue  # already replaced, or a source this stage put there
         cx, cy, d = (float(t) for t in s)
         radius = min(1.5 * (d + h) + 2.0, cfg.sparse_radius_m)
-        near, lx, ly, lv, ll = lane_view(out, x, y, v, geom, cx, cy, radius, lanes)
+        # One offset for the local samples, not one per lane: an anomaly of
+        # bombs 4-5 m deep is as wide as the local circle, and a free offset
+        # on each lane's chord of it takes up most of it (the bombs then
+        # come out shallower, closer together and in wrong places).
+        near, lx, ly, lv, ll = lane_view(out, x, y, v, geom, cx, cy, radius, None)
         if lx.size < cfg.min_samples * 4:
             continue
         tries += 1
