@@ -171,6 +171,23 @@ def _close_pair(pts: list[np.ndarray], min_sep: float) -> int | None:
     return None
 
 
+def _refused(new: list[np.ndarray], held: list[np.ndarray], lx: np.ndarray, ly: np.ndarray,
+             lv: np.ndarray, geom: SensorGeometry, cfg: FitConfig) -> set[int]:
+    """Indices of the ``new`` sources the pair rules refuse beside a held point."""
+    every = [*held, *new]
+    lin = solve_linear(design_srcs(lx, ly, every, geom), lv)
+    bad = set()
+    for q, a in enumerate(new):
+        ia = len(held) + q
+        for i, t in enumerate(held):
+            if len(t) == 3 and not pairs_plausible(
+                    np.concatenate((a, t)),
+                    np.concatenate((lin[3 * ia:3 * ia + 3], lin[3 * i:3 * i + 3])),
+                    cfg.min_sep_m, cfg.close_m, cfg.pair_ratio):
+                bad.add(q)
+    return bad
+
+
 def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                 geom: SensorGeometry, noise: float, cfg: FitConfig,
                 footprint: tuple[float, float, float, float], lanes: np.ndarray | None,
@@ -270,7 +287,8 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
         return prefers(chi2_drop(r_old, r_new, sig2, cfg.robust), n, k, cfg.bic_gain)
 
     def pick(model: list[np.ndarray], above: float = math.inf) -> np.ndarray | None:
-        taken = np.array([t[:2] for t in model]).reshape(-1, 2)
+        # Not beside a held source either: its field is modelled already.
+        taken = np.array([t[:2] for t in [*model, *held] if len(t) == 3]).reshape(-1, 2)
         k = select_blocks(blocks, b, columns([*held, *model]), pts, cfg.bic_gain, 1,
                           cfg.sparse_min_sep_m, swaps=0, taken=taken,
                           allowed=pts[:, 2] < above)
@@ -334,17 +352,17 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
     if cfg.pairs_plausible and held:
         # The rules between each new source and each held one; among the new
         # ones only the separation (comparable bombs closer than their depth
-        # are what carpet bombing leaves, and what this stage is for).
-        pts_h = [t for t in held if len(t) == 3]
-        every = [*held, *new]
-        lin = solve_linear(design_srcs(lx, ly, every, geom), lv)
-        cols = {id(u): lin[3 * i:3 * i + 3] for i, u in enumerate(every)}
-        for a in new:
-            for t in pts_h:
-                if not pairs_plausible(np.concatenate((a, t)),
-                                       np.concatenate((cols[id(a)], cols[id(t)])),
-                                       cfg.min_sep_m, cfg.close_m, cfg.pair_ratio):
-                    return None
+        # are what carpet bombing leaves, and what this stage is for). New
+        # sources a rule refuses (a held neighbour's field taken up) go, and
+        # the others are refitted once.
+        bad = _refused(new, held, lx, ly, lv, geom, cfg)
+        if bad:
+            kept = [t for q, t in enumerate(new) if q not in bad]
+            got = refit(kept) if kept else None
+            if got is None or _close_pair(got[0], cfg.sparse_min_sep_m) is not None or \
+                    _refused(got[0], held, lx, ly, lv, geom, cfg):
+                return None
+            new = got[0]
     r_now = lane_free_res(sub, lx, ly, lv, ll, geom)
     r_new = lane_free_res([*held, *new], lx, ly, lv, ll, geom)
     k = SOURCE_PARAMS * (len(new) - len(group))
