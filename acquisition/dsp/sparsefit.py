@@ -349,20 +349,33 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
         new, r_cur = best[1], best[2]
     if not new:
         return None
-    if cfg.pairs_plausible and held:
-        # The rules between each new source and each held one; among the new
-        # ones only the separation (comparable bombs closer than their depth
-        # are what carpet bombing leaves, and what this stage is for). New
-        # sources a rule refuses (a held neighbour's field taken up) go, and
-        # the others are refitted once.
-        bad = _refused(new, held, lx, ly, lv, geom, cfg)
-        if bad:
-            kept = [t for q, t in enumerate(new) if q not in bad]
-            got = refit(kept) if kept else None
-            if got is None or _close_pair(got[0], cfg.sparse_min_sep_m) is not None or \
-                    _refused(got[0], held, lx, ly, lv, geom, cfg):
-                return None
-            new = got[0]
+    # Each new source must be allowed and pay on its own: the pair rules
+    # between it and each held one (among the new ones only the separation:
+    # comparable bombs closer than their depth are what carpet bombing
+    # leaves, and what this stage is for); no deeper than the deepest source
+    # it replaces (bombs fitted as one sit deeper than each, so a deeper one
+    # models a broad misfit, not an object); and, the others kept, its own 6
+    # parameters paid. Those that fail go and the rest are refitted once.
+    top = max(float(sub[j][2]) for j in group)
+
+    def failing(model: list[np.ndarray]) -> set[int]:
+        bad = _refused(model, held, lx, ly, lv, geom, cfg) if cfg.pairs_plausible else set()
+        bad |= {q for q, t in enumerate(model) if t[2] > top}
+        r_all = lane_free_res([*held, *model], lx, ly, lv, ll, geom)
+        for q in range(len(model)):
+            r_less = lane_free_res([*held, *model[:q], *model[q + 1:]], lx, ly, lv, ll, geom)
+            if not better(r_less, r_all, SOURCE_PARAMS):
+                bad.add(q)
+        return bad
+
+    bad = failing(new)
+    if bad:
+        kept = [t for q, t in enumerate(new) if q not in bad]
+        got = refit(kept) if kept else None
+        if got is None or _close_pair(got[0], cfg.sparse_min_sep_m) is not None or \
+                failing(got[0]):
+            return None
+        new = got[0]
     r_now = lane_free_res(sub, lx, ly, lv, ll, geom)
     r_new = lane_free_res([*held, *new], lx, ly, lv, ll, geom)
     k = SOURCE_PARAMS * (len(new) - len(group))
