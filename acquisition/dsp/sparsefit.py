@@ -216,7 +216,8 @@ def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         # bombs 4-5 m deep is as wide as the local circle, and a free offset
         # on each lane's chord of it takes up most of it (the bombs then
         # come out shallower, closer together and in wrong places).
-        near, lx, ly, lv, ll = lane_view(out, x, y, v, geom, cx, cy, radius, None)
+        near, lx, ly, lv, lanes_l = lane_view(out, x, y, v, geom, cx, cy, radius, lanes)
+        ll = None
         if lx.size < cfg.min_samples * 4:
             continue
         tries += 1
@@ -226,7 +227,8 @@ def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
                  and math.hypot(t[0] - cx, t[1] - cy) <= cfg.sparse_group_m]
         held = [t for j, t in enumerate(sub) if j not in group]
         try:
-            new = _remodel(sub, group, held, lx, ly, lv, ll, geom, noise, cfg, d, footprint, h)
+            new = _remodel(sub, group, held, lx, ly, lv, ll, geom, noise, cfg, d, footprint,
+                           lanes_l)
         except (ValueError, np.linalg.LinAlgError) as exc:
             swallowed("sparsefit.sparse_deep", exc)
             continue
@@ -244,7 +246,7 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
              ly: np.ndarray, lv: np.ndarray, ll: np.ndarray | None, geom: SensorGeometry,
              noise: float, cfg: FitConfig, d: float,
              footprint: tuple[float, float, float, float],
-             h: float) -> list[np.ndarray] | None:
+             lanes_l: np.ndarray | None) -> list[np.ndarray] | None:
     """The sparse set that replaces ``sub[group]``, or None if it does not pay."""
     sig = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m)
     w = 1.0 / sig
@@ -361,9 +363,12 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
     def failing(model: list[np.ndarray]) -> set[int]:
         bad = _refused(model, held, lx, ly, lv, geom, cfg) if cfg.pairs_plausible else set()
         bad |= {q for q, t in enumerate(model) if t[2] > top}
-        r_all = lane_free_res([*held, *model], lx, ly, lv, ll, geom)
+        # Here with a free offset per lane (``lanes_l``): a weak deep source
+        # that lane levels explain as well is a level error, not an object.
+        r_all = lane_free_res([*held, *model], lx, ly, lv, lanes_l, geom)
         for q in range(len(model)):
-            r_less = lane_free_res([*held, *model[:q], *model[q + 1:]], lx, ly, lv, ll, geom)
+            r_less = lane_free_res([*held, *model[:q], *model[q + 1:]], lx, ly, lv, lanes_l,
+                                   geom)
             if not better(r_less, r_all, SOURCE_PARAMS):
                 bad.add(q)
         return bad
