@@ -24,6 +24,7 @@ from cases import BIG_MOMENT, cluster_result
 @pytest.mark.slow
 @pytest.mark.parametrize(("cluster", "setup"), [
     ("pair", "gradient"),
+    ("pair", "tf_gradient"),
     ("pair", "laterite"),
     ("triple", "tf_gradient"),
     ("quad", "gradient"),

@@ -51,6 +51,7 @@ INNER_SWITCHES = {"judge_alone": "add_sources", "pairs_plausible": "add_sources"
 DROP_RULES = {
     "joint_refit": {"pairs_plausible", "drop_outside_footprint"},
     "elongate_sources": {"elongate_sources", "judge_weak"},
+    "sparse_deep": {"sparse_deep"},
     "drop_tails": {"drop_tails"},
     "drop_body_lobes": {"drop_body_lobes"},
     "drop_outside_footprint": {"drop_outside_footprint"},

@@ -93,6 +93,30 @@ class FitConfig:
     #: `split_deep`: point sources this deep or deeper (m) are tried as two.
     split_min_depth: float = 1.5
 
+    # ---- the sparse re-model of deep sources (`sparse_deep`, `sparsefit.py`)
+    #: Point sources this deep or deeper (m) are re-modelled, deepest first,
+    #: at most `sparse_max_tries` per window, on the samples within
+    #: 1.5 x (depth + sensor height) + 2 m, at most `sparse_radius_m`.
+    sparse_min_depth: float = 3.0
+    sparse_max_tries: int = 4
+    sparse_radius_m: float = 9.0
+    #: With them, the point sources this deep or deeper (m) within
+    #: `sparse_group_m` of them.
+    sparse_group_min_depth: float = 1.5
+    sparse_group_m: float = 5.0
+    #: Candidates: a grid `sparse_spacing_m` apart over the group's box
+    #: widened by 0.6 x depth (2 m to `sparse_box_m`), at these depths (m;
+    #: those at most the deep source's depth + 0.5 m), at most
+    #: `sparse_max_grid` points (the spacing widens to fit).
+    sparse_spacing_m: float = 0.75
+    sparse_box_m: float = 4.0
+    sparse_depths: tuple[float, ...] = (2.0, 3.0, 4.0, 5.0, 6.0)
+    sparse_max_grid: int = 700
+    #: Sources the selection may choose, and how far apart (m) they must be
+    #: (farther than a bomb is long).
+    sparse_max_sources: int = 6
+    sparse_min_sep_m: float = 2.0
+
     # ---- switches: one per optional stage or rule (True: on)
     add_sources: bool = True
     #: The isolated source's second judge inside `add_sources` (joint windows).
@@ -112,6 +136,7 @@ class FitConfig:
     judge_weak: bool = True
     replace_beside_lines: bool = True
     split_deep: bool = True
+    sparse_deep: bool = True
     search_near_strong: bool = True
     drop_tails: bool = True
     drop_body_lobes: bool = True
@@ -145,7 +170,9 @@ _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close
                  "max_residual_rounds", "residual_budget", "ring_min_moment",
                  "ring_max_moment", "short_body_moment", "ring_max_depth_long", "ring_depth",
                  "tails_ratio", "body_lobes_ratio", "level_min_depth", "level_shallow_max",
-                 "split_min_depth")
+                 "split_min_depth", "sparse_min_depth", "sparse_max_tries", "sparse_radius_m",
+                 "sparse_group_min_depth", "sparse_group_m", "sparse_spacing_m", "sparse_box_m",
+                 "sparse_max_grid", "sparse_max_sources", "sparse_min_sep_m")
 
 
 #: The switches of `FitConfig`, in stage order.

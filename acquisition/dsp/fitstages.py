@@ -42,6 +42,7 @@ from acquisition.dsp.fitcore import centre_point, design_points, inside, run_lm,
 from acquisition.dsp.fitresult import cheap_result, report_sources
 from acquisition.dsp.fitstate import FitState, FitTrace
 from acquisition.dsp.refine import polish_weak, robust_refine
+from acquisition.dsp.sparsefit import sparse_deep
 from acquisition.numfail import swallowed
 
 __all__ = ["STAGES", "Stage", "run_stages"]
@@ -283,6 +284,15 @@ def split_deep_stage(st: FitState) -> None:
                          pos_sigma=cfg.pos_sigma_m, robust=cfg.robust)
 
 
+def sparse_deep_stage(st: FitState) -> None:
+    """Deep sources (`sparse_min_depth`) and their deep neighbours re-modelled
+    as a sparse set of point sources (`sparsefit.sparse_deep`): overlapping
+    deep bombs the greedy stages fitted as fewer, deeper, bigger sources."""
+    assert st.footprint is not None
+    st.srcs = sparse_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.config,
+                          st.footprint, st.lanes, dropped=st.dropped)
+
+
 def search_near_strong_stage(st: FitState) -> None:
     """Weak shallow objects within 2 m of strong ones (`addsources.search_near_strong`)."""
     cfg = st.config
@@ -362,6 +372,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("elongate_sources", elongate_stage, "elongate_sources"),
     Stage("replace_beside_lines", replace_beside_lines_stage, "replace_beside_lines"),
     Stage("split_deep", split_deep_stage, "split_deep"),
+    Stage("sparse_deep", sparse_deep_stage, "sparse_deep"),
     Stage("search_near_strong", search_near_strong_stage, "search_near_strong"),
     Stage("drop_tails", drop_tails_stage, "drop_tails"),
     Stage("drop_body_lobes", drop_body_lobes_stage, "drop_body_lobes"),
