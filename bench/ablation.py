@@ -105,6 +105,9 @@ RULES: dict[str, tuple[str, str | None, list[tuple[object, str, object]]]] = {
                         "drop_body_lobes", []),
     "search_near_strong": ("shallow objects searched beside strong sources "
                            "(addsources.search_near_strong)", "search_near_strong", []),
+    # A new stage, for comparison.
+    "sparse_deep": ("deep sources re-modelled as a sparse set (sparsefit.sparse_deep)",
+                    "sparse_deep", []),
 }
 
 
