@@ -29,6 +29,9 @@ from cases import BIG_MOMENT, cluster_result
     ("triple", "tf_gradient"),
     ("quad", "gradient"),
     ("quad", "tf_gradient"),
+    # two bombs a depth apart, one anomaly: the deep split and `sparse_deep`
+    ("pair_deep", "gradient"),
+    ("pair_deep", "total"),
 ])
 def test_every_big_body_of_the_cluster_has_its_own_report(cluster, setup):
     cr = cluster_result(cluster, setup)
