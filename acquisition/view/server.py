@@ -187,7 +187,10 @@ class ViewServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
                                 ws_max_size=WS_MAX_BYTES, ws_per_message_deflate=False,
-                                ws_ping_interval=5.0, ws_ping_timeout=10.0)
+                                ws_ping_interval=5.0, ws_ping_timeout=10.0,
+                                # Ctrl-C must stop the view even when a page keeps its
+                                # socket open: uvicorn otherwise waits for it forever.
+                                timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._http_thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="view-http", daemon=True)
