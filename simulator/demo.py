@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from acquisition.cli_common import add_bus_arguments, bus_options_from_args
+from acquisition.cli_common import add_bus_arguments, bus_options_from_args, stop_on_signals
 from acquisition.drivers import registry
 from acquisition.events import Anomaly, StateChange, Target, latest_targets
 from acquisition.service import AcquisitionService, ServiceConfig, ServiceSummary
@@ -291,6 +291,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                        listener_options=listen, insecure=args.insecure)
         print_report(res)
         if view is not None:
+            # Ctrl-C and SIGTERM end the serving cleanly, even when started in the background.
+            stop_on_signals(view.interrupt)
             print(f"\nthe live view keeps serving at {view.url} ; Ctrl-C to stop", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 view.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -17,8 +18,17 @@ pytestmark = pytest.mark.slow
 
 
 def _start(args: list[str]) -> subprocess.Popen:
+    # faulthandler on: a process that will not stop is made to print every thread's stack.
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    # Started as a script's background job is (SIGINT ignored): the commands must
+    # install their own Ctrl-C handling, or the Ctrl-C these tests send never arrives.
     return subprocess.Popen([sys.executable, "-u", "-m", "acquisition.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=_ignore_sigint)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _read_until(proc: subprocess.Popen, pattern: str, timeout: float = 60.0) -> tuple[
@@ -44,6 +54,15 @@ def _stop(proc: subprocess.Popen) -> int:
     proc.send_signal(signal.SIGINT)
     try:
         return proc.wait(20)
+    except subprocess.TimeoutExpired as exc:
+        # SIGABRT makes faulthandler dump the stack of every thread: say where it hangs.
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            out = "(no stack dump)"
+        msg = f"still running 20 s after Ctrl-C; its threads:\n{out[-8000:]}"
+        raise AssertionError(msg) from exc
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -92,4 +111,19 @@ def test_demo_keeps_serving_after_the_survey_until_ctrl_c(tmp_path):
         assert proc.poll() is None
     finally:
         code = _stop(proc)
+    assert code == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_view_stops_cleanly_on_ctrl_c_or_sigterm_even_started_in_the_background(sig):
+    # No publisher is needed: the page is served, the bus waits for one.
+    proc = _start(["view", "ipc:///nonexistent/uxo-view-cli-test", "--http", "0"])
+    try:
+        m, _ = _read_until(proc, r"live view: http://127\.0\.0\.1:(\d+)/\s*$")
+        assert _health(int(m.group(1)))["stopped"] is False
+        proc.send_signal(sig)
+        code = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert code == 0

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from typing import Any, TextIO
 
-from acquisition.cli_common import add_bus_arguments, bus_options_from_args
+from acquisition.cli_common import add_bus_arguments, bus_options_from_args, stop_on_signals
 
 VIEW_HELP = ("serve the live view on [HOST:]PORT (default host 127.0.0.1; another "
              "interface needs the access token printed at start)")
@@ -90,6 +90,8 @@ def _cmd_view(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"uxo view: {exc}", file=sys.stderr)
         return 2
+    # Ctrl-C and SIGTERM stop the page cleanly, even when started in the background.
+    stop_on_signals(server.interrupt)
     try:
         server.wait()
     except KeyboardInterrupt:

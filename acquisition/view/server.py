@@ -220,9 +220,14 @@ class ViewServer:
             if t is not None:
                 t.join(5.0)
 
+    def interrupt(self) -> None:
+        """Make `wait` return; safe to call from a signal handler. `stop` still follows."""
+        self._stop.set()
+
     def wait(self) -> None:
-        """Block until Ctrl-C (KeyboardInterrupt propagates to the caller)."""
-        while self._http_thread is not None and self._http_thread.is_alive():
+        """Block until `interrupt` or Ctrl-C (KeyboardInterrupt propagates to the caller)."""
+        while (not self._stop.is_set() and self._http_thread is not None
+               and self._http_thread.is_alive()):
             self._http_thread.join(0.2)
 
     def __enter__(self) -> ViewServer:
