@@ -32,7 +32,7 @@ from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
 from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
 from acquisition.dsp.fitconfig import FitConfig
-from acquisition.dsp.fitcore import POS_SIGMA_M, sigma_of
+from acquisition.dsp.fitcore import sigma_of
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -1089,10 +1089,10 @@ class LanePipeline:
 
     def _subtracted_sigma(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
         """Per-sample sigma of what the sources `_minus_fitted` always takes
-        out of the window at (x, y) may misfit there: the noise, `POS_SIGMA_M`
-        of position error on their field's slope, and `fitcore.SHAPE_REL` of that
-        field (`fitcore.sigma_of`: `misfit_sigma` for moments already solved). None if
-        no fitted source is that near."""
+        out of the window at (x, y) may misfit there: the noise,
+        `FitConfig.pos_sigma_m` of position error on their field's slope, and
+        `FitConfig.shape_rel` of that field (`fitcore.sigma_of`: `misfit_sigma`
+        for moments already solved). None if no fitted source is that near."""
         if not self._fitted.shape[0]:
             return None
         near = self._fitted_within(
@@ -1107,7 +1107,8 @@ class LanePipeline:
         fx = (field(x + d, y) - field(x - d, y)) / (2 * d)
         fy = (field(x, y + d) - field(x, y - d)) / (2 * d)
         noise = self.noise_nT if math.isfinite(self.noise_nT) else 1.0
-        return sigma_of(field(x, y), fx * fx + fy * fy, noise, POS_SIGMA_M)
+        fit = self.config.fit
+        return sigma_of(field(x, y), fx * fx + fy * fy, noise, fit.pos_sigma_m, fit.shape_rel)
 
     def _pay_beside_fitted(self, fits: list[FitResult], x: np.ndarray, y: np.ndarray,
                            v: np.ndarray) -> list[FitResult]:

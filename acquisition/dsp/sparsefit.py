@@ -216,7 +216,8 @@ def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         # bombs 4-5 m deep is as wide as the local circle, and a free offset
         # on each lane's chord of it takes up most of it (the bombs then
         # come out shallower, closer together and in wrong places).
-        near, lx, ly, lv, lanes_l = lane_view(out, x, y, v, geom, cx, cy, radius, lanes)
+        near, lx, ly, lv, lanes_l = lane_view(out, x, y, v, geom, cx, cy, radius, lanes,
+                                              margin=cfg.far_margin_m)
         ll = None
         if lx.size < cfg.min_samples * 4:
             continue
@@ -248,17 +249,18 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
              footprint: tuple[float, float, float, float],
              lanes_l: np.ndarray | None) -> list[np.ndarray] | None:
     """The sparse set that replaces ``sub[group]``, or None if it does not pay."""
-    sig = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m)
+    sig = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)
     w = 1.0 / sig
     gx = [float(sub[j][0]) for j in group]
     gy = [float(sub[j][1]) for j in group]
-    half = min(max(2.0, 0.6 * d), cfg.sparse_box_m)
+    half = min(max(cfg.sparse_box_min_m, cfg.sparse_box_depths * d), cfg.sparse_box_m)
     x0, x1, y0, y1 = footprint
     box = (max(min(gx) - half, x0, float(lx.min())), min(max(gx) + half, x1, float(lx.max())),
            max(min(gy) - half, y0, float(ly.min())), min(max(gy) + half, y1, float(ly.max())))
     if box[0] > box[1] or box[2] > box[3]:
         return None
-    depths = tuple(z for z in cfg.sparse_depths if z <= d + 0.5) or (cfg.sparse_depths[0],)
+    depths = (tuple(z for z in cfg.sparse_depths if z <= d + cfg.sparse_depth_margin_m)
+              or (cfg.sparse_depths[0],))
     pts = candidate_grid(box, depths, cfg.sparse_spacing_m, cfg.sparse_max_grid)
     G = design_batch(lx, ly, pts[:, 0], pts[:, 1], pts[:, 2], geom)  # (c, n, 3)
     blocks = _lane_project(np.moveaxis(G, 2, 1), ll)  # (c, 3, n)
