@@ -166,8 +166,8 @@ def test_a_surface_phantom_of_a_lane_end_step_is_dropped_and_a_weak_nail_kept(se
     out = broadfit.drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane)
     assert [tuple(s) for s in out] == [(3.0, 8.0, 1.0)]
     # Only deep sources judged (as before session 10): the phantom stays.
-    out = broadfit.drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane, 10.0,
-                                         shallow_max=-1.0)
+    out = broadfit.drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane,
+                                         FitConfig(level_shallow_max=-1.0))
     assert len(out) == 2
     out = broadfit.drop_level_explained(srcs, x, y, v + f_nail, TOTAL, 0.3, lane)
     assert len(out) == 2

@@ -252,7 +252,8 @@ def test_a_negative_depth_or_length_is_refused(name, bad):
         FitConfig(**{name: (1.0, bad)})
 
 
-@given(st.sampled_from(["bic_gain", "ring_gain", "ring_weighted_gain_long"]),
+@given(st.sampled_from(["bic_gain", "ring_gain", "ring_weighted_gain_long",
+                        "level_shallow_max"]),
        st.floats(allow_nan=False))
 def test_a_bar_may_be_any_number_but_nan(name, value):
     assert getattr(FitConfig(**{name: value}), name) == value

@@ -159,7 +159,8 @@ class FitConfig:
     body_lobes_ratio: float = 0.1
     body_lobes_reach_m: float = 2.0
     #: `drop_level_explained`: point sources this deep or deeper (m), and
-    #: those at most `level_shallow_max` deep, are judged.
+    #: those at most `level_shallow_max` deep, are judged (negative: no
+    #: surface source is).
     level_min_depth: float = 4.0
     level_shallow_max: float = 0.3
     #: ... and, if it pays, judged once more with each neighbour
@@ -280,7 +281,7 @@ class FitConfig:
             if not value >= 0:  # NaN too
                 raise ValueError(f"FitConfig.{name}: expected a number >= 0, got {value!r}")
         for name in ("bic_gain", "ring_gain", "ring_weighted_gain_short",
-                     "ring_weighted_gain_long"):
+                     "ring_weighted_gain_long", "level_shallow_max"):
             if math.isnan(getattr(self, name)):
                 raise ValueError(f"FitConfig.{name}: expected a number, got nan")
 
@@ -299,7 +300,7 @@ _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close
                  "pair_ratio", "max_refusals", "max_hints", "hint_clear_m",
                  "max_residual_rounds", "residual_budget", "ring_min_moment",
                  "ring_max_moment", "short_body_moment", "ring_max_depth_long", "ring_depth",
-                 "tails_ratio", "body_lobes_ratio", "level_min_depth", "level_shallow_max",
+                 "tails_ratio", "body_lobes_ratio", "level_min_depth",
                  "split_min_depth", "sparse_min_depth", "sparse_max_tries", "sparse_radius_m",
                  "sparse_group_min_depth", "sparse_group_m", "sparse_spacing_m", "sparse_box_m",
                  "sparse_max_grid", "sparse_max_sources", "sparse_min_sep_m",
