@@ -7,7 +7,8 @@ Run: ``.venv/bin/python bench/ablation.py [--seeds N | --held-out N]
 
 Each rule in `RULES` was written for what one benchmark seed showed (issue
 22, item 2); here it is switched off: a fit stage or rule by its
-`FitConfig` switch, a rule outside the fit by `unittest.mock.patch` (a
+`FitConfig` switch (or a `FitConfig` value that keeps it from firing), a
+rule outside the fit by `unittest.mock.patch` (a
 method replaced by a pass-through, or a constant set so that the rule never
 fires), and the same simulated surveys are processed with and without it.
 Each world is simulated once and processed once per rule
@@ -51,7 +52,6 @@ from accuracy_lanes import (
 )
 
 from acquisition.dsp import droprules as droprules_module
-from acquisition.dsp import fitcore as fitcore_module
 from acquisition.dsp import pipeline as pipeline_module
 from acquisition.dsp.pipeline import LaneConfig
 from simulator.scenario import scenario_from_dict
@@ -66,10 +66,12 @@ def _method_none(_self, *_a, **_k):
     return []
 
 
-#: Rule name -> (what it does, the `FitConfig` switch that turns it off or
-#: None, patches (object, attribute, replacement) for rules outside the fit).
-#: Ordered by what the earlier comments named benchmark seeds for first.
-RULES: dict[str, tuple[str, str | None, list[tuple[object, str, object]]]] = {
+#: Rule name -> (what it does, the `FitConfig` switch that turns it off (or a
+#: (field, value) that keeps it from firing) or None, patches (object,
+#: attribute, replacement) for rules outside the fit). Ordered by what the
+#: earlier comments named benchmark seeds for first.
+RULES: dict[str, tuple[str, str | tuple[str, object] | None,
+                       list[tuple[object, str, object]]]] = {
     "split_deep": ("two deep sources fitted as one are split (broadfit.split_deep)",
                    "split_deep", []),
     "drop_level_explained": ("sources a per-lane level explains are dropped "
@@ -96,8 +98,7 @@ RULES: dict[str, tuple[str, str | None, list[tuple[object, str, object]]]] = {
                      "threshold (LanePipeline._minus_fitted)", None,
                      [(pipeline_module, "FAR_SUBTRACT_M", pipeline_module.NEAR_SUBTRACT_M)]),
     "line_seed_min_depth": ("shallow points also get line seeds 0.15 m deep "
-                            "(fitcore.best_line)", None,
-                            [(fitcore_module, "LINE_SEED_MIN_DEPTH_M", 0.0)]),
+                            "(fitcore.best_line)", ("line_seed_min_depth_m", 0.0), []),
     # Acceptance rules not written for one seed, for comparison.
     "drop_tails": ("weak sources on a strong one's tails dropped (droprules.drop_tails)",
                    "drop_tails", []),
@@ -118,11 +119,22 @@ def _patched(rule: str) -> ExitStack:
     return stack
 
 
-def rule_config(cfg: LaneConfig, rule: str) -> LaneConfig:
-    """``cfg`` with the fit switch of ``rule`` off (the same ``cfg`` for
-    ``base`` and for rules outside the fit)."""
+def fit_override(rule: str) -> dict[str, object]:
+    """The `FitConfig` fields ``rule`` off sets (none for ``base`` and for
+    rules outside the fit)."""
     switch = RULES[rule][1] if rule != "base" else None
-    return cfg if switch is None else replace(cfg, fit=replace(cfg.fit, **{switch: False}))
+    if switch is None:
+        return {}
+    if isinstance(switch, str):
+        return {switch: False}
+    return {switch[0]: switch[1]}
+
+
+def rule_config(cfg: LaneConfig, rule: str) -> LaneConfig:
+    """``cfg`` with the fit switch (or value) of ``rule`` set (the same
+    ``cfg`` for ``base`` and for rules outside the fit)."""
+    over = fit_override(rule)
+    return replace(cfg, fit=replace(cfg.fit, **over)) if over else cfg
 
 
 def run(seeds: list[int], names: list[str], rules: list[str],

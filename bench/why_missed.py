@@ -3,10 +3,10 @@
 Run: ``.venv/bin/python bench/why_missed.py [--only NAME ...] [--seeds N]
 [--first-seed K] [--all]``. Simulates the benchmark's worlds
 (`accuracy_lanes.random_world`, tuning seeds only) and processes each with
-the production pipeline, recording on the way (by wrapping, not changing, its
-steps): the lane segments the detector found, the signals judged already
-explained by earlier fits, the sources each fit stage dropped, and the final
-reports. For every detectable body of projectile size or more
+the production pipeline with its trace on (`pipetrace.PipelineTrace`): the
+lane segments the detector found, the signals judged already explained by
+earlier fits, the sources each fit stage dropped, and the final reports.
+For every detectable body of projectile size or more
 (`accuracy_lanes.BIG_MOMENT`) that has no report matched to it (``--all``:
 every detectable body missed) it prints one line naming the first place it
 was lost:
@@ -37,10 +37,7 @@ import math
 import os
 import sys
 from collections import Counter
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from unittest import mock
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -51,10 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from accuracy_lanes import BIG_MOMENT, SITES, TUNING_SEEDS, base_config, random_world
 
-from acquisition.dsp import pipeline as pipeline_module
 from acquisition.dsp.batch import process_survey
-from acquisition.dsp.fit import FitTrace
 from acquisition.dsp.fitcore import centre_point
+from acquisition.dsp.pipetrace import PipelineTrace
 from simulator.scenario import scenario_from_dict
 from simulator.scoring import match
 from simulator.survey import simulate_survey
@@ -64,87 +60,34 @@ NEAR_M = 1.5
 #: A fit-stage source this close (m) to a body is the body's source.
 SOURCE_M = 1.0
 
-@dataclass
-class Trace:
-    """What the pipeline did on one survey, as far as a missed body is concerned."""
 
-    #: (lane, peak x, peak y, amplitude, lane x, y0, y1) of every segment
-    segments: list[tuple[int, float, float, float, float, float, float]] = field(
-        default_factory=list)
-    #: per lane: (x, y, levelled values, threshold) as the detector saw them
-    lanes: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = field(default_factory=list)
-    explained: list[list[tuple[float, float]]] = field(default_factory=list)
-    paid_dropped: list[tuple[float, float]] = field(default_factory=list)
-    windows: list[tuple[float, float, float, float]] = field(default_factory=list)
-    #: (stage, x, y) of every source a stage had in and did not give back
-    dropped: list[tuple[str, float, float]] = field(default_factory=list)
-    fitted: list[tuple[float, float]] = field(default_factory=list)
+def _centres(srcs: tuple[tuple[float, ...], ...]) -> list[tuple[float, float]]:
+    return [(float(c[0]), float(c[1])) for c in (centre_point(np.asarray(s)) for s in srcs)]
 
 
-def _centres(srcs: list[np.ndarray]) -> list[tuple[float, float]]:
-    return [(float(c[0]), float(c[1])) for c in (centre_point(s) for s in srcs)]
-
-
-def _patches(tr: Trace) -> list[tuple[object, str, object]]:
-    """Wrappers that record into ``tr`` and otherwise do what the step does."""
-    find0 = pipeline_module.find_segments
-
-    def find_segments(lev, thr, x, y, lane, **kw):
-        segs = find0(lev, thr, x, y, lane, **kw)
-        tr.lanes.append((np.array(x), np.array(y), np.array(lev), float(thr)))
-        tr.segments += [(s.lane, s.x, s.y, s.amplitude, s.x_mean, s.y0, s.y1) for s in segs]
-        return segs
-
-    explained0 = pipeline_module.LanePipeline._explained
-
-    def explained(self, grp, x, y, v, ln):
-        out = explained0(self, grp, x, y, v, ln)
-        if out:
-            tr.explained.append([(s.x, s.y) for s in grp.segs])
-        return out
-
-    pay0 = pipeline_module.LanePipeline._pay_beside_fitted
-
-    def pay(self, fits, x, y, v):
-        out = pay0(self, fits, x, y, v)
-        kept = {id(f) for f in out}
-        tr.paid_dropped += [(f.x, f.y) for f in fits if id(f) not in kept]
-        return out
-
-    fs0 = pipeline_module.fit_sources
-
-    def fit_sources(x, y, v, geom, noise, **kw):
-        ft = FitTrace()
-        out = fs0(x, y, v, geom, noise, trace=ft, **kw)
-        for rec in ft.stages:
-            after = _centres([np.asarray(q) for q in rec.sources_out])
-            for cx, cy in _centres([np.asarray(q) for q in rec.sources_in]):
+def _stage_losses(tr: PipelineTrace) -> list[tuple[str, float, float]]:
+    """(stage, x, y) of every source a fit stage had in and did not give back
+    (moved more than 0.5 m counts as lost), from each window's `FitTrace`."""
+    out = []
+    for w in tr.windows:
+        for rec in w.fit.stages if w.fit is not None else ():
+            after = _centres(rec.sources_out)
+            for cx, cy in _centres(rec.sources_in):
                 if all(math.hypot(cx - ax, cy - ay) > 0.5 for ax, ay in after):
-                    tr.dropped.append((rec.name, cx, cy))
-        if x.size:
-            tr.windows.append((float(x.min()), float(x.max()), float(y.min()), float(y.max())))
-        tr.fitted += [(f.x, f.y) for f in out if f.method in pipeline_module.FITTED]
-        return out
-
-    patches: list[tuple[object, str, object]] = [
-        (pipeline_module, "find_segments", find_segments),
-        (pipeline_module.LanePipeline, "_explained", explained),
-        (pipeline_module.LanePipeline, "_pay_beside_fitted", pay),
-        (pipeline_module, "fit_sources", fit_sources),
-    ]
-    return patches
+                    out.append((rec.name, cx, cy))
+    return out
 
 
-def _lane_peak(tr: Trace, bx: float, by: float) -> tuple[float, float]:
+def _lane_peak(tr: PipelineTrace, bx: float, by: float) -> tuple[float, float]:
     """Largest |levelled| reading within 1 m of (bx, by) on any lane, and the
     threshold that lane was searched with."""
     best = (0.0, math.nan)
-    for x, y, lev, thr in tr.lanes:
-        near = np.hypot(x - bx, y - by) < 1.0
+    for ln in tr.lanes:
+        near = np.hypot(ln.x - bx, ln.y - by) < 1.0
         if near.any():
-            a = float(np.max(np.abs(lev[near])))
+            a = float(np.max(np.abs(ln.lev[near])))
             if a > best[0]:
-                best = (a, thr)
+                best = (a, ln.thr)
     return best
 
 
@@ -155,12 +98,14 @@ def diagnose(name: str, seed: int, everything: bool = False) -> list[dict]:
     sim = simulate_survey(sc)
     geo = {"kind": sim.kind, "sensor_height_m": sc.sensor.height_m,
            "sensor_separation_m": sc.sensor.separation_m}
-    tr = Trace()
-    with ExitStack() as stack:
-        for obj, attr, value in _patches(tr):
-            stack.enter_context(mock.patch.object(obj, attr, value))
-        res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
-                             field=sc.field, config=base_config(d))
+    tr = PipelineTrace()
+    res = process_survey(sim.x_rec, sim.y_rec, sim.values, t=sim.t_s, geometry=geo,
+                         field=sc.field, config=base_config(d), trace=tr)
+    segments = tr.segments()
+    explained = [[(s.x, s.y) for s in w.core] for w, _j in tr.judgements("explained")
+                 if w is not None]
+    paid_dropped = [j.at for _w, j in tr.judgements("paid_beside_fitted") if j.at is not None]
+    losses = _stage_losses(tr)
     truth = np.array([[t.x, t.y, t.depth] for t in sim.truth]).reshape(-1, 3)
     rep = np.array([[t.x, t.y, t.depth] for t in res.targets]).reshape(-1, 3)
     m = match(truth, rep, gate_m=1.0)
@@ -176,12 +121,12 @@ def diagnose(name: str, seed: int, everything: bool = False) -> list[dict]:
         def near(pts, r=NEAR_M, bx=bx, by=by):
             return [p for p in pts if math.hypot(p[0] - bx, p[1] - by) < r]
 
-        seg = [s for s in tr.segments if math.hypot(s[1] - bx, s[2] - by) < NEAR_M]
+        seg = [s for s in segments if math.hypot(s.x - bx, s.y - by) < NEAR_M]
         # Inside a wide segment whose peak is a neighbour's: detected, not apart.
-        inside = [s for s in tr.segments
-                  if abs(s[4] - bx) < 0.75 and s[5] - 0.5 <= by <= s[6] + 0.5]
+        inside = [s for s in segments
+                  if abs(s.x_mean - bx) < 0.75 and s.y0 - 0.5 <= by <= s.y1 + 0.5]
         lane_pk, thr = _lane_peak(tr, bx, by)
-        drops = [s for s in tr.dropped if math.hypot(s[1] - bx, s[2] - by) < SOURCE_M]
+        drops = [s for s in losses if math.hypot(s[1] - bx, s[2] - by) < SOURCE_M]
         dist = [math.hypot(r[0] - bx, r[1] - by) for r in rep]
         dmin = min(dist) if dist else math.inf
         fl = [f for tt, f in flagged if math.hypot(tt.x - bx, tt.y - by) < SOURCE_M]
@@ -191,7 +136,7 @@ def diagnose(name: str, seed: int, everything: bool = False) -> list[dict]:
             cause = f"flagged:{fl[0]}"
         elif dmin < 1.0:
             cause = "taken"
-        elif any(near(g) for g in tr.explained) or near(tr.paid_dropped, SOURCE_M):
+        elif any(near(g) for g in explained) or near(paid_dropped, SOURCE_M):
             cause = "explained"
         elif drops:
             # the last stage that dropped it (earlier drops may have been re-added)

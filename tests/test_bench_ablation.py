@@ -1,9 +1,11 @@
 """The ablation's rule switches (`bench/ablation.py` ``RULES``) switch what they name.
 
-A fit rule is switched off by its `FitConfig` switch; a rule outside the fit
-by patching a name of the production code. A renamed switch or a moved step
-would make its row measure the production code twice. Here every switch must
-be a `FitConfig` switch that the rule's config turns off and nothing else,
+A fit rule is switched off by its `FitConfig` switch (or a `FitConfig` value
+that keeps it from firing); a rule outside the fit by patching a name of the
+production code. A renamed switch or a moved step would make its row measure
+the production code twice. Here every switch must be a `FitConfig` switch
+that the rule's config turns off and nothing else, every value a `FitConfig`
+field the rule's config sets (away from the default) and nothing else,
 and every patch must find its target, change it while the rule is off and
 restore it after. The scores themselves are measured, not tested
 (bench/README.md).
@@ -31,7 +33,7 @@ def test_each_rule_has_one_way_off(rule: str) -> None:
     assert (switch is None) != (not patches)
 
 
-@pytest.mark.parametrize("rule", [r for r, (_w, s, _p) in RULES.items() if s is not None])
+@pytest.mark.parametrize("rule", [r for r, (_w, s, _p) in RULES.items() if isinstance(s, str)])
 def test_a_fit_rule_turns_off_its_switch_and_nothing_else(rule: str) -> None:
     switch = RULES[rule][1]
     assert switch in SWITCHES
@@ -42,6 +44,19 @@ def test_a_fit_rule_turns_off_its_switch_and_nothing_else(rule: str) -> None:
                if getattr(off.fit, f.name) != getattr(base.fit, f.name)]
     assert changed == [switch]
     assert rule_config(base, "base") is base
+
+
+@pytest.mark.parametrize("rule", [r for r, (_w, s, _p) in RULES.items()
+                                  if isinstance(s, tuple)])
+def test_a_fit_value_rule_sets_its_field_and_nothing_else(rule: str) -> None:
+    name, value = RULES[rule][1]  # type: ignore[misc]
+    base = LaneConfig()
+    off = rule_config(base, rule)
+    assert name in {f.name for f in fields(base.fit)} and name not in SWITCHES
+    assert getattr(base.fit, name) != value and getattr(off.fit, name) == value
+    changed = [f.name for f in fields(off.fit)
+               if getattr(off.fit, f.name) != getattr(base.fit, f.name)]
+    assert changed == [name]
 
 
 @pytest.mark.parametrize("rule", [r for r, (_w, _s, p) in RULES.items() if p])

@@ -162,7 +162,7 @@ def test_a_deep_bomb_under_the_threshold_stays():
 # A 250 kg bomb lying flat a hand's width under the surface (laterite seed 15
 # of the benchmark: 0.20 m). Its point fit reads it a few cm deep, and lines
 # seeded there stalled as a short line at the surface, its axis 25 degrees
-# off; seeds at `fitcore.LINE_SEED_MIN_DEPTH_M` find the body.
+# off; seeds at `FitConfig.line_seed_min_depth_m` find the body.
 SURFACE_CASES = [(0.08, 112.0, 1), (0.12, 112.0, 1),
                  # Along the lanes, the greedy pass left 3-5 points around
                  # these; one line now replaces the whole cluster.
@@ -184,9 +184,8 @@ def test_bomb_just_under_the_surface_is_a_line_of_its_length(depth, az, seed):
     assert abs((t.azimuth_deg - az + 90.0) % 180.0 - 90.0) < 8.0
 
 
-def test_seeded_only_where_the_point_sat_the_line_stalls_at_the_surface(monkeypatch):
-    monkeypatch.setattr(fitcore, "LINE_SEED_MIN_DEPTH_M", 0.0)
-    _sim, res = _bomb_survey(0.12, 112.0, 1.0, 1)
+def test_seeded_only_where_the_point_sat_the_line_stalls_at_the_surface():
+    _sim, res = _bomb_survey(0.12, 112.0, 1.0, 1, fit=FitConfig(line_seed_min_depth_m=0.0))
     t = min(res.targets, key=lambda t: math.hypot(t.x - BOMB[0], t.y - BOMB[1]))
     assert t.depth < 0.05 and t.length_m < 1.0
 

@@ -99,7 +99,7 @@ def test_two_deep_bombs_fitted_as_one_are_split():
     a, b = induced(6.0, 13.0, 5.0, 18.0), induced(10.5, 14.0, 4.9, 14.0)
     x, y, v, lane = _total_survey([a, b], noise=0.3, seed=3)
     one = fitcore.run_lm(np.array([8.0, 13.5, 5.5]), x, y, v, TOTAL)
-    out = broadfit.split_deep([one.x], x, y, v, TOTAL, 0.3, 10.0, FOOT, lanes=lane)
+    out = broadfit.split_deep([one.x], x, y, v, TOTAL, 0.3, FOOT, lanes=lane)
     assert len(out) == 2
     got = np.array(out)
     for t in (a, b):
@@ -111,7 +111,7 @@ def test_one_deep_bomb_with_lane_level_errors_is_not_split():
     bomb = induced(8.0, 15.0, 4.3, 16.0)
     x, y, v, lane = _total_survey([bomb], noise=0.3, seed=5, offsets=1.0)
     one = fitcore.run_lm(np.array([8.0, 15.0, 4.3]), x, y, v, TOTAL)
-    out = broadfit.split_deep([one.x], x, y, v, TOTAL, 0.3, 10.0, FOOT, lanes=lane)
+    out = broadfit.split_deep([one.x], x, y, v, TOTAL, 0.3, FOOT, lanes=lane)
     assert len(out) == 1
     assert np.hypot(out[0][0] - bomb.x, out[0][1] - bomb.y) < 0.3
 
@@ -125,7 +125,7 @@ def test_a_deep_phantom_of_lane_offsets_is_dropped_and_a_real_deep_bomb_kept():
     # under them would soak up.
     v[(lane >= 6) & (lane <= 8)] -= 3.0
     srcs = [np.array([4.0, 10.0, 1.0]), np.array([11.0, 21.0, 4.5]), np.array([7.0, 15.0, 5.0])]
-    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane)
     kept = [tuple(np.round(s[:2], 1)) for s in out]
     assert (4.0, 10.0) in kept and (11.0, 21.0) in kept
     assert (7.0, 15.0) not in kept
@@ -140,7 +140,7 @@ def test_phantom_test_keeps_a_shallow_source_whatever_the_lanes_do():
     peak = np.max(np.abs(forward(x, y, small.x, small.y, small.depth, small.moment, TOTAL)))
     assert peak > 10 * 0.3
     srcs = [np.array([3.0, 8.0, 1.0]), np.array([9.0, 18.0, 0.3])]
-    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane)
     assert len(out) == 2
 
 
@@ -163,13 +163,13 @@ def test_a_surface_phantom_of_a_lane_end_step_is_dropped_and_a_weak_nail_kept(se
                                fitcore.local_res(srcs, x[sel], y[sel], step[sel], TOTAL),
                                0.09, False) - 6 * np.log(sel.sum()))
     assert held > 100
-    out = broadfit.drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane, 10.0)
+    out = broadfit.drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane)
     assert [tuple(s) for s in out] == [(3.0, 8.0, 1.0)]
     # Only deep sources judged (as before session 10): the phantom stays.
-    out = broadfit.drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane, 10.0,
-                                         shallow_max=-1.0)
+    out = broadfit.drop_level_explained(srcs, x, y, step, TOTAL, 0.3, lane,
+                                         FitConfig(level_shallow_max=-1.0))
     assert len(out) == 2
-    out = broadfit.drop_level_explained(srcs, x, y, v + f_nail, TOTAL, 0.3, lane, 10.0)
+    out = broadfit.drop_level_explained(srcs, x, y, v + f_nail, TOTAL, 0.3, lane)
     assert len(out) == 2
 
 
@@ -189,18 +189,18 @@ def _misplaced_bomb_survey(seed, deep_moment=None):
 def test_a_deep_phantom_of_a_neighbours_misfit_is_dropped_once_the_neighbour_may_move(
         seed):
     x, y, v, lane, srcs = _misplaced_bomb_survey(seed)
-    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane)
     assert len(out) == 2 and all(s[2] < 4.0 for s in out)
     # Judged with the bomb held (the test before session 10), it stays.
-    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0,
-                                        second_judge=False)
+    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane,
+                                        FitConfig(neighbours_refit_gain=False))
     assert len(out) == 3
 
 
 @pytest.mark.parametrize("moment", [3.0, 8.0])
 def test_a_real_deep_object_beside_a_misplaced_bomb_is_kept(moment):
     x, y, v, lane, srcs = _misplaced_bomb_survey(0, deep_moment=moment)  # 2.6 / 7.0 nT
-    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane, 10.0)
+    out = broadfit.drop_level_explained(srcs, x, y, v, TOTAL, 0.3, lane)
     assert len(out) == 3
 
 
@@ -308,12 +308,12 @@ def test_lone_source_step_adds_nothing_beside_a_lone_bomb_and_finds_a_weak_objec
     # own misfit; nothing is three metres clear of it and over the bar.
     x, y, v, lane = _total_survey([induced(8.0, 15.0, 2.5, 8.0)])
     srcs = [np.array([8.0, 15.0, 2.5])]
-    out = broadfit.add_isolated(srcs, x, y, v, TOTAL, 0.3, 1.5, 10.0, lane, FOOT)
+    out = broadfit.add_isolated(srcs, x, y, v, TOTAL, 0.3, 1.5, lane, FOOT)
     assert len(out) == 1
     # A weak second object 6 m away, under the sensor's lobe: found, placed.
     x, y, v, lane = _total_survey([induced(8.0, 15.0, 2.5, 8.0),
                                    induced(8.3, 21.0, 2.2, 1.0)], seed=3)
-    out = broadfit.add_isolated(srcs, x, y, v, TOTAL, 0.3, 1.5, 10.0, lane, FOOT)
+    out = broadfit.add_isolated(srcs, x, y, v, TOTAL, 0.3, 1.5, lane, FOOT)
     assert len(out) == 2
     assert np.hypot(out[1][0] - 8.3, out[1][1] - 21.0) < 0.1  # 0.04 m
     assert abs(out[1][2] - 2.2) < 0.2  # 2.13 m

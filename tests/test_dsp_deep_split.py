@@ -15,6 +15,7 @@ from dsp_synth import induced, survey
 
 from acquisition.dsp import broadfit, fitcore
 from acquisition.dsp.fit import fit_sources
+from acquisition.dsp.fitconfig import DEFAULT_FIT, FitConfig
 from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
@@ -24,12 +25,12 @@ GRADIENT = SensorGeometry.from_geometry(
 FOOT = (-0.5, 14.5, -1.0, 21.0)
 
 
-def _single_then_split(a, b, seed=1):
+def _single_then_split(a, b, seed=1, cfg: FitConfig = DEFAULT_FIT):
     x, y, v, lane, _geo = survey([a, b], kind="gradient", noise=0.5, seed=seed, n_lanes=14,
                                  length=20.0)
     one = fitcore.run_lm(np.array([6.5, 10.0, 3.5]), x, y, v, GRADIENT)
-    return one.x, broadfit.split_deep([one.x], x, y, v, GRADIENT, 0.5, 10.0, FOOT,
-                                       lanes=lane)
+    return one.x, broadfit.split_deep([one.x], x, y, v, GRADIENT, 0.5, FOOT, lanes=lane,
+                                       cfg=cfg)
 
 
 @pytest.mark.parametrize(("weak_depth", "weak_moment"), [
@@ -51,13 +52,12 @@ def test_a_pair_fitted_as_one_is_split_onto_both_bombs(weak_depth, weak_moment):
         assert abs(got[k, 2] - t.depth) < 0.1, (t, got)
 
 
-def test_without_the_wider_centre_rule_the_pair_stays_one(monkeypatch):
+def test_without_the_wider_centre_rule_the_pair_stays_one():
     # The rule before: the single source within 15-85 % of the way, and
     # neither of the pair deeper than it.
-    monkeypatch.setattr(broadfit, "SPLIT_CENTRE", 0.15)
-    monkeypatch.setattr(broadfit, "SPLIT_DEPTH_TOL", 1.0)
     _one, out = _single_then_split(induced(5.5, 10.4, 3.07, 22.0),
-                                   induced(8.9, 9.0, 3.1, 22.0 / 2.5))
+                                   induced(8.9, 9.0, 3.1, 22.0 / 2.5),
+                                   cfg=FitConfig(split_centre=0.15, split_depth_tol=1.0))
     assert len(out) == 1
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, bench_processed, process_sim
 
 from acquisition.dsp import fitcore, pipeline
+from acquisition.dsp.fitconfig import DEFAULT_FIT
 from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
@@ -62,8 +63,10 @@ def test_local_view_removes_exactly_the_far_fields(cx, cy, radius, seed, n_src, 
     G = fitcore.design_srcs(x, y, srcs, GRAD)
     lin = np.concatenate([rng.normal(0, 2.0, 3 * n_src), [rng.normal(0, 5.0)]])
     v = G @ lin
-    near, vw, lx, ly, lv = fitcore.local_view(srcs, x, y, v, GRAD, cx, cy, radius)
-    reach = radius + fitcore.FAR_MARGIN_M
+    margin = DEFAULT_FIT.far_margin_m
+    near, vw, lx, ly, lv = fitcore.local_view(srcs, x, y, v, GRAD, cx, cy, radius,
+                                              margin=margin)
+    reach = radius + margin
     for i, s in enumerate(srcs):
         ends = [(s[0], s[1])] if len(s) == 3 else [(s[0], s[1]), (s[3], s[4])]
         d = min(np.hypot(px - cx, py - cy) for px, py in ends)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
 from acquisition.dsp import addsources
+from acquisition.dsp.fitconfig import DEFAULT_FIT
 from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
@@ -51,5 +52,5 @@ def test_grid_seed_sides_gives_a_start_at_every_offset_across_the_lanes(sx, sy, 
     for a, b in zip(plain, sides, strict=False):
         np.testing.assert_array_equal(a, b)
     offsets = sorted({round(float(s[0]) - sx, 6) for s in sides})
-    assert offsets == sorted(round(d, 6) for d in addsources.GRID_DX)
-    assert len(sides) <= keep + len(addsources.GRID_DX)
+    assert offsets == sorted(round(d, 6) for d in DEFAULT_FIT.grid_dx)
+    assert len(sides) <= keep + len(DEFAULT_FIT.grid_dx)

@@ -3,8 +3,10 @@
 Carpet bombing: three bombs 4-4.6 m deep, 3.5-4.5 m apart give one anomaly
 that the greedy stages fit as fewer, deeper, bigger sources; with the stage
 each bomb has its own report. The selection (group orthogonal matching
-pursuit over grid candidates) recovers noise-free sums of grid-point
-dipoles exactly, and adds a block only when it pays under the one criterion.
+pursuit over grid candidates), given a model of all but one of a
+noise-free sum of grid-point dipoles (as the stage asks it, one pick at a
+time), picks the missing one exactly, and adds a block only when it pays
+under the one criterion.
 """
 
 from __future__ import annotations
@@ -91,15 +93,20 @@ moments = st.tuples(st.floats(5.0, 50.0), st.floats(-1.0, 1.0), st.floats(-1.0, 
 @SEL
 @given(st.lists(st.integers(0, len(PTS) - 1), min_size=1, max_size=3, unique=True),
        st.lists(moments, min_size=3, max_size=3), st.floats(-5.0, 5.0))
-def test_noise_free_sums_of_grid_dipoles_are_recovered_exactly(idx, ms, offset):
+def test_given_the_others_the_missing_grid_dipole_is_picked_exactly(idx, ms, offset):
     if not _apart(idx, 3.0):
         return
     v = np.full(X.size, offset)
     for k, (size, ux, uy, uz) in zip(idx, ms, strict=False):
         u = np.array([ux, uy, uz]) / math.sqrt(ux * ux + uy * uy + uz * uz)
         v += BLOCKS[k] @ (size * u)
-    chosen = select_blocks(BLOCKS, v, OFFSET, PTS, 10.0, 5, 2.0)
-    assert sorted(chosen) == sorted(idx)
+    # The others in the model (their blocks among the base columns): each
+    # of them, and every candidate near it, buys nothing more; the missing
+    # one buys the whole residual.
+    base = np.hstack([OFFSET, *[BLOCKS[k] for k in idx[:-1]]])
+    assert select_blocks(BLOCKS, v, base, PTS, 10.0, 1, 2.0) == [idx[-1]]
+    if len(idx) == 1:  # alone: found, and then nothing more pays
+        assert select_blocks(BLOCKS, v, OFFSET, PTS, 10.0, 5, 2.0) == idx
 
 
 @SEL
@@ -109,7 +116,7 @@ def test_every_block_chosen_pays_and_the_next_best_does_not(seed, bar, n_src):
     v = rng.normal(0.0, 0.5, X.size)
     for k in rng.choice(len(PTS), n_src, replace=False):
         v += BLOCKS[k] @ rng.normal(0.0, 3.0, 3)
-    chosen = select_blocks(BLOCKS, v, OFFSET, PTS, bar, 4, 2.0, swaps=0)
+    chosen = select_blocks(BLOCKS, v, OFFSET, PTS, bar, 4, 2.0)
 
     def rss(sel: list[int]) -> float:
         M = np.hstack([OFFSET, *[BLOCKS[j] for j in sel]])

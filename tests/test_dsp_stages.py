@@ -202,14 +202,58 @@ def test_every_switch_names_a_stage_or_a_rule_inside_one():
 
 
 @given(st.sampled_from(["max_sources", "min_samples", "min_sep_m", "max_hints", "tails_ratio",
-                        "residual_budget", "hint_clear_m"]),
+                        "residual_budget", "hint_clear_m", "shape_rel", "far_margin_m",
+                        "split_min_sep_m", "split_centre", "split_depth_tol",
+                        "tails_min_reach_m", "body_lobes_reach_m", "near_shape_rel",
+                        "near_budget", "line_min_peak_snr", "line_seed_min_depth_m",
+                        "near_field_m", "isolated_clear_m", "isolated_budget",
+                        "level_max_move_m", "sparse_box_min_m", "sparse_depth_margin_m"]),
        st.one_of(st.integers(-10, -1), st.floats(-1e3, -1e-9), st.just(math.nan)))
 def test_a_config_out_of_range_is_refused_naming_the_field(name, value):
     with pytest.raises(ValueError, match=f"FitConfig.{name}"):
         FitConfig(**{name: value})
 
 
-@given(st.sampled_from(["bic_gain", "ring_gain", "ring_weighted_gain_long"]),
+#: The tuple fields, and whether an item may be negative (offsets, azimuths).
+TUPLES = {"grid_depths": False, "grid_dx": True, "grid_dy": True, "ring_radii": False,
+          "line_seed_azimuths": True, "line_seed_lengths": False, "line_seed_shifts_m": True,
+          "near_depths": False, "split_azimuths": True, "lone_depths": False,
+          "lone_offsets": True, "sparse_depths": False}
+
+
+def test_every_tuple_field_is_range_checked():
+    assert set(TUPLES) == {f.name for f in fields(FitConfig) if "tuple" in str(f.type)}
+
+
+@given(st.sampled_from(sorted(TUPLES)),
+       st.lists(st.floats(-20.0, 20.0, allow_nan=False), min_size=1, max_size=6))
+def test_a_tuple_field_takes_any_sequence_of_numbers_in_range_as_a_hashable_tuple(name, items):
+    if not TUPLES[name]:
+        items = [abs(t) + 0.01 for t in items]
+    cfg = FitConfig(**{name: items})
+    assert getattr(cfg, name) == tuple(items)
+    assert isinstance(getattr(cfg, name), tuple)
+    hash(cfg)  # frozen and hashable: a list given is kept as a tuple
+    assert cfg == FitConfig(**{name: tuple(items)})
+
+
+@given(st.sampled_from(sorted(TUPLES)),
+       st.one_of(st.just([]), st.just([1.0, math.nan]), st.just([math.inf]),
+                 st.just(["deep"]), st.just(3.0), st.just(None)))
+def test_a_tuple_field_out_of_range_is_refused_naming_the_field(name, value):
+    with pytest.raises(ValueError, match=f"FitConfig.{name}: expected"):
+        FitConfig(**{name: value})
+
+
+@given(st.sampled_from([n for n, neg in TUPLES.items() if not neg]),
+       st.floats(-100.0, -1e-6))
+def test_a_negative_depth_or_length_is_refused(name, bad):
+    with pytest.raises(ValueError, match=f"FitConfig.{name}"):
+        FitConfig(**{name: (1.0, bad)})
+
+
+@given(st.sampled_from(["bic_gain", "ring_gain", "ring_weighted_gain_long",
+                        "level_shallow_max"]),
        st.floats(allow_nan=False))
 def test_a_bar_may_be_any_number_but_nan(name, value):
     assert getattr(FitConfig(**{name: value}), name) == value

@@ -102,7 +102,7 @@ def test_drop_tails_drops_a_source_that_only_models_the_body(tail):
     x, y, v = _data(weak=False)
     (body,) = _fit(x, y, v)
     b = np.array(body.ends) if body.ends is not None else np.array([body.x, body.y, body.depth])
-    out = droprules.drop_tails([b, np.array(tail)], x, y, v, TOTAL, 0.3, 10.0)
+    out = droprules.drop_tails([b, np.array(tail)], x, y, v, TOTAL, 0.3)
     assert len(out) == 1
     np.testing.assert_allclose(out[0][:2], b[:2], atol=0.3)
 
@@ -112,9 +112,9 @@ def test_drop_tails_keeps_a_real_weak_object_and_drops_a_tail_beside_it():
     body = next(f for f in _fit(x, y, v) if math.hypot(f.x - 5.2, f.y - 6.0) < 0.25)
     b = np.array(body.ends) if body.ends is not None else np.array([body.x, body.y, body.depth])
     real = np.array([8.2, 7.8, 0.6])
-    assert len(droprules.drop_tails([b, real], x, y, v, TOTAL, 0.3, 10.0)) == 2
+    assert len(droprules.drop_tails([b, real], x, y, v, TOTAL, 0.3)) == 2
     tail = np.array([2.5, 4.0, 2.0])
-    assert len(droprules.drop_tails([b, tail], x, y, v, TOTAL, 0.3, 10.0)) == 1
+    assert len(droprules.drop_tails([b, tail], x, y, v, TOTAL, 0.3)) == 1
 
 
 def test_real_weak_object_beside_the_body_is_kept():

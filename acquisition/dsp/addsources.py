@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from acquisition.dsp.acceptance import chi2_drop, information_gain, pays, penalised
+from acquisition.dsp.fitconfig import DEFAULT_FIT, FitConfig
 from acquisition.dsp.fitcore import (
-    POS_SIGMA_M,
     LMRun,
     design_points,
     design_srcs,
@@ -49,15 +49,11 @@ if TYPE_CHECKING:
 __all__ = ["grid_seed", "judge", "misfit_level", "model", "new_source_seed", "residual_peaks",
            "search_near_strong", "try_add", "try_ring"]
 
-GRID_DEPTHS = (0.05, 0.2, 0.4, 0.7, 1.1, 1.6, 2.3, 3.2, 4.5, 6.0)
-GRID_DX = (-0.5, 0.0, 0.5)
-GRID_DY = (-0.8, -0.4, 0.0, 0.4, 0.8)
-
-
 def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
                fixed: np.ndarray, sx: float, sy: float, keep: int = 2,
-               sides: bool = False) -> list[np.ndarray]:
-    """Best few (x, y, depth) for one more source on a small grid around (sx, sy).
+               sides: bool = False, cfg: FitConfig = DEFAULT_FIT) -> list[np.ndarray]:
+    """Best few (x, y, depth) for one more source on a small grid around (sx, sy)
+    (`FitConfig.grid_depths`, `grid_dx`, `grid_dy`).
 
     Existing sources stay where they are; only the moments are re-solved for
     each candidate. All candidates are solved at once (batched normal
@@ -68,7 +64,7 @@ def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
             for k in range(len(fixed) // 3)]
     base.append(np.ones((len(x), 1)))
     B = np.hstack(base)
-    D, OX, OY = np.meshgrid(GRID_DEPTHS, GRID_DX, GRID_DY, indexing="ij")
+    D, OX, OY = np.meshgrid(cfg.grid_depths, cfg.grid_dx, cfg.grid_dy, indexing="ij")
     cx, cy, cd = sx + OX.ravel(), sy + OY.ravel(), D.ravel()
     Gc = design_batch(x, y, cx, cy, cd, geom)  # (c, n, 3)
     c = Gc.shape[0]
@@ -101,7 +97,7 @@ def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
         # on one lane fits nearly as well mirrored across it, and LM started on
         # the wrong side never crosses the lane.
         have = {round(float(o[0]) - sx, 6) for o in out}
-        for dx in GRID_DX:
+        for dx in cfg.grid_dx:
             if round(dx, 6) in have:
                 continue
             on = np.flatnonzero(np.isclose(cx - sx, dx))
@@ -191,17 +187,9 @@ def residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndar
 
 
 
-#: Depths (m) tried for a weak source beside a strong one (it must be shallow).
-NEAR_DEPTHS = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2)
-
-
 def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                        geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
-                        pos_sigma: float = POS_SIGMA_M, shape_rel: float = 0.10,
-                        min_moment: float = 0.2, budget: int = 4,
-                        ratio: float = 0.35, pick_sigmas: float = 2.0,
-                        min_strong_depth: float = 0.4,
-                        robust: bool = False) -> list[np.ndarray]:
+                        geom: SensorGeometry, noise: float, thr: float,
+                        cfg: FitConfig = DEFAULT_FIT) -> list[np.ndarray]:
     """Weak, shallow objects within 2 m of a strong one (scrap beside a bomb).
 
     The greedy search in `fit_sources` must not take a point dipole's misfit
@@ -209,15 +197,20 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
     residual over 15 % of that source's field: a bomblet a metre from a
     projectile stays hidden under that bar. Once strong sources have their
     best model (a line where it paid), the misfit left is smaller and has
-    known causes: a few cm of position error on a steep anomaly (``pos_sigma``
-    × slope), sensor noise and the body's shape beyond a line (``shape_rel``
-    of its field). A residual standing 3 sigma above that on two samples is
-    tried as a point source; it is kept if it pays (chi-square with those
-    sigmas, BIC), lies shallower than half the strong source's depth and has
-    at most ``ratio`` of its moment.
+    known causes: a few cm of position error on a steep anomaly
+    (`FitConfig.pos_sigma_m` × slope), sensor noise and the body's shape
+    beyond a line (`near_shape_rel` of its field). A residual standing
+    `near_pick_sigmas` above that on two samples is tried as a point source
+    (at the `near_depths`); it is kept if it pays (chi-square with those
+    sigmas, `bic_gain`), lies shallower than half the strong source's depth
+    and has at most `near_ratio` of its moment. Strong: `near_min_moment`,
+    at least `near_min_strong_depth` deep.
     """
     if not srcs:
         return srcs
+    bic_gain, pos_sigma, shape_rel, robust = (cfg.bic_gain, cfg.pos_sigma_m, cfg.near_shape_rel,
+                                              cfg.robust)
+    min_moment, min_strong_depth = cfg.near_min_moment, cfg.near_min_strong_depth
     G = design_srcs(x, y, srcs, geom)
     lin = solve_linear(G, v)
     mags = [float(np.linalg.norm(lin[3 * i:3 * i + 3])) for i in range(len(srcs))]
@@ -235,7 +228,7 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
     for i in strong:
         near_strong |= np.hypot(x - centre[i][0], y - centre[i][1]) < 2.0
     sig = misfit_sigma(srcs, x, y, v, geom, noise, pos_sigma, shape_rel)
-    allow = np.maximum(thr, pick_sigmas * sig)
+    allow = np.maximum(thr, cfg.near_pick_sigmas * sig)
     a = np.abs(res)
     over = a > allow
     alive = over & near_strong
@@ -243,7 +236,7 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
         alive &= np.hypot(x - cx, y - cy) >= 0.5
     score = np.where(alive, a / allow, -np.inf)
     picks: list[tuple[float, float]] = []
-    while len(picks) < budget:
+    while len(picks) < cfg.near_budget:
         j = int(np.argmax(score))
         if not np.isfinite(score[j]):
             break
@@ -255,14 +248,15 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
         k_s = min(strong, key=lambda i: math.hypot(centre[i][0] - sx, centre[i][1] - sy))
         s_strong = srcs[k_s]
         d_strong = float(s_strong[2]) if len(s_strong) == 3 else float(describe(s_strong)["depth"])
-        near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, sx, sy, 2.5)
+        near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, sx, sy, 2.5,
+                                           margin=cfg.far_margin_m)
         if lx.size < 30 or k_s not in near:
             continue
         sub = [srcs[i] for i in near]
         ks = near.index(k_s)
         base = design_srcs(lx, ly, sub, geom)
         best = None
-        for dd in NEAR_DEPTHS:
+        for dd in cfg.near_depths:
             if dd >= 0.5 * d_strong:
                 break
             for ox in (-0.2, 0.0, 0.2):
@@ -291,7 +285,7 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
         m_str = float(np.linalg.norm(lt[3 * ks:3 * ks + 3]))
         d_str = float(trial[ks][2]) if len(trial[ks]) == 3 else describe(trial[ks])["depth"]
         if (math.hypot(q[0] - sx, q[1] - sy) > 0.6 or q[2] >= 0.5 * d_str
-                or m_new > ratio * m_str
+                or m_new > cfg.near_ratio * m_str
                 or min(math.hypot(q[0] - cx, q[1] - cy) for cx, cy in centre) < 0.5):
             continue
         sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma, shape_rel) ** 2
@@ -337,9 +331,10 @@ def try_add(st: FitState, p: np.ndarray, pred: np.ndarray, sx: float,
     x, y, v, geom = st.x, st.y, st.v, st.geom
     try:
         pts = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
-        near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, sx, sy, 3.0)
+        near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, sx, sy, 3.0,
+                                          margin=st.config.far_margin_m)
         pn = flatten_points([pts[i] for i in near])
-        seeds = grid_seed(lx, ly, lv, geom, pn, sx, sy, keep=2, sides=True)
+        seeds = grid_seed(lx, ly, lv, geom, pn, sx, sy, keep=2, sides=True, cfg=st.config)
         cand = _expand(pts, near, _best_start(st, pn, seeds[:2], sx, sy, vn, lx, ly, lv))
         verdict = judge(st, p, pred, cand, sx, sy)
         if verdict == "too_close" and len(seeds) > 2:
@@ -422,7 +417,8 @@ def judge(st: FitState, p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx:
         # Only when isolated: beside a strong source its re-solved moment
         # takes up its misfit, and phantoms paid.
         pts = [q[3 * j:3 * j + 3] for j in range(len(q) // 3)]
-        near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, q[-3], q[-2], 2.0)
+        near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, q[-3], q[-2], 2.0,
+                                           margin=cfg.far_margin_m)
         if near == [len(pts) - 1] and lx.size > 7:
             r_alone = local_res(pts[-1:], lx, ly, lv, geom)
             r_none = lv - float(np.mean(lv))
@@ -465,7 +461,8 @@ def try_ring(st: FitState, p: np.ndarray, i: int, G: np.ndarray,
         return None
     pts = [p[3 * j:3 * j + 3] for j in range(k)]
     try:
-        near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, 2.5)
+        near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, 2.5,
+                                          margin=cfg.far_margin_m)
         pn = flatten_points([pts[j] for j in near])
         base = design_points(lx, ly, pn, geom)
         starts = [np.array([cx + r * math.cos(a), cy + r * math.sin(a), cfg.ring_depth])
@@ -522,7 +519,7 @@ def try_ring(st: FitState, p: np.ndarray, i: int, G: np.ndarray,
                 and not pairs_plausible(others, lo, cfg.min_sep_m, cfg.close_m,
                                         cfg.pair_ratio))):
         return None
-    sig2 = misfit_sigma(pts, x, y, v, geom, noise, cfg.pos_sigma_m)[loc] ** 2
+    sig2 = misfit_sigma(pts, x, y, v, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)[loc] ** 2
     w_gain = penalised(chi2_drop(r_old, r_new, sig2, robust), n_l, 6)
     if not pays(w_gain, cfg.ring_weighted_gain_long if keep_i else cfg.ring_weighted_gain_short):
         return None

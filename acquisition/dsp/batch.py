@@ -17,6 +17,7 @@ import numpy as np
 
 from acquisition.dsp.cart import cart_lanes
 from acquisition.dsp.pipeline import LaneConfig, LanePipeline
+from acquisition.dsp.pipetrace import PipelineTrace
 from acquisition.errors import UxoValueError
 from acquisition.events import Anomaly, Target, latest_targets
 from acquisition.geomag import EarthField
@@ -111,12 +112,15 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
                    t: np.ndarray | None = None, lane: np.ndarray | None = None,
                    geometry: dict[str, Any], field: EarthField,
                    config: LaneConfig | None = None, stream_id: str = "survey",
-                   on_progress: Callable[[int, int], None] | None = None) -> SurveyResult:
+                   on_progress: Callable[[int, int], None] | None = None,
+                   trace: PipelineTrace | None = None) -> SurveyResult:
     """Process a whole lane survey (x, y in m, values in nT; t in seconds if given).
 
     ``on_progress(done, total)`` is called as readings are taken in (for a
     progress bar). The readings are then fed in pieces, which gives the same
     answer as one piece: the pipeline is a streaming one (chunked equals whole).
+    ``trace``: if given, gets what each lane and signal window went through
+    (`pipetrace.PipelineTrace`).
     """
     check_geometry(geometry)
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -145,7 +149,7 @@ def process_survey(x: np.ndarray, y: np.ndarray, values: np.ndarray, *,
         t_ns = np.where(np.isfinite(t), np.round(t * 1e9), 0).astype(np.int64)
     else:
         t_ns = np.round(np.arange(n) * (1e9 / rate)).astype(np.int64)
-    pipe = LanePipeline(make_descriptor(geometry, rate, stream_id), field, config)
+    pipe = LanePipeline(make_descriptor(geometry, rate, stream_id), field, config, trace)
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(v)
     # beyond physical bounds: a damaged or mistyped value, rejected and said
     wild = ok & ((np.abs(x) > POSITION_LIMIT_M) | (np.abs(y) > POSITION_LIMIT_M)

@@ -18,9 +18,8 @@ import math
 import numpy as np
 
 from acquisition.dsp.acceptance import chi2_drop, information_gain, pays, penalised
+from acquisition.dsp.fitconfig import DEFAULT_FIT, FitConfig
 from acquisition.dsp.fitcore import (
-    FAR_MARGIN_M,
-    POS_SIGMA_M,
     best_line,
     by_lane,
     centre_depth,
@@ -45,8 +44,7 @@ from acquisition.dsp.plausibility import implausible_weaker
 from acquisition.forward import SensorGeometry
 from acquisition.numfail import swallowed
 
-__all__ = ["LONE_DEPTHS", "LONE_OFFSETS", "SPLIT_AZIMUTHS", "SPLIT_MIN_SEP_M", "add_isolated",
-           "drop_level_explained", "joint_refit", "lane_free_res", "lane_view",
+__all__ = ["add_isolated", "drop_level_explained", "joint_refit", "lane_free_res", "lane_view",
            "neighbours_refit_gain", "recentre_isolated", "relevel", "split_deep"]
 
 
@@ -132,7 +130,7 @@ def relevel(v: np.ndarray, res: np.ndarray, lanes: np.ndarray, thr: float,
 
 
 def recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                       geom: SensorGeometry) -> np.ndarray:
+                       geom: SensorGeometry, cfg: FitConfig = DEFAULT_FIT) -> np.ndarray:
     """Refit each source with no neighbour near it on a window centred on itself.
 
     A source added in a broad window was fitted on the 3 m around the lane
@@ -151,7 +149,8 @@ def recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray
             cx, cy, d = (float(t) for t in q[3 * i:3 * i + 3])
             rad = min(max(2.5, 1.5 * (d + h) + 1.0), 5.0)
             pts = [q[3 * j:3 * j + 3] for j in range(k)]
-            near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, rad)
+            near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, rad,
+                                               margin=cfg.far_margin_m)
             if near != [i] or lx.size < 30 or lx.size == x.size:
                 break
             try:
@@ -169,24 +168,11 @@ def recentre_isolated(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray
     return q
 
 
-#: A pair of sources at least this far apart is two objects, not one body's
-#: misfit split in two: the longest munitions are about 3 m long.
-SPLIT_MIN_SEP_M = 2.5
-SPLIT_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
-#: The single source must lie at least this share of the way from either of
-#: the pair (a split, not a neighbour added beside a source that stays).
-SPLIT_CENTRE = 0.1
-#: Neither of the pair deeper than this × the single source: a few per cent
-#: is what a depth fitted on one anomaly is good to (the weaker of two bombs
-#: may come out as deep as the pair's single source).
-SPLIT_DEPTH_TOL = 1.05
-
-
 def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, noise: float, bic_gain: float,
+                geom: SensorGeometry, noise: float,
                 footprint: tuple[float, float, float, float],
-                lanes: np.ndarray | None = None, min_depth: float = 1.5,
-                pos_sigma: float = POS_SIGMA_M, robust: bool = False) -> list[np.ndarray]:
+                lanes: np.ndarray | None = None,
+                cfg: FitConfig = DEFAULT_FIT) -> list[np.ndarray]:
     """Two deep objects a few metres apart, fitted as one source, split in two.
 
     Two bombs 5 m deep and 4.7 m apart give one broad anomaly; the greedy
@@ -194,12 +180,12 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
     that source may misfit, so no second source is ever tried. The pair
     rules refuse such a pair on principle (comparable
     sources closer than their depth are usually one body's misfit split in
-    two). Here each deep point source is tried as two, seeded on four axes at
-    0.6 and 1.0 × its depth apart.
-    The pair replaces it only if it is a split (the old centre between the
-    two), they end up at least ``SPLIT_MIN_SEP_M`` apart (farther than a body
-    is long), neither deeper than the single source (up to
-    `SPLIT_DEPTH_TOL`), inside the footprint, and it pays
+    two). Here each point source `FitConfig.split_min_depth` deep or deeper
+    is tried as two, seeded on the `split_azimuths` at 0.6 and 1.0 × its
+    depth apart. The pair replaces it only if it is a split (the old centre
+    between the two, `split_centre`), they end up at least
+    `split_min_sep_m` apart (farther than a body is long), neither deeper
+    than the single source (up to `split_depth_tol`), inside the footprint, and it pays
     by BIC both against the single source and against the best line source
     (chi-square with the misfit sigma of `misfit_sigma`). With ``lanes``,
     every model is judged with a free offset per lane: the levels of lanes a
@@ -207,23 +193,25 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
     strong neighbours' point misfit is gone: before it, and without the depth
     rule, a lone bomb 4.3 m deep beside a 3700 nT one was split.
     """
+    bic_gain, robust = cfg.bic_gain, cfg.robust
     h = geom.sensor_height_m
     out = [np.array(s, dtype=np.float64) for s in srcs]
-    for s in sorted([t for t in out if len(t) == 3 and t[2] >= min_depth],
+    for s in sorted([t for t in out if len(t) == 3 and t[2] >= cfg.split_min_depth],
                     key=lambda t: -float(t[2])):
         cx, cy, d = (float(t) for t in s)
         near, lx, ly, lv, ll = lane_view(out, x, y, v, geom, cx, cy,
-                                          min(1.5 * (d + h) + 2.0, 9.0), lanes)
+                                          min(1.5 * (d + h) + 2.0, 9.0), lanes,
+                                          margin=cfg.far_margin_m)
         n_l = lx.size
         if n_l < 60:
             continue
         sub = [out[i] for i in near]
         i = index_of(sub, s)
-        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel) ** 2
         r_now = lane_free_res(sub, lx, ly, lv, ll, geom)
         rest = [t for j, t in enumerate(sub) if j != i]
         seeds = []
-        for az in np.radians(SPLIT_AZIMUTHS):
+        for az in np.radians(cfg.split_azimuths):
             for sep in (0.6 * d, 1.0 * d):
                 ux, uy = 0.5 * sep * math.sin(az), 0.5 * sep * math.cos(az)
                 seeds.append([np.array([cx - ux, cy - uy, d]), np.array([cx + ux, cy + uy, d])])
@@ -246,8 +234,9 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
             # and deeper than either, up to the depth's own error (their
             # joint anomaly is wider): a "pair" on one side of the single
             # source, or below it, explains some broad misfit, not two objects.
-            if (sep < SPLIT_MIN_SEP_M or not SPLIT_CENTRE <= t <= 1.0 - SPLIT_CENTRE
-                    or max(a[2], b[2]) > SPLIT_DEPTH_TOL * d
+            if (sep < cfg.split_min_sep_m
+                    or not cfg.split_centre <= t <= 1.0 - cfg.split_centre
+                    or max(a[2], b[2]) > cfg.split_depth_tol * d
                     or not (inside(a, footprint) and inside(b, footprint))):
                 continue
             if best is None or sse < best[0]:
@@ -259,7 +248,7 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
         if not pays(penalised(chi2_drop(r_now, r_pair, sig2, robust), n_l, 6), bic_gain):
             continue
         try:
-            e = best_line(sub, i, d, lx, ly, lv, geom)
+            e = best_line(sub, i, d, lx, ly, lv, geom, cfg)
         except (ValueError, np.linalg.LinAlgError) as exc:
             swallowed("broadfit.split_deep", exc)
             e = None
@@ -273,12 +262,12 @@ def split_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
 
 def lane_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                geom: SensorGeometry, cx: float, cy: float, radius: float,
-               lanes: np.ndarray | None
+               lanes: np.ndarray | None, *, margin: float
                ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """`local_view` (near sources, local samples with the far fields out) and
     the lane of each local sample; None without ``lanes`` or when the view
     fell back to the whole window (too few samples near)."""
-    near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, cx, cy, radius)
+    near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, cx, cy, radius, margin=margin)
     ll = None
     if lanes is not None:
         loc = np.hypot(x - cx, y - cy) < radius
@@ -308,9 +297,7 @@ def lane_free_res(model: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: n
 
 def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
                           v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
-                          bic_gain: float, pos_sigma: float = POS_SIGMA_M, min_depth: float = 4.0,
-                          shallow_max: float = 0.3, robust: bool = False,
-                          second_judge: bool = True,
+                          cfg: FitConfig = DEFAULT_FIT, *,
                           dropped: list[tuple[np.ndarray, str]] | None = None,
                           ) -> list[np.ndarray]:
     """Drop the deep (and the surface) point sources a free offset per lane
@@ -320,7 +307,7 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     median of lanes a big anomaly covers end to end, and errors of 1-4 nT
     remain (e.g. a 3700 nT bomb's flanks). A deep source with
     a broad weak field soaks that up (e.g. four phantoms of 2-4 nT,
-    4-7 m deep). Each point source ``min_depth`` or deeper, weakest first,
+    4-7 m deep). Each point source `FitConfig.level_min_depth` or deeper, weakest first,
     is judged on its surroundings with the other sources held and every
     lane's offset free (`by_lane`): it stays only if it still pays its 6
     parameters by BIC (chi-square with `misfit_sigma`). One that still
@@ -328,7 +315,7 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     (`neighbours_refit_gain`): held, their far-field misfit is what it
     takes up. The strongest source always stays.
 
-    Sources at most ``shallow_max`` deep are judged the same way: their
+    Sources at most `level_shallow_max` deep are judged the same way: their
     anomaly is about a metre across, a few tenths of the lane stretch the
     window holds, so a free offset cannot explain a real nail, but it does
     explain a lane-end level step a surface source took up (e.g.
@@ -339,9 +326,11 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     window holds short stretches of them, free offsets also explain a real
     projectile's 2.4 nT at 2.6 m.
 
-    ``second_judge=False`` leaves `neighbours_refit_gain` out; ``dropped``
-    gets each source dropped.
+    `FitConfig.neighbours_refit_gain` off leaves `neighbours_refit_gain`
+    out; ``dropped`` gets each source dropped.
     """
+    bic_gain, robust = cfg.bic_gain, cfg.robust
+    min_depth, shallow_max = cfg.level_min_depth, cfg.level_shallow_max
     h = geom.sensor_height_m
     out = list(srcs)
     mags = moment_sizes(out, x, y, v, geom)
@@ -351,19 +340,19 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
             continue
         cx, cy, d = (float(t) for t in s)
         near, lx, ly, lv, ll = lane_view(out, x, y, v, geom, cx, cy,
-                                          min(1.5 * (d + h) + 2.0, 9.0), lanes)
+                                          min(1.5 * (d + h) + 2.0, 9.0), lanes,
+                                          margin=cfg.far_margin_m)
         if ll is None or lx.size < 30:
             continue
         sub = [out[i] for i in near]
         without = [t for t in sub if t is not s]
-        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, pos_sigma) ** 2
+        sig2 = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel) ** 2
         r_without = lane_free_res(without, lx, ly, lv, ll, geom)
         r_with = lane_free_res(sub, lx, ly, lv, ll, geom)
         gain = penalised(chi2_drop(r_without, r_with, sig2, robust), lx.size, 6)
-        if pays(gain, bic_gain) and second_judge:
+        if pays(gain, bic_gain) and cfg.neighbours_refit_gain:
             gain = neighbours_refit_gain(out, s, x, y, v, geom, noise, lanes,
-                                          min(1.5 * (d + h) + 2.0, 9.0), pos_sigma, robust,
-                                          min_depth)
+                                          min(1.5 * (d + h) + 2.0, 9.0), cfg)
         if not pays(gain, bic_gain):
             out = [t for t in out if t is not s]
             if dropped is not None:
@@ -373,9 +362,7 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
 
 def neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, y: np.ndarray,
                            v: np.ndarray, geom: SensorGeometry, noise: float, lanes: np.ndarray,
-                           radius: float, pos_sigma: float, robust: bool, min_depth: float,
-                           strength: float = 2.0, reach: float = 0.25,
-                           max_move: float = 0.3) -> float:
+                           radius: float, cfg: FitConfig = DEFAULT_FIT) -> float:
     """What source ``s`` pays once its strong neighbours may move too.
 
     Held where they are, the strong sources of a survey-wide window leave
@@ -384,16 +371,18 @@ def neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, 
     weak source takes up both: deep and far off (e.g.
     4.3 m deep, 6 m from one bomb and 10 m from another), or shallow and
     close (e.g. 0.17 m deep, 0.7 m from a mortar). Here every source
-    ``strength`` times stronger, shallower than ``min_depth``, whose field
-    over ``s``'s surroundings varies at least ``reach`` times as much as
+    `FitConfig.level_strength` times stronger, shallower than
+    `level_min_depth`, whose field over ``s``'s surroundings varies at least
+    `level_vary_share` times as much as
     ``s``'s own (free offsets per lane taken out) is refitted with and
     without ``s`` (``s`` held where it is), on those surroundings and its
     own, with a free offset per lane, in the chi-square weighted by what
     the others may misfit (`misfit_sigma`). The BIC gain that leaves is
     returned; ``inf`` when no neighbour qualifies, or when one moves over
-    ``max_move`` m without ``s`` (then it was not explaining that anomaly,
+    `level_max_move_m` without ``s`` (then it was not explaining that anomaly,
     it would be serving it).
     """
+    strength, reach, min_depth = cfg.level_strength, cfg.level_vary_share, cfg.level_min_depth
     h = geom.sensor_height_m
     k = index_of(srcs, s)
     cx, cy = float(s[0]), float(s[1])
@@ -422,10 +411,10 @@ def neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, 
         sel |= np.hypot(x - jx, y - jy) < r_i
         reach_of[i] = r_i
     # Sources far from every part of the data keep their whole-window
-    # moments (`FAR_MARGIN_M`): re-solved locally they would soak up any
-    # broad residual.
+    # moments (`FitConfig.far_margin_m`): re-solved locally they would soak
+    # up any broad residual.
     near = [i for i in range(len(srcs)) if i in reach_of or any(
-        dist_to_src(srcs[i], *centre_depth(srcs[j])[:2]) <= r + FAR_MARGIN_M
+        dist_to_src(srcs[i], *centre_depth(srcs[j])[:2]) <= r + cfg.far_margin_m
         for j, r in reach_of.items())]
     far_cols = [c for i in range(len(srcs)) if i not in near for c in range(3 * i, 3 * i + 3)]
     vw = v - G[:, far_cols] @ lin[far_cols] if far_cols else v
@@ -435,7 +424,7 @@ def neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, 
     without = [t for j, t in enumerate(cur) if j != ki]
     # The sigma of what the others may misfit: with ``s`` in it, a shallow
     # source's own steep field would halve the chi-square it is judged by.
-    w = 1.0 / misfit_sigma(without, lx, ly, lv, geom, noise, pos_sigma)
+    w = 1.0 / misfit_sigma(without, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)
     fi = [near.index(i) for i in free]
     # ``s`` stays where the greedy steps put it: set free, it moves on to
     # model something else entirely.
@@ -446,22 +435,15 @@ def neighbours_refit_gain(srcs: list[np.ndarray], s: np.ndarray, x: np.ndarray, 
     r_without = lane_free_res(moved, lx, ly, lv, ll, geom, w)
     for j in fw:
         a, b = centre_depth(without[j]), centre_depth(moved[j])
-        if math.hypot(a[0] - b[0], a[1] - b[1]) > max_move:
+        if math.hypot(a[0] - b[0], a[1] - b[1]) > cfg.level_max_move_m:
             return math.inf
-    return penalised(chi2_drop(r_without, r_with, np.ones(lx.size), robust), lx.size, 6)
-
-
-#: Depths (m) of the starts for a lone source in a broad cluster's residual.
-LONE_DEPTHS = (0.3, 0.8, 1.5, 2.5, 3.5)
-#: Offsets (m) of those starts from the residual peak, each way.
-LONE_OFFSETS = (-1.5, -0.75, 0.0, 0.75, 1.5)
+    return penalised(chi2_drop(r_without, r_with, np.ones(lx.size), cfg.robust), lx.size, 6)
 
 
 def add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                  geom: SensorGeometry, noise: float, thr: float, bic_gain: float,
+                  geom: SensorGeometry, noise: float, thr: float,
                   lanes: np.ndarray, footprint: tuple[float, float, float, float],
-                  clear_m: float = 3.0, radius: float = 3.0, max_depth: float = 4.0,
-                  max_peak: float = 10.0, budget: int = 4) -> list[np.ndarray]:
+                  cfg: FitConfig = DEFAULT_FIT) -> list[np.ndarray]:
     """One more source for each strong residual peak far from every source.
 
     A deep object's residual peak lies on one of its lobes, up to 0.72 x its
@@ -472,20 +454,24 @@ def add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
     elsewhere, because a source accepted mid-way changes every later step.
     Here, at the end, every other source is held: a peak over twice the
     threshold and three times what the fitted sources may misfit there, but
-    under ``max_peak`` x the threshold (the greedy steps seat strong signals),
-    ``clear_m`` from every source, gets a point fit on the residual within
-    ``radius`` (grid of starts, then LM). It is kept if it pays by BIC, lies
-    within 0.75 x (depth + sensor height) + 0.5 m of the peak and
-    ``clear_m`` - 0.5 m from every source, is at most ``max_depth`` deep,
-    and still pays with a free offset per lane (not a lane-level phantom).
+    under `FitConfig.isolated_max_peak` x the threshold (the greedy steps
+    seat strong signals), `isolated_clear_m` from every source (at most
+    `isolated_budget` of them), gets a point fit on the residual within
+    `isolated_radius_m` (a grid of starts at the `lone_depths` and
+    `lone_offsets`, then LM). It is kept if it pays by BIC, lies within
+    0.75 x (depth + sensor height) + 0.5 m of the peak and
+    `isolated_clear_m` - 0.5 m from every source, is at most
+    `isolated_max_depth` deep, and still pays with a free offset per lane
+    (not a lane-level phantom).
     """
     if not srcs:
         return srcs
+    bic_gain, clear_m, radius = cfg.bic_gain, cfg.isolated_clear_m, cfg.isolated_radius_m
     out = list(srcs)
     G = design_srcs(x, y, out, geom)
     lin = solve_linear(G, v)
     res = v - G @ lin
-    sig = misfit_sigma(out, x, y, v, geom, noise, POS_SIGMA_M)
+    sig = misfit_sigma(out, x, y, v, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)
     h = geom.sensor_height_m
     cen = [(float(c[0]), float(c[1])) for c in map(centre_point, out)]
     far = np.ones(x.size, dtype=bool)
@@ -496,9 +482,9 @@ def add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
     # Weak signals only: a strong residual three metres from a source is
     # that source's misfit (a bomb 0.12 m deep fitted as a point: 115 nT
     # three metres from its centre).
-    score = np.where(far & over & (a <= max_peak * thr), a, -np.inf)
+    score = np.where(far & over & (a <= cfg.isolated_max_peak * thr), a, -np.inf)
     tried = 0
-    while tried < budget:
+    while tried < cfg.isolated_budget:
         j = int(np.argmax(score))
         if not np.isfinite(score[j]):
             break
@@ -512,8 +498,8 @@ def add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
         lx, ly, lr, ll = x[loc], y[loc], res[loc], lanes[loc]
         if lx.size < 30:
             continue
-        starts = [np.array([px + dx, py + dy, dd]) for dd in LONE_DEPTHS
-                  for dx in LONE_OFFSETS for dy in LONE_OFFSETS]
+        starts = [np.array([px + dx, py + dy, dd]) for dd in cfg.lone_depths
+                  for dx in cfg.lone_offsets for dy in cfg.lone_offsets]
         costs = []
         for s in starts:
             Gs = design_srcs(lx, ly, [s], geom)
@@ -528,7 +514,7 @@ def add_isolated(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
             continue
         q = best.x
         qx, qy, qd = float(q[0]), float(q[1]), float(q[2])
-        if (qd > max_depth or not inside(q, footprint)
+        if (qd > cfg.isolated_max_depth or not inside(q, footprint)
                 or math.hypot(qx - px, qy - py) > 0.75 * (qd + h) + 0.5
                 or any(math.hypot(qx - cx, qy - cy) < clear_m - 0.5 for cx, cy in cen)):
             continue

@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from acquisition.dsp.acceptance import chi2_drop, pays, penalised
+from acquisition.dsp.fitconfig import DEFAULT_FIT, FitConfig
 from acquisition.dsp.fitcore import (
-    POS_SIGMA_M,
     centre_depth,
     design_srcs,
     dist_to_src,
@@ -58,21 +58,22 @@ def taper_design(x: np.ndarray, y: np.ndarray, ends: np.ndarray, geom: SensorGeo
 
 
 def drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                     geom: SensorGeometry, noise: float, bic_gain: float, *,
-                     pos_sigma: float = POS_SIGMA_M, robust: bool = False, ratio: float = 0.1,
-                     reach: float = 2.0, dropped: Dropped | None = None) -> list[np.ndarray]:
+                     geom: SensorGeometry, noise: float, cfg: FitConfig = DEFAULT_FIT, *,
+                     dropped: Dropped | None = None) -> list[np.ndarray]:
     """Drop weak sources that a line source's uneven steel explains.
 
     A munition's steel is not spread evenly along it (a thick nose, a thin
     tail cone); a uniform line misfits the heavy end, and beside a shallow
     bomb that misfit is a sharp lobe a weak shallow source fits. Each source
-    (point or line) under ``ratio`` of a line source's moment within
-    ``reach`` m of the line must pay its own parameters (position and
-    moment) against the line alone with a moment growing linearly along it
-    (3 more), in the misfit-sigma-weighted chi-square of `drop_tails`.
+    (point or line) under `FitConfig.body_lobes_ratio` of a line source's
+    moment within `body_lobes_reach_m` of the line must pay its own
+    parameters (position and moment) against the line alone with a moment
+    growing linearly along it (3 more), in the misfit-sigma-weighted
+    chi-square of `drop_tails`.
     """
     if len(srcs) < 2 or not any(len(s) == 6 for s in srcs):
         return srcs
+    ratio, reach = cfg.body_lobes_ratio, cfg.body_lobes_reach_m
     srcs = list(srcs)
     h = geom.sensor_height_m
     mag = moment_sizes(srcs, x, y, v, geom)
@@ -89,13 +90,14 @@ def drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.
         mx, my = 0.5 * (jx + kx), 0.5 * (jy + ky)
         rad = 0.5 * dist + max(1.5, 1.2 * (kd + h))
         allc = [s for t, s in enumerate(srcs) if t not in gone]
-        near, _vw, lx, ly, lv = local_view(allc, x, y, v, geom, mx, my, rad)
+        near, _vw, lx, ly, lv = local_view(allc, x, y, v, geom, mx, my, rad,
+                                           margin=cfg.far_margin_m)
         n_l = lx.size
         if n_l < 40:
             continue
         cur = [allc[i] for i in near]
         ik, ij = index_of(cur, srcs[k]), index_of(cur, srcs[j])
-        w = 1.0 / misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
+        w = 1.0 / misfit_sigma(cur, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)
         without = [s for t, s in enumerate(cur) if t != ik]
         jj = ij if ij < ik else ij - 1
         try:
@@ -109,8 +111,8 @@ def drop_body_lobes(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.
         # its own parameters (a point's 3 or a line's 6, and a moment)
         # against the taper's 3 moment components
         gain = penalised(chi2_drop(r_taper, local_res(cur, lx, ly, lv, geom, w), np.ones(n_l),
-                                   robust), n_l, len(srcs[k]))
-        if not pays(gain, bic_gain):
+                                   cfg.robust), n_l, len(srcs[k]))
+        if not pays(gain, cfg.bic_gain):
             gone.add(k)
             if dropped is not None:
                 dropped.append((srcs[k].copy(), "drop_body_lobes"))
@@ -151,31 +153,32 @@ def drop_subthreshold(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
 
 
 def drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, noise: float, bic_gain: float, *,
-                pos_sigma: float = POS_SIGMA_M, robust: bool = False, ratio: float = 0.5,
-                reach_depths: float = 2.0, min_reach: float = 4.0, max_reach: float = 6.0,
-                max_move: float = 0.3, min_dist: float = 1.5,
+                geom: SensorGeometry, noise: float, cfg: FitConfig = DEFAULT_FIT, *,
                 dropped: Dropped | None = None) -> list[np.ndarray]:
     """Drop weaker sources that only model a stronger neighbour's misfit.
 
     A real body is no point and no uniform line: around a strong one, the
     part of its anomaly the model misses (a broad tail, a lobe at the wrong
     strength) can be fitted by a second, weaker source a few metres away,
-    deep and plausible. Each weaker source (moment under ``ratio`` of a
-    neighbour's, within ``min_reach`` m or ``reach_depths`` × the neighbour's
-    depth below the sensor, at most ``max_reach``) must pay its 6 parameters against the neighbour
+    deep and plausible. Each weaker source (moment under
+    `FitConfig.tails_ratio` of a neighbour's, within `tails_min_reach_m` or
+    `tails_reach_depths` × the neighbour's depth below the sensor, at most
+    `tails_max_reach_m`) must pay its 6 parameters against the neighbour
     refitted, on data covering both, in the chi-square with the sigma the
     model still misfits (`misfit_sigma`): sensor noise, position error on
     the slopes, and a few % of the model. The neighbour's refit minimises that
     same weighted misfit, so the strong near field, where the model is least
     right, does not decide where the tail goes. A neighbour that moves more
-    than ``max_move`` to do without the weaker source was not explaining it:
-    the weaker one stays. Closer than ``min_dist`` the rules of
+    than `tails_max_move_m` to do without the weaker source was not
+    explaining it: the weaker one stays. Closer than `tails_min_dist_m` the rules of
     `fit_sources` and `judge_weak` decide: there the slope of the strong
     field makes the sigma as large as a small object's whole anomaly.
     """
     if len(srcs) < 2:
         return srcs
+    ratio, min_dist = cfg.tails_ratio, cfg.tails_min_dist_m
+    reach_depths, min_reach, max_reach = (cfg.tails_reach_depths, cfg.tails_min_reach_m,
+                                          cfg.tails_max_reach_m)
     srcs = list(srcs)
     h = geom.sensor_height_m
     mag = moment_sizes(srcs, x, y, v, geom)
@@ -201,11 +204,12 @@ def drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
         if int(np.count_nonzero(np.hypot(x - mx, y - my) < rad)) < 40:
             continue
         allc = [s for t, s in enumerate(srcs) if t not in gone]
-        near, _vw, lx, ly, lv = local_view(allc, x, y, v, geom, mx, my, rad)
+        near, _vw, lx, ly, lv = local_view(allc, x, y, v, geom, mx, my, rad,
+                                           margin=cfg.far_margin_m)
         n_l = lx.size
         cur = [allc[i] for i in near]
         ik, ij = index_of(cur, srcs[k]), index_of(cur, srcs[j])
-        sig = misfit_sigma(cur, lx, ly, lv, geom, noise, pos_sigma)
+        sig = misfit_sigma(cur, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)
         w = 1.0 / sig
         without = [s for t, s in enumerate(cur) if t != ik]
         jj = ij if ij < ik else ij - 1
@@ -216,12 +220,13 @@ def drop_tails(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarr
             swallowed("droprules.drop_tails", exc)
             continue
         gain = penalised(chi2_drop(local_res(without, lx, ly, lv, geom, w),
-                                   local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l), robust),
+                                   local_res(with_k, lx, ly, lv, geom, w), np.ones(n_l),
+                                   cfg.robust),
                          n_l, 6)
         # The neighbour must stay where it is: moved onto the weaker source's
         # anomaly it would be explaining that instead of its own.
         nx, ny, _nd = centre_depth(without[jj])
-        if not pays(gain, bic_gain) and math.hypot(nx - jx, ny - jy) <= max_move:
+        if not pays(gain, cfg.bic_gain) and math.hypot(nx - jx, ny - jy) <= cfg.tails_max_move_m:
             gone.add(k)
             if dropped is not None:
                 dropped.append((srcs[k].copy(), "drop_tails"))

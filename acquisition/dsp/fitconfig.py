@@ -13,9 +13,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from acquisition.dsp.fitcore import POS_SIGMA_M
-
-__all__ = ["LINE_STAGES", "SWITCHES", "FitConfig", "config_from"]
+__all__ = ["DEFAULT_FIT", "LINE_STAGES", "SWITCHES", "FitConfig", "config_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +41,25 @@ class FitConfig:
     #: to seed a source (a single dipole's misfit of an elongated body
     #: scales with its field).
     rel_misfit: float = 0.15
-    #: Horizontal position error (m, 1 sigma) a right model still misfits by.
-    pos_sigma_m: float = POS_SIGMA_M
+    #: Horizontal position error (m, 1 sigma) a right model still misfits by:
+    #: the rope/GNSS error and wander of a walked lane, a few centimetres.
+    pos_sigma_m: float = 0.05
+    #: Share of a fitted source's field a right model may still misfit
+    #: (munition cases are not uniform lines: heavy noses, tail cones).
+    shape_rel: float = 0.05
+
+    # ---- local fits (`fitcore.local_view`)
+    #: A source farther than this (m) beyond the local data's edge keeps the
+    #: moment the whole window gives it: re-solved on local data, the tiny
+    #: smooth field of a far source is a free broad basis function that takes
+    #: up any broad residual with an absurd moment.
+    far_margin_m: float = 2.5
+
+    # ---- the grid of starts for one more point source (`addsources.grid_seed`)
+    #: Depths (m) and offsets across (x) and along (y) the lanes (m) from the seed.
+    grid_depths: tuple[float, ...] = (0.05, 0.2, 0.4, 0.7, 1.1, 1.6, 2.3, 3.2, 4.5, 6.0)
+    grid_dx: tuple[float, ...] = (-0.5, 0.0, 0.5)
+    grid_dy: tuple[float, ...] = (-0.8, -0.4, 0.0, 0.4, 0.8)
 
     # ---- pair rules (`acquisition.dsp.plausibility`)
     min_sep_m: float = 0.7
@@ -81,17 +96,109 @@ class FitConfig:
     ring_weighted_gain_short: float = 30.0
     ring_weighted_gain_long: float = 0.0
 
+    # ---- line sources (`elongate_sources`, `fitcore.best_line`)
+    #: Points whose predicted peak is this many times the noise, of at least
+    #: `line_min_moment` (A m^2), are tried as lines `line_min_length_m` to
+    #: `line_max_length_m` long.
+    line_min_peak_snr: float = 40.0
+    line_min_moment: float = 0.2
+    line_min_length_m: float = 0.3
+    line_max_length_m: float = 4.0
+    #: Weaker points (under this share of the line's moment) within
+    #: `line_reach_m` of it are judged with it (`judge_weak`).
+    line_weak_ratio: float = 0.35
+    line_reach_m: float = 2.5
+    #: Line seeds: axis azimuths (degrees) and lengths (m) tried around a point.
+    line_seed_azimuths: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
+    line_seed_lengths: tuple[float, ...] = (0.8, 1.6)
+    #: A point fit of a big body lying at the surface reads it a few cm deep,
+    #: and lines seeded that shallow under the sensor stall in a wrong
+    #: minimum: such points also get seeds this deep (m), the better fit kept.
+    line_seed_min_depth_m: float = 0.15
+    #: Points shallower than `near_field_m` (m) get seed centres shifted this
+    #: far (m) along each axis: the point fit of a case with a heavy nose
+    #: sits toward the nose, and that close to the sensor the line's fit
+    #: does not find its way back to the body's centre.
+    line_seed_shifts_m: tuple[float, ...] = (-0.5, 0.0, 0.5)
+    near_field_m: float = 1.0
+    #: `replace_beside_lines`: points within this (m) of a new line, and
+    #: refitted with those within `beside_lines_group_m` (m) of them.
+    beside_lines_reach_m: float = 5.0
+    beside_lines_group_m: float = 1.5
+
+    # ---- weak shallow objects beside strong ones (`search_near_strong`)
+    #: Strong: at least this moment (A m^2) and depth (m).
+    near_min_moment: float = 0.2
+    near_min_strong_depth: float = 0.4
+    #: What a line model may still misfit there (share of its field; more than
+    #: `shape_rel`: a point's or line's misfit of a strong body's field).
+    near_shape_rel: float = 0.10
+    #: Residual picks tried (at most), each this many misfit sigmas high.
+    near_budget: int = 4
+    near_pick_sigmas: float = 2.0
+    #: Depths (m) tried (those under half the strong source's), and the most
+    #: (share of the strong source's moment) a kept one may have.
+    near_depths: tuple[float, ...] = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2)
+    near_ratio: float = 0.35
+
     # ---- named drop rules
-    #: `drop_tails`: a weaker source under this share of a neighbour's moment.
+    #: `drop_tails`: a weaker source under this share of a neighbour's moment,
+    #: within max(`tails_min_reach_m`, min(`tails_reach_depths` x the
+    #: neighbour's depth below the sensor, `tails_max_reach_m`)) of it.
     tails_ratio: float = 0.5
-    #: `drop_body_lobes`: a source under this share of a line's moment.
+    tails_reach_depths: float = 2.0
+    tails_min_reach_m: float = 4.0
+    tails_max_reach_m: float = 6.0
+    #: ... and at least `tails_min_dist_m` (m) from it (closer, the adding
+    #: stages' rules decide); the neighbour may move at most
+    #: `tails_max_move_m` (m) to do without it.
+    tails_min_dist_m: float = 1.5
+    tails_max_move_m: float = 0.3
+    #: `drop_body_lobes`: a source under this share of a line's moment,
+    #: within this (m) of it.
     body_lobes_ratio: float = 0.1
+    body_lobes_reach_m: float = 2.0
     #: `drop_level_explained`: point sources this deep or deeper (m), and
-    #: those at most `level_shallow_max` deep, are judged.
+    #: those at most `level_shallow_max` deep, are judged (negative: no
+    #: surface source is).
     level_min_depth: float = 4.0
     level_shallow_max: float = 0.3
-    #: `split_deep`: point sources this deep or deeper (m) are tried as two.
+    #: ... and, if it pays, judged once more with each neighbour
+    #: `level_strength` times stronger, shallower than `level_min_depth`,
+    #: whose field over its surroundings varies at least `level_vary_share`
+    #: times as much as its own, free to move (`neighbours_refit_gain`); a
+    #: neighbour that moves over `level_max_move_m` (m) without it was not
+    #: explaining it.
+    level_strength: float = 2.0
+    level_vary_share: float = 0.25
+    level_max_move_m: float = 0.3
+    #: `split_deep`: point sources this deep or deeper (m) are tried as two,
+    #: seeded on the `split_azimuths` (degrees).
     split_min_depth: float = 1.5
+    split_azimuths: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
+    #: A pair at least this far apart (m) is two objects, not one body's
+    #: misfit split in two: the longest munitions are about 3 m long.
+    split_min_sep_m: float = 2.5
+    #: The single source must lie at least this share of the way from either
+    #: of the pair (a split, not a neighbour added beside a source that stays).
+    split_centre: float = 0.1
+    #: Neither of the pair deeper than this x the single source: a few per
+    #: cent is what a depth fitted on one anomaly is good to.
+    split_depth_tol: float = 1.05
+
+    # ---- one more source per strong residual peak far from every source (`add_isolated`)
+    #: Peaks this far (m) from every source, under `isolated_max_peak` x the
+    #: threshold, at most `isolated_budget` tried, each fitted on the
+    #: residual within `isolated_radius_m` (m) and kept at most
+    #: `isolated_max_depth` (m) deep.
+    isolated_clear_m: float = 3.0
+    isolated_max_peak: float = 10.0
+    isolated_budget: int = 4
+    isolated_radius_m: float = 3.0
+    isolated_max_depth: float = 4.0
+    #: The grid of starts: depths (m) and offsets (m, each way) from the peak.
+    lone_depths: tuple[float, ...] = (0.3, 0.8, 1.5, 2.5, 3.5)
+    lone_offsets: tuple[float, ...] = (-1.5, -0.75, 0.0, 0.75, 1.5)
 
     # ---- the sparse re-model of deep sources (`sparse_deep`, `sparsefit.py`)
     #: Point sources this deep or deeper (m) are re-modelled, deepest first,
@@ -105,12 +212,16 @@ class FitConfig:
     sparse_group_min_depth: float = 1.5
     sparse_group_m: float = 5.0
     #: Candidates: a grid `sparse_spacing_m` apart over the group's box
-    #: widened by 0.6 x depth (2 m to `sparse_box_m`), at these depths (m;
-    #: those at most the deep source's depth + 0.5 m), at most
-    #: `sparse_max_grid` points (the spacing widens to fit).
+    #: widened by `sparse_box_depths` x depth (`sparse_box_min_m` to
+    #: `sparse_box_m`), at these depths (m; those at most the deep source's
+    #: depth + `sparse_depth_margin_m`), at most `sparse_max_grid` points
+    #: (the spacing widens to fit).
     sparse_spacing_m: float = 0.75
+    sparse_box_depths: float = 0.6
+    sparse_box_min_m: float = 2.0
     sparse_box_m: float = 4.0
     sparse_depths: tuple[float, ...] = (2.0, 3.0, 4.0, 5.0, 6.0)
+    sparse_depth_margin_m: float = 0.5
     sparse_max_grid: int = 700
     #: Sources the selection may choose, and how far apart (m) they must be
     #: (farther than a bomb is long).
@@ -148,6 +259,19 @@ class FitConfig:
     drop_subthreshold: bool = True
 
     def __post_init__(self) -> None:
+        for name, lo in _TUPLES.items():
+            value = getattr(self, name)
+            try:
+                items = tuple(float(t) for t in value)
+            except (TypeError, ValueError):
+                raise ValueError(f"FitConfig.{name}: expected a sequence of numbers, got "
+                                 f"{value!r}") from None
+            if not items or not all(math.isfinite(t) and t >= lo for t in items):
+                what = "finite numbers" if lo == -math.inf else f"numbers >= {lo:g}"
+                raise ValueError(f"FitConfig.{name}: expected one or more {what}, got "
+                                 f"{value!r}")
+            # Frozen means hashable too: a list given becomes a tuple.
+            object.__setattr__(self, name, items)
         for name in _AT_LEAST_ONE:
             if not getattr(self, name) >= 1:  # NaN too
                 raise ValueError(f"FitConfig.{name}: expected at least 1, got "
@@ -157,23 +281,46 @@ class FitConfig:
             if not value >= 0:  # NaN too
                 raise ValueError(f"FitConfig.{name}: expected a number >= 0, got {value!r}")
         for name in ("bic_gain", "ring_gain", "ring_weighted_gain_short",
-                     "ring_weighted_gain_long"):
+                     "ring_weighted_gain_long", "level_shallow_max"):
             if math.isnan(getattr(self, name)):
                 raise ValueError(f"FitConfig.{name}: expected a number, got nan")
 
 
 _AT_LEAST_ONE = ("max_sources", "min_samples")
+#: The tuples, and the least each of their items may be (offsets and
+#: azimuths any finite number, depths and lengths more than zero).
+_TUPLES: dict[str, float] = {
+    "grid_depths": 0.0, "grid_dx": -math.inf, "grid_dy": -math.inf, "ring_radii": 0.0,
+    "line_seed_azimuths": -math.inf, "line_seed_lengths": 1e-3,
+    "line_seed_shifts_m": -math.inf, "near_depths": 0.0, "split_azimuths": -math.inf,
+    "lone_depths": 0.0, "lone_offsets": -math.inf, "sparse_depths": 0.0}
 #: Counts, distances and shares that make no sense below zero (a bar may be
 #: anything but NaN: -inf takes every change).
 _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close_m",
                  "pair_ratio", "max_refusals", "max_hints", "hint_clear_m",
                  "max_residual_rounds", "residual_budget", "ring_min_moment",
                  "ring_max_moment", "short_body_moment", "ring_max_depth_long", "ring_depth",
-                 "tails_ratio", "body_lobes_ratio", "level_min_depth", "level_shallow_max",
+                 "tails_ratio", "body_lobes_ratio", "level_min_depth",
                  "split_min_depth", "sparse_min_depth", "sparse_max_tries", "sparse_radius_m",
                  "sparse_group_min_depth", "sparse_group_m", "sparse_spacing_m", "sparse_box_m",
-                 "sparse_max_grid", "sparse_max_sources", "sparse_min_sep_m")
+                 "sparse_max_grid", "sparse_max_sources", "sparse_min_sep_m",
+                 "shape_rel", "far_margin_m", "line_min_peak_snr", "line_min_moment",
+                 "line_min_length_m", "line_max_length_m", "line_weak_ratio", "line_reach_m",
+                 "line_seed_min_depth_m", "near_field_m", "beside_lines_reach_m",
+                 "beside_lines_group_m", "near_min_moment", "near_min_strong_depth",
+                 "near_shape_rel", "near_budget", "near_pick_sigmas", "near_ratio",
+                 "tails_reach_depths", "tails_min_reach_m", "tails_max_reach_m",
+                 "tails_min_dist_m", "tails_max_move_m", "level_strength",
+                 "level_vary_share", "level_max_move_m",
+                 "body_lobes_reach_m", "split_min_sep_m", "split_centre", "split_depth_tol",
+                 "isolated_clear_m", "isolated_max_peak", "isolated_budget",
+                 "isolated_radius_m", "isolated_max_depth", "sparse_box_depths",
+                 "sparse_box_min_m", "sparse_depth_margin_m")
 
+
+#: The defaults (the product): what the stage functions use when called
+#: without a config (tests, tools).
+DEFAULT_FIT = FitConfig()
 
 #: The switches of `FitConfig`, in stage order.
 SWITCHES: tuple[str, ...] = tuple(

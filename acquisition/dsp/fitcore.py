@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
+from acquisition.dsp.fitconfig import FitConfig
 from acquisition.forward import (
     SensorGeometry,
     describe,
@@ -27,20 +28,16 @@ from acquisition.forward import (
 )
 from acquisition.numfail import swallowed
 
-__all__ = ["FAR_MARGIN_M", "LINE_SEED_AZIMUTHS", "LINE_SEED_LENGTHS", "LINE_SEED_MIN_DEPTH_M",
-           "LINE_SEED_SHIFTS_M", "MAX_DEPTH", "NEAR_FIELD_M", "POS_SIGMA_M", "SHAPE_REL", "LMRun",
+__all__ = ["MAX_DEPTH", "LMRun",
            "best_line", "by_lane", "centre_depth", "centre_point", "design_points", "design_srcs",
            "dist_to_src", "fit_line_local", "flatten_points", "fold_depths", "fold_src",
            "index_of", "inside", "local_res", "local_sse", "local_view", "misfit_sigma",
            "moment_sizes", "near_index", "put_back", "refit_local", "residual", "run_lm",
            "run_lm_local", "sigma_of", "solve_linear", "src_design"]
 
-#: Horizontal position error (m, 1 sigma) a right model still misfits by: the
-#: rope/GNSS error and wander of a walked lane, a few centimetres.
-POS_SIGMA_M = 0.05
-#: Share of a fitted source's field that a right model may still misfit
-#: (munition cases are not uniform lines: heavy noses, tail cones).
-SHAPE_REL = 0.05
+#: The depth bound of every model (m): the fits clamp to it, the cheap
+#: estimate and the reports too, and a source at it models a regional level,
+#: not an object (`inside`). A bound of the model, not a stage's setting.
 MAX_DEPTH = 12.0
 
 
@@ -221,17 +218,6 @@ def design_srcs(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray],
     return np.hstack(cols)
 
 
-#: In a local fit (a few metres around one source), a source of the window
-#: farther than this beyond the local data's edge keeps the moment the whole
-#: window gives it. Re-solved on local data, the tiny smooth field of a far
-#: source is a free broad basis function: it takes up any broad residual with
-#: an absurd moment, pulls weak sources deep and sideways, and inflates the
-#: misfit sigma that judges every model change there.
-FAR_MARGIN_M = 2.5
-
-
-
-
 def near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> list[int]:
     """Indices of the sources (points, or lines anywhere along them) within
     ``reach`` of (cx, cy)."""
@@ -239,12 +225,13 @@ def near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> li
 
 
 def local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, cx: float, cy: float, radius: float,
-                margin: float = FAR_MARGIN_M
+                geom: SensorGeometry, cx: float, cy: float, radius: float, *, margin: float
                 ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The near sources' indices, the window's data with the far sources'
-    fields (at their whole-window moments) taken out, and its samples within
-    ``radius`` of (cx, cy) (`_local`)."""
+    """The near sources' indices (within ``radius`` + ``margin``), the
+    window's data with the far sources' fields (at their whole-window
+    moments) taken out, and its samples within ``radius`` of (cx, cy)
+    (`_local`). A source farther than ``margin`` beyond the local data's
+    edge keeps the moment the whole window gives it (`FitConfig.far_margin_m`)."""
     near = near_index(srcs, cx, cy, radius + margin)
     vw = v
     if len(near) < len(srcs):
@@ -291,7 +278,7 @@ def local_sse(srcs: list[np.ndarray], lx: np.ndarray, ly: np.ndarray, lv: np.nda
 
 def misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
                   geom: SensorGeometry, noise: float, pos_sigma: float,
-                  shape_rel: float = SHAPE_REL) -> np.ndarray:
+                  shape_rel: float) -> np.ndarray:
     """Per-sample sigma of what a right model still misfits: sensor noise,
     ``pos_sigma`` of horizontal position error times the model's slope there,
     and ``shape_rel`` of the model itself (a real body is no uniform line)."""
@@ -305,7 +292,7 @@ def misfit_sigma(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
 
 
 def sigma_of(f: np.ndarray, slope2: np.ndarray, noise: float, pos_sigma: float,
-              shape_rel: float = SHAPE_REL) -> np.ndarray:
+              shape_rel: float) -> np.ndarray:
     """`misfit_sigma` for a model field ``f`` whose squared horizontal slope
     is ``slope2`` (for moments solved elsewhere)."""
     return np.sqrt(noise * noise + pos_sigma * pos_sigma * slope2 + (shape_rel * f) ** 2)
@@ -381,42 +368,27 @@ def index_of(srcs: list[np.ndarray], s: np.ndarray) -> int:
     return next(k for k, t in enumerate(srcs) if t is s)
 
 
-#: Line seeds: axis azimuths (degrees) and lengths (m) tried around a point fit.
-LINE_SEED_AZIMUTHS = (0.0, 45.0, 90.0, 135.0)
-LINE_SEED_LENGTHS = (0.8, 1.6)
-#: A point fit of a big body lying at the surface reads it a few cm deep;
-#: lines seeded that shallow under a sensor 0.3 m up stall in a wrong
-#: minimum (a 1.8 m bomb 0.20 m deep came out a 0.9 m line at 0.05 m, its
-#: axis 25 degrees off). Such points also get seeds this
-#: deep, and the better of the two fits is kept.
-LINE_SEED_MIN_DEPTH_M = 0.15
-#: Seed centres along each seed axis (m from the point) for points shallower
-#: than `NEAR_FIELD_M`: the point fit of a case with a heavy nose sits
-#: toward the nose, not at the body's centre, and that close to the sensor
-#: the line's LM does not find its way back from there.
-LINE_SEED_SHIFTS_M = (-0.5, 0.0, 0.5)
-NEAR_FIELD_M = 1.0
-
-
 def best_line(srcs: list[np.ndarray], i: int, depth: float, lx: np.ndarray, ly: np.ndarray,
-               lv: np.ndarray, geom: SensorGeometry, shallow: bool = False) -> np.ndarray | None:
-    """Source ``i`` (a point) refitted as a line, the others held: seeds on a
-    few axes and lengths (and centres, for a point in the near field) screened
-    by one linear solve each, LM from the best two at 0.85 × ``depth``, and
-    from the best two at `LINE_SEED_MIN_DEPTH_M` if that is deeper or
-    ``shallow`` asks for them."""
+               lv: np.ndarray, geom: SensorGeometry, cfg: FitConfig,
+               shallow: bool = False) -> np.ndarray | None:
+    """Source ``i`` (a point) refitted as a line, the others held: seeds on
+    the `FitConfig.line_seed_azimuths` and `line_seed_lengths` (and centres
+    `line_seed_shifts_m` along each axis, for a point shallower than
+    `near_field_m`) screened by one linear solve each, LM from the best two
+    at 0.85 × ``depth``, and from the best two at `line_seed_min_depth_m` if
+    that is deeper or ``shallow`` asks for them."""
     cx, cy = float(srcs[i][0]), float(srcs[i][1])
     starts: list[np.ndarray] = []
     depths = [0.85 * depth]
-    if shallow or 0.85 * depth < LINE_SEED_MIN_DEPTH_M:
-        depths.append(LINE_SEED_MIN_DEPTH_M)
-    shifts = LINE_SEED_SHIFTS_M if depth < NEAR_FIELD_M else (0.0,)
+    if shallow or 0.85 * depth < cfg.line_seed_min_depth_m:
+        depths.append(cfg.line_seed_min_depth_m)
+    shifts = cfg.line_seed_shifts_m if depth < cfg.near_field_m else (0.0,)
     for d0 in depths:
         seeds = []
-        for az in LINE_SEED_AZIMUTHS:
+        for az in cfg.line_seed_azimuths:
             ux, uy = math.sin(math.radians(az)), math.cos(math.radians(az))
             seeds += [ends_from((cx + k * ux, cy + k * uy, d0), length, az)
-                      for length in LINE_SEED_LENGTHS for k in shifts]
+                      for length in cfg.line_seed_lengths for k in shifts]
         scored = sorted(((local_sse([*srcs[:i], e, *srcs[i + 1:]], lx, ly, lv, geom), k)
                          for k, e in enumerate(seeds)), key=lambda t: t[0])
         starts += [seeds[k] for _sse0, k in scored[:2]]

@@ -74,7 +74,7 @@ def single_fit(st: FitState) -> None:
         return
     best = None
     try:
-        seeds = grid_seed(x, y, v, geom, np.empty(0), cx, cy, keep=2)
+        seeds = grid_seed(x, y, v, geom, np.empty(0), cx, cy, keep=2, cfg=st.config)
         for sd in seeds:
             r = run_lm(sd, x, y, v, geom)
             if np.isfinite(r.cost) and (best is None or r.cost < best.cost):
@@ -232,7 +232,7 @@ def recentre_isolated_stage(st: FitState) -> None:
     centred on itself (`broadfit.recentre_isolated`)."""
     p = st.points()
     if st.config.joint and len(p) > 3:
-        st.set_points(recentre_isolated(p, st.x, st.y, st.v, st.geom))
+        st.set_points(recentre_isolated(p, st.x, st.y, st.v, st.geom, st.config))
 
 
 def polish_weak_stage(st: FitState) -> None:
@@ -240,7 +240,7 @@ def polish_weak_stage(st: FitState) -> None:
     (`refine.polish_weak`)."""
     p = st.points()
     if len(p) > 3:
-        st.set_points(polish_weak(p, st.x, st.y, st.v, st.geom))
+        st.set_points(polish_weak(p, st.x, st.y, st.v, st.geom, st.config))
 
 
 def robust_refine_stage(st: FitState) -> None:
@@ -257,11 +257,9 @@ def _before_lines(st: FitState) -> None:
 def elongate_stage(st: FitState) -> None:
     """Strong points refitted as line sources where that pays
     (`elongate.elongate_sources`, with `judge_weak`)."""
-    cfg = st.config
     _before_lines(st)
     st.srcs = elongate_sources(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.thr,
-                               cfg.bic_gain, robust=cfg.robust, pos_sigma=cfg.pos_sigma_m,
-                               rejudge=cfg.judge_weak, dropped=st.dropped)
+                               st.config, dropped=st.dropped)
 
 
 def replace_beside_lines_stage(st: FitState) -> None:
@@ -270,18 +268,16 @@ def replace_beside_lines_stage(st: FitState) -> None:
     if st.config.joint:
         assert st.before_lines is not None
         st.srcs = replace_beside_lines(st.srcs, st.before_lines, st.x, st.y, st.v, st.geom,
-                                       st.noise, st.config.bic_gain)
+                                       st.noise, st.config)
 
 
 def split_deep_stage(st: FitState) -> None:
     """Deep sources fitted as one, split in two where that pays. Every window,
     not only survey-wide ones: two bombs about their depth apart give one
     anomaly on any sensor, and the greedy pair rules refuse the second source."""
-    cfg = st.config
     assert st.footprint is not None
-    st.srcs = split_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
-                         st.footprint, lanes=st.lanes, min_depth=cfg.split_min_depth,
-                         pos_sigma=cfg.pos_sigma_m, robust=cfg.robust)
+    st.srcs = split_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.footprint,
+                         lanes=st.lanes, cfg=st.config)
 
 
 def sparse_deep_stage(st: FitState) -> None:
@@ -295,25 +291,19 @@ def sparse_deep_stage(st: FitState) -> None:
 
 def search_near_strong_stage(st: FitState) -> None:
     """Weak shallow objects within 2 m of strong ones (`addsources.search_near_strong`)."""
-    cfg = st.config
-    if len(st.srcs) < cfg.max_sources:
+    if len(st.srcs) < st.config.max_sources:
         st.srcs = search_near_strong(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.thr,
-                                     cfg.bic_gain, pos_sigma=cfg.pos_sigma_m,
-                                     robust=cfg.robust)
+                                     st.config)
 
 
 def drop_tails_stage(st: FitState) -> None:
-    cfg = st.config
-    st.srcs = drop_tails(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
-                         pos_sigma=cfg.pos_sigma_m, robust=cfg.robust, ratio=cfg.tails_ratio,
+    st.srcs = drop_tails(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.config,
                          dropped=st.dropped)
 
 
 def drop_body_lobes_stage(st: FitState) -> None:
-    cfg = st.config
-    st.srcs = drop_body_lobes(st.srcs, st.x, st.y, st.v, st.geom, st.noise, cfg.bic_gain,
-                              pos_sigma=cfg.pos_sigma_m, robust=cfg.robust,
-                              ratio=cfg.body_lobes_ratio, dropped=st.dropped)
+    st.srcs = drop_body_lobes(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.config,
+                              dropped=st.dropped)
 
 
 def drop_outside_footprint(st: FitState) -> None:
@@ -332,11 +322,7 @@ def drop_level_explained_stage(st: FitState) -> None:
     cfg = st.config
     if cfg.joint and st.lanes is not None and len(st.srcs) > 1:
         st.srcs = drop_level_explained(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.lanes,
-                                       cfg.bic_gain, pos_sigma=cfg.pos_sigma_m,
-                                       min_depth=cfg.level_min_depth,
-                                       shallow_max=cfg.level_shallow_max, robust=cfg.robust,
-                                       second_judge=cfg.neighbours_refit_gain,
-                                       dropped=st.dropped)
+                                       cfg, dropped=st.dropped)
 
 
 def add_isolated_stage(st: FitState) -> None:
@@ -344,7 +330,7 @@ def add_isolated_stage(st: FitState) -> None:
     if cfg.joint and st.lanes is not None:
         assert st.footprint is not None
         st.srcs = add_isolated(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.thr,
-                               cfg.bic_gain, np.asarray(st.lanes), st.footprint)
+                               np.asarray(st.lanes), st.footprint, cfg)
 
 
 def drop_subthreshold_stage(st: FitState) -> None:

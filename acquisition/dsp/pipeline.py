@@ -14,7 +14,9 @@ Flow per sample block (positions x, y in metres, reading in nT in column 0):
    once the adjacent lane has been walked.
 
 Every decision depends only on the samples, never on block boundaries, so any
-chunking gives the same events as processing whole.
+chunking gives the same events as processing whole. An optional
+`pipetrace.PipelineTrace` records what each lane and signal window went
+through (segments, sources, judgements by rule); off by default.
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ import numpy as np
 from acquisition.dsp.acceptance import chi2_drop, pays, penalised
 from acquisition.dsp.calibration import SoilCalibration
 from acquisition.dsp.detect import LiveDetector, Segment, find_segments
-from acquisition.dsp.fit import BOMB_MOMENT, FitResult, SurveySigma, euler_sources, fit_sources
+from acquisition.dsp.fit import (
+    BOMB_MOMENT,
+    FitResult,
+    FitTrace,
+    SurveySigma,
+    euler_sources,
+    fit_sources,
+)
 from acquisition.dsp.fitconfig import FitConfig
-from acquisition.dsp.fitcore import POS_SIGMA_M, sigma_of
+from acquisition.dsp.fitcore import centre_point, sigma_of
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -43,6 +52,7 @@ from acquisition.dsp.levelling import (
     percentile_sorted,
     spike_index,
 )
+from acquisition.dsp.pipetrace import Judgement, LaneTrace, PipelineTrace, WindowTrace
 from acquisition.dsp.segment import LaneSegmenter
 from acquisition.errors import SettingError
 from acquisition.events import Anomaly, Target
@@ -243,6 +253,8 @@ class _Group:
     context: list[Segment] = field(default_factory=list)
     #: Part of a signal that grew beyond `LOCAL_SPLIT_M`: fitted in cells.
     local: bool = False
+    #: The part of an open signal the walk had left (`LanePipeline._cut_behind`).
+    cut: bool = False
 
     @property
     def lanes(self) -> set[int]:
@@ -483,8 +495,11 @@ class LanePipeline:
     """Stateful lane-survey processor; see the module docstring."""
 
     def __init__(self, descriptor: StreamDescriptor, field: EarthField,
-                 config: LaneConfig | None = None) -> None:
+                 config: LaneConfig | None = None, trace: PipelineTrace | None = None) -> None:
         self.descriptor = descriptor
+        #: If given, gets what each lane and signal window went through
+        #: (`pipetrace`); None: nothing is recorded.
+        self.trace = trace
         self.stream_id = descriptor.stream_id
         self.field = field
         self.config = config or LaneConfig()
@@ -644,6 +659,9 @@ class LanePipeline:
                 t = replace(t, revision=t.revision + 1, flags=(*t.flags, "explained"))
                 self._sent[tid] = t
                 self.stats.explained_late += 1
+                if self.trace is not None:
+                    self.trace.late.append(Judgement(
+                        "explained_late", "LanePipeline._review_explained", (t.x, t.y)))
                 out.append(t)
         return out
 
@@ -696,6 +714,9 @@ class LanePipeline:
                 t = replace(t, revision=t.revision + 1, flags=(*t.flags, "under_threshold"))
                 self._sent[tid] = t
                 self.stats.under_threshold += 1
+                if self.trace is not None:
+                    self.trace.late.append(Judgement(
+                        "under_threshold", "LanePipeline._review_threshold", (t.x, t.y)))
                 out.append(t)
         return out
 
@@ -841,6 +862,8 @@ class LanePipeline:
             thr = max(cfg.detect_k * sigma, cfg.min_threshold_nT)
         gap = max(1, round(cfg.merge_gap_m / step))
         segs = find_segments(lev, thr, x, y, lane, merge_gap=gap) if thr > 0 else []
+        if self.trace is not None:
+            self.trace.lanes.append(LaneTrace(lane, x, y, lev, float(thr), tuple(segs)))
         touched = self._group_segments(segs, lane)
         self._pending += [g for g in self._groups if id(g) not in touched]
         self._groups = [g for g in self._groups if id(g) in touched]
@@ -952,7 +975,7 @@ class LanePipeline:
         else:  # lanes walked out of order: no clean line; left whole
             return None
         grp.segs, grp.box, grp.local = rest, rest_box, True
-        return _Group(old, piece_box, context=list(rest), local=True)
+        return _Group(old, piece_box, context=list(rest), local=True, cut=True)
 
     def _tiles(self, grp: _Group) -> list[tuple[list[Segment], list[Segment],
                                                tuple[float, float, float, float],
@@ -1089,10 +1112,10 @@ class LanePipeline:
 
     def _subtracted_sigma(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
         """Per-sample sigma of what the sources `_minus_fitted` always takes
-        out of the window at (x, y) may misfit there: the noise, `POS_SIGMA_M`
-        of position error on their field's slope, and `fitcore.SHAPE_REL` of that
-        field (`fitcore.sigma_of`: `misfit_sigma` for moments already solved). None if
-        no fitted source is that near."""
+        out of the window at (x, y) may misfit there: the noise,
+        `FitConfig.pos_sigma_m` of position error on their field's slope, and
+        `FitConfig.shape_rel` of that field (`fitcore.sigma_of`: `misfit_sigma`
+        for moments already solved). None if no fitted source is that near."""
         if not self._fitted.shape[0]:
             return None
         near = self._fitted_within(
@@ -1107,7 +1130,8 @@ class LanePipeline:
         fx = (field(x + d, y) - field(x - d, y)) / (2 * d)
         fy = (field(x, y + d) - field(x, y - d)) / (2 * d)
         noise = self.noise_nT if math.isfinite(self.noise_nT) else 1.0
-        return sigma_of(field(x, y), fx * fx + fy * fy, noise, POS_SIGMA_M)
+        fit = self.config.fit
+        return sigma_of(field(x, y), fx * fx + fy * fy, noise, fit.pos_sigma_m, fit.shape_rel)
 
     def _pay_beside_fitted(self, fits: list[FitResult], x: np.ndarray, y: np.ndarray,
                            v: np.ndarray) -> list[FitResult]:
@@ -1173,15 +1197,17 @@ class LanePipeline:
         out: list[Target] = []
         for core, ctx, box, clip in self._tiles(grp):
             self.stats.cell_windows += clip is not None
-            out += self._fit_window(core, ctx, box, clip)
+            out += self._fit_window(core, ctx, box, clip, cut=grp.cut)
         return out
 
     def _fit_window(self, core: list[Segment], ctx: list[Segment],
                     box: tuple[float, float, float, float],
-                    clip: tuple[float, float, float, float] | None = None) -> list[Target]:
+                    clip: tuple[float, float, float, float] | None = None,
+                    cut: bool = False) -> list[Target]:
         """Fit the window of the segments ``core`` (with ``ctx``, context from
         the same signal, and data only within ``clip``: `_tiles`); the
-        targets of its sources inside ``box``."""
+        targets of its sources inside ``box``. ``cut``: the window is (part
+        of) what `_cut_behind` cut off (for the trace)."""
         cfg = self.config
         segs = core + ctx
         st = self.stats
@@ -1189,8 +1215,18 @@ class LanePipeline:
         ext = _extent(segs, clip)
         st.largest_window_m = max(st.largest_window_m, ext[1] - ext[0], ext[3] - ext[2])
         x, y, v, ln = self._window(ext)
+        wt = None
+        if self.trace is not None:
+            wt = WindowTrace(ext, box, tuple(core), tuple(ctx), int(x.size))
+            if clip is not None:
+                wt.judgements.append(Judgement("cells", "LanePipeline._tiles"))
+            if cut:
+                wt.judgements.append(Judgement("cut", "LanePipeline._cut_behind"))
+            self.trace.windows.append(wt)
         if self._explained(core, x, y, v, ln):
             self.stats.explained_signals += 1
+            if wt is not None:
+                wt.judgements.append(Judgement("explained", "LanePipeline._explained"))
             return []
         sigma = self.noise_nT
         if not math.isfinite(sigma):
@@ -1203,8 +1239,10 @@ class LanePipeline:
         if cfg.locator == "euler":
             fits = euler_sources(x, y, v, self.geom) if x.size else []
         else:
+            if wt is not None:
+                wt.fit = FitTrace()
             fits = fit_sources(
-                x, y, v, self.geom, sigma, lanes=ln,
+                x, y, v, self.geom, sigma, lanes=ln, trace=None if wt is None else wt.fit,
                 # A cluster spanning many lanes (broad total-field anomalies of
                 # several bombs) may hold more objects than the default allows.
                 footprint=footprint,
@@ -1217,11 +1255,17 @@ class LanePipeline:
                 max_residual_rounds=cfg.fit.max_residual_rounds if broad else 0, joint=broad,
                 elongate=cfg.line_sources, config=cfg.fit,
                 thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
+        if wt is not None:
+            self._trace_fit(wt, fits)
         if fits:
             # Sources among the context, or behind a cut line, belong to the
             # neighbouring core (`_tiles`, `_cut_behind`).
             x0, x1, y0, y1 = box
             kept = [f for f in fits if x0 <= f.x <= x1 and y0 <= f.y <= y1]
+            if wt is not None:
+                rule = "LanePipeline._tiles" if clip is not None else "LanePipeline._cut_behind"
+                wt.judgements += [Judgement("outside_box", rule, (f.x, f.y))
+                                  for f in fits if not any(f is k for k in kept)]
             if not kept:
                 return []
             fits = kept
@@ -1229,7 +1273,12 @@ class LanePipeline:
             fits = [FitResult(x=peak.x, y=peak.y, depth=0.5, moment=(0.0, 0.0, 0.0), quality=0.05,
                               flags=("few_samples", "cheap_estimate"), method="cheap_estimate")]
         if cfg.locator != "euler" and x.size:
-            fits = self._pay_beside_fitted(fits, x, y, v)
+            paid = self._pay_beside_fitted(fits, x, y, v)
+            if wt is not None:
+                wt.judgements += [Judgement("paid_beside_fitted",
+                                            "LanePipeline._pay_beside_fitted", (f.x, f.y))
+                                  for f in fits if not any(f is k for k in paid)]
+            fits = paid
             if not fits:  # the earlier targets' misfit, nothing more
                 self.stats.explained_signals += 1
                 return []
@@ -1269,4 +1318,16 @@ class LanePipeline:
                 self._next_target += 1
             self._sent[t.target_id] = t
             out.append(t)
+        if wt is not None:
+            wt.reported += [(t.x, t.y, t.depth, t.method) for t in out]
         return out
+
+    @staticmethod
+    def _trace_fit(wt: WindowTrace, fits: list[FitResult]) -> None:
+        """Into ``wt``: the sources the fit gave, and each one a named rule of
+        the fit dropped (from the fit's `FitTrace`)."""
+        wt.sources += [(f.x, f.y, f.depth, f.method) for f in fits]
+        for rec in wt.fit.stages if wt.fit is not None else ():
+            for src, rule in rec.dropped:
+                c = centre_point(np.asarray(src))
+                wt.judgements.append(Judgement("dropped", rule, (float(c[0]), float(c[1]))))

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from scipy.optimize import least_squares
 
+from acquisition.dsp.fitconfig import DEFAULT_FIT, FitConfig
 from acquisition.dsp.fitcore import (
     MAX_DEPTH,
     design_points,
@@ -29,7 +30,7 @@ __all__ = ["polish_weak", "robust_refine"]
 
 
 def polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                 geom: SensorGeometry) -> np.ndarray:
+                 geom: SensorGeometry, cfg: FitConfig = DEFAULT_FIT) -> np.ndarray:
     """Re-place each source that has a stronger neighbour on its own near data.
 
     In a joint fit over a wide window the misfit a point dipole leaves on a big
@@ -52,7 +53,8 @@ def polish_weak(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
             continue
         rad = min(max(1.2, 2.5 * (d + h)), 2.5)
         pts = [q[3 * j:3 * j + 3] for j in range(k)]
-        near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, rad)
+        near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, cx, cy, rad,
+                                           margin=cfg.far_margin_m)
         if lx.size < 20 or lx.size == x.size:
             continue
         qn = flatten_points([pts[j] for j in near])

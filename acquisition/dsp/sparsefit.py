@@ -8,12 +8,14 @@ one hides. Here such a source and its deep neighbours are re-modelled from
 scratch: candidate point sources on a 3-D grid over the anomaly; for fixed
 positions the reading is linear in the moments, so each candidate is one
 block of 3 columns and the selection is group orthogonal matching pursuit
-(add the block that lowers the misfit most, while one more source pays by
-the one criterion, `acceptance.prefers`; after each addition every chosen
-block is swapped for a better one if there is one); then the chosen sources
-are moved jointly by the nonlinear fit (`fitcore.refit_local`), and the new
-set replaces the old one only if it is preferred under the same criterion
-and the pair rules allow it. Every model is judged with one free offset
+(`select_blocks`: the block that lowers the misfit most, given the sources
+so far); each pick is moved jointly with the sources before it by the
+nonlinear fit (`fitcore.refit_local`) and kept while one more source pays
+by the one criterion (`acceptance.prefers`); a set of the same size that
+fits better is tried in place of the refitted one (the swaps are done on
+the refitted sources, not on the grid); and the new set replaces the old
+one only if it is preferred under the same criterion and the pair rules
+allow it. Every model is judged with one free offset
 on the local samples (one per lane, on the chords of a circle as wide as
 the anomaly, would take most of it up) and in the chi-square of what the
 current model may misfit (`fitcore.misfit_sigma`), like `broadfit.split_deep`.
@@ -86,7 +88,7 @@ def _orth(M: np.ndarray) -> np.ndarray:
 
 
 def select_blocks(blocks: np.ndarray, b: np.ndarray, base: np.ndarray, pts: np.ndarray,
-                  bar: float, max_sel: int, min_sep: float, swaps: int = 2,
+                  bar: float, max_sel: int, min_sep: float,
                   taken: np.ndarray | None = None,
                   allowed: np.ndarray | None = None) -> list[int]:
     """Group orthogonal matching pursuit over candidate blocks.
@@ -95,9 +97,9 @@ def select_blocks(blocks: np.ndarray, b: np.ndarray, base: np.ndarray, pts: np.n
     lane-projected like ``b``, the data); ``base`` (n, m): columns every
     model holds. A block is added while the misfit drop it buys pays its
     `SOURCE_PARAMS` under the criterion (`acceptance.prefers` with ``bar``
-    on n samples); after each addition, each chosen block is swapped for
-    the candidate that best replaces it, given the others, up to ``swaps``
-    sweeps. Chosen points are at least ``min_sep`` apart horizontally, and
+    on n samples), greedily: a chosen block is never swapped here (the
+    stage improves its set on the refitted sources, off the grid). Chosen
+    points are at least ``min_sep`` apart horizontally, and
     from each of the points (x, y) in ``taken``; only candidates ``allowed``
     (a mask; all if None) are chosen.
     Returns the indices of the chosen candidates.
@@ -112,11 +114,6 @@ def select_blocks(blocks: np.ndarray, b: np.ndarray, base: np.ndarray, pts: np.n
 
     def basis(sel: list[int]) -> np.ndarray:
         return _orth(np.hstack([base, *[blocks[j] for j in sel]]))
-
-    def rss_of(sel: list[int]) -> float:
-        Q = basis(sel)
-        r = b - Q @ (Q.T @ b)
-        return float(r @ r)
 
     def best_add(sel: list[int]) -> tuple[int, float]:
         """The candidate whose block lowers the misfit most given ``sel``, and by how much."""
@@ -145,20 +142,6 @@ def select_blocks(blocks: np.ndarray, b: np.ndarray, base: np.ndarray, pts: np.n
         if k < 0 or not prefers(gain, n, SOURCE_PARAMS, bar):
             break
         chosen.append(k)
-        rss = rss_of(chosen)
-        for _sweep in range(swaps if len(chosen) > 1 else 0):
-            moved = False
-            for i in range(len(chosen)):
-                others = chosen[:i] + chosen[i + 1:]
-                k2, _g = best_add(others)
-                if k2 < 0 or k2 == chosen[i]:
-                    continue
-                trial = [*others[:i], k2, *others[i:]]
-                rss_t = rss_of(trial)
-                if rss_t < rss - 1e-9:
-                    chosen, rss, moved = trial, rss_t, True
-            if not moved:
-                break
     return chosen
 
 
@@ -216,7 +199,8 @@ def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndar
         # bombs 4-5 m deep is as wide as the local circle, and a free offset
         # on each lane's chord of it takes up most of it (the bombs then
         # come out shallower, closer together and in wrong places).
-        near, lx, ly, lv, lanes_l = lane_view(out, x, y, v, geom, cx, cy, radius, lanes)
+        near, lx, ly, lv, lanes_l = lane_view(out, x, y, v, geom, cx, cy, radius, lanes,
+                                              margin=cfg.far_margin_m)
         ll = None
         if lx.size < cfg.min_samples * 4:
             continue
@@ -248,17 +232,18 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
              footprint: tuple[float, float, float, float],
              lanes_l: np.ndarray | None) -> list[np.ndarray] | None:
     """The sparse set that replaces ``sub[group]``, or None if it does not pay."""
-    sig = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m)
+    sig = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)
     w = 1.0 / sig
     gx = [float(sub[j][0]) for j in group]
     gy = [float(sub[j][1]) for j in group]
-    half = min(max(2.0, 0.6 * d), cfg.sparse_box_m)
+    half = min(max(cfg.sparse_box_min_m, cfg.sparse_box_depths * d), cfg.sparse_box_m)
     x0, x1, y0, y1 = footprint
     box = (max(min(gx) - half, x0, float(lx.min())), min(max(gx) + half, x1, float(lx.max())),
            max(min(gy) - half, y0, float(ly.min())), min(max(gy) + half, y1, float(ly.max())))
     if box[0] > box[1] or box[2] > box[3]:
         return None
-    depths = tuple(z for z in cfg.sparse_depths if z <= d + 0.5) or (cfg.sparse_depths[0],)
+    depths = (tuple(z for z in cfg.sparse_depths if z <= d + cfg.sparse_depth_margin_m)
+              or (cfg.sparse_depths[0],))
     pts = candidate_grid(box, depths, cfg.sparse_spacing_m, cfg.sparse_max_grid)
     G = design_batch(lx, ly, pts[:, 0], pts[:, 1], pts[:, 2], geom)  # (c, n, 3)
     blocks = _lane_project(np.moveaxis(G, 2, 1), ll)  # (c, 3, n)
@@ -292,7 +277,7 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
         # Not beside a held source either: its field is modelled already.
         taken = np.array([t[:2] for t in [*model, *held] if len(t) == 3]).reshape(-1, 2)
         k = select_blocks(blocks, b, columns([*held, *model]), pts, cfg.bic_gain, 1,
-                          cfg.sparse_min_sep_m, swaps=0, taken=taken,
+                          cfg.sparse_min_sep_m, taken=taken,
                           allowed=pts[:, 2] < above)
         return pts[k[0]].copy() if k else None
 
