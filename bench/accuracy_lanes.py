@@ -386,7 +386,8 @@ def score_run(sc_dict: dict, sc, sim, cfg: LaneConfig, process_as: str | None = 
     elig_bg = [i for i, t in enumerate(sim.truth) if t.peak_abs_nT >= 8.0 * bg]
     rec: dict = {"scenario": sc_dict["name"], "seed": sc_dict["seed"], "method": method,
                  "kind": sim.kind, "seconds": dt, "area": sc.area.width * sc.area.length,
-                 "false": len(m.false_picks), "eligible": len(eligible), "found": 0,
+                 "false": len(m.false_picks), "reported": len(res.targets),
+                 "eligible": len(eligible), "found": 0,
                  "eligible_bg": len(elig_bg),
                  "found_bg": sum(1 for i in elig_bg if i in matched),
                  "dh": [], "dz_rel": [], "depth_ok": [], "in_sz": [], "big_missed": []}
