@@ -97,10 +97,10 @@ def _patches(tr: Trace) -> list[tuple[object, str, object]]:
 
     explained0 = pipeline_module.LanePipeline._explained
 
-    def explained(self, grp, x, y, v, ln):
-        out = explained0(self, grp, x, y, v, ln)
+    def explained(self, segs, x, y, v, ln):
+        out = explained0(self, segs, x, y, v, ln)
         if out:
-            tr.explained.append([(s.x, s.y) for s in grp.segs])
+            tr.explained.append([(s.x, s.y) for s in segs])
         return out
 
     pay0 = pipeline_module.LanePipeline._pay_beside_fitted
