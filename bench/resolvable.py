@@ -15,7 +15,8 @@ an oracle that knows every body's true position tries the best case:
   on; the exact field of every body that is not modelled (farther than the
   window plus `FAR_MARGIN_M`, or too weak to matter there) taken out;
 * model: the body as a point dipole (3 position and 3 moment parameters,
-  the moments solved linearly, as the fit does); every neighbour within
+  the moments solved linearly, as the fit does; a line source, 3 more,
+  if it is long beside its distance from the sensor); every neighbour within
   `REACH_M` + the body's depth whose field varies over the window at least
   `FREE_SHARE` times as much as the body's own, and whose anomaly is at
   least `WIDTH_SHARE` as wide, free to move (it could take up the body's
@@ -38,7 +39,8 @@ an oracle that knows every body's true position tries the best case:
   (where a fit of one anomaly of two bodies puts one source); the best B.
 
 The body is **resolvable** when the one criterion prefers A
-(``pays(penalised(chi2_drop(r_B, r_A), n, 6), FitConfig.bic_gain)``, Huber-
+(``pays(penalised(chi2_drop(r_B, r_A), n, k), FitConfig.bic_gain)``, k = 6
+or 9, Huber-
 capped when the pipeline judged the ground magnetic) and its position in A
 lies within the benchmark's match radius of the truth. A neighbour that B
 moves to within the match radius of the body and out of its own (it took
@@ -96,7 +98,7 @@ from accuracy_lanes import (
 )
 from depth_bound import walk_cov
 
-from acquisition.dsp.acceptance import chi2_drop, pays, penalised
+from acquisition.dsp.acceptance import pays, penalised, rss_drop
 from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.fitcore import (
     FAR_MARGIN_M,
@@ -222,18 +224,21 @@ def judge_body(sim: SimulatedSurvey, i: int, noise: float, *, robust: bool = Fal
     t = sim.truth[i]
     return judge_at(sim, (t.x, t.y, t.depth), np.asarray(t.moment, float), noise, skip=i,
                     robust=robust, config=config, gate=gate, slopes=slopes,
-                    label=(i, t.kind, t.moment_abs, t.peak_abs_nT))
+                    label=(i, t.kind, t.moment_abs, t.peak_abs_nT),
+                    shape=(t.length_m, t.azimuth_deg, t.plunge_deg))
 
 
 def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.ndarray,
              noise: float, *, skip: int | None = None, robust: bool = False,
              config: FitConfig | None = None, gate: float = MATCH_GATE_M,
              slopes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-             label: tuple[int, str, float, float] = (-1, "phantom", 0.0, 0.0)) -> Verdict:
+             label: tuple[int, str, float, float] = (-1, "phantom", 0.0, 0.0),
+             shape: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Verdict:
     """`judge_body` for a source at ``at`` = (x, y, depth) whose moment is
     taken as ``moment`` to choose the free neighbours (every body of
-    ``sim.truth`` but ``skip`` is a neighbour): with no body there (a
-    phantom), how often the oracle calls one resolvable is its false-alarm rate."""
+    ``sim.truth`` but ``skip`` is a neighbour) and whose length, azimuth
+    and plunge are ``shape``: with no body there (a phantom), how often the
+    oracle calls one resolvable is its false-alarm rate."""
     cfg = config or FitConfig()
     sc = sim.scenario
     geom = geometry_of(sim)
@@ -255,15 +260,19 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
         o = sim.truth[j]
         return np.array([o.x, o.y, o.depth])
 
+    def as_fitted(centre: tuple[float, float, float], length: float, azimuth: float,
+                  plunge: float) -> np.ndarray:
+        """A body as the fit would hold it: a line source from its true ends
+        if it is long beside its distance from the sensor (a point model of
+        a shallow bomb misfits it by more than any noise, and one more point
+        beside it would pay for that misfit), else a point."""
+        if length >= LINE_MIN_LENGTH * (centre[2] + h):
+            return ends_from(centre, length, azimuth, plunge)
+        return np.array(centre, dtype=np.float64)
+
     def true_source(j: int) -> np.ndarray:
-        """A neighbour as the fit would hold it: a line source from its true
-        ends if it is long beside its distance from the sensor (a point
-        model of a shallow bomb misfits it by more than any noise, and one
-        more point beside it would pay for that misfit), else a point."""
         o = sim.truth[j]
-        if o.length_m >= LINE_MIN_LENGTH * (o.depth + h):
-            return ends_from((o.x, o.y, o.depth), o.length_m, o.azimuth_deg, o.plunge_deg)
-        return true_point(j)
+        return as_fitted((o.x, o.y, o.depth), o.length_m, o.azimuth_deg, o.plunge_deg)
 
     def point_field(j: int) -> np.ndarray:
         o = sim.truth[j]
@@ -293,6 +302,10 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
     held_pts = [true_source(j) for j in held]
     free_pts = [true_source(j) for j in free]
     body = np.array(at, dtype=np.float64)
+    body_src = as_fitted(at, *shape)
+    # What the body costs under the criterion: a point's 6 parameters, a
+    # line's 3 more (`acceptance`: a line against a point pays for 3).
+    k_body = SOURCE_PARAMS + len(body_src) - 3
     nh = len(held_pts)
     # The noise any method faces here: the sensor's (as the pipeline
     # estimated it), what a point model still misfits of the munition cases
@@ -336,7 +349,7 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
         b = whiten(by_lane(lv[:, None], ll))[:, 0]
         return G @ solve_linear(G, b) - b
 
-    a_model = [*held_pts, *free_pts, body]
+    a_model = [*held_pts, *free_pts, body_src]
     a_fit, _ = refit_local(a_model, list(range(nh, len(a_model))), lx, ly, lv, geom, w=whiten,
                            lanes=ll)
     r_a = whitened(a_fit)
@@ -376,11 +389,11 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
     gain, took_place = math.inf, 0
     for start in starts:
         r_b, took = without(start)
-        g = penalised(chi2_drop(r_b, r_a, 1.0, robust), lx.size, SOURCE_PARAMS)
+        g = penalised(rss_drop(float(r_b @ r_b), float(r_a @ r_a), lx.size), lx.size, k_body)
         if g < gain:
             gain, took_place = g, took
-    q = a_fit[-1]
-    offset = math.hypot(float(q[0]) - bx, float(q[1]) - by)
+    q = centre_depth(a_fit[-1])
+    offset = math.hypot(q[0] - bx, q[1] - by)
     return Verdict(**base, gain=float(gain), offset_m=offset,
                    resolvable=bool(pays(gain, cfg.bic_gain) and offset <= gate),
                    free=len(free), held=len(held), took_place=took_place)
