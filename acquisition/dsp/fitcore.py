@@ -315,12 +315,14 @@ def by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
 
 def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.ndarray,
                  lv: np.ndarray, geom: SensorGeometry, max_nfev: int = 40,
-                 w: np.ndarray | None = None,
+                 w: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
                  lanes: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
     """Move the ``free`` sources (points or lines) on local data, the others held
     (all moments re-solved). Returns the new source list and its residual SSE
-    (weighted by ``w`` = 1/sigma per sample if given). With ``lanes``, each
-    lane's offset is free instead of one common offset (`by_lane`)."""
+    (weighted by ``w`` = 1/sigma per sample if given, or whitened by ``w``
+    if it is a function of the (n, k) columns: correlated noise). With
+    ``lanes``, each lane's offset is free instead of one common offset
+    (`by_lane`)."""
     base = [src_design(lx, ly, s, geom) for j, s in enumerate(srcs) if j not in free]
     if lanes is None:
         base.append(np.ones((len(lx), 1)))
@@ -330,7 +332,9 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
         lv = by_lane(lv[:, None], lanes)[:, 0]
     sizes = [len(srcs[i]) for i in free]
     cuts = np.cumsum([0, *sizes])
-    if w is not None:
+    if callable(w):
+        B, lv = w(B), w(lv[:, None])[:, 0]
+    elif w is not None:
         B = B * w[:, None]
         lv = lv * w
 
@@ -341,7 +345,9 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
         c = src_design(lx, ly, fold_src(s), geom)
         if lanes is not None:
             c = by_lane(c, lanes)
-        if w is not None:
+        if callable(w):
+            c = w(c)
+        elif w is not None:
             c = c * w[:, None]
         return c
 

@@ -1,0 +1,130 @@
+"""The resolvability oracle (`bench/resolvable.py`) on worlds whose answer is known.
+
+A lone bomb well over the noise is resolvable, a body under the noise is
+not, nor is a small body 0.4 m beside a bomb a hundred times stronger (its
+field is the bomb's own shape, changed by less than the walk's errors).
+A place with no body beside a long bomb must not pay: that is what the
+criterion's noise model (the walk's correlated errors, the neighbour held
+as a line) is for. The benchmark's figures themselves are measured, not
+tested (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from accuracy_lanes import random_world, scenario
+from resolvable import judge_at, judge_body, markdown, phantom_sites, tally, text_table
+
+from acquisition.dsp.fitconfig import FitConfig
+from simulator.scenario import scenario_from_dict
+from simulator.survey import simulate_survey
+
+BAR = FitConfig().bic_gain
+
+
+def _body(name: str, kind: str, x: float, y: float, depth: float, moment: float,
+          length: float = 0.0) -> dict:
+    return {"name": name, "kind": kind, "x": x, "y": y, "depth": depth, "moment_Am2": moment,
+            "length_m": length}
+
+
+def _survey(*bodies: dict, white: float = 0.5, seed: int = 7):
+    """A 12 m x 16 m gradient survey with the benchmark's walk and noise."""
+    d = scenario("resolve", seed, width=12.0, length=16.0, white=white, count=0,
+                 targets=list(bodies))
+    return simulate_survey(scenario_from_dict(d))
+
+
+def test_a_lone_bomb_3_m_deep_is_resolvable() -> None:
+    sim = _survey(_body("bomb", "aircraft_bomb", 6.0, 8.0, 3.0, 1.0))
+    v = judge_body(sim, 0, 0.5)
+    assert v.resolvable
+    assert v.gain > 10 * BAR
+    assert v.offset_m < 0.3
+    assert (v.free, v.held) == (0, 0)
+
+
+def test_a_body_under_the_noise_is_not() -> None:
+    sim = _survey(_body("mortar", "mortar", 6.0, 8.0, 2.0, 0.05))
+    assert sim.truth[0].peak_abs_nT < 0.5  # under the 0.5 nT white noise
+    v = judge_body(sim, 0, 0.5)
+    assert not v.resolvable
+    assert v.gain < 0
+
+
+@pytest.mark.parametrize("length", [0.0, 1.8])
+def test_a_small_body_beside_a_big_bomb_is_not(length: float) -> None:
+    sim = _survey(_body("bomb", "aircraft_bomb", 6.0, 8.0, 1.0, 50.0, length),
+                  _body("proj", "projectile", 6.4, 8.0, 1.0, 0.5))
+    small = judge_body(sim, 1, 0.5)
+    assert small.free == 1  # the bomb may move to take it up
+    assert not small.resolvable
+    assert small.gain < 0
+    assert judge_body(sim, 0, 0.5).resolvable
+
+
+def test_a_projectile_1_5_m_from_a_shallow_bomb_is_resolvable_and_nothing_there_is_not() -> None:
+    bomb = _body("bomb", "aircraft_bomb", 6.0, 8.0, 0.6, 30.0, 1.8)
+    sim = _survey(bomb, _body("proj", "projectile", 7.5, 8.0, 0.6, 1.0, 0.6))
+    v = judge_body(sim, 1, 0.5)
+    assert v.resolvable and v.gain > BAR and v.offset_m < 0.3
+    lone = _survey(bomb)
+    nominal = 0.5 * np.asarray(lone.scenario.field.unit_vector(), float)
+    for x, y in ((7.5, 8.0), (6.4, 8.0), (6.0, 9.3)):
+        ph = judge_at(lone, (x, y, 0.6), nominal, 0.5)
+        assert not ph.resolvable, (x, y, ph.gain)
+        assert ph.gain < BAR
+
+
+def test_two_deep_bombs_3_5_m_apart_are_each_resolvable() -> None:
+    sim = _survey(_body("a", "aircraft_bomb", 6.0, 6.25, 4.5, 15.0),
+                  _body("b", "aircraft_bomb", 6.0, 9.75, 4.5, 15.0))
+    for i in (0, 1):
+        v = judge_body(sim, i, 0.5)
+        assert v.free == 1
+        assert v.resolvable and v.offset_m < 0.3
+
+
+def test_verdicts_are_deterministic_per_seed() -> None:
+    def run() -> list:
+        sim = simulate_survey(scenario_from_dict(random_world("clean", 3)))
+        # shallow ones: small windows, a fast test
+        some = [i for i, t in enumerate(sim.truth) if t.detectable and t.depth < 1.0][:3]
+        sites = phantom_sites(sim, np.random.default_rng(5), 2)
+        return [judge_body(sim, i, 0.5) for i in some] + sites
+
+    a, b = run(), run()
+    assert len(a) == 5
+    assert a == b
+
+
+def _rec(scenario: str, big: bool, found: bool, resolvable: bool, phantom: bool = False,
+         seed: int = 1) -> dict:
+    return {"scenario": scenario, "seed": seed, "big": big, "found": found,
+            "resolvable": resolvable, "phantom": phantom, "sensor": "gradient",
+            "kind": "aircraft_bomb", "x": 1.0, "y": 2.0, "depth": 4.5, "moment": 15.0,
+            "peak_nT": 9.0, "gain": 50.0, "offset_m": 0.1, "free": 1, "held": 0}
+
+
+def test_the_tally_splits_misses_by_resolvability() -> None:
+    recs = [_rec("carpet", True, True, True), _rec("carpet", True, False, True),
+            _rec("carpet", True, False, False), _rec("carpet", False, False, False, seed=2),
+            _rec("carpet", False, True, False, seed=2),
+            _rec("carpet", False, False, True, phantom=True),
+            _rec("carpet", False, False, False, phantom=True)]
+    t = tally(recs)["carpet"]
+    assert (t.big.n, t.big.resolvable, t.big.found) == (3, 2, 1)
+    assert (t.big.missed_resolvable, t.big.missed_unresolvable) == (1, 1)
+    assert (t.every.n, t.every.found, t.every.found_unresolvable) == (5, 2, 1)
+    assert (t.phantoms, t.phantoms_paid, sorted(t.seeds)) == (2, 1, [1, 2])
+    md = markdown(recs).splitlines()
+    assert md[2] == ("| carpet | 2 | 3 | 0.667 | 0.333 | 1 | 1 | 0 | 5 | 0.400 | 0.400 | 1 "
+                     "| 2 | 1 / 2 |")
+    assert "RESOLVABLE" in text_table(recs) and "unresolvable" in text_table(recs)
