@@ -13,7 +13,7 @@ an oracle that knows every body's true position tries the best case:
 * data: the survey's samples (recorded positions, raw readings) within
   `window_radius` of the body, the radius the fit's deep-source stages judge
   on; the exact field of every body that is not modelled (farther than the
-  window plus `FAR_MARGIN_M`, or too weak to matter there) taken out;
+  window plus `FitConfig.far_margin_m`, or too weak to matter there) taken out;
 * model: the body as a point dipole (3 position and 3 moment parameters,
   the moments solved linearly, as the fit does; a line source, 3 more,
   if it is long beside its distance from the sensor); every neighbour within
@@ -25,7 +25,7 @@ an oracle that knows every body's true position tries the best case:
   neighbour long beside its distance from the sensor as a line source (the
   fit's model of a bomb), else as a point; one free offset per lane, as
   levelling leaves;
-* noise: the sensor's (the pipeline's own estimate), `fitcore.SHAPE_REL` of
+* noise: the sensor's (the pipeline's own estimate), `FitConfig.shape_rel` of
   the neighbours' field (a munition case is no uniform line), and the walk's
   position error and gait bob through the field's slopes, correlated along
   each lane as the walk makes them (`depth_bound.walk_cov`); fits and
@@ -104,8 +104,6 @@ from depth_bound import walk_cov
 from acquisition.dsp.acceptance import pays, penalised, rss_drop
 from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.fitcore import (
-    FAR_MARGIN_M,
-    SHAPE_REL,
     by_lane,
     centre_depth,
     design_srcs,
@@ -288,7 +286,7 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
         if j == skip:
             continue
         dist = math.hypot(o.x - bx, o.y - by)
-        f = point_field(j) if dist < radius + FAR_MARGIN_M else None
+        f = point_field(j) if dist < radius + cfg.far_margin_m else None
         if (f is not None and dist <= REACH_M + bd and _lane_std(f, ll) >= FREE_SHARE * own
                 and o.depth + h >= WIDTH_SHARE * (bd + h)):
             free.append(j)
@@ -311,7 +309,7 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
     nh = len(held_pts)
     # The noise any method faces here: the sensor's (as the pipeline
     # estimated it), what a point model still misfits of the munition cases
-    # without the body (`SHAPE_REL` of their field: the body's own steep
+    # without the body (`shape_rel` of their field: the body's own steep
     # field would otherwise shrink the chi-square it is judged by), and the
     # walk's position error and gait bob through the field's slopes,
     # correlated along the lane as they are (`depth_bound.walk_cov`). Fits
@@ -332,7 +330,7 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
     for lane in np.unique(ll):
         on = np.flatnonzero(ll == lane)
         c = walk_cov(sim, sel[on], tuple(g[on] for g in slopes), noise)
-        c[np.diag_indices_from(c)] += (SHAPE_REL * f_others[on]) ** 2
+        c[np.diag_indices_from(c)] += (cfg.shape_rel * f_others[on]) ** 2
         chol = np.tril(cho_factor(c + LANE_FREE_NT**2, lower=True)[0])
         blocks.append((slice(int(on[0]), int(on[-1]) + 1),
                        solve_triangular(chol, np.eye(on.size), lower=True)))
