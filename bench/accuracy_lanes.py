@@ -496,15 +496,33 @@ def markdown(runs: list[list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def add_world_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options that choose the benchmark's worlds: seeds, held-out seeds, scenarios."""
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=TUNING_SEEDS[0],
                     help="seeds first..first+N-1 (tuning seeds 1-50 by default)")
     ap.add_argument("--held-out", type=int, nargs="?", const=len(HELD_OUT_SEEDS), default=None,
                     metavar="N", help="run the first N frozen held-out seeds (all 100 by "
                     "default) instead; once per change, never while tuning")
-    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--only", nargs="*", default=None, help="these scenarios only")
+
+
+def chosen_worlds(ap: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
+        list[int], list[str]]:
+    """The seeds and scenario names `add_world_arguments`' options chose (an unknown
+    scenario is refused, naming the known ones)."""
+    names = args.only or list(SITES)
+    unknown = [n for n in names if n not in SITES]
+    if unknown:
+        ap.error(f"unknown scenario {unknown[0]!r}; known: {', '.join(SITES)}")
+    if args.held_out is not None:
+        return list(HELD_OUT_SEEDS)[:args.held_out], names
+    return list(range(args.first_seed, args.first_seed + args.seeds)), names
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_world_arguments(ap)
     ap.add_argument("--jsonl", type=Path, default=None,
                     help="append one JSON record per survey and method to this file")
     ap.add_argument("--summarise", type=Path, nargs="*", default=None,
@@ -522,14 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(summarise([r for recs in runs for r in recs]))
         return 0
-    names = args.only or list(SITES)
-    unknown = [n for n in names if n not in SITES]
-    if unknown:
-        ap.error(f"unknown scenario {unknown[0]!r}; known: {', '.join(SITES)}")
-    if args.held_out is not None:
-        seeds = list(HELD_OUT_SEEDS)[:args.held_out]
-    else:
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    seeds, names = chosen_worlds(ap, args)
     records: list[dict] = []
     # Seeds outermost: a run cut short still covers every scenario evenly.
     for seed in seeds:

@@ -91,11 +91,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from accuracy_lanes import (
     BIG_MOMENT,
-    HELD_OUT_SEEDS,
     MATCH_GATE_M,
     SITES,
-    TUNING_SEEDS,
+    add_world_arguments,
     base_config,
+    chosen_worlds,
     random_world,
     score_run,
 )
@@ -570,25 +570,12 @@ def markdown(records: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--first-seed", type=int, default=TUNING_SEEDS[0],
-                    help="seeds first..first+N-1 (tuning seeds 1-50 by default)")
-    ap.add_argument("--held-out", type=int, nargs="?", const=len(HELD_OUT_SEEDS), default=None,
-                    metavar="N", help="the first N frozen held-out seeds instead (all 100 by "
-                    "default); once per change, never while tuning")
-    ap.add_argument("--only", nargs="*", default=None)
+    add_world_arguments(ap)
     ap.add_argument("--jsonl", type=Path, default=None,
                     help="append one JSON record per detectable body to this file")
     ap.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     args = ap.parse_args(argv)
-    names = args.only or list(SITES)
-    unknown = [n for n in names if n not in SITES]
-    if unknown:
-        ap.error(f"unknown scenario {unknown[0]!r}; known: {', '.join(SITES)}")
-    if args.held_out is not None:
-        seeds = list(HELD_OUT_SEEDS)[:args.held_out]
-    else:
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    seeds, names = chosen_worlds(ap, args)
     records: list[dict] = []
     for seed in seeds:
         for name in names:
