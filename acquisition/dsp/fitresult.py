@@ -196,11 +196,13 @@ def _local_misfit(srcs: list[np.ndarray], res: np.ndarray, x: np.ndarray, y: np.
                   npar: int) -> list[tuple[float, float, float]]:
     """Per source (scale, rho, share): the residual's rms where its anomaly
     is (within 2 × its distance below the sensor, at least 1 m), never under
-    ``floor`` (the window's), and how it is correlated along the walk
+    ``floor`` (the noise), and how it is correlated along the walk
     (`_ar1_part`).
 
     The rms is local: in a wide window of quiet ground the window-wide rms
-    is the noise and a source's own misfit would not count. What a residual
+    is the noise and a source's own misfit would not count; in a wide
+    window of many big bodies it is their misfit, which a small body's
+    depth does not share. What a residual
     holds beyond white noise is model error (a body that is no point, the
     walk's position and height errors times the field's slope, soil, lane
     levels, a neighbour's misfit): smooth along the walk, so neighbouring
@@ -271,12 +273,14 @@ def _walk_quadratic(infl: np.ndarray, links: np.ndarray, rhos: np.ndarray) -> np
 
 def _misfit_sigmas(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np.ndarray,
                    geom: SensorGeometry, misfit: list[tuple[float, float, float]],
-                   links: np.ndarray) -> list[tuple[float, float, float, float]]:
+                   links: np.ndarray,
+                   judge_floor: float) -> list[tuple[float, float, float, float]]:
     """1-sigma (x, y, depth) per source (`report_sources`), for sample
     errors as `_local_misfit` measured them near that source: variance
     scale², of which ``share`` is correlated along the walk (AR(1), lag-1
     ``rho``) and the rest white. Fourth: the depth's as if all were white
-    (the fit's quality judges that)."""
+    and never under ``judge_floor`` (the window's rms): what the fit's
+    quality judges."""
     J = full_jacobian(srcs, lin, x, y, geom)
     try:
         infl = _influence(srcs, J)
@@ -289,7 +293,7 @@ def _misfit_sigmas(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np
     white = np.einsum("ij,ij->j", infl, infl)
     var = scale * scale * ((1.0 - share) * white + share * _walk_quadratic(infl, links, rho))
     sd = np.sqrt(np.clip(var, 0.0, None))
-    sw = scale * np.sqrt(white)
+    sw = np.maximum(scale, judge_floor) * np.sqrt(white)
     return [(float(sd[3 * i]), float(sd[3 * i + 1]), float(sd[3 * i + 2]), float(sw[3 * i + 2]))
             for i in range(len(srcs))]
 
@@ -317,8 +321,8 @@ def report_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.n
     rms = float(np.sqrt(np.mean(res * res)))
     s = max(noise, rms * math.sqrt(n / max(n - npar, 1)))
     links = _walk_links(x, y, lanes)
-    misfit = _local_misfit(srcs, res, x, y, links, geom, s, 7)
-    sig = _misfit_sigmas(srcs, lin, x, y, geom, misfit, links)
+    misfit = _local_misfit(srcs, res, x, y, links, geom, noise, 7)
+    sig = _misfit_sigmas(srcs, lin, x, y, geom, misfit, links, s)
     ss_tot = float(np.sum(v * v))
     r2 = 1.0 - float(np.sum(res * res)) / ss_tot if ss_tot > 0 else 0.0
     out: list[FitResult] = []
