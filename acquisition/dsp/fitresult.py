@@ -202,11 +202,11 @@ def _local_misfit(srcs: list[np.ndarray], res: np.ndarray, x: np.ndarray, y: np.
     The rms is local: in a wide window of quiet ground the window-wide rms
     is the noise and a source's own misfit would not count; in a wide
     window of many big bodies it is their misfit, which a small body's
-    depth does not share. What a residual
-    holds beyond white noise is model error (a body that is no point, the
-    walk's position and height errors times the field's slope, soil, lane
-    levels, a neighbour's misfit): smooth along the walk, so neighbouring
-    samples share it, and n samples of it say less than n independent ones.
+    depth does not share. What a residual holds beyond white noise is model
+    error (a body that is no point, the walk's position and height errors
+    times the field's slope, soil, lane levels, a neighbour's misfit):
+    smooth along the walk, so neighbouring samples share it, and n samples
+    of it say less than n independent ones.
     """
     h = geom.sensor_height_m
     step = np.hypot(np.diff(x), np.diff(y))[links]
