@@ -2,10 +2,12 @@
 uncertainties and a quality, or the cheap estimate when no fit is possible.
 
 One-sigma uncertainties come from the full Jacobian (positions, moments and
-offset) at the solution, scaled by max(noise, residual rms): a model that
-does not fit the data is not allowed to claim a small error. What the survey
-itself cannot know (position, sensor height, a body's shape) is added in
-quadrature (`SurveySigma`).
+offset) at the solution, for sample errors as large as the residual near
+each source (never under the noise: a model that does not fit the data is
+not allowed to claim a small error) and correlated along the walk as that
+residual is (model error is smooth, so its samples are not independent).
+What the survey itself cannot know (position, sensor height, a body's
+shape) is added in quadrature (`SurveySigma`).
 """
 
 from __future__ import annotations
@@ -125,27 +127,21 @@ def full_jacobian(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np.
     return np.column_stack(cols)
 
 
-def _uncertainty(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np.ndarray,
-                 geom: SensorGeometry, scale: float) -> list[tuple[float, float, float]]:
-    """1-sigma (x, y, depth) per source; of a line, those of its centre."""
-    J = full_jacobian(srcs, lin, x, y, geom)
-    try:
-        cov = np.linalg.pinv(J.T @ J) * scale * scale
-    except np.linalg.LinAlgError as exc:
-        swallowed("fit._uncertainty", exc)
-        return [(math.inf, math.inf, math.inf)] * len(srcs)
-    out, at = [], 0
+def _influence(srcs: list[np.ndarray], J: np.ndarray) -> np.ndarray:
+    """(n, 3k): how each sample moves each source's x, y and depth (of a
+    line, its centre) in the least-squares solution, (JᵀJ)⁺Jᵀ transposed.
+    With sample errors of covariance C the covariance of those estimates is
+    ``infl.T @ C @ infl``; the marginal one over every parameter of the
+    joint fit (the neighbours' positions and moments, the offset)."""
+    rows = np.linalg.pinv(J.T @ J) @ J.T
+    cols, at = [], 0
     for s in srcs:
         if len(s) == 3:
-            d = np.diag(cov)[at:at + 3]
-        else:
-            # Centre = mean of the two ends: var = (var1 + var2 + 2 cov12) / 4.
-            c = cov[at:at + 6, at:at + 6]
-            d = np.array([0.25 * (c[j, j] + c[j + 3, j + 3] + 2 * c[j, j + 3]) for j in range(3)])
-        sd = np.sqrt(np.clip(d, 0, None))
-        out.append((float(sd[0]), float(sd[1]), float(sd[2])))
+            cols += [rows[at], rows[at + 1], rows[at + 2]]
+        else:  # centre = mean of the two ends
+            cols += [0.5 * (rows[at + j] + rows[at + 3 + j]) for j in range(3)]
         at += len(s) + 3
-    return out
+    return np.column_stack(cols)
 
 
 @dataclass(frozen=True)
@@ -175,29 +171,146 @@ class SurveySigma:
     depth_rel: float = 0.035
 
 
-def _local_scale(srcs: list[np.ndarray], res: np.ndarray, x: np.ndarray, y: np.ndarray,
-                 geom: SensorGeometry, noise: float, npar: int) -> list[float]:
-    """Per source, the residual's rms where its anomaly is (within 2 × its
-    distance below the sensor, at least 1 m), never under the noise: in a
-    wide window of quiet ground the window-wide rms is the noise, and a
-    source's own misfit would not count."""
+#: Longest correlation length (m along the walk) taken for the misfit: an
+#: anomaly's width; longer ones are lane levels, which the levelling and
+#: the window's offset take out.
+MAX_WALK_CORR_M = 2.0
+
+
+def _walk_links(x: np.ndarray, y: np.ndarray, lanes: np.ndarray | None) -> np.ndarray:
+    """(n - 1,) bool: sample i and i + 1 are neighbours along one walked pass
+    (a window holds each lane's samples in walking order, lane after lane):
+    same lane if known, and a step no longer than twice the median step."""
+    if x.size < 2:
+        return np.zeros(0, dtype=bool)
+    step = np.hypot(np.diff(x), np.diff(y))
+    links = step <= 2.0 * float(np.median(step)) + 1e-9
+    if lanes is not None and len(lanes) == x.size:
+        ln = np.asarray(lanes)
+        links &= ln[1:] == ln[:-1]
+    return links
+
+
+def _local_misfit(srcs: list[np.ndarray], res: np.ndarray, x: np.ndarray, y: np.ndarray,
+                  links: np.ndarray, geom: SensorGeometry, floor: float,
+                  npar: int) -> list[tuple[float, float, float]]:
+    """Per source (scale, rho, share): the residual's rms where its anomaly
+    is (within 2 × its distance below the sensor, at least 1 m), never under
+    ``floor`` (the noise), and how it is correlated along the walk
+    (`_ar1_part`).
+
+    The rms is local: in a wide window of quiet ground the window-wide rms
+    is the noise and a source's own misfit would not count; in a wide
+    window of many big bodies it is their misfit, which a small body's
+    depth does not share. What a residual holds beyond white noise is model
+    error (a body that is no point, the walk's position and height errors
+    times the field's slope, soil, lane levels, a neighbour's misfit):
+    smooth along the walk, so neighbouring samples share it, and n samples
+    of it say less than n independent ones.
+    """
     h = geom.sensor_height_m
+    step = np.hypot(np.diff(x), np.diff(y))[links]
+    top = math.exp(-float(np.median(step)) / MAX_WALK_CORR_M) if step.size else 0.0
     out = []
     for s in srcs:
         cx, cy, d = centre_depth(s)
         near = np.hypot(x - cx, y - cy) < max(1.0, 2.0 * (d + h))
         m = int(near.sum())
         if m <= npar:
-            out.append(noise)
+            out.append((floor, 0.0, 0.0))
             continue
         r = res[near]
-        out.append(max(noise, float(np.sqrt(r @ r / (m - npar)))))
+        scale = max(floor, float(np.sqrt(r @ r / (m - npar))))
+        rho, share = _ar1_part(res, near, links, top)
+        out.append((scale, rho, share))
     return out
+
+
+def _ar1_part(res: np.ndarray, near: np.ndarray, links: np.ndarray,
+              top: float) -> tuple[float, float]:
+    """(rho, share): the residual at ``near`` split into white noise and an
+    AR(1) part along the walk, of lag-1 correlation ``rho`` (at most
+    ``top``) and ``share`` of the variance, from the residual's covariances
+    c0, c1, c2 at lags 0, 1 and 2: white noise adds to c0 only, an AR(1)
+    part of variance v adds v·rho^k at lag k, so rho = c2 / c1 and
+    v = c1 / rho. The data say how much is white: the background (sensor
+    or soil) need not be."""
+    l1 = links & near[1:] & near[:-1]
+    l2 = l1[:-1] & l1[1:]
+    c0 = float(np.mean(res[near] ** 2))
+    if c0 <= 0 or not l1.any():
+        return 0.0, 0.0
+    c1 = float(np.mean(res[:-1][l1] * res[1:][l1]))
+    c2 = float(np.mean(res[:-2][l2] * res[2:][l2])) if l2.any() else 0.0
+    if c1 <= 0:
+        return 0.0, 0.0
+    if c2 <= 0:  # correlated over a sample or so: one AR(1) of it all
+        return min(c1 / c0, top), 1.0
+    rho = min(c2 / c1, top)
+    return rho, min(c1 / rho / c0, 1.0)
+
+
+def _walk_quadratic(infl: np.ndarray, links: np.ndarray, rhos: np.ndarray) -> np.ndarray:
+    """Per column c of ``infl``, Σ_ij infl[i,c] infl[j,c] rhos[c]^|i-j| over
+    samples i, j on one unbroken pass (`_walk_links`): the variance an
+    estimate gets from unit-variance errors with AR(1) correlation along the
+    walk. Lags whose weight is under 1e-3 are left out."""
+    tot = np.einsum("ij,ij->j", infl, infl)
+    top = float(rhos.max()) if rhos.size else 0.0
+    if top <= 0.0 or infl.shape[0] < 2:
+        return tot
+    kmax = min(math.ceil(math.log(1e-3) / math.log(top)), infl.shape[0] - 1)
+    run = links.copy()
+    for k in range(1, kmax + 1):
+        if k > 1:
+            run = run[:-1] & links[k - 1:]
+        if not run.any():
+            break
+        lag = np.einsum("ij,ij->j", infl[:-k][run], infl[k:][run])
+        tot += 2.0 * rhos ** k * lag
+    return tot
+
+
+def _misfit_sigmas(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np.ndarray,
+                   geom: SensorGeometry, misfit: list[tuple[float, float, float]],
+                   links: np.ndarray,
+                   judge_floor: float) -> list[tuple[float, float, float, float]]:
+    """1-sigma (x, y, depth) per source (`report_sources`), for sample
+    errors as `_local_misfit` measured them near that source: variance
+    scale², of which ``share`` is correlated along the walk (AR(1), lag-1
+    ``rho``) and the rest white. Fourth: the depth's as if all were white
+    and never under ``judge_floor`` (the window's rms): what the fit's
+    quality judges."""
+    J = full_jacobian(srcs, lin, x, y, geom)
+    try:
+        infl = _influence(srcs, J)
+    except np.linalg.LinAlgError as exc:
+        swallowed("fit._uncertainty", exc)
+        return [(math.inf, math.inf, math.inf, math.inf)] * len(srcs)
+    scale = np.repeat([m[0] for m in misfit], 3)
+    rho = np.repeat([m[1] for m in misfit], 3)
+    share = np.repeat([m[2] for m in misfit], 3)
+    white = np.einsum("ij,ij->j", infl, infl)
+    var = scale * scale * ((1.0 - share) * white + share * _walk_quadratic(infl, links, rho))
+    sd = np.sqrt(np.clip(var, 0.0, None))
+    sw = np.maximum(scale, judge_floor) * np.sqrt(white)
+    return [(float(sd[3 * i]), float(sd[3 * i + 1]), float(sd[3 * i + 2]), float(sw[3 * i + 2]))
+            for i in range(len(srcs))]
 
 
 def report_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
             geom: SensorGeometry, noise: float, converged: bool,
-            edge_margin: float, survey_sigma: SurveySigma | None = None) -> list[FitResult]:
+            edge_margin: float, survey_sigma: SurveySigma | None = None,
+            lanes: np.ndarray | None = None) -> list[FitResult]:
+    """The sources' `FitResult`: moments, 1-sigma uncertainties, quality.
+
+    Each source's covariance is the marginal one of the window's joint fit
+    (its neighbours' parameters, moments and the offset free), for sample
+    errors as large as the residual near that source (never under
+    ``noise``) and correlated along the walk as that residual is
+    (`_local_misfit`; ``lanes`` tells where one pass ends). What the data
+    cannot tell is then added in quadrature (`SurveySigma`).
+    """
     ss = survey_sigma or SurveySigma()
     n = v.size
     G = design_srcs(x, y, srcs, geom)
@@ -207,8 +320,9 @@ def report_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.n
     npar = sum(len(s) + 3 for s in srcs) + 1
     rms = float(np.sqrt(np.mean(res * res)))
     s = max(noise, rms * math.sqrt(n / max(n - npar, 1)))
-    sig = _uncertainty(srcs, lin, x, y, geom, 1.0)
-    scales = _local_scale(srcs, res, x, y, geom, s, 7)
+    links = _walk_links(x, y, lanes)
+    misfit = _local_misfit(srcs, res, x, y, links, geom, noise, 7)
+    sig = _misfit_sigmas(srcs, lin, x, y, geom, misfit, links, s)
     ss_tot = float(np.sum(v * v))
     r2 = 1.0 - float(np.sum(res * res)) / ss_tot if ss_tot > 0 else 0.0
     out: list[FitResult] = []
@@ -222,7 +336,7 @@ def report_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.n
             px, py, pd = extra.pop("x"), extra.pop("y"), extra.pop("depth")
             method = "line_fit"
         m = (float(lin[3 * si]), float(lin[3 * si + 1]), float(lin[3 * si + 2]))
-        sx_, sy_, sd_fit = (scales[si] * t for t in sig[si])
+        sx_, sy_, sd_fit, sd_white = sig[si]
         sx_ = math.hypot(sx_, ss.position_m)
         sy_ = math.hypot(sy_, ss.position_m)
         sd_ = math.sqrt(sd_fit * sd_fit + ss.height_m ** 2 + (ss.depth_rel * pd) ** 2)
@@ -232,7 +346,7 @@ def report_sources(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.n
         if _at_edge(x, y, px, py, edge_margin):
             flags.append("edge")
         q = max(0.0, min(1.0, r2))
-        if sd_fit > 0.3 * pd + 0.1:  # the data themselves leave depth open
+        if sd_white > 0.3 * pd + 0.1:  # the data themselves leave depth open
             q *= 0.7
         if "edge" in flags:
             q *= 0.8

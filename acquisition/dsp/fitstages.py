@@ -340,7 +340,7 @@ def drop_subthreshold_stage(st: FitState) -> None:
 def finish(st: FitState) -> None:
     """Moments, 1-sigma uncertainties and quality of the sources (`fitresult`)."""
     st.result = report_sources(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.converged,
-                               st.config.edge_margin, st.survey_sigma)
+                               st.config.edge_margin, st.survey_sigma, st.lanes)
 
 
 #: The fit, in order. Names are the trace's; switches the `FitConfig` fields.
