@@ -76,9 +76,10 @@ class FitConfig:
     #: Rounds and picks per round of the search on the fit residual.
     max_residual_rounds: int = 3
     residual_budget: int = 8
-    #: Sources the residual search may add beyond `max_sources`
-    #: (`residual_over_budget`): the budget caps the greedy search, not the
-    #: detected signals the residual still holds.
+    #: Sources the residual search of a joint window may add beyond
+    #: `max_sources` (`residual_over_budget`): there the budget, a guess from
+    #: the segment count, caps the greedy search, not the detected signals
+    #: the residual still holds.
     residual_extra_sources: int = 8
 
     # ---- the ring search beside a small body (`ring_search`)
@@ -243,7 +244,8 @@ class FitConfig:
     ring_search: bool = True
     relevel: bool = True
     residual_search: bool = True
-    #: The residual search may exceed the source budget (`residual_extra_sources`).
+    #: The residual search of a joint window may exceed the source budget
+    #: (`residual_extra_sources`).
     residual_over_budget: bool = True
     recentre_isolated: bool = True
     polish_weak: bool = True

@@ -202,11 +202,12 @@ def residual_search(st: FitState) -> None:
     x, y = st.x, st.y
     p = st.points()
     tried: list[tuple[float, float]] = []
-    # The source budget caps the greedy search, which seeds on any misfit;
-    # a residual maximum here is a signal the detector would have seeded on
-    # its own, and the criterion judges it: a window whose budget the
-    # greedy pass spent still gets its detected signals tried.
-    extra = cfg.residual_extra_sources if cfg.residual_over_budget else 0
+    # A joint window's source budget is a guess from its segment count and
+    # caps the greedy search, which seeds on any misfit; a residual maximum
+    # here is a signal the detector would have seeded on its own, and the
+    # criterion judges it: a window whose budget the greedy pass spent still
+    # gets its detected signals tried. A fit of one signal keeps its cap.
+    extra = cfg.residual_extra_sources if cfg.residual_over_budget and cfg.joint else 0
     for _round in range(cfg.max_residual_rounds):
         if not st.room(p, extra):
             break
