@@ -109,6 +109,8 @@ RULES: dict[str, tuple[str, str | tuple[str, object] | None,
     # A new stage, for comparison.
     "sparse_deep": ("deep sources re-modelled as a sparse set (sparsefit.sparse_deep)",
                     "sparse_deep", []),
+    "residual_over_budget": ("the residual search may add sources beyond the window's "
+                             "budget (fitstages.residual_search)", "residual_over_budget", []),
 }
 
 

@@ -46,7 +46,8 @@ STAGE_SWITCHES = [s.switch for s in STAGES if s.switch is not None]
 #: Switches of rules inside a stage: the first stage that asks the rule.
 INNER_SWITCHES = {"judge_alone": "add_sources", "pairs_plausible": "add_sources",
                   "judge_weak": "elongate_sources",
-                  "neighbours_refit_gain": "drop_level_explained"}
+                  "neighbours_refit_gain": "drop_level_explained",
+                  "residual_over_budget": "residual_search"}
 #: The rules each stage may drop a source by; a stage not named drops none.
 DROP_RULES = {
     "joint_refit": {"pairs_plausible", "drop_outside_footprint"},
@@ -307,3 +308,43 @@ def test_a_close_comparable_pair_is_implausible_a_weak_shallow_neighbour_is_not(
     assert implausible_weaker(p, np.array([0, 0, 5.0, 0, 0, 4.0]), 0.7, 1.6, 0.35) == 1
     q = np.array([0.0, 0.0, 1.0, 1.0, 0.0, 0.2])
     assert pairs_plausible(q, np.array([0, 0, 5.0, 0, 0, 0.5]), 0.7, 1.6, 0.35)
+
+
+def _budget_spent_window():
+    """Total field, 13 lanes: a strong shallow bomb (37 A m^2 at 2.1 m, 226 nT),
+    a weak deep one 4.3 m beside it along its lane (13 A m^2 at 4.6 m, 9.4 nT
+    peak, inside the strong one's wide lane segment) and a second strong bomb
+    6 m across; light noise."""
+    from dsp_synth import survey
+
+    bodies = [(4.5, 7.0, 2.1, 37.0), (4.5, 11.3, 4.6, 13.0), (10.5, 7.0, 1.5, 30.0)]
+    x, y, v, lane, _g = survey([induced(*b) for b in bodies], kind="total", noise=0.1,
+                               seed=3, n_lanes=13, length=20.0)
+    return x, y, v, lane, GEOMS["total"], bodies
+
+
+@pytest.mark.parametrize("over", [True, False])
+def test_a_detected_weak_bomb_is_tried_though_the_greedy_pass_spent_the_budget(over):
+    # A budget of two sources, as the pipeline's per-segment budget of a
+    # wide window can be: the greedy pass spends it on the two strong bombs.
+    # The weak bomb's residual is over the threshold and the misfit level,
+    # and it pays: the residual search adds it beyond the budget. Without
+    # `residual_over_budget` (the old rule) it is not found; `add_isolated`,
+    # the other way to it, is off here so that only the residual search can.
+    x, y, v, lane, geom, bodies = _budget_spent_window()
+    cfg = replace(FitConfig(), add_isolated=False, residual_over_budget=over)
+    strong, weak, other = bodies
+    fits = fit_sources(x, y, v, geom, 0.1, thr=2.0, lanes=lane, joint=True, max_sources=2,
+                       max_residual_rounds=3, hints=[strong[:2], other[:2]], config=cfg)
+
+    def nearest(b):
+        return min(math.hypot(f.x - b[0], f.y - b[1]) for f in fits)
+
+    # The strong bombs are found either way.
+    assert nearest(strong) < 0.2 and nearest(other) < 0.2
+    if over:
+        assert nearest(weak) < 0.5
+        assert len(fits) == 3
+    else:
+        assert nearest(weak) > 2.0
+        assert len(fits) == 2

@@ -76,6 +76,11 @@ class FitConfig:
     #: Rounds and picks per round of the search on the fit residual.
     max_residual_rounds: int = 3
     residual_budget: int = 8
+    #: Sources the residual search of a joint window may add beyond
+    #: `max_sources` (`residual_over_budget`): there the budget, a guess from
+    #: the segment count, caps the greedy search, not the detected signals
+    #: the residual still holds.
+    residual_extra_sources: int = 8
 
     # ---- the ring search beside a small body (`ring_search`)
     #: Sources of this moment (A m^2; mortar and projectile classes) get a try.
@@ -239,6 +244,9 @@ class FitConfig:
     ring_search: bool = True
     relevel: bool = True
     residual_search: bool = True
+    #: The residual search of a joint window may exceed the source budget
+    #: (`residual_extra_sources`).
+    residual_over_budget: bool = True
     recentre_isolated: bool = True
     polish_weak: bool = True
     robust_refine: bool = True
@@ -315,6 +323,7 @@ _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close
                  "body_lobes_reach_m", "split_min_sep_m", "split_centre", "split_depth_tol",
                  "isolated_clear_m", "isolated_max_peak", "isolated_budget",
                  "isolated_radius_m", "isolated_max_depth", "sparse_box_depths",
+                 "residual_extra_sources",
                  "sparse_box_min_m", "sparse_depth_margin_m")
 
 

@@ -202,14 +202,20 @@ def residual_search(st: FitState) -> None:
     x, y = st.x, st.y
     p = st.points()
     tried: list[tuple[float, float]] = []
+    # A joint window's source budget is a guess from its segment count and
+    # caps the greedy search, which seeds on any misfit; a residual maximum
+    # here is a signal the detector would have seeded on its own, and the
+    # criterion judges it: a window whose budget the greedy pass spent still
+    # gets its detected signals tried. A fit of one signal keeps its cap.
+    extra = cfg.residual_extra_sources if cfg.residual_over_budget and cfg.joint else 0
     for _round in range(cfg.max_residual_rounds):
-        if not st.room(p):
+        if not st.room(p, extra):
             break
         picks = residual_peaks(x, y, st.v - model(st, p), misfit_level(st, p), st.thr,
                                cfg.rel_misfit, p, budget=cfg.residual_budget, tried=tried,
                                field=misfit_level(st, p, falloff=False))
         for sx, sy in picks:
-            if not st.room(p):
+            if not st.room(p, extra):
                 break
             k = len(p) // 3
             # Skipped or tried, it is not picked again: a pick's weighted

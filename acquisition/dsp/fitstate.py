@@ -71,10 +71,12 @@ class FitState:
     def set_points(self, p: np.ndarray) -> None:
         self.srcs = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
 
-    def room(self, p: np.ndarray) -> bool:
-        """Whether one more source fits the budget and the samples."""
+    def room(self, p: np.ndarray, extra: int = 0) -> bool:
+        """Whether one more source fits the budget (``extra`` more than
+        `FitConfig.max_sources`) and the samples."""
         k = len(p) // 3
-        return k < self.config.max_sources and self.n >= (k + 1) * self.config.min_samples
+        return (k < self.config.max_sources + extra
+                and self.n >= (k + 1) * self.config.min_samples)
 
 
 def _as_source(s: np.ndarray) -> Source:
