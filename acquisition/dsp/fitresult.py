@@ -285,7 +285,7 @@ def _misfit_sigmas(srcs: list[np.ndarray], lin: np.ndarray, x: np.ndarray, y: np
     try:
         infl = _influence(srcs, J)
     except np.linalg.LinAlgError as exc:
-        swallowed("fit._uncertainty", exc)
+        swallowed("fitresult._misfit_sigmas", exc)
         return [(math.inf, math.inf, math.inf, math.inf)] * len(srcs)
     scale = np.repeat([m[0] for m in misfit], 3)
     rho = np.repeat([m[1] for m in misfit], 3)
