@@ -77,7 +77,7 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,6 +100,7 @@ from accuracy_lanes import (
     score_run,
 )
 from depth_bound import walk_cov
+from soilcov import SoilCovariance, soil_covariance
 
 from acquisition.dsp.acceptance import pays, penalised, rss_drop
 from acquisition.dsp.fitconfig import FitConfig
@@ -215,15 +216,56 @@ def field_slopes(sim: SimulatedSurvey, sel: np.ndarray | slice = slice(None)
     return gx, gy, gz
 
 
+def noise_whitener(sim: SimulatedSurvey, sel: np.ndarray, lanes: np.ndarray,
+                   slopes: tuple[np.ndarray, np.ndarray, np.ndarray], white: float,
+                   shape_nT: np.ndarray, soil: SoilCovariance | None = None
+                   ) -> Callable[[np.ndarray], np.ndarray]:
+    """The whitening (L^-1 of the noise covariance C = L L^T) of samples
+    ``sel`` (in lane order, each lane one slice), as a function of (n, k)
+    columns: the sensor's ``white`` noise, the walk's position error and
+    gait bob through the field's ``slopes`` (of ``sel``), ``shape_nT`` per
+    sample, a free offset per lane, and ``soil``'s field if given.
+
+    Without soil C is block diagonal, one block per lane: the walk's errors
+    of two passes are independent (the position error decorrelates within a
+    second, and no method knows the bob's phase from one pass to the next).
+    A constant per lane costs nothing (`LANE_FREE_NT`), as levelling leaves
+    it. The soil's field is correlated across lanes too (its grains are
+    seen from the neighbouring lane): with it C is one block.
+    """
+    blocks: list[tuple[slice, np.ndarray]] = []
+    for lane in np.unique(lanes):
+        on = np.flatnonzero(lanes == lane)
+        c = walk_cov(sim, sel[on], tuple(g[on] for g in slopes), white)
+        c[np.diag_indices_from(c)] += shape_nT[on] ** 2
+        blocks.append((slice(int(on[0]), int(on[-1]) + 1), c + LANE_FREE_NT**2))
+    if soil is not None:
+        c = soil.matrix(sim.x_rec[sel], sim.y_rec[sel])
+        for part, b in blocks:
+            c[part, part] += b
+        blocks = [(slice(0, sel.size), c)]
+    chols = [(part, np.tril(cho_factor(c, lower=True)[0])) for part, c in blocks]
+
+    def whiten(m: np.ndarray) -> np.ndarray:
+        out = np.empty(m.shape)
+        for part, chol in chols:
+            out[part] = solve_triangular(chol, m[part], lower=True, check_finite=False)
+        return out
+
+    return whiten
+
+
 def judge_body(sim: SimulatedSurvey, i: int, noise: float, *,
                config: FitConfig | None = None, gate: float = MATCH_GATE_M,
-               slopes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Verdict:
+               slopes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+               soil: SoilCovariance | None = None) -> Verdict:
     """Whether the data resolve body ``i`` of ``sim.truth`` (module docstring),
-    with ``noise`` the survey's noise sigma (nT) as the pipeline estimated it;
-    ``slopes``: `field_slopes` of the whole survey (computed here if None)."""
+    with ``noise`` the survey's white noise sigma (nT); ``slopes``:
+    `field_slopes` of the whole survey (computed here if None); ``soil``:
+    the soil field's covariance (`soilcov`), noise beside the white."""
     t = sim.truth[i]
     return judge_at(sim, (t.x, t.y, t.depth), np.asarray(t.moment, float), noise, skip=i,
-                    config=config, gate=gate, slopes=slopes,
+                    config=config, gate=gate, slopes=slopes, soil=soil,
                     label=(i, t.kind, t.moment_abs, t.peak_abs_nT),
                     shape=(t.length_m, t.azimuth_deg, t.plunge_deg))
 
@@ -233,7 +275,8 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
              config: FitConfig | None = None, gate: float = MATCH_GATE_M,
              slopes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
              label: tuple[int, str, float, float] = (-1, "phantom", 0.0, 0.0),
-             shape: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Verdict:
+             shape: tuple[float, float, float] = (0.0, 0.0, 0.0),
+             soil: SoilCovariance | None = None) -> Verdict:
     """`judge_body` for a source at ``at`` = (x, y, depth) whose moment is
     taken as ``moment`` to choose the free neighbours (every body of
     ``sim.truth`` but ``skip`` is a neighbour) and whose length, azimuth
@@ -321,26 +364,7 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
     f_others = (design_srcs(lx, ly, others, geom)[:, :-1]
                 @ solve_linear(design_srcs(lx, ly, others, geom), lv)[:-1]
                 if others else np.zeros(lx.size))
-    # Per lane (the walk's errors of two passes are independent: the
-    # position error decorrelates within a second, and no method knows the
-    # bob's phase from one pass to the next), with the lane's offset free:
-    # a constant per lane costs nothing (`LANE_FREE_NT`), as levelling leaves it.
-    # The samples are in lane order (above), so each lane is one slice.
-    blocks = []
-    for lane in np.unique(ll):
-        on = np.flatnonzero(ll == lane)
-        c = walk_cov(sim, sel[on], tuple(g[on] for g in slopes), noise)
-        c[np.diag_indices_from(c)] += (cfg.shape_rel * f_others[on]) ** 2
-        chol = np.tril(cho_factor(c + LANE_FREE_NT**2, lower=True)[0])
-        blocks.append((slice(int(on[0]), int(on[-1]) + 1),
-                       solve_triangular(chol, np.eye(on.size), lower=True)))
-
-    def whiten(m: np.ndarray) -> np.ndarray:
-        """Columns (n, k) whitened by the noise covariance (L^-1 per lane)."""
-        out = np.empty(m.shape)
-        for part, inv in blocks:
-            out[part] = inv @ m[part]
-        return out
+    whiten = noise_whitener(sim, sel, ll, slopes, noise, cfg.shape_rel * f_others, soil)
 
     def whitened(model: list[np.ndarray]) -> np.ndarray:
         """The whitened residual of the model (moments and lane offsets
@@ -429,7 +453,7 @@ def phantom_sites(sim: SimulatedSurvey, rng: np.random.Generator, n: int = PHANT
     return out
 
 
-def evaluate(sc_dict: dict) -> list[dict]:
+def evaluate(sc_dict: dict, soil_model: bool = True) -> list[dict]:
     """Simulate one world, run and score the pipeline on it (`accuracy_lanes.score_run`)
     and judge every detectable body, and `PHANTOMS` places with none: one
     JSON-ready record each (``phantom`` true for the latter)."""
@@ -438,18 +462,25 @@ def evaluate(sc_dict: dict) -> list[dict]:
     cfg = base_config(sc_dict)
     t0 = time.perf_counter()
     rec = score_run(sc_dict, sc, sim, cfg)
-    noise = float(rec["noise_nT"])
-    if not math.isfinite(noise) or noise <= 0:
+    soil = soil_covariance(sc) if soil_model else None
+    if soil is not None:
+        # The soil is modelled on its own; the white part is the sensor's
+        # (the pipeline's background estimate holds the soil's share too).
         noise = sc.noise.white_nT
+    else:
+        noise = float(rec["noise_nT"])
+        if not math.isfinite(noise) or noise <= 0:
+            noise = sc.noise.white_nT
     found = set(rec["matched"])
     slopes = field_slopes(sim)
     head = {"scenario": sc_dict["name"], "seed": sc_dict["seed"], "sensor": sim.kind,
-            "noise_nT": noise}
+            "noise_nT": noise,
+            "soil_nT": math.sqrt(soil.variance) if soil is not None else 0.0}
     out = []
     for i, t in enumerate(sim.truth):
         if not t.detectable:
             continue
-        v = judge_body(sim, i, noise, config=cfg.fit, slopes=slopes)
+        v = judge_body(sim, i, noise, config=cfg.fit, slopes=slopes, soil=soil)
         out.append({**head, **asdict(v), "phantom": False, "x": round(t.x, 2),
                     "y": round(t.y, 2), "big": bool(t.moment_abs >= BIG_MOMENT),
                     "found": i in found, "seconds": time.perf_counter() - t0})
@@ -457,7 +488,7 @@ def evaluate(sc_dict: dict) -> list[dict]:
     nominal = PHANTOM_MOMENT * np.asarray(sc.field.unit_vector(), float)
     for where, x, y, d in phantom_sites(sim, rng):
         v = judge_at(sim, (x, y, d), nominal, noise, config=cfg.fit,
-                     slopes=slopes, label=(-1, f"phantom_{where}", 0.0, 0.0))
+                     slopes=slopes, soil=soil, label=(-1, f"phantom_{where}", 0.0, 0.0))
         out.append({**head, **asdict(v), "phantom": True, "x": round(x, 2), "y": round(y, 2),
                     "big": False, "found": False, "seconds": time.perf_counter() - t0})
     return out
@@ -574,13 +605,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jsonl", type=Path, default=None,
                     help="append one JSON record per detectable body to this file")
     ap.add_argument("--markdown", action="store_true", help="print the table in Markdown")
+    ap.add_argument("--soil-as-white", action="store_true",
+                    help="take magnetic soil as white noise at the pipeline's background "
+                         "level (the oracle before it modelled the soil; an upper bound)")
     args = ap.parse_args(argv)
     seeds, names = chosen_worlds(ap, args)
     records: list[dict] = []
     for seed in seeds:
         for name in names:
             t0 = time.perf_counter()
-            recs = evaluate(random_world(name, seed))
+            recs = evaluate(random_world(name, seed), soil_model=not args.soil_as_white)
             records += recs
             if args.jsonl is not None:
                 with args.jsonl.open("a", encoding="utf-8") as f:
