@@ -28,10 +28,15 @@ an oracle that knows every body's true position tries the best case:
 * noise: the sensor's (the pipeline's own estimate), `FitConfig.shape_rel` of
   the neighbours' field (a munition case is no uniform line), and the walk's
   position error and gait bob through the field's slopes, correlated along
-  each lane as the walk makes them (`depth_bound.walk_cov`); fits and
-  criterion are generalised least squares under that covariance. (With a
-  weight per sample only, one more source beside a strong neighbour takes
-  up its correlated misfit and pays where nothing is.);
+  each lane as the walk makes them (`depth_bound.walk_cov`); on magnetic
+  ground, the soil's field as noise of known statistics and unknown
+  realisation (`soilcov`: its covariance along and across the lanes from the
+  grains' density, depths and moments; the white part is then the sensor's
+  own noise, not the pipeline's background estimate, which holds the soil);
+  fits and criterion are generalised least squares under that covariance.
+  (With a weight per sample only, one more source beside a strong neighbour
+  takes up its correlated misfit and pays where nothing is; with the soil
+  taken as white noise at its variance, the grain clusters do.);
 * fit A: the body and its free neighbours refined jointly by
   Levenberg-Marquardt from their true positions (`fitcore.refit_local`);
   fit B: the same without the body, the neighbours refined from the truth,
@@ -52,10 +57,10 @@ is held at its truth and B refitted.
 
 The oracle's false alarms are measured beside it: `PHANTOMS` places per
 survey with no body, half of them beside a big body, judged the same way
-("phantoms paid"; with a right noise model about none). On magnetic ground
-the soil's signal is correlated but taken as white noise at the pipeline's
-background level, and phantoms may pay there: read "resolvable" on laterite
-beside its phantom count. Elsewhere the oracle is still kinder than any real
+("phantoms paid"; with a right noise model about none). ``--soil-as-white``
+takes the soil as white noise at the pipeline's background level instead,
+as this oracle first did: phantoms pay on laterite then, and its laterite
+verdicts are an upper bound only. The oracle is still kinder than any real
 method: it starts from the truth, and the fit must first find the
 neighbours. So a body judged unresolvable here is beyond this criterion on
 this data; one judged resolvable but missed by the pipeline is a search
@@ -550,52 +555,67 @@ def _order(names: Iterable[str]) -> list[str]:
     return known + sorted(n for n in names if n not in SITES)
 
 
-def text_table(records: list[dict]) -> str:
-    """A plain table per scenario, then the big misses, each with its verdict."""
-    head = (f"{'scenario':14s} {'surv':>4s} | {'big':>4s} {'resolv':>6s} {'found':>6s} "
-            f"{'miss:res':>8s} {'miss:unres':>10s} {'found:unres':>11s} | {'all':>4s} "
-            f"{'resolv':>6s} {'recall':>6s} {'miss:res':>8s} {'miss:unres':>10s} | "
-            f"{'phantoms':>8s}")
-    lines = [head]
+#: The table's columns: (Markdown header, text header, text width); a
+#: group of columns ends where the next header starts with "|".
+COLUMNS = (("scenario", "scenario", 14), ("surveys", "surv", 4),
+           ("|big bodies", "big", 4), ("resolvable", "resolv", 6), ("found", "found", 6),
+           ("missed, resolvable", "miss:res", 8), ("missed, unresolvable", "miss:unres", 10),
+           ("found, unresolvable", "found:unres", 11),
+           ("|all bodies", "all", 4), ("resolvable recall", "resolv", 6), ("recall", "recall", 6),
+           ("missed, resolvable", "miss:res", 8), ("missed, unresolvable", "miss:unres", 10),
+           ("|phantoms paid", "phantoms", 8))
+
+
+def table_rows(records: list[dict]) -> list[list[str]]:
+    """One row of formatted cells per scenario (`COLUMNS`), for both tables."""
     t = tally(records)
+    rows = []
     for name in _order(t):
         s = t[name]
         big, every = s.big, s.every
-        lines.append(
-            f"{name:14s} {len(s.seeds):4d} | {big.n:4d} {big.share(big.resolvable):6.3f} "
-            f"{big.share(big.found):6.3f} {big.missed_resolvable:8d} "
-            f"{big.missed_unresolvable:10d} {big.found_unresolvable:11d} | {every.n:4d} "
-            f"{every.share(every.resolvable):6.3f} {every.share(every.found):6.3f} "
-            f"{every.missed_resolvable:8d} {every.missed_unresolvable:10d} | "
-            f"{s.phantoms_paid:>3d} / {s.phantoms:<3d}")
+        rows.append([name, str(len(s.seeds)),
+                     str(big.n), f"{big.share(big.resolvable):.3f}", f"{big.share(big.found):.3f}",
+                     str(big.missed_resolvable), str(big.missed_unresolvable),
+                     str(big.found_unresolvable),
+                     str(every.n), f"{every.share(every.resolvable):.3f}",
+                     f"{every.share(every.found):.3f}", str(every.missed_resolvable),
+                     str(every.missed_unresolvable),
+                     f"{s.phantoms_paid} / {s.phantoms}"])
+    return rows
+
+
+def _text_line(cells: list[str]) -> str:
+    parts = []
+    for k, ((md, _txt, width), cell) in enumerate(zip(COLUMNS, cells, strict=True)):
+        if md.startswith("|"):
+            parts.append("|")
+        parts.append(f"{cell:{width}s}" if k == 0 else f"{cell:>{width}s}")
+    return " ".join(parts)
+
+
+def text_table(records: list[dict]) -> str:
+    """A plain table per scenario, then the big misses, each with its verdict
+    (and beside its peak the soil's clutter sigma, where there is soil)."""
+    lines = [_text_line([txt for _md, txt, _w in COLUMNS])]
+    lines += [_text_line(cells) for cells in table_rows(records)]
     missed = [r for r in records if r["big"] and not r["found"] and not r.get("phantom")]
     if missed:
         lines.append("big bodies (>= 0.4 A m2) missed:")
         lines += [f"  {r['scenario']:13s} seed {r['seed']:5d} {r['sensor']:11s} {r['kind']:13s} "
                   f"x {r['x']:6.2f} y {r['y']:6.2f} depth {r['depth']:4.2f} m moment "
-                  f"{r['moment']:6.2f} peak {r['peak_nT']:7.1f} nT  gain {r['gain']:8.1f} "
-                  f"off {r['offset_m']:4.2f} m free {r['free']} held {r['held']}  "
-                  f"{'RESOLVABLE' if r['resolvable'] else 'unresolvable'}"
+                  f"{r['moment']:6.2f} peak {r['peak_nT']:7.1f} nT"
+                  + (f" (soil {r['soil_nT']:.1f})" if r.get("soil_nT") else "")
+                  + f"  gain {r['gain']:8.1f} off {r['offset_m']:4.2f} m free {r['free']} "
+                  f"held {r['held']}  {'RESOLVABLE' if r['resolvable'] else 'unresolvable'}"
                   for r in missed]
     return "\n".join(lines)
 
 
 def markdown(records: list[dict]) -> str:
     """The per-scenario table in Markdown."""
-    lines = ["| scenario | surveys | big bodies | resolvable | found | missed, resolvable "
-             "| missed, unresolvable | found, unresolvable | all bodies | resolvable recall "
-             "| recall | missed, resolvable | missed, unresolvable | phantoms paid |",
-             "|" + "---|" * 14]
-    t = tally(records)
-    for name in _order(t):
-        s = t[name]
-        big, every = s.big, s.every
-        lines.append(
-            f"| {name} | {len(s.seeds)} | {big.n} | {big.share(big.resolvable):.3f} | "
-            f"{big.share(big.found):.3f} | {big.missed_resolvable} | {big.missed_unresolvable} "
-            f"| {big.found_unresolvable} | {every.n} | {every.share(every.resolvable):.3f} | "
-            f"{every.share(every.found):.3f} | {every.missed_resolvable} | "
-            f"{every.missed_unresolvable} | {s.phantoms_paid} / {s.phantoms} |")
+    lines = ["| " + " | ".join(md.lstrip("|") for md, _t, _w in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(records)]
     return "\n".join(lines)
 
 

@@ -95,7 +95,7 @@ def soil_covariance(sc: Scenario, kind: str | None = None) -> SoilCovariance | N
     if spec is None or spec.density_per_m2 <= 0 or spec.moment_Am2 <= 0:
         return None
     kind = kind or sc.sensor.kind
-    n = int(round(EXTENT_M / STEP_M))
+    n = round(EXTENT_M / STEP_M)
     ax = np.arange(-n, n + 1) * STEP_M
     gx, gy = np.meshgrid(ax, ax, indexing="ij")
     x, y = gx.ravel(), gy.ravel()
