@@ -1,7 +1,8 @@
 """Which bodies the data can resolve at all: the recall bound of the lane fit's criterion.
 
 Run: ``.venv/bin/python bench/resolvable.py [--seeds N] [--first-seed K]
-[--held-out [N]] [--only NAME ...] [--markdown] [--jsonl FILE]``
+[--held-out [N]] [--only NAME ...] [--markdown] [--jsonl FILE] [--soil-as-white]``;
+``--summarise FILE ...`` prints the tables of records written earlier by ``--jsonl``
 
 `depth_bound.py` asks how well any unbiased method could place a body's
 depth; this asks whether any method that decides model order by the fit's
@@ -628,7 +629,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soil-as-white", action="store_true",
                     help="take magnetic soil as white noise at the pipeline's background "
                          "level (the oracle before it modelled the soil; an upper bound)")
+    ap.add_argument("--summarise", type=Path, nargs="*", default=None,
+                    help="print the table of the records in these --jsonl files and exit")
     args = ap.parse_args(argv)
+    if args.summarise is not None:
+        records = [json.loads(line) for p in args.summarise
+                   for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        print(markdown(records) if args.markdown else text_table(records))
+        return 0
     seeds, names = chosen_worlds(ap, args)
     records: list[dict] = []
     for seed in seeds:
