@@ -620,6 +620,44 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: What a record needs to be tallied and listed (`evaluate` writes them all).
+RECORD_KEYS = {"scenario": str, "seed": int, "big": bool, "found": bool, "resolvable": bool,
+               "phantom": bool, "sensor": str, "kind": str, "x": float, "y": float,
+               "depth": float, "moment": float, "peak_nT": float, "gain": float,
+               "offset_m": float, "free": int, "held": int}
+
+
+def _of_type(v: object, t: type) -> bool:
+    """``v`` is a ``t`` as JSON gives it (an int for a float; no bool for a number)."""
+    if t is bool or isinstance(v, bool):
+        return isinstance(v, bool) and t is bool
+    return isinstance(v, (int, float)) if t is float else isinstance(v, t)
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a ``--jsonl`` file; ValueError naming the file, the
+    line and what was expected at the first line that is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read: {e}") from None
+    out = []
+    for no, line in enumerate(text.split("\n"), 1):  # JSON Lines: only \n ends one
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError:
+            r = None
+        bad = "not a JSON object" if not isinstance(r, dict) else next(
+            (f"{k!r} missing or not {t.__name__}" for k, t in RECORD_KEYS.items()
+             if not _of_type(r.get(k), t)), None)
+        if bad is not None:
+            raise ValueError(f"{path}:{no}: expected a record of resolvable.py --jsonl: {bad}")
+        out.append(r)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_world_arguments(ap)
@@ -633,8 +671,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the table of the records in these --jsonl files and exit")
     args = ap.parse_args(argv)
     if args.summarise is not None:
-        records = [json.loads(line) for p in args.summarise
-                   for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            records = [r for p in args.summarise for r in read_records(p)]
+        except ValueError as e:
+            print(f"resolvable.py: {e}", file=sys.stderr)
+            return 2
         print(markdown(records) if args.markdown else text_table(records))
         return 0
     seeds, names = chosen_worlds(ap, args)

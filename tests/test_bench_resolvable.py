@@ -14,16 +14,27 @@ benchmark's figures themselves are measured, not tested (bench/README.md).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from accuracy_lanes import LATERITE, random_world, scenario
-from resolvable import judge_at, judge_body, markdown, phantom_sites, tally, text_table
+from resolvable import (
+    judge_at,
+    judge_body,
+    main,
+    markdown,
+    phantom_sites,
+    tally,
+    text_table,
+)
 from soilcov import soil_covariance
 
 from acquisition.dsp.fitconfig import FitConfig
@@ -217,3 +228,51 @@ def test_on_laterite_a_bomb_is_resolvable_and_a_mortar_at_the_clutter_is_not() -
     assert sim.truth[1].detectable and sim.truth[1].peak_abs_nT < 4 * clutter
     assert not judge_body(sim, 1, 0.5, soil=cov).resolvable
     assert judge_body(sim, 1, float(np.hypot(0.5, clutter))).resolvable
+
+
+# ------------------------------------------------------------------ tables and records
+def test_one_row_builder_feeds_both_tables() -> None:
+    recs = [_rec("clean", True, True, True), _rec("lateritic", True, False, True),
+            _rec("lateritic", False, False, False, seed=4),
+            _rec("lateritic", False, False, False, phantom=True)]
+    md = [[c.strip() for c in line.strip("|").split("|")]
+          for line in markdown(recs).splitlines()[2:]]
+    text = [line.replace("|", " ").split() for line in text_table(recs).splitlines()[1:3]]
+    # The text table's "0 / 1" is three words.
+    assert [[*t[:-3], " ".join(t[-3:])] for t in text] == md
+    assert md[1] == ["lateritic", "2", "1", "1.000", "0.000", "1", "0", "0", "2", "0.500",
+                     "0.000", "1", "1", "0 / 1"]
+
+
+def test_summarise_reprints_the_records(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    recs = [_rec("carpet", True, True, True), _rec("carpet", True, False, False, seed=2)]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs) + "\n", encoding="utf-8")
+    assert main(["--summarise", str(path), "--markdown"]) == 0
+    assert capsys.readouterr().out.strip() == markdown(recs)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(
+    st.text(max_size=40),
+    st.dictionaries(st.sampled_from(["scenario", "seed", "big", "found", "x", "gain"]),
+                    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                              st.text(max_size=5)), max_size=6).map(json.dumps),
+    st.just(json.dumps(_rec("clean", True, True, True)))), max_size=5))
+def test_summarise_refuses_a_bad_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                lines: list[str]) -> None:
+    path = tmp_path / "f.jsonl"
+    path.write_text("\n".join(ln.replace("\n", " ").replace("\r", " ") for ln in lines),
+                    encoding="utf-8")
+    rc = main(["--summarise", str(path)])
+    out, err = capsys.readouterr()
+    good = json.dumps(_rec("clean", True, True, True))
+    if all(not ln.strip() or ln == good for ln in lines):
+        assert rc == 0 and err == ""
+        assert ("clean" in out) == (good in lines)
+    else:
+        assert rc == 2 and out == ""
+        assert err.count("\n") == 1 and f"{path}:" in err
+        bad = int(err.split(f"{path}:")[1].split(":")[0])
+        assert lines[bad - 1] != good and lines[bad - 1].strip()
