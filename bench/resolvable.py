@@ -1,7 +1,8 @@
 """Which bodies the data can resolve at all: the recall bound of the lane fit's criterion.
 
 Run: ``.venv/bin/python bench/resolvable.py [--seeds N] [--first-seed K]
-[--held-out [N]] [--only NAME ...] [--markdown] [--jsonl FILE]``
+[--held-out [N]] [--only NAME ...] [--markdown] [--jsonl FILE] [--soil-as-white]``;
+``--summarise FILE ...`` prints the tables of records written earlier by ``--jsonl``
 
 `depth_bound.py` asks how well any unbiased method could place a body's
 depth; this asks whether any method that decides model order by the fit's
@@ -28,10 +29,15 @@ an oracle that knows every body's true position tries the best case:
 * noise: the sensor's (the pipeline's own estimate), `FitConfig.shape_rel` of
   the neighbours' field (a munition case is no uniform line), and the walk's
   position error and gait bob through the field's slopes, correlated along
-  each lane as the walk makes them (`depth_bound.walk_cov`); fits and
-  criterion are generalised least squares under that covariance. (With a
-  weight per sample only, one more source beside a strong neighbour takes
-  up its correlated misfit and pays where nothing is.);
+  each lane as the walk makes them (`depth_bound.walk_cov`); on magnetic
+  ground, the soil's field as noise of known statistics and unknown
+  realisation (`soilcov`: its covariance along and across the lanes from the
+  grains' density, depths and moments; the white part is then the sensor's
+  own noise, not the pipeline's background estimate, which holds the soil);
+  fits and criterion are generalised least squares under that covariance.
+  (With a weight per sample only, one more source beside a strong neighbour
+  takes up its correlated misfit and pays where nothing is; with the soil
+  taken as white noise at its variance, the grain clusters do.);
 * fit A: the body and its free neighbours refined jointly by
   Levenberg-Marquardt from their true positions (`fitcore.refit_local`);
   fit B: the same without the body, the neighbours refined from the truth,
@@ -52,10 +58,10 @@ is held at its truth and B refitted.
 
 The oracle's false alarms are measured beside it: `PHANTOMS` places per
 survey with no body, half of them beside a big body, judged the same way
-("phantoms paid"; with a right noise model about none). On magnetic ground
-the soil's signal is correlated but taken as white noise at the pipeline's
-background level, and phantoms may pay there: read "resolvable" on laterite
-beside its phantom count. Elsewhere the oracle is still kinder than any real
+("phantoms paid"; with a right noise model about none). ``--soil-as-white``
+takes the soil as white noise at the pipeline's background level instead,
+as this oracle first did: phantoms pay on laterite then, and its laterite
+verdicts are an upper bound only. The oracle is still kinder than any real
 method: it starts from the truth, and the fit must first find the
 neighbours. So a body judged unresolvable here is beyond this criterion on
 this data; one judged resolvable but missed by the pipeline is a search
@@ -77,7 +83,7 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,6 +106,7 @@ from accuracy_lanes import (
     score_run,
 )
 from depth_bound import walk_cov
+from soilcov import SoilCovariance, soil_covariance
 
 from acquisition.dsp.acceptance import pays, penalised, rss_drop
 from acquisition.dsp.fitconfig import FitConfig
@@ -215,15 +222,56 @@ def field_slopes(sim: SimulatedSurvey, sel: np.ndarray | slice = slice(None)
     return gx, gy, gz
 
 
+def noise_whitener(sim: SimulatedSurvey, sel: np.ndarray, lanes: np.ndarray,
+                   slopes: tuple[np.ndarray, np.ndarray, np.ndarray], white: float,
+                   shape_nT: np.ndarray, soil: SoilCovariance | None = None
+                   ) -> Callable[[np.ndarray], np.ndarray]:
+    """The whitening (L^-1 of the noise covariance C = L L^T) of samples
+    ``sel`` (in lane order, each lane one slice), as a function of (n, k)
+    columns: the sensor's ``white`` noise, the walk's position error and
+    gait bob through the field's ``slopes`` (of ``sel``), ``shape_nT`` per
+    sample, a free offset per lane, and ``soil``'s field if given.
+
+    Without soil C is block diagonal, one block per lane: the walk's errors
+    of two passes are independent (the position error decorrelates within a
+    second, and no method knows the bob's phase from one pass to the next).
+    A constant per lane costs nothing (`LANE_FREE_NT`), as levelling leaves
+    it. The soil's field is correlated across lanes too (its grains are
+    seen from the neighbouring lane): with it C is one block.
+    """
+    blocks: list[tuple[slice, np.ndarray]] = []
+    for lane in np.unique(lanes):
+        on = np.flatnonzero(lanes == lane)
+        c = walk_cov(sim, sel[on], tuple(g[on] for g in slopes), white)
+        c[np.diag_indices_from(c)] += shape_nT[on] ** 2
+        blocks.append((slice(int(on[0]), int(on[-1]) + 1), c + LANE_FREE_NT**2))
+    if soil is not None:
+        c = soil.matrix(sim.x_rec[sel], sim.y_rec[sel])
+        for part, b in blocks:
+            c[part, part] += b
+        blocks = [(slice(0, sel.size), c)]
+    chols = [(part, np.tril(cho_factor(c, lower=True)[0])) for part, c in blocks]
+
+    def whiten(m: np.ndarray) -> np.ndarray:
+        out = np.empty(m.shape)
+        for part, chol in chols:
+            out[part] = solve_triangular(chol, m[part], lower=True, check_finite=False)
+        return out
+
+    return whiten
+
+
 def judge_body(sim: SimulatedSurvey, i: int, noise: float, *,
                config: FitConfig | None = None, gate: float = MATCH_GATE_M,
-               slopes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Verdict:
+               slopes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+               soil: SoilCovariance | None = None) -> Verdict:
     """Whether the data resolve body ``i`` of ``sim.truth`` (module docstring),
-    with ``noise`` the survey's noise sigma (nT) as the pipeline estimated it;
-    ``slopes``: `field_slopes` of the whole survey (computed here if None)."""
+    with ``noise`` the survey's white noise sigma (nT); ``slopes``:
+    `field_slopes` of the whole survey (computed here if None); ``soil``:
+    the soil field's covariance (`soilcov`), noise beside the white."""
     t = sim.truth[i]
     return judge_at(sim, (t.x, t.y, t.depth), np.asarray(t.moment, float), noise, skip=i,
-                    config=config, gate=gate, slopes=slopes,
+                    config=config, gate=gate, slopes=slopes, soil=soil,
                     label=(i, t.kind, t.moment_abs, t.peak_abs_nT),
                     shape=(t.length_m, t.azimuth_deg, t.plunge_deg))
 
@@ -233,7 +281,8 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
              config: FitConfig | None = None, gate: float = MATCH_GATE_M,
              slopes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
              label: tuple[int, str, float, float] = (-1, "phantom", 0.0, 0.0),
-             shape: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Verdict:
+             shape: tuple[float, float, float] = (0.0, 0.0, 0.0),
+             soil: SoilCovariance | None = None) -> Verdict:
     """`judge_body` for a source at ``at`` = (x, y, depth) whose moment is
     taken as ``moment`` to choose the free neighbours (every body of
     ``sim.truth`` but ``skip`` is a neighbour) and whose length, azimuth
@@ -321,26 +370,7 @@ def judge_at(sim: SimulatedSurvey, at: tuple[float, float, float], moment: np.nd
     f_others = (design_srcs(lx, ly, others, geom)[:, :-1]
                 @ solve_linear(design_srcs(lx, ly, others, geom), lv)[:-1]
                 if others else np.zeros(lx.size))
-    # Per lane (the walk's errors of two passes are independent: the
-    # position error decorrelates within a second, and no method knows the
-    # bob's phase from one pass to the next), with the lane's offset free:
-    # a constant per lane costs nothing (`LANE_FREE_NT`), as levelling leaves it.
-    # The samples are in lane order (above), so each lane is one slice.
-    blocks = []
-    for lane in np.unique(ll):
-        on = np.flatnonzero(ll == lane)
-        c = walk_cov(sim, sel[on], tuple(g[on] for g in slopes), noise)
-        c[np.diag_indices_from(c)] += (cfg.shape_rel * f_others[on]) ** 2
-        chol = np.tril(cho_factor(c + LANE_FREE_NT**2, lower=True)[0])
-        blocks.append((slice(int(on[0]), int(on[-1]) + 1),
-                       solve_triangular(chol, np.eye(on.size), lower=True)))
-
-    def whiten(m: np.ndarray) -> np.ndarray:
-        """Columns (n, k) whitened by the noise covariance (L^-1 per lane)."""
-        out = np.empty(m.shape)
-        for part, inv in blocks:
-            out[part] = inv @ m[part]
-        return out
+    whiten = noise_whitener(sim, sel, ll, slopes, noise, cfg.shape_rel * f_others, soil)
 
     def whitened(model: list[np.ndarray]) -> np.ndarray:
         """The whitened residual of the model (moments and lane offsets
@@ -429,7 +459,7 @@ def phantom_sites(sim: SimulatedSurvey, rng: np.random.Generator, n: int = PHANT
     return out
 
 
-def evaluate(sc_dict: dict) -> list[dict]:
+def evaluate(sc_dict: dict, soil_model: bool = True) -> list[dict]:
     """Simulate one world, run and score the pipeline on it (`accuracy_lanes.score_run`)
     and judge every detectable body, and `PHANTOMS` places with none: one
     JSON-ready record each (``phantom`` true for the latter)."""
@@ -438,18 +468,25 @@ def evaluate(sc_dict: dict) -> list[dict]:
     cfg = base_config(sc_dict)
     t0 = time.perf_counter()
     rec = score_run(sc_dict, sc, sim, cfg)
-    noise = float(rec["noise_nT"])
-    if not math.isfinite(noise) or noise <= 0:
+    soil = soil_covariance(sc) if soil_model else None
+    if soil is not None:
+        # The soil is modelled on its own; the white part is the sensor's
+        # (the pipeline's background estimate holds the soil's share too).
         noise = sc.noise.white_nT
+    else:
+        noise = float(rec["noise_nT"])
+        if not math.isfinite(noise) or noise <= 0:
+            noise = sc.noise.white_nT
     found = set(rec["matched"])
     slopes = field_slopes(sim)
     head = {"scenario": sc_dict["name"], "seed": sc_dict["seed"], "sensor": sim.kind,
-            "noise_nT": noise}
+            "noise_nT": noise,
+            "soil_nT": math.sqrt(soil.variance) if soil is not None else 0.0}
     out = []
     for i, t in enumerate(sim.truth):
         if not t.detectable:
             continue
-        v = judge_body(sim, i, noise, config=cfg.fit, slopes=slopes)
+        v = judge_body(sim, i, noise, config=cfg.fit, slopes=slopes, soil=soil)
         out.append({**head, **asdict(v), "phantom": False, "x": round(t.x, 2),
                     "y": round(t.y, 2), "big": bool(t.moment_abs >= BIG_MOMENT),
                     "found": i in found, "seconds": time.perf_counter() - t0})
@@ -457,7 +494,7 @@ def evaluate(sc_dict: dict) -> list[dict]:
     nominal = PHANTOM_MOMENT * np.asarray(sc.field.unit_vector(), float)
     for where, x, y, d in phantom_sites(sim, rng):
         v = judge_at(sim, (x, y, d), nominal, noise, config=cfg.fit,
-                     slopes=slopes, label=(-1, f"phantom_{where}", 0.0, 0.0))
+                     slopes=slopes, soil=soil, label=(-1, f"phantom_{where}", 0.0, 0.0))
         out.append({**head, **asdict(v), "phantom": True, "x": round(x, 2), "y": round(y, 2),
                     "big": False, "found": False, "seconds": time.perf_counter() - t0})
     return out
@@ -519,53 +556,106 @@ def _order(names: Iterable[str]) -> list[str]:
     return known + sorted(n for n in names if n not in SITES)
 
 
-def text_table(records: list[dict]) -> str:
-    """A plain table per scenario, then the big misses, each with its verdict."""
-    head = (f"{'scenario':14s} {'surv':>4s} | {'big':>4s} {'resolv':>6s} {'found':>6s} "
-            f"{'miss:res':>8s} {'miss:unres':>10s} {'found:unres':>11s} | {'all':>4s} "
-            f"{'resolv':>6s} {'recall':>6s} {'miss:res':>8s} {'miss:unres':>10s} | "
-            f"{'phantoms':>8s}")
-    lines = [head]
+#: The table's columns: (Markdown header, text header, text width); a
+#: group of columns ends where the next header starts with "|".
+COLUMNS = (("scenario", "scenario", 14), ("surveys", "surv", 4),
+           ("|big bodies", "big", 4), ("resolvable", "resolv", 6), ("found", "found", 6),
+           ("missed, resolvable", "miss:res", 8), ("missed, unresolvable", "miss:unres", 10),
+           ("found, unresolvable", "found:unres", 11),
+           ("|all bodies", "all", 4), ("resolvable recall", "resolv", 6), ("recall", "recall", 6),
+           ("missed, resolvable", "miss:res", 8), ("missed, unresolvable", "miss:unres", 10),
+           ("|phantoms paid", "phantoms", 8))
+
+
+def table_rows(records: list[dict]) -> list[list[str]]:
+    """One row of formatted cells per scenario (`COLUMNS`), for both tables."""
     t = tally(records)
+    rows = []
     for name in _order(t):
         s = t[name]
         big, every = s.big, s.every
-        lines.append(
-            f"{name:14s} {len(s.seeds):4d} | {big.n:4d} {big.share(big.resolvable):6.3f} "
-            f"{big.share(big.found):6.3f} {big.missed_resolvable:8d} "
-            f"{big.missed_unresolvable:10d} {big.found_unresolvable:11d} | {every.n:4d} "
-            f"{every.share(every.resolvable):6.3f} {every.share(every.found):6.3f} "
-            f"{every.missed_resolvable:8d} {every.missed_unresolvable:10d} | "
-            f"{s.phantoms_paid:>3d} / {s.phantoms:<3d}")
+        rows.append([name, str(len(s.seeds)),
+                     str(big.n), f"{big.share(big.resolvable):.3f}", f"{big.share(big.found):.3f}",
+                     str(big.missed_resolvable), str(big.missed_unresolvable),
+                     str(big.found_unresolvable),
+                     str(every.n), f"{every.share(every.resolvable):.3f}",
+                     f"{every.share(every.found):.3f}", str(every.missed_resolvable),
+                     str(every.missed_unresolvable),
+                     f"{s.phantoms_paid} / {s.phantoms}"])
+    return rows
+
+
+def _text_line(cells: list[str]) -> str:
+    parts = []
+    for k, ((md, _txt, width), cell) in enumerate(zip(COLUMNS, cells, strict=True)):
+        if md.startswith("|"):
+            parts.append("|")
+        parts.append(f"{cell:{width}s}" if k == 0 else f"{cell:>{width}s}")
+    return " ".join(parts)
+
+
+def text_table(records: list[dict]) -> str:
+    """A plain table per scenario, then the big misses, each with its verdict
+    (and beside its peak the soil's clutter sigma, where there is soil)."""
+    lines = [_text_line([txt for _md, txt, _w in COLUMNS])]
+    lines += [_text_line(cells) for cells in table_rows(records)]
     missed = [r for r in records if r["big"] and not r["found"] and not r.get("phantom")]
     if missed:
         lines.append("big bodies (>= 0.4 A m2) missed:")
         lines += [f"  {r['scenario']:13s} seed {r['seed']:5d} {r['sensor']:11s} {r['kind']:13s} "
                   f"x {r['x']:6.2f} y {r['y']:6.2f} depth {r['depth']:4.2f} m moment "
-                  f"{r['moment']:6.2f} peak {r['peak_nT']:7.1f} nT  gain {r['gain']:8.1f} "
-                  f"off {r['offset_m']:4.2f} m free {r['free']} held {r['held']}  "
-                  f"{'RESOLVABLE' if r['resolvable'] else 'unresolvable'}"
+                  f"{r['moment']:6.2f} peak {r['peak_nT']:7.1f} nT"
+                  + (f" (soil {r['soil_nT']:.1f})" if r.get("soil_nT") else "")
+                  + f"  gain {r['gain']:8.1f} off {r['offset_m']:4.2f} m free {r['free']} "
+                  f"held {r['held']}  {'RESOLVABLE' if r['resolvable'] else 'unresolvable'}"
                   for r in missed]
     return "\n".join(lines)
 
 
 def markdown(records: list[dict]) -> str:
     """The per-scenario table in Markdown."""
-    lines = ["| scenario | surveys | big bodies | resolvable | found | missed, resolvable "
-             "| missed, unresolvable | found, unresolvable | all bodies | resolvable recall "
-             "| recall | missed, resolvable | missed, unresolvable | phantoms paid |",
-             "|" + "---|" * 14]
-    t = tally(records)
-    for name in _order(t):
-        s = t[name]
-        big, every = s.big, s.every
-        lines.append(
-            f"| {name} | {len(s.seeds)} | {big.n} | {big.share(big.resolvable):.3f} | "
-            f"{big.share(big.found):.3f} | {big.missed_resolvable} | {big.missed_unresolvable} "
-            f"| {big.found_unresolvable} | {every.n} | {every.share(every.resolvable):.3f} | "
-            f"{every.share(every.found):.3f} | {every.missed_resolvable} | "
-            f"{every.missed_unresolvable} | {s.phantoms_paid} / {s.phantoms} |")
+    lines = ["| " + " | ".join(md.lstrip("|") for md, _t, _w in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(records)]
     return "\n".join(lines)
+
+
+#: What a record needs to be tallied and listed (`evaluate` writes them all).
+RECORD_KEYS = {"scenario": str, "seed": int, "big": bool, "found": bool, "resolvable": bool,
+               "phantom": bool, "sensor": str, "kind": str, "x": float, "y": float,
+               "depth": float, "moment": float, "peak_nT": float, "gain": float,
+               "offset_m": float, "free": int, "held": int}
+
+
+def _of_type(v: object, t: type) -> bool:
+    """``v`` is a ``t`` as JSON gives it (an int for a float; no bool for a number)."""
+    if t is bool or isinstance(v, bool):
+        return isinstance(v, bool) and t is bool
+    return isinstance(v, (int, float)) if t is float else isinstance(v, t)
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a ``--jsonl`` file; ValueError naming the file, the
+    line and what was expected at the first line that is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read: {e}") from None
+    out = []
+    for no, line in enumerate(text.split("\n"), 1):  # JSON Lines: only \n ends one
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError:
+            r = None
+        bad = "not a JSON object" if not isinstance(r, dict) else next(
+            (f"{k!r} missing or not {t.__name__}" for k, t in RECORD_KEYS.items()
+             if not _of_type(r.get(k), t)), None)
+        if bad is not None:
+            raise ValueError(f"{path}:{no}: expected a record of resolvable.py --jsonl: {bad}")
+        out.append(r)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -574,13 +664,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jsonl", type=Path, default=None,
                     help="append one JSON record per detectable body to this file")
     ap.add_argument("--markdown", action="store_true", help="print the table in Markdown")
+    ap.add_argument("--soil-as-white", action="store_true",
+                    help="take magnetic soil as white noise at the pipeline's background "
+                         "level (the oracle before it modelled the soil; an upper bound)")
+    ap.add_argument("--summarise", type=Path, nargs="*", default=None,
+                    help="print the table of the records in these --jsonl files and exit")
     args = ap.parse_args(argv)
+    if args.summarise is not None:
+        try:
+            records = [r for p in args.summarise for r in read_records(p)]
+        except ValueError as e:
+            print(f"resolvable.py: {e}", file=sys.stderr)
+            return 2
+        print(markdown(records) if args.markdown else text_table(records))
+        return 0
     seeds, names = chosen_worlds(ap, args)
     records: list[dict] = []
     for seed in seeds:
         for name in names:
             t0 = time.perf_counter()
-            recs = evaluate(random_world(name, seed))
+            recs = evaluate(random_world(name, seed), soil_model=not args.soil_as_white)
             records += recs
             if args.jsonl is not None:
                 with args.jsonl.open("a", encoding="utf-8") as f:
