@@ -41,7 +41,7 @@ from acquisition.dsp.fit import (
     fit_sources,
 )
 from acquisition.dsp.fitconfig import FitConfig
-from acquisition.dsp.fitcore import centre_point, sigma_of
+from acquisition.dsp.fitcore import centre_point, run_lm, sigma_of, solve_linear
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -100,6 +100,12 @@ LOCAL_TILE_M = 16.0
 #: it does not pull the cell's own sources; what its far tail leaves is taken
 #: out once the neighbouring cell is fitted (`_minus_fitted`).
 LOCAL_MARGIN_M = 3.0
+#: A source a cell keeps is judged again on the samples within this many
+#: times (its depth + the sensor height) of it when its window's data end
+#: nearer than that (`LanePipeline._owned_whole`): a dipole's anomaly is
+#: about (depth + height) wide on each side of its peak, and 1.5 of that
+#: holds its lobes' flanks, which fix its position and depth.
+OWN_VIEW_K = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +177,10 @@ class LaneConfig:
     position_sigma_m: float = 0.05
     height_sigma_m: float = 0.04
     depth_rel_sigma: float = 0.035
+    #: A cell's window (`_tiles`) also takes the fit pads beyond its margin
+    #: (off: its data end at the margin, and a source whose anomaly reaches
+    #: past them is judged on all the samples around it, `_owned_whole`).
+    cell_pads: bool = False
 
     def __post_init__(self) -> None:
         # A mistyped setting must be refused here, in the library, for every
@@ -1050,13 +1060,16 @@ class LanePipeline:
                 noise=r.noise, level=r.level, x_ref=r.x_ref, length_m=r.length_m,
                 n_spikes=r.n_spikes)
 
-    def _window(self, ext: tuple[float, float, float, float]) -> tuple[np.ndarray, ...]:
+    def _window(self, ext: tuple[float, float, float, float],
+                pads: bool = True) -> tuple[np.ndarray, ...]:
         """The levelled samples within the fit pads of the extent ``ext`` (x0,
-        x1, y0, y1; `_extent`), with the fitted sources' fields taken out
-        (`_minus_fitted`): x, y, values, lane numbers."""
+        x1, y0, y1; `_extent`; within ``ext`` itself if not ``pads``), with
+        the fitted sources' fields taken out (`_minus_fitted`): x, y, values,
+        lane numbers."""
         cfg = self.config
-        x0, x1 = ext[0] - cfg.fit_pad_x_m, ext[1] + cfg.fit_pad_x_m
-        y0, y1 = ext[2] - cfg.fit_pad_y_m, ext[3] + cfg.fit_pad_y_m
+        px, py = (cfg.fit_pad_x_m, cfg.fit_pad_y_m) if pads else (0.0, 0.0)
+        x0, x1 = ext[0] - px, ext[1] + px
+        y0, y1 = ext[2] - py, ext[3] + py
         parts = []
         for rec in self.lanes.values():
             if rec.x.size == 0 or not (x0 <= rec.x_ref <= x1):
@@ -1073,6 +1086,66 @@ class LanePipeline:
         if f.shape[0]:
             v = self._minus_fitted(x, y, v, (x0, x1, y0, y1))
         return x, y, v, ln
+
+    def _owned_whole(self, fits: list[FitResult], kept: list[FitResult],
+                     box: tuple[float, float, float, float],
+                     ext: tuple[float, float, float, float]) -> list[FitResult]:
+        """``kept`` (the sources of a cell's window ``fits`` inside its cell
+        ``box``) without those that, seen whole, are not the cell's.
+
+        A cell's window takes data only within its margin (its extent
+        ``ext``, `_extent` clipped to the margin). A body just beyond the
+        margin shows there only the near flank of its anomaly, and a source
+        inside the cell can model that flank: a false pick, and the body
+        itself then fitted beside it. A source whose anomaly (`OWN_VIEW_K` x
+        (depth + sensor height) around it) reaches past the window's data,
+        and a cheap estimate (the fit kept nothing there: what is left may
+        be a neighbour's misfit), is refitted alone on all the samples
+        within that reach, with the window's other sources and the sources
+        fitted before taken out. It is the cell's if its position there is
+        still in the cell and among those samples, and it pays there beyond
+        what the sources taken out may misfit (the chi-square weighted by
+        `_subtracted_sigma`, the bar of `_pay_beside_fitted`); otherwise the
+        neighbouring cell, whose window holds the whole anomaly, owns it.
+        """
+        out = []
+        h = self.geom.sensor_height_m
+        others_of = [o for o in fits if o.method in FITTED]
+        for f in kept:
+            cheap = f.method == "cheap_estimate"
+            if not (cheap or (f.method in FITTED and f.ends is None)):
+                out.append(f)
+                continue
+            r = LOCAL_MARGIN_M if cheap else max(OWN_VIEW_K * (f.depth + h), 2.0)
+            if not cheap and min(f.x - ext[0], ext[1] - f.x, f.y - ext[2], ext[3] - f.y) >= r:
+                out.append(f)  # the window sees all of it
+                continue
+            x, y, v, _ = self._window((f.x - r, f.x + r, f.y - r, f.y + r), pads=False)
+            near = np.hypot(x - f.x, y - f.y) < r
+            n = int(near.sum())
+            if n < 12:
+                out.append(f)
+                continue
+            x, y, v = x[near], y[near], v[near]
+            others = [o for o in others_of if o is not f]
+            if others:
+                v = v - sum(_fields(np.vstack([o.point_sources() for o in others]), x, y,
+                                    self.geom), np.zeros(x.size))
+            run = run_lm(np.array([f.x, f.y, max(f.depth, 0.3)]), x, y, v, self.geom)
+            qx, qy = float(run.x[0]), float(run.x[1])
+            G = np.hstack([design_matrix(x, y, qx, qy, float(run.x[2]), self.geom),
+                           np.ones((n, 1))])
+            r_with = v - G @ solve_linear(G, v)
+            r_without = v - float(np.mean(v))
+            sig = self._subtracted_sigma(x, y)
+            noise = self.noise_nT if math.isfinite(self.noise_nT) else 1.0
+            sig2 = noise * noise if sig is None else sig ** 2
+            gain = penalised(chi2_drop(r_without, r_with, sig2, self._soil_like()), n, 6)
+            seen = math.hypot(qx - f.x, qy - f.y) < r  # not walked off its own samples
+            if (seen and box[0] <= qx <= box[1] and box[2] <= qy <= box[3]
+                    and pays(gain, BESIDE_FITTED_GAIN)):
+                out.append(f)
+        return out
 
     def _minus_fitted(self, x: np.ndarray, y: np.ndarray, v: np.ndarray,
                       box: tuple[float, float, float, float]) -> np.ndarray:
@@ -1214,7 +1287,7 @@ class LanePipeline:
         st.largest_window_segments = max(st.largest_window_segments, len(segs))
         ext = _extent(segs, clip)
         st.largest_window_m = max(st.largest_window_m, ext[1] - ext[0], ext[3] - ext[2])
-        x, y, v, ln = self._window(ext)
+        x, y, v, ln = self._window(ext, pads=clip is None or cfg.cell_pads)
         wt = None
         if self.trace is not None:
             wt = WindowTrace(ext, box, tuple(core), tuple(ctx), int(x.size))
@@ -1266,6 +1339,13 @@ class LanePipeline:
                 rule = "LanePipeline._tiles" if clip is not None else "LanePipeline._cut_behind"
                 wt.judgements += [Judgement("outside_box", rule, (f.x, f.y))
                                   for f in fits if not any(f is k for k in kept)]
+            if clip is not None and kept:
+                owned = self._owned_whole(fits, kept, box, ext)
+                if wt is not None:
+                    wt.judgements += [Judgement("not_owned", "LanePipeline._owned_whole",
+                                                (f.x, f.y))
+                                      for f in kept if not any(f is k for k in owned)]
+                kept = owned
             if not kept:
                 return []
             fits = kept

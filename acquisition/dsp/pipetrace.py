@@ -35,6 +35,8 @@ JUDGEMENTS: dict[str, str] = {
     "outside_box": "placed outside the window's box: a neighbouring cell's, or beyond a "
                    "cut line",
     "paid_beside_fitted": "it only modelled what earlier fits may misfit",
+    "not_owned": "a cell's source that, refitted on all the samples around it, leaves the "
+                 "cell or does not pay there (the neighbouring cell owns it)",
     # at the end of the survey, of one target
     "explained_late": "a cheap estimate whose signal the fitted targets explain",
     "under_threshold": "its signal is under the survey's final threshold",
