@@ -16,7 +16,8 @@ refitted jointly, the held sources kept, and the best set replaces the
 cluster only if the one criterion (`acceptance`) prefers it over the merged
 model and every source of it pays on its own (`sparsefit`'s checks: inside
 the footprint, the pair rules against every held source, no deeper than
-the deepest source it replaces, and, the others kept, its own parameters
+the deepest source it replaces by more than the depth accuracy the fit is
+held to, and, the others kept, its own parameters
 paid with a free offset per lane). No new acceptance rule: a restart that
 fits worse than the merged model, or no better by the criterion, is not kept.
 """
@@ -123,7 +124,11 @@ def _restart(sub: list[np.ndarray], group: list[int], lx: np.ndarray, ly: np.nda
     box = (max(x0, float(lx.min())), min(x1, float(lx.max())),
            max(y0, float(ly.min())), min(y1, float(ly.max())))
     k_lo = max(2, len(group))
-    k_hi = min(cfg.restart_max_sources, cfg.max_sources - len(held))
+    # The window's budget as the residual search has it: in a joint window
+    # the criterion, not a budget guessed from the segment count, decides.
+    budget = cfg.max_sources + (cfg.residual_extra_sources
+                                if cfg.joint and cfg.residual_over_budget else 0)
+    k_hi = min(cfg.restart_max_sources, max(budget - len(held), len(group)))
     if k_hi < k_lo:
         return None
     b = (lv - lv.mean()) * w
@@ -157,7 +162,7 @@ def _restart(sub: list[np.ndarray], group: list[int], lx: np.ndarray, ly: np.nda
         model, _ = refit_local([*held, *seeds], list(range(free0, free0 + k)), lx, ly, lv, geom)
         trial = [np.asarray(t, dtype=np.float64) for t in model[free0:]]
         if not all(np.all(np.isfinite(t)) and inside(t, footprint) and t[2] < MAX_DEPTH - 1e-3
-                   and t[2] <= cfg.split_depth_tol * top for t in trial):
+                   and t[2] <= cfg.restart_depth_tol * top for t in trial):
             continue
         if not _apart(trial, cfg.split_min_sep_m):
             continue

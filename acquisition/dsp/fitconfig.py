@@ -247,6 +247,11 @@ class FitConfig:
     restart_spacing_m: float = 0.5
     restart_max_grid: int = 600
     restart_depth_shares: tuple[float, ...] = (0.55, 0.7, 0.85)
+    #: No restarted source deeper than this x the deepest source it
+    #: replaces: bombs fitted as one sit deeper than each, so a much deeper
+    #: one models a broad misfit; the margin is the depth accuracy the fit
+    #: is held to (15 %), as the group may have been split shallower already.
+    restart_depth_tol: float = 1.15
 
     # ---- switches: one per optional stage or rule (True: on)
     add_sources: bool = True
@@ -346,7 +351,7 @@ _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close
                  "residual_extra_sources",
                  "sparse_box_min_m", "sparse_depth_margin_m",
                  "restart_min_depth", "restart_max_tries", "restart_max_sources",
-                 "restart_max_grid")
+                 "restart_max_grid", "restart_depth_tol")
 
 
 #: The defaults (the product): what the stage functions use when called
