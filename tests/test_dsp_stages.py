@@ -211,7 +211,7 @@ def test_every_switch_names_a_stage_or_a_rule_inside_one():
                         "near_field_m", "isolated_clear_m", "isolated_budget",
                         "level_max_move_m", "sparse_box_min_m", "sparse_depth_margin_m",
                         "restart_min_depth", "restart_max_tries", "restart_max_sources",
-                        "restart_max_grid", "restart_spacing_m"]),
+                        "restart_max_grid", "restart_spacing_m", "restart_depth_tol"]),
        st.one_of(st.integers(-10, -1), st.floats(-1e3, -1e-9), st.just(math.nan)))
 def test_a_config_out_of_range_is_refused_naming_the_field(name, value):
     with pytest.raises(ValueError, match=f"FitConfig.{name}"):
