@@ -2,24 +2,25 @@
 
 Two to four bombs 4-5 m deep and 3-5 m apart give one anomaly about 10 m
 wide, and the greedy stages model it with fewer sources, deeper and bigger,
-between the bombs. A joint refit started from that merged model falls back
-into it: every local fit of a start near the merged source lands on it
-again (`broadfit.split_deep` seeds its pair there). Here the starts come
-from the data instead: with the sources outside the cluster held, the
-misfit drop one point source would buy at each place of a grid (a matched
-filter, `gain_map`) is mapped at a depth shallower than the merged source's
-(bombs fitted as one sit deeper than each, and a shallower source's field is
-narrow enough to resolve each bomb's share); its local maxima at least
-`FitConfig.split_min_sep_m` apart are where single bombs explain most.
-K = 2..`restart_max_sources` sources started on the K strongest maxima are
-refitted jointly, the held sources kept, and the best set replaces the
-cluster only if the one criterion (`acceptance`) prefers it over the merged
-model and every source of it pays on its own (`sparsefit`'s checks: inside
-the footprint, the pair rules against every held source, no deeper than
-the deepest source it replaces by more than the depth accuracy the fit is
-held to, and, the others kept, its own parameters
-paid with a free offset per lane). No new acceptance rule: a restart that
-fits worse than the merged model, or no better by the criterion, is not kept.
+between or beside the bombs. A joint refit started from that merged model
+falls back into it: every local fit of a start near the merged source lands
+on it again (`broadfit.split_deep` seeds its pair there), and a merged
+source can sit metres to one side of the bombs it models. Here the starts
+come from the data over the whole local view instead: with the sources
+outside the cluster held, group matching pursuit (`sparsefit.select_blocks`)
+picks one point source after another on a grid, each where it lowers the
+misfit most given the picks before it, `FitConfig.split_min_sep_m` apart,
+at a depth shallower than the merged source's (bombs fitted as one sit
+deeper than each, and a shallower source's narrower field resolves each
+bomb's share). The K = 2..`restart_max_sources` first picks are refitted
+jointly, the held sources kept, and the best set replaces the cluster only
+if the one criterion (`acceptance`) prefers it over the merged model and
+every source of it is allowed and pays on its own (as in `sparsefit`:
+inside the footprint, the pair rules against every held source, no deeper
+than the deepest source it replaces by more than the depth accuracy the fit
+is held to, and, the others kept, its own parameters paid with a free
+offset per lane). No new acceptance rule: a restart the criterion does not
+prefer over the merged model is not kept.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ def restart_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
                  dropped: Dropped | None = None) -> list[np.ndarray]:
     """Each deep point source (`FitConfig.restart_min_depth`, deepest first,
     at most `restart_max_tries` per window) and the deep point sources near
-    it (`sparse_group_min_depth`, within `sparse_group_m`) refitted from
-    one start per local maximum of the single-source gain map (module
-    docstring). The replaced sources go to ``dropped``."""
+    it (every one `sparse_group_min_depth` deep or deeper within its local
+    view) refitted from starts the data give (module docstring). The
+    replaced sources go to ``dropped``."""
     h = geom.sensor_height_m
     out = [np.array(s, dtype=np.float64) for s in srcs]
     new_ids: set[int] = set()
@@ -110,7 +111,7 @@ def _restart(sub: list[np.ndarray], group: list[int], lx: np.ndarray, ly: np.nda
              lv: np.ndarray, lanes_l: np.ndarray | None, geom: SensorGeometry, noise: float,
              cfg: FitConfig, d: float,
              footprint: tuple[float, float, float, float]) -> list[np.ndarray] | None:
-    """The set started on the gain map's maxima that replaces ``sub[group]``,
+    """The set restarted from the pursuit's picks that replaces ``sub[group]``,
     or None if none is preferred over it."""
     held = [t for j, t in enumerate(sub) if j not in group]
     sig = misfit_sigma(sub, lx, ly, lv, geom, noise, cfg.pos_sigma_m, cfg.shape_rel)

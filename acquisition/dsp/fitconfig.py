@@ -233,14 +233,14 @@ class FitConfig:
     sparse_max_sources: int = 6
     sparse_min_sep_m: float = 2.0
 
-    # ---- deep clusters refitted from the anomaly's own maxima (`restart_deep`, `clusterfit.py`)
-    #: Point sources this deep or deeper (m), with their deep neighbours
-    #: (`sparse_group_min_depth`, `sparse_group_m`), at most
+    # ---- deep clusters refitted from starts the data give (`restart_deep`, `clusterfit.py`)
+    #: Point sources this deep or deeper (m), with the deep point sources
+    #: (`sparse_group_min_depth`) of their local view, at most
     #: `restart_max_tries` per window, are refitted from K = 2 ..
-    #: `restart_max_sources` starts on the local maxima of the single-source
-    #: gain map over the local view, a grid `restart_spacing_m` (m) apart
-    #: (widened to at most `restart_max_grid` points), mapped at these
-    #: shares of the merged source's depth.
+    #: `restart_max_sources` starts picked one by one (matching pursuit) on a
+    #: grid over the local view, `restart_spacing_m` (m) apart
+    #: (widened to at most `restart_max_grid` points), at these shares of
+    #: the merged source's depth.
     restart_min_depth: float = 3.0
     restart_max_tries: int = 3
     restart_max_sources: int = 4

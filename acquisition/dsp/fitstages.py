@@ -297,10 +297,10 @@ def sparse_deep_stage(st: FitState) -> None:
 
 
 def restart_deep_stage(st: FitState) -> None:
-    """Deep sources (`restart_min_depth`) and their deep neighbours refitted
-    from one start per bomb-sized maximum of the anomaly
-    (`clusterfit.restart_deep`): a refit started from the merged model of
-    a deep cluster falls back into it."""
+    """Deep sources (`restart_min_depth`) and the deep sources of their
+    local view refitted from starts picked on the data, one per bomb-sized
+    share of the anomaly (`clusterfit.restart_deep`): a refit started from
+    the merged model of a deep cluster falls back into it."""
     assert st.footprint is not None
     st.srcs = restart_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.config,
                            st.footprint, st.lanes, dropped=st.dropped)
