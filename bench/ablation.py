@@ -111,6 +111,8 @@ RULES: dict[str, tuple[str, str | tuple[str, object] | None,
                     "sparse_deep", []),
     "residual_over_budget": ("the residual search may add sources beyond the window's "
                              "budget (fitstages.residual_search)", "residual_over_budget", []),
+    "restart_deep": ("deep clusters refitted from starts the data give "
+                     "(clusterfit.restart_deep)", "restart_deep", []),
 }
 
 

@@ -45,7 +45,7 @@ from accuracy_lanes import BIG_MOMENT, LATERITE, WALK, base_config, scenario
 from acquisition.dsp import pipeline as pipeline_module
 from acquisition.dsp.batch import SurveyResult, process_survey
 from acquisition.dsp.fit import BOMB_MOMENT
-from acquisition.dsp.fitconfig import FitConfig
+from acquisition.dsp.fitconfig import SWITCHES, FitConfig
 from acquisition.dsp.pipeline import LaneConfig
 from simulator.scenario import scenario_from_dict
 from simulator.scoring import match
@@ -288,6 +288,18 @@ CLUSTERS: dict[str, list[tuple[str, float, float, float, float, float, float]]] 
     # one anomaly, fitted as one source between them nearer the stronger.
     "pair_deep": [("aircraft_bomb", 8.5, 10.4, 3.07, 20.0, 274.0, -52.0),
                   ("aircraft_bomb", 11.44, 8.9, 3.08, 14.0, 314.0, 10.0)],
+    # Two bombs 4.0 and 4.08 m deep, 3.8 m apart: fitted as one between them.
+    "deep2": [("aircraft_bomb", 8.1, 10.0, 4.0, 22.0, 40.0, 20.0),
+              ("aircraft_bomb", 11.9, 10.0, 4.08, 18.0, 150.0, 35.0)],
+    # Three bombs 4.2-4.6 m deep, 3.9-4.5 m apart: one source deeper and bigger.
+    "deep3": [("aircraft_bomb", 7.5, 8.0, 4.2, 25.0, 10.0, 25.0),
+              ("aircraft_bomb", 11.5, 8.5, 4.6, 30.0, 100.0, 15.0),
+              ("aircraft_bomb", 9.4, 11.8, 4.4, 20.0, 230.0, 30.0)],
+    # Four bombs 4.1-4.9 m deep, 4.0-4.3 m apart.
+    "deep4": [("aircraft_bomb", 7.0, 7.5, 4.1, 25.0, 60.0, 20.0),
+              ("aircraft_bomb", 11.0, 7.0, 4.5, 22.0, 170.0, 40.0),
+              ("aircraft_bomb", 7.5, 11.5, 4.9, 30.0, 280.0, 10.0),
+              ("aircraft_bomb", 11.5, 11.2, 4.3, 20.0, 320.0, 30.0)],
 }
 
 
@@ -316,8 +328,14 @@ class ClusterResult:
                    if t.detectable and t.moment_abs >= BIG_MOMENT)
 
 
+#: Fit switches the cluster cases run with off (``--off``: an ablation, e.g.
+#: the cases before a stage).
+CLUSTER_OFF: list[str] = []
+
+
 def cluster_result(cluster: str, setup: str) -> ClusterResult:
-    sim, res = run(cluster_world(cluster, setup))
+    fit = FitConfig(**dict.fromkeys(CLUSTER_OFF, False)) if CLUSTER_OFF else None
+    sim, res = run(cluster_world(cluster, setup), fit=fit)
     truth = np.array([[t.x, t.y, t.depth] for t in sim.truth])
     rep = np.array([[t.x, t.y, t.depth] for t in res.targets]).reshape(-1, 3)
     m = match(truth, rep, gate_m=1.0)
@@ -368,7 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=None, help="case names or prefixes")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--off", nargs="*", default=[], metavar="SWITCH",
+                    help="FitConfig switches to run the cluster cases with off")
     args = ap.parse_args(argv)
+    unknown = [n for n in args.off if n not in SWITCHES]
+    if unknown:
+        ap.error(f"--off: not FitConfig switches: {unknown}; they are {', '.join(SWITCHES)}")
+    CLUSTER_OFF[:] = args.off
     if args.list:
         for name, fn in CASES.items():
             print(f"{name}: {(fn.__doc__ or '').splitlines()[0]}")

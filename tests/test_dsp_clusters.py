@@ -32,6 +32,13 @@ from cases import BIG_MOMENT, cluster_result
     # two bombs a depth apart, one anomaly: the deep split and `sparse_deep`
     ("pair_deep", "gradient"),
     ("pair_deep", "total"),
+    # the 19 A m^2 bomb of `pair` in total field: 0.58 m off before `restart_deep`
+    ("pair", "total"),
+    # two and three bombs 4-4.6 m deep, 3.8-4.5 m apart
+    ("deep2", "gradient"),
+    ("deep2", "total"),
+    ("deep3", "gradient"),
+    ("deep3", "total"),
 ])
 def test_every_big_body_of_the_cluster_has_its_own_report(cluster, setup):
     cr = cluster_result(cluster, setup)

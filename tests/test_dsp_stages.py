@@ -53,6 +53,7 @@ DROP_RULES = {
     "joint_refit": {"pairs_plausible", "drop_outside_footprint"},
     "elongate_sources": {"elongate_sources", "judge_weak"},
     "sparse_deep": {"sparse_deep"},
+    "restart_deep": {"restart_deep"},
     "drop_tails": {"drop_tails"},
     "drop_body_lobes": {"drop_body_lobes"},
     "drop_outside_footprint": {"drop_outside_footprint"},
@@ -208,7 +209,9 @@ def test_every_switch_names_a_stage_or_a_rule_inside_one():
                         "tails_min_reach_m", "body_lobes_reach_m", "near_shape_rel",
                         "near_budget", "line_min_peak_snr", "line_seed_min_depth_m",
                         "near_field_m", "isolated_clear_m", "isolated_budget",
-                        "level_max_move_m", "sparse_box_min_m", "sparse_depth_margin_m"]),
+                        "level_max_move_m", "sparse_box_min_m", "sparse_depth_margin_m",
+                        "restart_min_depth", "restart_max_tries", "restart_max_sources",
+                        "restart_max_grid", "restart_spacing_m", "restart_depth_tol"]),
        st.one_of(st.integers(-10, -1), st.floats(-1e3, -1e-9), st.just(math.nan)))
 def test_a_config_out_of_range_is_refused_naming_the_field(name, value):
     with pytest.raises(ValueError, match=f"FitConfig.{name}"):
@@ -219,7 +222,7 @@ def test_a_config_out_of_range_is_refused_naming_the_field(name, value):
 TUPLES = {"grid_depths": False, "grid_dx": True, "grid_dy": True, "ring_radii": False,
           "line_seed_azimuths": True, "line_seed_lengths": False, "line_seed_shifts_m": True,
           "near_depths": False, "split_azimuths": True, "lone_depths": False,
-          "lone_offsets": True, "sparse_depths": False}
+          "lone_offsets": True, "sparse_depths": False, "restart_depth_shares": False}
 
 
 def test_every_tuple_field_is_range_checked():

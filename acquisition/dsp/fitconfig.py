@@ -233,6 +233,26 @@ class FitConfig:
     sparse_max_sources: int = 6
     sparse_min_sep_m: float = 2.0
 
+    # ---- deep clusters refitted from starts the data give (`restart_deep`, `clusterfit.py`)
+    #: Point sources this deep or deeper (m), with the deep point sources
+    #: (`sparse_group_min_depth`) of their local view, at most
+    #: `restart_max_tries` per window, are refitted from K = 2 ..
+    #: `restart_max_sources` starts picked one by one (matching pursuit) on a
+    #: grid over the local view, `restart_spacing_m` (m) apart
+    #: (widened to at most `restart_max_grid` points), at these shares of
+    #: the merged source's depth.
+    restart_min_depth: float = 3.0
+    restart_max_tries: int = 3
+    restart_max_sources: int = 4
+    restart_spacing_m: float = 0.5
+    restart_max_grid: int = 600
+    restart_depth_shares: tuple[float, ...] = (0.55, 0.7, 0.85)
+    #: No restarted source deeper than this x the deepest source it
+    #: replaces: bombs fitted as one sit deeper than each, so a much deeper
+    #: one models a broad misfit; the margin is the depth accuracy the fit
+    #: is held to (15 %), as the group may have been split shallower already.
+    restart_depth_tol: float = 1.15
+
     # ---- switches: one per optional stage or rule (True: on)
     add_sources: bool = True
     #: The isolated source's second judge inside `add_sources` (joint windows).
@@ -256,6 +276,7 @@ class FitConfig:
     replace_beside_lines: bool = True
     split_deep: bool = True
     sparse_deep: bool = True
+    restart_deep: bool = True
     search_near_strong: bool = True
     drop_tails: bool = True
     drop_body_lobes: bool = True
@@ -292,6 +313,9 @@ class FitConfig:
                      "ring_weighted_gain_long", "level_shallow_max"):
             if math.isnan(getattr(self, name)):
                 raise ValueError(f"FitConfig.{name}: expected a number, got nan")
+        if not self.restart_spacing_m > 0:  # a grid step; NaN too
+            raise ValueError("FitConfig.restart_spacing_m: expected a number > 0, got "
+                             f"{self.restart_spacing_m!r}")
 
 
 _AT_LEAST_ONE = ("max_sources", "min_samples")
@@ -301,7 +325,8 @@ _TUPLES: dict[str, float] = {
     "grid_depths": 0.0, "grid_dx": -math.inf, "grid_dy": -math.inf, "ring_radii": 0.0,
     "line_seed_azimuths": -math.inf, "line_seed_lengths": 1e-3,
     "line_seed_shifts_m": -math.inf, "near_depths": 0.0, "split_azimuths": -math.inf,
-    "lone_depths": 0.0, "lone_offsets": -math.inf, "sparse_depths": 0.0}
+    "lone_depths": 0.0, "lone_offsets": -math.inf, "sparse_depths": 0.0,
+    "restart_depth_shares": 1e-3}
 #: Counts, distances and shares that make no sense below zero (a bar may be
 #: anything but NaN: -inf takes every change).
 _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close_m",
@@ -324,7 +349,9 @@ _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close
                  "isolated_clear_m", "isolated_max_peak", "isolated_budget",
                  "isolated_radius_m", "isolated_max_depth", "sparse_box_depths",
                  "residual_extra_sources",
-                 "sparse_box_min_m", "sparse_depth_margin_m")
+                 "sparse_box_min_m", "sparse_depth_margin_m",
+                 "restart_min_depth", "restart_max_tries", "restart_max_sources",
+                 "restart_max_grid", "restart_depth_tol")
 
 
 #: The defaults (the product): what the stage functions use when called

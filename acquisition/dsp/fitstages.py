@@ -36,6 +36,7 @@ from acquisition.dsp.broadfit import (
     relevel,
     split_deep,
 )
+from acquisition.dsp.clusterfit import restart_deep
 from acquisition.dsp.droprules import drop_body_lobes, drop_subthreshold, drop_tails
 from acquisition.dsp.elongate import elongate_sources, replace_beside_lines
 from acquisition.dsp.fitcore import centre_point, design_points, inside, run_lm, solve_linear
@@ -295,6 +296,16 @@ def sparse_deep_stage(st: FitState) -> None:
                           st.footprint, st.lanes, dropped=st.dropped)
 
 
+def restart_deep_stage(st: FitState) -> None:
+    """Deep sources (`restart_min_depth`) and the deep sources of their
+    local view refitted from starts picked on the data, one per bomb-sized
+    share of the anomaly (`clusterfit.restart_deep`): a refit started from
+    the merged model of a deep cluster falls back into it."""
+    assert st.footprint is not None
+    st.srcs = restart_deep(st.srcs, st.x, st.y, st.v, st.geom, st.noise, st.config,
+                           st.footprint, st.lanes, dropped=st.dropped)
+
+
 def search_near_strong_stage(st: FitState) -> None:
     """Weak shallow objects within 2 m of strong ones (`addsources.search_near_strong`)."""
     if len(st.srcs) < st.config.max_sources:
@@ -365,6 +376,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("replace_beside_lines", replace_beside_lines_stage, "replace_beside_lines"),
     Stage("split_deep", split_deep_stage, "split_deep"),
     Stage("sparse_deep", sparse_deep_stage, "sparse_deep"),
+    Stage("restart_deep", restart_deep_stage, "restart_deep"),
     Stage("search_near_strong", search_near_strong_stage, "search_near_strong"),
     Stage("drop_tails", drop_tails_stage, "drop_tails"),
     Stage("drop_body_lobes", drop_body_lobes_stage, "drop_body_lobes"),

@@ -42,7 +42,7 @@ from acquisition.dsp.plausibility import pairs_plausible
 from acquisition.forward import SensorGeometry, design_batch
 from acquisition.numfail import swallowed
 
-__all__ = ["SOURCE_PARAMS", "candidate_grid", "select_blocks", "sparse_deep"]
+__all__ = ["SOURCE_PARAMS", "candidate_grid", "refused_by_held", "select_blocks", "sparse_deep"]
 
 #: Parameters one more point source costs under the criterion: 3 of
 #: position (a grid point is a chosen position) and 3 of moment; the offset
@@ -154,7 +154,7 @@ def _close_pair(pts: list[np.ndarray], min_sep: float) -> int | None:
     return None
 
 
-def _refused(new: list[np.ndarray], held: list[np.ndarray], lx: np.ndarray, ly: np.ndarray,
+def refused_by_held(new: list[np.ndarray], held: list[np.ndarray], lx: np.ndarray, ly: np.ndarray,
              lv: np.ndarray, geom: SensorGeometry, cfg: FitConfig) -> set[int]:
     """Indices of the ``new`` sources the pair rules refuse beside a held point."""
     every = [*held, *new]
@@ -346,7 +346,7 @@ def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx
     top = max(float(sub[j][2]) for j in group)
 
     def failing(model: list[np.ndarray]) -> set[int]:
-        bad = _refused(model, held, lx, ly, lv, geom, cfg) if cfg.pairs_plausible else set()
+        bad = refused_by_held(model, held, lx, ly, lv, geom, cfg) if cfg.pairs_plausible else set()
         bad |= {q for q, t in enumerate(model) if t[2] > top}
         # Here with a free offset per lane (``lanes_l``): a weak deep source
         # that lane levels explain as well is a level error, not an object.
