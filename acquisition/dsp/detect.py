@@ -10,6 +10,11 @@ Two detectors share one idea (|levelled reading| over k × robust noise):
   from the lane so far (refreshed at fixed sample counts, so chunking cannot
   change it), and raises an event at the latest `max_delay` samples after the
   reading first crosses the threshold: fast feedback, like a detector's tone.
+
+On magnetic ground a second pass runs `find_segments` on the lane low-passed
+along the walk (`lane_lowpass`) against its own threshold, and keeps what the
+raw pass did not find (`lowpass_segments`): wide anomalies of deep bodies
+under the soil's short-wave clutter.
 """
 
 from __future__ import annotations
