@@ -109,6 +109,12 @@ LOCAL_MARGIN_M = 3.0
 #: A source of a signal only the low-pass pass found must lie at least this
 #: share of `LaneConfig.lowpass_m` deep (`LanePipeline._fit_window`).
 LOWPASS_DEPTH_SHARE = 0.5
+#: The low-pass pass runs where the survey's background is over this many
+#: times the white noise: magnetic soil reads 2.5-4 x (benchmark laterite,
+#: gradient and total field); a dense survey of overlapping anomalies on
+#: clean ground 1.2-1.4 x at its end, but more on its first lanes, when a
+#: wide anomaly is a large share of them (`robust_ratio`, 1.5, let that in).
+LOWPASS_BG_RATIO = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,6 +553,7 @@ class LanePipeline:
         self._lp_peaks: list[np.ndarray] = []
         self._lp_area_m2 = 0.0
         self._lp_clutter_nT = math.nan
+        self._lp_lanes = [0, 0]  # lanes seen, lanes that read like soil (own background)
         #: Targets of windows made of low-pass segments only: judged against
         #: the low-passed threshold (`lowpass_threshold_nT`).
         self._lowpass_ids: set[int] = set()
@@ -631,8 +638,7 @@ class LanePipeline:
         if not self.lane_white:
             return False
         bg = self.noise_nT
-        return math.isfinite(bg) and bg > self.config.robust_ratio * float(
-            np.median(self.lane_white))
+        return math.isfinite(bg) and bg > LOWPASS_BG_RATIO * float(np.median(self.lane_white))
 
     def _thr_for(self, lowpass: bool) -> float:
         """The threshold a signal is judged against: the low-passed one for a
@@ -963,6 +969,8 @@ class LanePipeline:
         lp_noise = max(white / math.sqrt(n), mad_sigma(hp))
         if lev.size >= 10:
             bisect.insort(self._lp_noise_sorted, lp_noise)
+            self._lp_lanes[0] += 1
+            self._lp_lanes[1] += noise_lane > self.config.robust_ratio * white
             if self.config.clutter_rate_per_1000m2 > 0:
                 a = np.abs(hp)
                 pk = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1
@@ -972,7 +980,13 @@ class LanePipeline:
                     np.concatenate(self._lp_peaks), self._lp_area_m2,
                     self.config.clutter_rate_per_1000m2)
         thr = self.lowpass_threshold_nT
-        if not (self._short_wave_background() and math.isfinite(thr) and thr > 0):
+        # Soil is everywhere: nearly every lane must read like it (as for the
+        # clutter threshold). A dense survey of overlapping anomalies can have
+        # a background over the white noise too, but from wide fields, which
+        # the raw pass already sees.
+        lanes, soil = self._lp_lanes
+        if not (soil >= CLUTTER_LANE_SHARE * lanes and self._short_wave_background()
+                and math.isfinite(thr) and thr > 0):
             return []
         return lowpass_segments(lp, thr, x, y, lane, raw, merge_gap=gap)
 
