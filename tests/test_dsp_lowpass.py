@@ -119,3 +119,19 @@ def test_lowpass_m_accepts_only_in_range(value: object) -> None:
         assert "lowpass_m" in str(exc) and "allowed" in str(exc)
         return
     assert math.isfinite(cfg.lowpass_m) and 0.0 <= cfg.lowpass_m <= 20.0
+
+
+def test_no_pass_on_clean_ground():
+    # The same world without the soil: the background is the sensor's white
+    # noise, the pass is not run and the result is the raw pass's exactly.
+    d = scenario("deep-bomb-clean", 2, width=20.0, length=30.0, count=0, kind="gradient",
+                 targets=[{"name": "bomb", "kind": "aircraft_bomb",
+                           "x": BOMB[0], "y": BOMB[1], "depth": BOMB[2]}])
+    sc = scenario_from_dict(d)
+    sim = simulate_survey(sc)
+    trace = PipelineTrace()
+    on, off = _process(sc, sim, 2.0, trace), _process(sc, sim, 0.0)
+    assert not any(s.lowpass for lane in trace.lanes for s in lane.segments)
+    assert [(t.x, t.y, t.depth) for t in on.targets] == [(t.x, t.y, t.depth)
+                                                         for t in off.targets]
+    assert _nearest(on) < 0.5
