@@ -1454,7 +1454,11 @@ class LanePipeline:
             else:
                 self._next_target += 1
             if lowpass:
+                # Told apart: its amplitude is the low-passed lane's, under the
+                # survey's (raw) threshold by design.
                 self._lowpass_ids.add(t.target_id)
+                if "lowpass" not in t.flags:
+                    t = replace(t, flags=(*t.flags, "lowpass"))
             self._sent[t.target_id] = t
             out.append(t)
         if wt is not None:
