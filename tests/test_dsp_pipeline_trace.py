@@ -117,7 +117,7 @@ def test_a_switched_off_trace_changes_nothing():
 def test_every_judgement_kind_is_described():
     assert set(JUDGEMENTS) == {"explained", "cells", "cut", "dropped", "outside_box",
                                "paid_beside_fitted", "not_owned", "explained_late",
-                               "under_threshold"}
+                               "under_threshold", "lowpass", "lowpass_shallow"}
     assert all(JUDGEMENTS.values())
 
 

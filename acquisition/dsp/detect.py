@@ -10,14 +10,20 @@ Two detectors share one idea (|levelled reading| over k × robust noise):
   from the lane so far (refreshed at fixed sample counts, so chunking cannot
   change it), and raises an event at the latest `max_delay` samples after the
   reading first crosses the threshold: fast feedback, like a detector's tone.
+
+On magnetic ground a second pass runs `find_segments` on the lane low-passed
+along the walk (`lane_lowpass`) against its own threshold, and keeps what the
+raw pass did not find (`lowpass_segments`): wide anomalies of deep bodies
+under the soil's short-wave clutter.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from acquisition.dsp.levelling import diff_noise, diff_noise_rows, fast_median
 
@@ -36,6 +42,9 @@ class Segment:
     y0: float
     y1: float
     x_mean: float
+    #: Found by the low-pass pass (`lowpass_segments`): ``amplitude`` is the
+    #: low-passed lane's value, to be judged against the low-passed threshold.
+    lowpass: bool = False
 
 
 def find_segments(lev: np.ndarray, thr: float, x: np.ndarray, y: np.ndarray, lane: int,
@@ -98,6 +107,39 @@ def find_segments(lev: np.ndarray, thr: float, x: np.ndarray, y: np.ndarray, lan
         out.append(Segment(lane=lane, i0=s0, i1=s1, peak=p, amplitude=float(lev[p]),
                            x=float(x[p]), y=float(y[p]), y0=float(y0[k]), y1=float(y1[k]),
                            x_mean=float(xm[k])))
+    return out
+
+
+def lane_lowpass(lev: np.ndarray, n: int) -> np.ndarray:
+    """Running mean of ``n`` samples along a levelled lane (ends: nearest value).
+
+    Magnetic soil's field is short-wave (grains near the surface: it
+    decorrelates within a few decimetres along a lane), a body metres deep
+    gives an anomaly metres wide: a mean over a window shorter than that
+    anomaly keeps most of the body's peak and averages the soil down.
+    """
+    if n < 3 or lev.size < 3:
+        return lev.astype(np.float64, copy=True)
+    return uniform_filter1d(np.asarray(lev, dtype=np.float64), n, mode="nearest")
+
+
+def lowpass_segments(lp: np.ndarray, thr: float, x: np.ndarray, y: np.ndarray, lane: int,
+                     raw: list[Segment], merge_gap: int = 10) -> list[Segment]:
+    """Segments of the low-passed lane ``lp`` over its own threshold ``thr``
+    that no raw segment of the lane (``raw``) reaches within ``merge_gap``
+    samples: wide anomalies the raw pass missed, marked ``lowpass``.
+
+    What the raw pass found keeps its raw segment (sharper, and judged
+    against the raw threshold); a wide anomaly's low-passed run only adds
+    what is new.
+    """
+    if not thr > 0:
+        return []
+    out = []
+    for s in find_segments(lp, thr, x, y, lane, merge_gap=merge_gap):
+        if any(s.i0 <= r.i1 + merge_gap and r.i0 <= s.i1 + merge_gap for r in raw):
+            continue
+        out.append(replace(s, lowpass=True))
     return out
 
 

@@ -31,7 +31,13 @@ import numpy as np
 
 from acquisition.dsp.acceptance import chi2_drop, pays, penalised
 from acquisition.dsp.calibration import SoilCalibration
-from acquisition.dsp.detect import LiveDetector, Segment, find_segments
+from acquisition.dsp.detect import (
+    LiveDetector,
+    Segment,
+    find_segments,
+    lane_lowpass,
+    lowpass_segments,
+)
 from acquisition.dsp.fit import (
     BOMB_MOMENT,
     FitResult,
@@ -106,6 +112,15 @@ LOCAL_MARGIN_M = 3.0
 #: about (depth + height) wide on each side of its peak, and 1.5 of that
 #: holds its lobes' flanks, which fix its position and depth.
 OWN_VIEW_K = 1.5
+#: A source of a signal only the low-pass pass found must lie at least this
+#: share of `LaneConfig.lowpass_m` deep (`LanePipeline._fit_window`).
+LOWPASS_DEPTH_SHARE = 0.5
+#: The low-pass pass runs where the survey's background is over this many
+#: times the white noise: magnetic soil reads 2.5-4 x (benchmark laterite,
+#: gradient and total field); a dense survey of overlapping anomalies on
+#: clean ground 1.2-1.4 x at its end, but more on its first lanes, when a
+#: wide anomaly is a large share of them (`robust_ratio`, 1.5, let that in).
+LOWPASS_BG_RATIO = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +196,13 @@ class LaneConfig:
     #: (off: its data end at the margin, and a source whose anomaly reaches
     #: past them is judged on all the samples around it, `_owned_whole`).
     cell_pads: bool = False
+    #: Second detection pass on each lane low-passed by a running mean this
+    #: long (m), with its own threshold from the low-passed lanes' background,
+    #: on magnetic ground only (background over `robust_ratio` x the white
+    #: noise). Soil clutter is short-wave; a body deep enough for the soil's
+    #: peaks to hide it (2-5 m) gives an anomaly wider than 2 m, which keeps
+    #: most of its peak through the mean. 0 = off.
+    lowpass_m: float = 2.0
 
     def __post_init__(self) -> None:
         # A mistyped setting must be refused here, in the library, for every
@@ -220,6 +242,7 @@ _LANE_RANGES: dict[str, Range] = {
     "position_sigma_m": non_negative(100.0),
     "height_sigma_m": non_negative(100.0),
     "depth_rel_sigma": non_negative(10.0),
+    "lowpass_m": non_negative(20.0),
 }
 
 
@@ -534,6 +557,16 @@ class LanePipeline:
         self._buf = _Buf()
         self._levels: dict[int, float] = {}
         self._noise_sorted: list[float] = []  # lane_noise, sorted (for its percentile)
+        #: Background of each lane low-passed by `LaneConfig.lowpass_m`, sorted.
+        self._lp_noise_sorted: list[float] = []
+        #: Peaks of the low-passed lanes and their area, for its clutter level.
+        self._lp_peaks: list[np.ndarray] = []
+        self._lp_area_m2 = 0.0
+        self._lp_clutter_nT = math.nan
+        self._lp_lanes = [0, 0]  # lanes seen, lanes that read like soil (own background)
+        #: Targets of windows made of low-pass segments only: judged against
+        #: the low-passed threshold (`lowpass_threshold_nT`).
+        self._lowpass_ids: set[int] = set()
         self._offsets_key: tuple[int, float] | None = None  # see process()
         self._t_off = self._i_off = np.empty(0, dtype=np.int64)
         self._held: set[int] = set()  # lanes whose samples are still kept (see _prune)
@@ -590,6 +623,41 @@ class LanePipeline:
                 and self._soil_like()):
             thr = max(thr, self._clutter_nT)
         return thr
+
+    @property
+    def lowpass_threshold_nT(self) -> float:
+        """Threshold of the low-pass pass (nT), measured as the raw one is on
+        uncalibrated magnetic ground: `detect_k` x the low-passed lanes'
+        background (30th percentile over lanes, as `noise_nT`), raised to the
+        level the low-passed soil's own peaks exceed at
+        `LaneConfig.clutter_rate_per_1000m2` (`clutter_threshold`). A soil
+        calibration says nothing of the low-passed soil, so this is always
+        the survey's own. NaN while no lane has one or the pass is off."""
+        if not self._lp_noise_sorted:
+            return math.nan
+        cfg = self.config
+        s = percentile_sorted(self._lp_noise_sorted, 30)
+        thr = max(cfg.detect_k * s, cfg.min_threshold_nT)
+        if math.isfinite(self._lp_clutter_nT):
+            thr = max(thr, self._lp_clutter_nT)
+        return thr
+
+    def _short_wave_background(self) -> bool:
+        """The survey's background is well over the sensor's white noise: the
+        ground's own clutter (magnetic soil) sets the raw threshold."""
+        if not self.lane_white:
+            return False
+        bg = self.noise_nT
+        return math.isfinite(bg) and bg > LOWPASS_BG_RATIO * float(np.median(self.lane_white))
+
+    def _thr_for(self, lowpass: bool) -> float:
+        """The threshold a signal is judged against: the low-passed one for a
+        signal only the low-pass pass found, else the survey's."""
+        if lowpass:
+            lp = self.lowpass_threshold_nT
+            if math.isfinite(lp):
+                return lp
+        return self.threshold_nT
 
     def _add_clutter_peaks(self, lev: np.ndarray, area_m2: float) -> None:
         a = np.abs(lev)
@@ -656,15 +724,16 @@ class LanePipeline:
         signal was theirs. A real object no fit converged on is not in that
         model, so its signal stays (`docs/dsp.md`, "One survey, one model").
         """
-        thr = self.threshold_nT
+        thr0 = self.threshold_nT
         f = self._fitted
-        if not (math.isfinite(thr) and thr > 0 and f.shape[0] and self._cheap):
+        if not (math.isfinite(thr0) and thr0 > 0 and f.shape[0] and self._cheap):
             return []
         out: list[Target] = []
         for tid, segs in sorted(self._cheap.items()):
             t = self._sent.get(tid)
             if t is None or "explained" in t.flags or "cheap_estimate" not in t.flags:
                 continue
+            thr = self._thr_for(tid in self._lowpass_ids)
             if all(self._segment_explained(x, y, lev, on, f, thr) for x, y, lev, on in segs):
                 t = replace(t, revision=t.revision + 1, flags=(*t.flags, "explained"))
                 self._sent[tid] = t
@@ -713,12 +782,14 @@ class LanePipeline:
         magnetic ground gives 9.0 nT, and is worth the dig against a
         9.08 nT threshold.
         """
-        thr = self.threshold_nT
-        if not (math.isfinite(thr) and thr > 0):
+        thr0 = self.threshold_nT
+        if not (math.isfinite(thr0) and thr0 > 0):
             return []
         out: list[Target] = []
         for tid in sorted(self._sent):
             t = self._sent[tid]
+            # A target only the low-pass pass found: its low-passed threshold.
+            thr = self._thr_for(tid in self._lowpass_ids)
             if (abs(t.amplitude_nT) < thr and "under_threshold" not in t.flags
                     and t.moment_abs < BOMB_MOMENT):
                 t = replace(t, revision=t.revision + 1, flags=(*t.flags, "under_threshold"))
@@ -872,6 +943,8 @@ class LanePipeline:
             thr = max(cfg.detect_k * sigma, cfg.min_threshold_nT)
         gap = max(1, round(cfg.merge_gap_m / step))
         segs = find_segments(lev, thr, x, y, lane, merge_gap=gap) if thr > 0 else []
+        if cfg.lowpass_m > 0 and lev.size >= 3:
+            segs += self._lowpass_pass(lev, x, y, lane, segs, step, win, white, noise_lane, gap)
         if self.trace is not None:
             self.trace.lanes.append(LaneTrace(lane, x, y, lev, float(thr), tuple(segs)))
         touched = self._group_segments(segs, lane)
@@ -880,6 +953,52 @@ class LanePipeline:
         events = self._fit_ready(final=False)
         self._prune(lane)
         return events
+
+    def _lowpass_pass(self, lev: np.ndarray, x: np.ndarray, y: np.ndarray, lane: int,
+                      raw: list[Segment], step: float, win: int, white: float,
+                      noise_lane: float, gap: int) -> list[Segment]:
+        """The lane low-passed by `LaneConfig.lowpass_m`: its background is
+        recorded (measured as the raw lane's: MAD of the 5 m high-pass), and on
+        magnetic ground its segments that no raw segment covers are returned.
+
+        The raw threshold on magnetic ground is set by the soil's peaks, which
+        are short-wave; a deep body's wide anomaly keeps most of its peak
+        through the mean while the soil's drop several-fold, so the low-passed
+        lane, against its own background, sees what the raw one cannot.
+        On ground whose background is the sensor's white noise the raw pass is
+        already the better test (no pass is run).
+        """
+        n = round(self.config.lowpass_m / step) | 1
+        if n < 3:
+            return []
+        lp = lane_lowpass(lev, n)
+        # The flank rule of `block_highpass` takes the raw lane's background:
+        # on the smooth low-passed lane a white-noise figure would zero soil
+        # swings too and read the background low.
+        hp = block_highpass(lp, win, noise_lane) if lp.size >= 3 else lp
+        lp_noise = max(white / math.sqrt(n), mad_sigma(hp))
+        if lev.size >= 10:
+            bisect.insort(self._lp_noise_sorted, lp_noise)
+            self._lp_lanes[0] += 1
+            self._lp_lanes[1] += noise_lane > self.config.robust_ratio * white
+            if self.config.clutter_rate_per_1000m2 > 0:
+                a = np.abs(hp)
+                pk = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1
+                self._lp_peaks.append(a[pk])
+                self._lp_area_m2 += (float(y.max()) - float(y.min())) * self.config.lane_spacing_m
+                self._lp_clutter_nT = clutter_threshold(
+                    np.concatenate(self._lp_peaks), self._lp_area_m2,
+                    self.config.clutter_rate_per_1000m2)
+        thr = self.lowpass_threshold_nT
+        # Soil is everywhere: nearly every lane must read like it (as for the
+        # clutter threshold). A dense survey of overlapping anomalies can have
+        # a background over the white noise too, but from wide fields, which
+        # the raw pass already sees.
+        lanes, soil = self._lp_lanes
+        if not (soil >= CLUTTER_LANE_SHARE * lanes and self._short_wave_background()
+                and math.isfinite(thr) and thr > 0):
+            return []
+        return lowpass_segments(lp, thr, x, y, lane, raw, merge_gap=gap)
 
     def _fit_ready(self, final: bool) -> list[Target]:
         """Fit closed signals, strongest first, once no open signal is near them.
@@ -1253,11 +1372,11 @@ class LanePipeline:
         return math.isfinite(bg) and bg > cfg.robust_ratio * white
 
     def _explained(self, segs: list[Segment], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                   ln: np.ndarray) -> bool:
+                   ln: np.ndarray, thr: float) -> bool:
         """Every segment of the signal is gone once the sources already fitted
         nearby are subtracted: it was the tail of a neighbour's anomaly (detected
-        as a separate signal on its own lanes), and that neighbour is the target."""
-        thr = self.threshold_nT
+        as a separate signal on its own lanes), and that neighbour is the target.
+        ``thr``: the threshold the signal is judged against (`_thr_for`)."""
         if not (math.isfinite(thr) and thr > 0 and self._fitted.shape[0] and x.size):
             return False
         for s in segs:
@@ -1296,7 +1415,12 @@ class LanePipeline:
             if cut:
                 wt.judgements.append(Judgement("cut", "LanePipeline._cut_behind"))
             self.trace.windows.append(wt)
-        if self._explained(core, x, y, v, ln):
+        # A signal only the low-pass pass found is judged against its threshold.
+        lowpass = all(s.lowpass for s in core)
+        thr_w = self._thr_for(lowpass)
+        if wt is not None and lowpass:
+            wt.judgements.append(Judgement("lowpass", "LanePipeline._lowpass_pass"))
+        if self._explained(core, x, y, v, ln, thr_w):
             self.stats.explained_signals += 1
             if wt is not None:
                 wt.judgements.append(Judgement("explained", "LanePipeline._explained"))
@@ -1327,9 +1451,22 @@ class LanePipeline:
                                          cfg.depth_rel_sigma),
                 max_residual_rounds=cfg.fit.max_residual_rounds if broad else 0, joint=broad,
                 elongate=cfg.line_sources, config=cfg.fit,
-                thr=self.threshold_nT if math.isfinite(self.threshold_nT) else 0.0)
+                thr=thr_w if math.isfinite(thr_w) else 0.0)
         if wt is not None:
             self._trace_fit(wt, fits)
+        if lowpass and cfg.locator != "euler":
+            # The pass sees anomalies wider than its window; a source shallower
+            # than half of it makes a narrower one that the mean flattens: not
+            # what was detected, but a soil peak riding on it.
+            deep = [f for f in fits if f.depth >= LOWPASS_DEPTH_SHARE * cfg.lowpass_m]
+            if wt is not None:
+                wt.judgements += [Judgement("lowpass_shallow", "LanePipeline._fit_window",
+                                            (f.x, f.y)) for f in fits
+                                  if not any(f is k for k in deep)]
+            if not deep:
+                self.stats.explained_signals += 1
+                return []
+            fits = deep
         if fits:
             # Sources among the context, or behind a cut line, belong to the
             # neighbouring core (`_tiles`, `_cut_behind`).
@@ -1396,6 +1533,12 @@ class LanePipeline:
                 self.stats.merged_refits += 1
             else:
                 self._next_target += 1
+            if lowpass:
+                # Told apart: its amplitude is the low-passed lane's, under the
+                # survey's (raw) threshold by design.
+                self._lowpass_ids.add(t.target_id)
+                if "lowpass" not in t.flags:
+                    t = replace(t, flags=(*t.flags, "lowpass"))
             self._sent[t.target_id] = t
             out.append(t)
         if wt is not None:

@@ -30,6 +30,8 @@ JUDGEMENTS: dict[str, str] = {
                  "subtracted (the tail of a neighbour's anomaly)",
     "cells": "the window is a cell of a signal too large to fit whole",
     "cut": "the window is the part of an open signal the walk has left, fitted now",
+    "lowpass": "the window's core is segments of the low-pass pass only, judged against "
+               "its threshold",
     # of one source
     "dropped": "a named rule of the fit dropped it (the rule: that rule's name)",
     "outside_box": "placed outside the window's box: a neighbouring cell's, or beyond a "
@@ -37,6 +39,8 @@ JUDGEMENTS: dict[str, str] = {
     "paid_beside_fitted": "it only modelled what earlier fits may misfit",
     "not_owned": "a cell's source that, refitted on all the samples around it, leaves the "
                  "cell or does not pay there (the neighbouring cell owns it)",
+    "lowpass_shallow": "in a low-pass window, too shallow to make the wide anomaly the pass "
+                       "detected (a soil peak riding on it)",
     # at the end of the survey, of one target
     "explained_late": "a cheap estimate whose signal the fitted targets explain",
     "under_threshold": "its signal is under the survey's final threshold",
