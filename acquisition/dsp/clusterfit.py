@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from acquisition.dsp.acceptance import chi2_drop, penalised, prefers
-from acquisition.dsp.broadfit import lane_free_res, lane_view
+from acquisition.dsp.broadfit import lane_free_res
 from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.fitcore import (
     MAX_DEPTH,
@@ -44,10 +44,10 @@ from acquisition.dsp.sparsefit import (
     SOURCE_PARAMS,
     candidate_grid,
     refused_by_held,
+    remodel_deep_groups,
     select_blocks,
 )
 from acquisition.forward import SensorGeometry, design_batch
-from acquisition.numfail import swallowed
 
 __all__ = ["restart_deep"]
 
@@ -66,45 +66,21 @@ def restart_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.nda
     """Each deep point source (`FitConfig.restart_min_depth`, deepest first,
     at most `restart_max_tries` per window) and the deep point sources near
     it (every one `sparse_group_min_depth` deep or deeper within its local
-    view) refitted from starts the data give (module docstring). The
-    replaced sources go to ``dropped``."""
-    h = geom.sensor_height_m
-    out = [np.array(s, dtype=np.float64) for s in srcs]
-    new_ids: set[int] = set()
-    tries = 0
-    for s in sorted([t for t in out if len(t) == 3 and t[2] >= cfg.restart_min_depth],
-                    key=lambda t: -float(t[2])):
-        if tries >= cfg.restart_max_tries:
-            break
-        if not any(t is s for t in out) or id(s) in new_ids:
-            continue  # already replaced, or a source this stage put there
-        cx, cy, d = (float(t) for t in s)
-        radius = min(1.5 * (d + h) + 2.0, cfg.sparse_radius_m)
-        near, lx, ly, lv, lanes_l = lane_view(out, x, y, v, geom, cx, cy, radius, lanes,
-                                              margin=cfg.far_margin_m)
-        if lx.size < cfg.min_samples * 4:
-            continue
-        tries += 1
-        sub = [out[i] for i in near]
-        # Every deep point of the local view: a merged source can sit
-        # metres to one side of the bombs it models, and the source of one
-        # of them too far from it to be its neighbour.
-        group = [j for j, t in enumerate(sub) if len(t) == 3
-                 and t[2] >= cfg.sparse_group_min_depth
-                 and math.hypot(t[0] - cx, t[1] - cy) <= radius]
-        try:
-            new = _restart(sub, group, lx, ly, lv, lanes_l, geom, noise, cfg, d, footprint)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("clusterfit.restart_deep", exc)
-            continue
-        if new is None:
-            continue
-        gone = [sub[j] for j in group]
-        if dropped is not None:
-            dropped += [(g.copy(), "restart_deep") for g in gone]
-        out = [t for t in out if not any(t is g for g in gone)] + new
-        new_ids |= {id(t) for t in new}
-    return out
+    view) refitted from starts the data give (module docstring; the loop is
+    `sparsefit.remodel_deep_groups`). The replaced sources go to ``dropped``."""
+
+    def remodel(sub: list[np.ndarray], group: list[int], lx: np.ndarray, ly: np.ndarray,
+                lv: np.ndarray, lanes_l: np.ndarray | None, d: float) -> list[np.ndarray] | None:
+        return _restart(sub, group, lx, ly, lv, lanes_l, geom, noise, cfg, d, footprint)
+
+    # The group is every deep point of the local view (group_reach_m=None):
+    # a merged source can sit metres to one side of the bombs it models,
+    # and the source of one of them too far from it to be its neighbour.
+    return remodel_deep_groups(srcs, x, y, v, geom, cfg, lanes, dropped,
+                               min_depth=cfg.restart_min_depth,
+                               max_tries=cfg.restart_max_tries, group_reach_m=None,
+                               remodel=remodel, stage="restart_deep",
+                               label="clusterfit.restart_deep")
 
 
 def _restart(sub: list[np.ndarray], group: list[int], lx: np.ndarray, ly: np.ndarray,

@@ -24,6 +24,7 @@ current model may misfit (`fitcore.misfit_sigma`), like `broadfit.split_deep`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,7 +43,8 @@ from acquisition.dsp.plausibility import pairs_plausible
 from acquisition.forward import SensorGeometry, design_batch
 from acquisition.numfail import swallowed
 
-__all__ = ["SOURCE_PARAMS", "candidate_grid", "refused_by_held", "select_blocks", "sparse_deep"]
+__all__ = ["SOURCE_PARAMS", "Remodel", "candidate_grid", "refused_by_held", "remodel_deep_groups",
+           "select_blocks", "sparse_deep"]
 
 #: Parameters one more point source costs under the criterion: 3 of
 #: position (a grid point is a chosen position) and 3 of moment; the offset
@@ -171,59 +173,91 @@ def refused_by_held(new: list[np.ndarray], held: list[np.ndarray], lx: np.ndarra
     return bad
 
 
-def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, noise: float, cfg: FitConfig,
-                footprint: tuple[float, float, float, float], lanes: np.ndarray | None,
-                dropped: Dropped | None = None) -> list[np.ndarray]:
-    """Each deep point source (`FitConfig.sparse_min_depth`, deepest first)
-    and the deep point sources near it re-modelled as a sparse set of point
-    sources (module docstring). The new set replaces them when it is
-    preferred over them (chi-square with the current model's misfit sigma,
-    `SOURCE_PARAMS` per source more or fewer, `FitConfig.bic_gain`), lies
-    inside the footprint and above the depth bound, its sources are
-    `sparse_min_sep_m` apart, and the pair rules hold between them and
-    every source kept. The replaced sources go to ``dropped``."""
+#: Remodels one deep group: (the local view's sources, the group's indices
+#: among them, the view's x, y, v and lanes, the depth of the source that
+#: opened it) -> the sources that replace the group, or None.
+Remodel = Callable[[list[np.ndarray], list[int], np.ndarray, np.ndarray, np.ndarray,
+                    np.ndarray | None, float], list[np.ndarray] | None]
+
+
+def remodel_deep_groups(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                        geom: SensorGeometry, cfg: FitConfig, lanes: np.ndarray | None,
+                        dropped: Dropped | None, *, min_depth: float, max_tries: int,
+                        group_reach_m: float | None, remodel: Remodel,
+                        stage: str, label: str) -> list[np.ndarray]:
+    """The loop the deep-cluster stages share: each point source
+    ``min_depth`` deep or deeper (deepest first, at most ``max_tries``
+    local views) opens a local view of 1.5 x (depth + sensor height) + 2 m
+    (at most `FitConfig.sparse_radius_m`), its group is every deep point
+    source (`sparse_group_min_depth`) within ``group_reach_m`` of it (None:
+    the whole view), and ``remodel`` may replace the group. Replaced
+    sources go to ``dropped`` under ``stage``; a numerical failure is
+    counted under ``label`` and leaves the group as it was."""
     h = geom.sensor_height_m
     out = [np.array(s, dtype=np.float64) for s in srcs]
     new_ids: set[int] = set()
     tries = 0
-    for s in sorted([t for t in out if len(t) == 3 and t[2] >= cfg.sparse_min_depth],
+    for s in sorted([t for t in out if len(t) == 3 and t[2] >= min_depth],
                     key=lambda t: -float(t[2])):
-        if tries >= cfg.sparse_max_tries:
+        if tries >= max_tries:
             break
         if not any(t is s for t in out) or id(s) in new_ids:
             continue  # already replaced, or a source this stage put there
         cx, cy, d = (float(t) for t in s)
         radius = min(1.5 * (d + h) + 2.0, cfg.sparse_radius_m)
-        # One offset for the local samples, not one per lane: an anomaly of
-        # bombs 4-5 m deep is as wide as the local circle, and a free offset
-        # on each lane's chord of it takes up most of it (the bombs then
-        # come out shallower, closer together and in wrong places).
         near, lx, ly, lv, lanes_l = lane_view(out, x, y, v, geom, cx, cy, radius, lanes,
                                               margin=cfg.far_margin_m)
-        ll = None
         if lx.size < cfg.min_samples * 4:
             continue
         tries += 1
         sub = [out[i] for i in near]
+        reach = radius if group_reach_m is None else group_reach_m
         group = [j for j, t in enumerate(sub) if len(t) == 3
                  and t[2] >= cfg.sparse_group_min_depth
-                 and math.hypot(t[0] - cx, t[1] - cy) <= cfg.sparse_group_m]
-        held = [t for j, t in enumerate(sub) if j not in group]
+                 and math.hypot(t[0] - cx, t[1] - cy) <= reach]
         try:
-            new = _remodel(sub, group, held, lx, ly, lv, ll, geom, noise, cfg, d, footprint,
-                           lanes_l)
+            new = remodel(sub, group, lx, ly, lv, lanes_l, d)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            swallowed("sparsefit.sparse_deep", exc)
+            swallowed(label, exc)
             continue
         if new is None:
             continue
         gone = [sub[j] for j in group]
         if dropped is not None:
-            dropped += [(g.copy(), "sparse_deep") for g in gone]
+            dropped += [(g.copy(), stage) for g in gone]
         out = [t for t in out if not any(t is g for g in gone)] + new
         new_ids |= {id(t) for t in new}
     return out
+
+
+def sparse_deep(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
+                geom: SensorGeometry, noise: float, cfg: FitConfig,
+                footprint: tuple[float, float, float, float], lanes: np.ndarray | None,
+                dropped: Dropped | None = None) -> list[np.ndarray]:
+    """Each deep point source (`FitConfig.sparse_min_depth`, deepest first)
+    and the deep point sources near it (`sparse_group_m`) re-modelled as a
+    sparse set of point sources (module docstring; the loop is
+    `remodel_deep_groups`). The new set replaces them when it is
+    preferred over them (chi-square with the current model's misfit sigma,
+    `SOURCE_PARAMS` per source more or fewer, `FitConfig.bic_gain`), lies
+    inside the footprint and above the depth bound, its sources are
+    `sparse_min_sep_m` apart, and the pair rules hold between them and
+    every source kept. The replaced sources go to ``dropped``."""
+
+    def remodel(sub: list[np.ndarray], group: list[int], lx: np.ndarray, ly: np.ndarray,
+                lv: np.ndarray, lanes_l: np.ndarray | None, d: float) -> list[np.ndarray] | None:
+        held = [t for j, t in enumerate(sub) if j not in group]
+        # One offset for the local samples, not one per lane (ll=None): an
+        # anomaly of bombs 4-5 m deep is as wide as the local circle, and a
+        # free offset on each lane's chord of it takes up most of it (the
+        # bombs then come out shallower, closer together and in wrong places).
+        return _remodel(sub, group, held, lx, ly, lv, None, geom, noise, cfg, d, footprint,
+                        lanes_l)
+
+    return remodel_deep_groups(srcs, x, y, v, geom, cfg, lanes, dropped,
+                               min_depth=cfg.sparse_min_depth, max_tries=cfg.sparse_max_tries,
+                               group_reach_m=cfg.sparse_group_m, remodel=remodel,
+                               stage="sparse_deep", label="sparsefit.sparse_deep")
 
 
 def _remodel(sub: list[np.ndarray], group: list[int], held: list[np.ndarray], lx: np.ndarray,
