@@ -123,6 +123,12 @@ LOWPASS_DEPTH_SHARE = 0.5
 LOWPASS_BG_RATIO = 2.0
 
 
+def _abs_peaks(lev: np.ndarray) -> np.ndarray:
+    """|lev| at its local maxima: the peaks a clutter level is counted from."""
+    a = np.abs(lev)
+    return a[np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1]
+
+
 @dataclass(frozen=True, slots=True)
 class LaneConfig:
     """Tunable settings of the lane pipeline (defaults suit 1 m lanes at ~1 m/s, 10 Hz)."""
@@ -660,9 +666,7 @@ class LanePipeline:
         return self.threshold_nT
 
     def _add_clutter_peaks(self, lev: np.ndarray, area_m2: float) -> None:
-        a = np.abs(lev)
-        pk = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1
-        self._peaks.append(a[pk])
+        self._peaks.append(_abs_peaks(lev))
         self._peak_area_m2 += area_m2
         self._clutter_nT = clutter_threshold(np.concatenate(self._peaks), self._peak_area_m2,
                                              self.config.clutter_rate_per_1000m2)
@@ -982,9 +986,7 @@ class LanePipeline:
             self._lp_lanes[0] += 1
             self._lp_lanes[1] += noise_lane > self.config.robust_ratio * white
             if self.config.clutter_rate_per_1000m2 > 0:
-                a = np.abs(hp)
-                pk = np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1
-                self._lp_peaks.append(a[pk])
+                self._lp_peaks.append(_abs_peaks(hp))
                 self._lp_area_m2 += (float(y.max()) - float(y.min())) * self.config.lane_spacing_m
                 self._lp_clutter_nT = clutter_threshold(
                     np.concatenate(self._lp_peaks), self._lp_area_m2,
