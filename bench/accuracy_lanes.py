@@ -33,6 +33,12 @@ one-to-one matching within 1 m horizontally, `simulator.scoring.match`):
 - ``big_missed``: detectable bodies of projectile size or more
   (moment >= 0.4 A m^2, ``BIG_MOMENT``) that were not matched: a count, and
   each listed (scenario, seed, kind, position, depth, moment, peak);
+  ``big_bg``: those of them that peak >= 8 x the measured background;
+- on magnetic soil (``Site.soil``) the recall and big-missed targets are
+  judged on ``rec_bg`` and ``big_bg`` (`judged_on`): the soil's grains are
+  a clutter of their own, 1.1-1.7 nT sigma on these sites, and a body under
+  8 x it cannot be told from the soil by any fit (`bench/resolvable.py`
+  measures this body by body, with the soil as noise of known covariance);
 - ``depth_ok``: share of the matched detectable bodies whose depth error is
   within max(15 % of the depth, 0.10 m), what a digger needs (issue 22);
 - ``dh_med``: median horizontal error of the matched detectable bodies (m);
@@ -316,6 +322,7 @@ class Tally:
     depth_ok: list[bool] = field(default_factory=list)
     in_sz: list[bool] = field(default_factory=list)
     big_missed: list[dict] = field(default_factory=list)
+    big_missed_bg: int = 0
     seeds: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -326,6 +333,11 @@ class Tally:
         self.seeds.append(rec["seed"])
         for k in ("dh", "dz_rel", "depth_ok", "in_sz", "big_missed"):
             getattr(self, k).extend(rec[k])
+        # Records written before ``bg_nT`` was stored: the DSP's measured
+        # background, which on soil is always above the white noise.
+        bg = rec.get("bg_nT", rec["noise_nT"])
+        self.big_missed_bg += sum(1 for b in rec["big_missed"]
+                                  if b["peak_nT"] >= 8.0 * bg)
 
     def row(self) -> dict:
         dh = np.array(self.dh) if self.dh else np.array([np.nan])
@@ -334,6 +346,7 @@ class Tally:
             "recall": self.found / self.eligible if self.eligible else float("nan"),
             "recall_bg": self.found_bg / self.eligible_bg if self.eligible_bg else float("nan"),
             "big_missed": len(self.big_missed),
+            "big_missed_bg": self.big_missed_bg,
             "depth_ok": float(np.mean(self.depth_ok)) if self.depth_ok else float("nan"),
             "false_per_1000m2": 1000.0 * self.false / self.area if self.area else float("nan"),
             "dh_med": float(np.median(dh)), "dz_p90": float(np.percentile(dz, 90)),
@@ -394,7 +407,7 @@ def score_run(sc_dict: dict, sc, sim, cfg: LaneConfig, process_as: str | None = 
                  "found_bg": sum(1 for i in elig_bg if i in matched),
                  "dh": [], "dz_rel": [], "depth_ok": [], "in_sz": [], "big_missed": [],
                  # for tools that judge the same survey body by body (`resolvable.py`)
-                 "noise_nT": res.noise_nT, "matched": sorted(matched)}
+                 "noise_nT": res.noise_nT, "bg_nT": bg, "matched": sorted(matched)}
     for i in eligible:
         tt = sim.truth[i]
         p = matched.get(i)
@@ -416,19 +429,28 @@ def score_run(sc_dict: dict, sc, sim, cfg: LaneConfig, process_as: str | None = 
     return rec
 
 
+def judged_on(name: str) -> tuple[str, str]:
+    """The row keys the recall and big-missed targets are judged on for a
+    scenario: against the measured background (sensor plus soil) on magnetic
+    soil, where the white noise understates what a body must stand above;
+    against the white noise elsewhere, where the two are the same."""
+    return ("recall_bg", "big_missed_bg") if SITES[name].soil else ("recall", "big_missed")
+
+
 def false_target(name: str) -> float:
     """The issue's false-pick target per 1000 m^2 for a scenario."""
     return 4.0 if name == "lateritic" else 2.0
 
 
 HEADER = (f"{'scenario':14s} {'method':7s} {'surv':>4s} {'n':>4s} {'recall':>7s} "
-          f"{'rec_bg':>7s} {'big_miss':>8s} {'depth_ok':>8s} {'dh_med':>7s} "
+          f"{'rec_bg':>7s} {'big_miss':>8s} {'big_bg':>6s} {'depth_ok':>8s} {'dh_med':>7s} "
           f"{'false/1000m2':>12s} {'cov_z':>6s} {'dz_p90%':>8s} {'s/survey':>8s}")
 
 
 def format_row(name: str, method: str, r: dict) -> str:
     return (f"{name:14s} {method:7s} {r['surveys']:4d} {r['n']:4d} {r['recall']:7.3f} "
-            f"{r['recall_bg']:7.3f} {r['big_missed']:8d} {r['depth_ok']:8.3f} "
+            f"{r['recall_bg']:7.3f} {r['big_missed']:8d} {r['big_missed_bg']:6d} "
+            f"{r['depth_ok']:8.3f} "
             f"{r['dh_med']:7.3f} {r['false_per_1000m2']:12.2f} {r['cov_z']:6.2f} "
             f"{100 * r['dz_p90']:8.1f} {r['seconds']:8.2f}")
 
@@ -471,8 +493,9 @@ def markdown(runs: list[list[dict]]) -> str:
     the scenarios that come first)."""
     head = ("| scenario | seeds | method | bodies | recall (≥ 0.97) | big missed (0) "
             "| depth within (≥ 0.90) | horiz. median m (≤ 0.07) | false / 1000 m² "
-            "| cov_z (0.68 ± 0.05) | old: depth p90 | recall (bg) | s / survey |")
-    lines = [head, "|" + "---|" * 13]
+            "| cov_z (0.68 ± 0.05) | old: depth p90 | recall (bg) | big missed (bg) "
+            "| s / survey |")
+    lines = [head, "|" + "---|" * 14]
     tallies = []
     for recs in runs:
         t: dict[tuple[str, str], Tally] = {}
@@ -486,13 +509,21 @@ def markdown(runs: list[list[dict]]) -> str:
                 if tl is None:
                     continue
                 r = tl.row()
+                # On soil the targets are judged against the measured
+                # background (`judged_on`): those figures are in bold.
+                fig = {k: (f"**{v}**" if k in judged_on(name) and k.endswith("_bg") else v)
+                       for k, v in (
+                    ("recall", f"{r['recall']:.3f}"), ("recall_bg", f"{r['recall_bg']:.3f}"),
+                    ("big_missed", f"{r['big_missed']}"),
+                    ("big_missed_bg", f"{r['big_missed_bg']}"))}
                 lines.append(
                     f"| {name} | {_seed_label(tl.seeds)} ({r['surveys']}) | "
                     f"{'dipole+line' if method == 'dipole' else 'Euler'} | {r['n']} | "
-                    f"{r['recall']:.3f} | {r['big_missed']} | {r['depth_ok']:.3f} | "
+                    f"{fig['recall']} | {fig['big_missed']} | {r['depth_ok']:.3f} | "
                     f"{r['dh_med']:.3f} | {r['false_per_1000m2']:.2f} (≤ "
                     f"{false_target(name):.0f}) | {r['cov_z']:.2f} | "
-                    f"{100 * r['dz_p90']:.1f} % | {r['recall_bg']:.3f} | {r['seconds']:.1f} |")
+                    f"{100 * r['dz_p90']:.1f} % | {fig['recall_bg']} | {fig['big_missed_bg']} | "
+                    f"{r['seconds']:.1f} |")
     return "\n".join(lines)
 
 

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from simulator.scenario import scenario_from_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from accuracy_lanes import HELD_OUT_SEEDS, SITES, TUNING_SEEDS, random_world
+from accuracy_lanes import (
+    HELD_OUT_SEEDS,
+    SITES,
+    TUNING_SEEDS,
+    Tally,
+    judged_on,
+    markdown,
+    random_world,
+)
 
 
 def _layout(d: dict) -> list[tuple[float, float, float]]:
@@ -71,3 +79,42 @@ def test_a_drawn_world_is_a_valid_scenario_within_the_issues_ranges(name: str,
             assert 3.0 - 1e-3 <= near <= 5.0 + 1e-3
             if a.kind == "aircraft_bomb":
                 assert 2.0 <= a.depth <= 5.0 + 1e-3
+
+
+def _record(name: str, peaks: list[float], bg: float | None) -> dict:
+    """A scored survey with one big body missed per peak (nT)."""
+    rec = {"scenario": name, "seed": 1, "method": "dipole", "kind": "total", "seconds": 1.0,
+           "area": 1000.0, "false": 0, "reported": 3, "eligible": 4, "found": 2,
+           "eligible_bg": 2, "found_bg": 2, "dh": [0.05, 0.07], "dz_rel": [0.1, -0.1],
+           "depth_ok": [True, True], "in_sz": [True, False], "noise_nT": 1.5,
+           "big_missed": [{"scenario": name, "seed": 1, "kind": "bomb", "sensor": "total",
+                           "x": 1.0, "y": 2.0, "depth": 4.0, "moment": 10.0, "peak_nT": p}
+                          for p in peaks]}
+    if bg is not None:
+        rec["bg_nT"] = bg
+    return rec
+
+
+def test_big_bodies_missed_under_the_soils_clutter_are_counted_apart() -> None:
+    t = Tally()
+    # 8 x 1.6 nT = 12.8 nT: the 30 nT body stands above the soil, 9 nT does not.
+    t.add(_record("lateritic", [9.0, 30.0], bg=1.6))
+    # A record from before `bg_nT` was stored falls back on the measured noise
+    # (8 x 1.5 = 12 nT).
+    t.add(_record("lateritic", [11.9, 12.0], bg=None))
+    row = t.row()
+    assert row["big_missed"] == 4 and row["big_missed_bg"] == 2
+    assert row["recall"] == 0.5 and row["recall_bg"] == 1.0
+
+
+def test_soil_targets_are_judged_against_the_measured_background() -> None:
+    for name, site in SITES.items():
+        assert judged_on(name) == (("recall_bg", "big_missed_bg") if site.soil
+                                   else ("recall", "big_missed")), name
+    lines = markdown([[_record("lateritic", [9.0], bg=1.6), _record("clean", [9.0], bg=0.5)]])
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
+            for ln in lines.splitlines()[2:]}
+    # recall, big missed ... recall (bg), big missed (bg)
+    assert rows["lateritic"][4:6] == ["0.500", "1"] and rows["lateritic"][11:13] == [
+        "**1.000**", "**0**"]
+    assert rows["clean"][4:6] == ["0.500", "1"] and rows["clean"][11:13] == ["1.000", "1"]
