@@ -372,7 +372,7 @@ class AcquisitionService:
         delay = getattr(getattr(self.pipeline, "config", None), "live_max_delay_s", None)
         if delay is None:  # no live events on this stream
             return
-        from acquisition.dsp.pipeline import LIVE_FEEDBACK_S
+        from acquisition.dsp.laneconfig import LIVE_FEEDBACK_S
 
         cut = float(getattr(self.driver, "max_block_s", 0.0))
         worst = delay + every + cut

@@ -75,7 +75,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.calibration import calibrate_soil
-from acquisition.dsp.pipeline import LaneConfig, config_from_calibration
+from acquisition.dsp.laneconfig import LaneConfig, config_from_calibration
 from simulator.scenario import KIND_DEFAULTS, buried_depth, scenario_from_dict
 from simulator.scoring import match
 from simulator.survey import simulate_survey

@@ -8,7 +8,7 @@ from dsp_synth import Source, induced, lanes_xy, survey
 
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.calibration import CalibrationError, calibrate_soil
-from acquisition.dsp.pipeline import config_from_calibration
+from acquisition.dsp.laneconfig import config_from_calibration
 from acquisition.forward import SensorGeometry, forward
 from acquisition.geomag import QUANG_TRI
 

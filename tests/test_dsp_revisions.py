@@ -16,7 +16,7 @@ import pytest
 from test_dsp_tails_clutter import _bench_survey, process_sim
 
 from acquisition.dsp import pipeline
-from acquisition.dsp.pipeline import merge_targets
+from acquisition.dsp.targetmerge import merge_targets
 from acquisition.events import Target, latest_targets
 
 

@@ -30,8 +30,9 @@ from acquisition.dsp.levelling import (
     percentile_sorted,
     row_median,
 )
-from acquisition.dsp.pipeline import LanePipeline, _end_turns, _walk_step
+from acquisition.dsp.pipeline import LanePipeline
 from acquisition.dsp.segment import LaneSegmenter
+from acquisition.dsp.walkgeom import end_turns, walk_step
 from acquisition.events import Anomaly
 from acquisition.geomag import QUANG_TRI
 from acquisition.types import SampleBlock
@@ -236,7 +237,7 @@ def test_end_turns_equal_reference(seed: int, n: int, lead: int, trail: int) -> 
     if trail:
         x[n - trail:] += 0.2 * np.arange(1, trail + 1)  # and out of it
         y[n - trail:] = y[n - trail - 1] if trail < n else y[0]
-    assert np.array_equal(_end_turns(x, y), ref_end_turns(x, y))
+    assert np.array_equal(end_turns(x, y), ref_end_turns(x, y))
 
 
 @settings(max_examples=200, deadline=None)
@@ -248,13 +249,13 @@ def test_walk_step_decides_like_the_exact_median(seed: int, n: int, step: float,
     y = np.cumsum(np.full(n, step) * rng.uniform(0.8, 1.2, n))
     x = rng.normal(0, step / 5, n)
     exact = float(np.median(np.hypot(np.diff(x), np.diff(y))))
-    got = _walk_step(x, y, (5.0, gap, drift))
+    got = walk_step(x, y, (5.0, gap, drift))
     assert (got > 1e-3) == (exact > 1e-3)
     for c in (5.0, gap, drift):
         assert round(c / got) == round(c / exact)
     # A step that lands exactly on a rounding boundary is computed exactly.
     y2 = np.arange(n) * 0.2
-    assert _walk_step(np.zeros(n), y2, (0.5,)) == float(np.median(np.hypot(np.diff(y2) * 0,
+    assert walk_step(np.zeros(n), y2, (0.5,)) == float(np.median(np.hypot(np.diff(y2) * 0,
                                                                            np.diff(y2))))
 
 

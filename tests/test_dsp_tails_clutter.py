@@ -21,9 +21,10 @@ from test_dsp_calibration import soil
 from acquisition.dsp import droprules
 from acquisition.dsp.batch import process_survey
 from acquisition.dsp.calibration import calibrate_soil
+from acquisition.dsp.clutter import clutter_threshold
 from acquisition.dsp.fit import fit_sources
 from acquisition.dsp.fitconfig import FitConfig
-from acquisition.dsp.pipeline import LaneConfig, clutter_threshold, config_from_calibration
+from acquisition.dsp.laneconfig import LaneConfig, config_from_calibration
 from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 from simulator import physics

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from acquisition.dsp.acceptance import chi2_drop, pays, penalised
-from acquisition.dsp.calibration import SoilCalibration
+from acquisition.dsp.clutter import CLUTTER_LANE_SHARE, abs_peaks, clutter_threshold
 from acquisition.dsp.detect import (
     LiveDetector,
     Segment,
@@ -46,8 +46,8 @@ from acquisition.dsp.fit import (
     euler_sources,
     fit_sources,
 )
-from acquisition.dsp.fitconfig import FitConfig
 from acquisition.dsp.fitcore import centre_point, run_lm, sigma_of, solve_linear
+from acquisition.dsp.laneconfig import LaneConfig
 from acquisition.dsp.levelling import (
     block_highpass,
     diff_noise,
@@ -60,13 +60,13 @@ from acquisition.dsp.levelling import (
 )
 from acquisition.dsp.pipetrace import Judgement, LaneTrace, PipelineTrace, WindowTrace
 from acquisition.dsp.segment import LaneSegmenter
-from acquisition.errors import SettingError
+from acquisition.dsp.targetmerge import merge_targets, same_object
+from acquisition.dsp.walkgeom import end_turns, lane_runs, walk_step
 from acquisition.events import Anomaly, Target
 from acquisition.forward import SensorGeometry, design_matrix
 from acquisition.geomag import EarthField
 from acquisition.numfail import thread_count
 from acquisition.types import SampleBlock, StreamDescriptor
-from acquisition.validate import Range, check, check_optional, non_negative, positive
 
 log = logging.getLogger(__name__)
 
@@ -121,143 +121,6 @@ LOWPASS_DEPTH_SHARE = 0.5
 #: clean ground 1.2-1.4 x at its end, but more on its first lanes, when a
 #: wide anomaly is a large share of them (`robust_ratio`, 1.5, let that in).
 LOWPASS_BG_RATIO = 2.0
-
-
-def _abs_peaks(lev: np.ndarray) -> np.ndarray:
-    """|lev| at its local maxima: the peaks a clutter level is counted from."""
-    a = np.abs(lev)
-    return a[np.flatnonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:])) + 1]
-
-
-@dataclass(frozen=True, slots=True)
-class LaneConfig:
-    """Tunable settings of the lane pipeline (defaults suit 1 m lanes at ~1 m/s, 10 Hz)."""
-
-    lane_spacing_m: float = 1.0
-    #: Detection threshold on finished lanes, in robust noise sigmas.
-    detect_k: float = 5.0
-    #: Live (operator feedback) threshold, in noise sigmas.
-    live_k: float = 6.0
-    #: Longest wait between the first sample over threshold and the anomaly event.
-    #: The operator hears of a signal within `LIVE_FEEDBACK_S` of passing it: this
-    #: wait, the driver's block cut (``max_block_s``, 0.05 s) and the service's
-    #: own work (up to 0.06 s measured) share that (bench/bench_live_latency.py).
-    live_max_delay_s: float = 0.3
-    #: Fixed noise sigma (nT), e.g. from a soil calibration; None = estimate per lane.
-    noise_nT: float | None = None
-    #: Fixed detection threshold (nT), e.g. from a soil calibration; overrides detect_k.
-    threshold_nT: float | None = None
-    #: Floor for any threshold (nT).
-    min_threshold_nT: float = 0.0
-    #: Runs on one lane closer than this (m) are one segment (lobes of one anomaly).
-    merge_gap_m: float = 1.0
-    #: Segments on adjacent lanes whose along-lane extents come this close join.
-    group_tol_m: float = 0.75
-    #: Fit window around a signal's extent, across and along lanes (m).
-    fit_pad_x_m: float = 1.6
-    fit_pad_y_m: float = 2.0
-    despike: bool = True
-    #: Running-median drift removal window along a lane (m); 0 = constant level.
-    drift_window_m: float = 0.0
-    max_sources: int = 10
-    #: "dipole" (the product) or "euler" (the plain baseline, for benchmarks).
-    locator: str = "dipole"
-    min_fit_samples: int = 12
-    #: Signals made of at least this many lane segments (broad clusters) get
-    #: the search for weak sources on the fit residual (the fit stage `residual_search`).
-    residual_search_segments: int = 6
-    #: A closed signal waits while an open one lies within this distance (m).
-    interact_m: float = 2.0
-    #: A fitted source must lie within the signal's detected extent plus this (m).
-    footprint_pad_m: float = 1.0
-    #: Huber-reweighted final refit (down-weights soil spikes) wherever the
-    #: background exceeds `robust_ratio` x the white noise (magnetic soil).
-    robust_fit: bool = True
-    robust_ratio: float = 1.5
-    #: Samples farther than this across from a lane's median x are turn samples (ignored).
-    turn_tol_m: float = 0.3
-    #: Refit strong sources as line sources (elongated bodies) where that pays.
-    line_sources: bool = True
-    #: Constants and stage switches of the source fit (`FitConfig`); the
-    #: settings above that are also fit settings (``max_sources``,
-    #: ``min_fit_samples``, ``line_sources``, ...) and the per-window calls
-    #: (broad cluster, magnetic ground) override it.
-    fit: FitConfig = field(default_factory=FitConfig)
-    #: On magnetic ground with no soil calibration: raise the threshold to the
-    #: level soil peaks exceed at this rate (per 1000 m^2), extrapolated from
-    #: the survey's own peak statistics (`clutter_threshold`); not every soil
-    #: peak that passes becomes a target (fits on soil fail the pair rules,
-    #: neighbouring peaks join one signal). 0 = off.
-    clutter_rate_per_1000m2: float = 4.0
-    #: A fit this close (m) to a target an earlier signal's fit already sent is
-    #: that target again: sent as its next revision (`merge_targets`).
-    same_object_m: float = 0.5
-    #: What the survey cannot know, added to every reported 1-sigma
-    #: (`fit.SurveySigma`): horizontal position per axis (m; lower it for RTK
-    #: GNSS), sensor height (m), depth model error per metre of depth.
-    position_sigma_m: float = 0.05
-    height_sigma_m: float = 0.04
-    depth_rel_sigma: float = 0.035
-    #: A cell's window (`_tiles`) also takes the fit pads beyond its margin
-    #: (off: its data end at the margin, and a source whose anomaly reaches
-    #: past them is judged on all the samples around it, `_owned_whole`).
-    cell_pads: bool = False
-    #: Second detection pass on each lane low-passed by a running mean this
-    #: long (m), with its own threshold from the low-passed lanes' background,
-    #: on magnetic ground only (background over `robust_ratio` x the white
-    #: noise). Soil clutter is short-wave; a body deep enough for the soil's
-    #: peaks to hide it (2-5 m) gives an anomaly wider than 2 m, which keeps
-    #: most of its peak through the mean. 0 = off.
-    lowpass_m: float = 2.0
-
-    def __post_init__(self) -> None:
-        # A mistyped setting must be refused here, in the library, for every
-        # caller: a threshold of 0 or a detect_k of 50 gives a quiet all-clear.
-        for name, allowed in _LANE_RANGES.items():
-            check(name, getattr(self, name), allowed)
-        for name in ("noise_nT", "threshold_nT"):
-            check_optional(name, getattr(self, name), _NT_RANGE)
-        if self.locator not in ("dipole", "euler"):
-            raise SettingError(f"locator = {self.locator!r} is not known "
-                               "(allowed: 'dipole', 'euler')")
-
-
-#: Noise and thresholds: above 0, below the Earth's whole field (nT).
-_NT_RANGE = positive(1e5)
-#: Allowed values of `LaneConfig`'s numeric settings (docs/dsp.md describes them).
-_LANE_RANGES: dict[str, Range] = {
-    "lane_spacing_m": positive(50.0),
-    "detect_k": Range(1.0, 30.0),
-    "live_k": Range(1.0, 30.0),
-    "live_max_delay_s": non_negative(60.0),
-    "min_threshold_nT": non_negative(1e5),
-    "merge_gap_m": non_negative(100.0),
-    "group_tol_m": non_negative(100.0),
-    "fit_pad_x_m": positive(100.0),
-    "fit_pad_y_m": positive(100.0),
-    "drift_window_m": non_negative(),
-    "max_sources": Range(1, 1000, integer=True),
-    "min_fit_samples": Range(1, None, integer=True),
-    "residual_search_segments": Range(1, None, integer=True),
-    "interact_m": non_negative(100.0),
-    "footprint_pad_m": non_negative(100.0),
-    "robust_ratio": positive(),
-    "turn_tol_m": positive(100.0),
-    "clutter_rate_per_1000m2": non_negative(),
-    "same_object_m": non_negative(100.0),
-    "position_sigma_m": non_negative(100.0),
-    "height_sigma_m": non_negative(100.0),
-    "depth_rel_sigma": non_negative(10.0),
-    "lowpass_m": non_negative(20.0),
-}
-
-
-def config_from_calibration(cal: SoilCalibration, **overrides: object) -> LaneConfig:
-    """A `LaneConfig` whose noise and threshold come from a soil calibration."""
-    kw: dict[str, object] = {"noise_nT": cal.background_nT, "threshold_nT": cal.threshold_nT,
-                             "detect_k": cal.detect_k}
-    kw.update(overrides)
-    return replace(LaneConfig(), **kw)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -376,139 +239,6 @@ def _fields(rows: np.ndarray, x: np.ndarray, y: np.ndarray,
     depth, mx, my, mz), one source at a time."""
     for row in rows:
         yield design_matrix(x, y, row[0], row[1], row[2], geom) @ row[3:]
-
-
-def _same_object(t: Target, earlier: list[Target], dist_m: float) -> Target | None:
-    """The earlier target ``t`` lies on (nearest, within ``dist_m``), if any."""
-    best, best_d = None, dist_m
-    for e in earlier:
-        d = math.hypot(e.x - t.x, e.y - t.y)
-        if d <= best_d:
-            best, best_d = e, d
-    return best
-
-
-def merge_targets(old: Target, new: Target) -> Target:
-    """``old``'s next revision, holding ``new`` too: two fits of one object
-    from two windows, the second fitted with the first's field subtracted.
-
-    Two dipoles this close superpose to one with the summed moment; the
-    position and depth are the moment-weighted means; the stronger fit's
-    shape (method, line) and amplitude stand; uncertainties and quality are
-    the larger; the flags of both, plus "merged".
-    """
-    wo, wn = old.moment_abs, new.moment_abs
-    w = wo + wn
-    a, b = (0.5, 0.5) if w <= 0 else (wo / w, wn / w)
-    strong = old if wo >= wn else new
-    return replace(
-        strong, target_id=old.target_id, revision=old.revision + 1, t_ns=old.t_ns,
-        x=a * old.x + b * new.x, y=a * old.y + b * new.y,
-        depth=a * old.depth + b * new.depth,
-        moment=(float(old.moment[0] + new.moment[0]), float(old.moment[1] + new.moment[1]),
-                float(old.moment[2] + new.moment[2])),
-        quality=max(old.quality, new.quality),
-        sigma_x=max(old.sigma_x, new.sigma_x), sigma_y=max(old.sigma_y, new.sigma_y),
-        sigma_depth=max(old.sigma_depth, new.sigma_depth),
-        lanes=tuple(sorted({*old.lanes, *new.lanes})),
-        flags=tuple(dict.fromkeys((*old.flags, *new.flags, "merged"))))
-
-
-def _side_steps(x: np.ndarray, y: np.ndarray) -> int:
-    """How many steps at the start of (x, y) are mostly sideways (|dx| > |dy|)."""
-    n = x.size - 1
-    if n < 1 or abs(x[1] - x[0]) <= abs(y[1] - y[0]):
-        return 0  # the usual case, without array calls
-    k, c = 0, 16
-    while k < n:  # look at a few steps first: most lanes start along the line
-        hi = min(n, k + c)
-        dx, dy = x[k + 1:hi + 1] - x[k:hi], y[k + 1:hi + 1] - y[k:hi]
-        along = np.flatnonzero(np.abs(dx) <= np.abs(dy))
-        if along.size:
-            return k + int(along[0])
-        k, c = hi, 4 * c
-    return n
-
-
-def _end_turns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Leading/trailing samples reached by a mostly sideways step (the turn).
-
-    The sample before a sideways step is still in the turn, so ``k`` sideways
-    steps at an end mark ``k + 1`` samples.
-    """
-    out = np.zeros(x.size, dtype=bool)
-    lead = _side_steps(x, y)
-    if lead:
-        out[:lead + 1] = True
-    trail = _side_steps(x[::-1], y[::-1])
-    if trail:
-        out[x.size - 1 - trail:] = True
-    return out
-
-
-def _walk_step(x: np.ndarray, y: np.ndarray, scales: tuple[float, ...]) -> float:
-    """Median distance between consecutive samples (m), as the lane code uses it.
-
-    Equal to ``median(hypot(dx, dy))`` wherever that matters: the step only
-    enters as ``step > 1e-3`` and ``round(c / step)`` for each ``c`` in
-    ``scales``. ``sqrt(dx² + dy²)`` (vectorised, unlike hypot) is within a few
-    ulp of it, so it decides the same unless a decision is within 1e-9 of its
-    boundary; then the exact value is computed.
-    """
-    dx = x[1:] - x[:-1]
-    dy = y[1:] - y[:-1]
-    s2 = np.multiply(dx, dx, out=dx)
-    s2 += np.multiply(dy, dy, out=dy)
-    k = s2.size // 2
-    s2.partition(k)
-    hi = math.sqrt(float(s2[k]))
-    step = hi if s2.size % 2 else 0.5 * (math.sqrt(float(s2[:k].max())) + hi)
-    if step <= 1e-3:  # a standing sensor: the caller replaces any step this small
-        return step
-    close = not 1e-150 < step < 1e150 or abs(step - 1e-3) < 1e-9
-    for c in scales:
-        q = c / step
-        close = close or abs(abs(q - math.floor(q)) - 0.5) < 1e-9 * max(1.0, q)
-    if close:
-        return fast_median(np.hypot(np.diff(x), np.diff(y)), overwrite=True)
-    return step
-
-
-#: Share of lanes that must read like soil for the clutter threshold to apply.
-CLUTTER_LANE_SHARE = 0.8
-
-
-#: The issue's budget from the sensor passing a signal to the anomaly event.
-LIVE_FEEDBACK_S = 0.5
-
-
-def clutter_threshold(peaks: np.ndarray, area_m2: float, rate_per_1000m2: float,
-                      min_peaks: int = 100) -> float:
-    """The amplitude soil peaks exceed ``rate_per_1000m2`` times per 1000 m².
-
-    ``peaks`` are the local maxima of |levelled signal| over ``area_m2`` of
-    magnetic ground. Their bulk is soil (targets make a percent or so of
-    them, all in the top), so the median and 90th percentile are the soil's;
-    the count of soil peaks over an amplitude falls about exponentially
-    (simulated laterite: the noise-free soil's largest peak over 1200 m²
-    lies within 15 % of that line), so an exponential tail through those two
-    percentiles is extrapolated to the wanted rate. NaN with fewer than
-    ``min_peaks`` peaks.
-    """
-    n = int(peaks.size)
-    if n < min_peaks or area_m2 <= 0 or rate_per_1000m2 <= 0:
-        return math.nan
-    q50, q90 = (float(t) for t in np.percentile(peaks, (50.0, 90.0)))
-    rarity = min(rate_per_1000m2 * area_m2 / 1000.0 / n, 0.1)
-    # Exponential: P(a > t) = exp(-(t - shift) / scale), so q90 - q50 = scale ln 5.
-    return q90 + (q90 - q50) / math.log(5.0) * math.log(0.1 / rarity)
-
-
-def _lane_runs(lane_ids: np.ndarray) -> list[tuple[int, int, int]]:
-    """Given lane numbers as runs ``(start, stop, lane)``."""
-    cuts = (np.flatnonzero(np.diff(lane_ids)) + 1).tolist()
-    starts, ends = [0, *cuts], [*cuts, len(lane_ids)]
-    return [(a, b, int(lane_ids[a])) for a, b in zip(starts, ends, strict=True)]
 
 
 def _extent(segs: list[Segment], clip: tuple[float, float, float, float] | None = None
@@ -666,7 +396,7 @@ class LanePipeline:
         return self.threshold_nT
 
     def _add_clutter_peaks(self, lev: np.ndarray, area_m2: float) -> None:
-        self._peaks.append(_abs_peaks(lev))
+        self._peaks.append(abs_peaks(lev))
         self._peak_area_m2 += area_m2
         self._clutter_nT = clutter_threshold(np.concatenate(self._peaks), self._peak_area_m2,
                                              self.config.clutter_rate_per_1000m2)
@@ -813,7 +543,7 @@ class LanePipeline:
             return []
         if self._finished:
             raise RuntimeError("pipeline already finished")
-        runs = self.segmenter.runs(x, y) if lanes is None else _lane_runs(np.asarray(lanes))
+        runs = self.segmenter.runs(x, y) if lanes is None else lane_runs(np.asarray(lanes))
         self.stats.samples += n
         events: list[Anomaly | Target] = []
         failed0 = thread_count()
@@ -867,7 +597,7 @@ class LanePipeline:
             # Drop turn samples (side-steps at lane ends): off the lane's line they
             # carry heading error and would make false signals at every lane end.
             tol = cfg.turn_tol_m
-            turns = _end_turns(x, y)
+            turns = end_turns(x, y)
             # Extremes first (rounding is monotone): usually every sample is on.
             if (turns.any() or float(x.max()) - x_mid > tol
                     or x_mid - float(x.min()) > tol):
@@ -887,7 +617,7 @@ class LanePipeline:
         sigma = self.noise_nT
         if not math.isfinite(sigma):
             sigma = white
-        step = (_walk_step(x, y, (5.0, cfg.merge_gap_m, cfg.drift_window_m)) if raw.size > 2
+        step = (walk_step(x, y, (5.0, cfg.merge_gap_m, cfg.drift_window_m)) if raw.size > 2
                 else 0.1)
         step = step if step > 1e-3 else 0.1
         drift = round(cfg.drift_window_m / step) if cfg.drift_window_m > 0 else 0
@@ -986,7 +716,7 @@ class LanePipeline:
             self._lp_lanes[0] += 1
             self._lp_lanes[1] += noise_lane > self.config.robust_ratio * white
             if self.config.clutter_rate_per_1000m2 > 0:
-                self._lp_peaks.append(_abs_peaks(hp))
+                self._lp_peaks.append(abs_peaks(hp))
                 self._lp_area_m2 += (float(y.max()) - float(y.min())) * self.config.lane_spacing_m
                 self._lp_clutter_nT = clutter_threshold(
                     np.concatenate(self._lp_peaks), self._lp_area_m2,
@@ -1525,7 +1255,7 @@ class LanePipeline:
             if f.method == "cheap_estimate":
                 self._cheap[t.target_id] = [self._segment_stretch(s) for s in core
                                             if s.lane in self.lanes]
-            same = (_same_object(t, earlier, cfg.same_object_m)
+            same = (same_object(t, earlier, cfg.same_object_m)
                     if f.method in FITTED else None)
             if same is not None:
                 # A wide window's fit placed a source here first (with part of
