@@ -483,8 +483,8 @@ def _fit_new(model: _Model, pl: ProcessedLog, a: HoleAnomaly,
                 # A bomb whose line runs a little past the longest body (its
                 # tails cut off by the log ends, a case that is no uniform
                 # line): fit the line held at that length rather than fall
-                # back to a point, whose misfit hides its neighbours (seed
-                # 1017 of the ``below`` set, see `_hold_at_cap`).
+                # back to a point, whose misfit hides its neighbours (see
+                # `_hold_at_cap`).
                 log.debug("  line %.2f m long, |m| %.2f: refitted held at %.2f m", length,
                           float(np.linalg.norm(r.moments[0])), cfg.max_body_length_m)
                 r = fit(obs, [r.params[0]], max_half_length=cfg.max_body_length_m / 2.0,
@@ -542,8 +542,8 @@ def _hold_at_cap(cfg: BoreholeConfig, length: float, moment: np.ndarray) -> bool
     0.06 m from the truth. Only a bomb-sized moment (``long_body_moment``)
     can be metres long: a projectile's line past the cap (e.g. 2.42 m,
     0.89 A m^2) is still a point; and a fit further past the cap (more than
-    ``cap_tolerance`` times it) is bridging two objects (``below`` seed
-    another 2.78 m, 5.4 A m^2 across two projectiles 2 m apart; e.g.
+    ``cap_tolerance`` times it) is bridging two objects (e.g. 2.78 m,
+    5.4 A m^2 across two projectiles 2 m apart; e.g.
     3.67 m, 7.2 A m^2 across a projectile and a bomb 2.6 m apart). The
     margins are thin (2.46 / 2.64 / 2.78 m; 4.2 against 4 A m^2).
     """

@@ -320,8 +320,8 @@ def drop_level_explained(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray,
     window holds, so a free offset cannot explain a real nail, but it does
     explain a lane-end level step a surface source took up (e.g.
     0.004 A m2 at the surface on a lane 0.7 nT off); and the second judge
-    finds the phantom a held body's near-field misfit makes beside it (seed
-    17: 0.17 m deep, 0.7 m from a mortar fitted as a point).
+    finds the phantom a held body's near-field misfit makes beside it (e.g.
+    0.17 m deep, 0.7 m from a mortar fitted as a point).
     Sources between are left alone: near the end of the lanes, where a
     window holds short stretches of them, free offsets also explain a real
     projectile's 2.4 nT at 2.6 m.
