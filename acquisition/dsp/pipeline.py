@@ -115,12 +115,14 @@ OWN_VIEW_K = 1.5
 #: A source of a signal only the low-pass pass found must lie at least this
 #: share of `LaneConfig.lowpass_m` deep (`LanePipeline._fit_window`).
 LOWPASS_DEPTH_SHARE = 0.5
-#: The low-pass pass runs where the survey's background is over this many
-#: times the white noise: magnetic soil reads 2.5-4 x (benchmark laterite,
-#: gradient and total field); a dense survey of overlapping anomalies on
-#: clean ground 1.2-1.4 x at its end, but more on its first lanes, when a
-#: wide anomaly is a large share of them (`robust_ratio`, 1.5, let that in).
-LOWPASS_BG_RATIO = 2.0
+#: The low-pass pass and the clutter threshold apply where the survey's
+#: background is over this many times the white noise: magnetic soil reads
+#: 2.5-4 x (benchmark laterite, gradient and total field, every lane over
+#: 2.2 x); a dense survey of overlapping anomalies on clean ground 1.2-1.5 x
+#: at its end (30th percentile of the lanes), but more on its first lanes,
+#: when a wide anomaly is a large share of them (`robust_ratio`, 1.5, let
+#: that in).
+SOIL_BG_RATIO = 2.0
 
 
 @dataclass(slots=True)
@@ -353,10 +355,16 @@ class LanePipeline:
         thr = max(cfg.detect_k * s, cfg.min_threshold_nT)
         # Soil is everywhere, targets are local: only where nearly every lane
         # reads like soil are the peaks the soil's (a few busy lanes over
-        # quiet ground would set the level from the targets themselves).
+        # quiet ground would set the level from the targets themselves). And
+        # the survey's background must be the soil's, well over the white
+        # noise (the low-pass pass's test): on the first lanes of a dense
+        # survey on clean ground, wide anomalies crossing most lanes raise
+        # their backgrounds 1.5-2 x, and a threshold raised there tenfold
+        # (the level of those anomalies' own peaks) is never undone, as the
+        # lanes searched with it are gone by the time the survey says so.
         lanes, soil = self._clutter_lanes
         if (math.isfinite(self._clutter_nT) and soil >= CLUTTER_LANE_SHARE * lanes
-                and self._soil_like()):
+                and self._short_wave_background()):
             thr = max(thr, self._clutter_nT)
         return thr
 
@@ -384,7 +392,7 @@ class LanePipeline:
         if not self.lane_white:
             return False
         bg = self.noise_nT
-        return math.isfinite(bg) and bg > LOWPASS_BG_RATIO * float(np.median(self.lane_white))
+        return math.isfinite(bg) and bg > SOIL_BG_RATIO * float(np.median(self.lane_white))
 
     def _thr_for(self, lowpass: bool) -> float:
         """The threshold a signal is judged against: the low-passed one for a
