@@ -32,6 +32,7 @@ from acquisition.dsp.fitcore import (
     refit_local,
     residual,
     run_lm_local,
+    sigma_of,
     solve_linear,
 )
 from acquisition.dsp.plausibility import pairs_plausible
@@ -46,8 +47,9 @@ from acquisition.numfail import swallowed
 if TYPE_CHECKING:
     from acquisition.dsp.fitstate import FitState
 
-__all__ = ["grid_seed", "judge", "misfit_level", "model", "new_source_seed", "residual_peaks",
-           "search_near_strong", "try_add", "try_ring"]
+__all__ = ["flank_peaks", "flank_sigma", "grid_seed", "judge", "misfit_level", "model",
+           "new_source_seed", "pays_weighted", "residual_peaks", "search_near_strong", "try_add",
+           "try_ring"]
 
 def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
                fixed: np.ndarray, sx: float, sy: float, keep: int = 2,
@@ -296,6 +298,146 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
             srcs = put_back(srcs, near, trial)
             centre.append((float(q[0]), float(q[1])))
     return srcs
+
+
+def flank_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, sig: np.ndarray,
+                thr: float, p: np.ndarray, geom: SensorGeometry,
+                cfg: FitConfig = DEFAULT_FIT,
+                tried: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
+    """Residual maxima that hold a dipole's anomaly, best first (the stage
+    `flank_search`).
+
+    Candidates are the residual's distinct maxima over ``thr`` (with a
+    second sample over it within 0.35 m, as in the detector) at least
+    `FitConfig.flank_clear_m` from every point of ``p``; not gated by the
+    fitted sources' misfit level, which beside a strong source swamps a
+    weak deep body's residual. Each is scored instead by what one dipole
+    explains of the residual within `flank_radius_m` (grid of
+    `grid_depths` and offsets up to a metre), in the chi-square weighted
+    by ``sig``, what the fitted sources may misfit each sample (noise,
+    position error times slope, shape): a weak body's broad anomaly pays
+    there, a strong neighbour's walk misfit, large only where its slope is,
+    is weighted down. Kept: those whose score pays `bic_gain`, at most
+    `flank_budget`, each at its best grid place; none within a metre of a
+    place ``tried`` before.
+    """
+    a = np.abs(res)
+    over = a > thr
+    alive = over.copy()
+    for i in range(len(p) // 3):
+        alive &= np.hypot(x - p[3 * i], y - p[3 * i + 1]) >= cfg.flank_clear_m
+    for tx, ty in tried or ():
+        alive &= np.hypot(x - tx, y - ty) >= 1.0
+    score = np.where(alive, a, -np.inf)
+    cands: list[int] = []
+    while len(cands) < cfg.flank_candidates:
+        j = int(np.argmax(score))
+        if not np.isfinite(score[j]):
+            break
+        d = np.hypot(x - x[j], y - y[j])
+        score[d < 1.5] = -np.inf
+        if int(np.count_nonzero(over & (d < 0.35))) >= 2:
+            cands.append(j)
+    w = 1.0 / np.maximum(sig, 1e-9)
+    scored: list[tuple[float, float, float]] = []
+    for j in cands:
+        # The scoring disc follows the best dipole (a few steps): a maximum
+        # on a broad anomaly's edge is scored on the anomaly, not its edge.
+        cx, cy, best = float(x[j]), float(y[j]), None
+        for _step in range(3):
+            best = _dipole_score(x, y, res, w, cx, cy, geom, cfg)
+            if best is None:
+                break
+            moved = math.hypot(best[1] - cx, best[2] - cy)
+            cx, cy = best[1], best[2]
+            if moved < 0.25:
+                break
+        if best is not None and pays(best[0], cfg.bic_gain):
+            scored.append(best)
+    scored.sort(key=lambda t: -t[0])
+    out: list[tuple[float, float]] = []
+    for _g, sx, sy in scored:
+        # Candidates on one anomaly converge to one place: it is tried once.
+        if len(out) < cfg.flank_budget and all(math.hypot(sx - ox, sy - oy) >= 1.0
+                                               for ox, oy in [*out, *(tried or ())]):
+            out.append((sx, sy))
+    return out
+
+
+def _dipole_score(x: np.ndarray, y: np.ndarray, res: np.ndarray, w: np.ndarray, cx: float,
+                  cy: float, geom: SensorGeometry, cfg: FitConfig
+                  ) -> tuple[float, float, float] | None:
+    """BIC gain of the best dipole (and offset) over an offset alone on the
+    residual within `flank_radius_m` of (cx, cy), samples weighted by ``w``;
+    the dipole on a grid of `grid_depths` and offsets up to a metre; with
+    its place. None if too few samples."""
+    loc = np.hypot(x - cx, y - cy) < cfg.flank_radius_m
+    n = int(loc.sum())
+    if n <= 12:
+        return None
+    lx, ly, lw = x[loc], y[loc], w[loc]
+    lr = res[loc] * lw
+    off = (-1.0, -0.5, 0.0, 0.5, 1.0)
+    D, OX, OY = np.meshgrid(cfg.grid_depths, off, off, indexing="ij")
+    gx, gy = cx + OX.ravel(), cy + OY.ravel()
+    Gc = design_batch(lx, ly, gx, gy, D.ravel(), geom)  # (c, n, 3)
+    G = np.concatenate((Gc, np.ones((*Gc.shape[:2], 1))), axis=2) * lw[None, :, None]
+    Gt = G.transpose(0, 2, 1)
+    A = Gt @ G + 1e-12 * np.eye(4)[None]
+    try:
+        sol = np.linalg.solve(A, (Gt @ lr)[..., None])[..., 0]
+    except np.linalg.LinAlgError as exc:
+        swallowed("addsources._dipole_score", exc)
+        return None
+    left = lr[None, :] - (G @ sol[..., None])[..., 0]
+    # Against an offset alone: the window's level is not a body.
+    r0 = lr - float(np.sum(lr * lw) / np.sum(lw * lw)) * lw
+    drop = float(r0 @ r0) - np.einsum("cn,cn->c", left, left)
+    b = int(np.argmax(drop))
+    return penalised(float(drop[b]), n, 6), float(gx[b]), float(gy[b])
+
+
+def flank_sigma(st: FitState, p: np.ndarray) -> np.ndarray:
+    """Per-sample sigma of what the points ``p`` may misfit, for the flank
+    search: sensor noise, `FitConfig.pos_sigma_m` of position error times
+    the model's slope, and `shape_rel` of the misfit level (`misfit_level`).
+    The shape term falls off like a body's higher multipoles, one power of
+    distance faster than its field (`fitcore.misfit_sigma` takes a share of
+    the field itself, which a metre or more beside a strong bomb is larger
+    than a deep body's whole anomaly)."""
+    x, y, geom = st.x, st.y, st.geom
+    lin = solve_linear(design_points(x, y, p, geom), st.v)
+    d = 0.02
+    fx = (design_points(x + d, y, p, geom) - design_points(x - d, y, p, geom)) @ lin
+    fy = (design_points(x, y + d, p, geom) - design_points(x, y - d, p, geom)) @ lin
+    slope2 = (fx * fx + fy * fy) / (4 * d * d)
+    return sigma_of(misfit_level(st, p), slope2, st.noise, st.config.pos_sigma_m,
+                    st.config.shape_rel)
+
+
+def pays_weighted(st: FitState, p: np.ndarray, q: np.ndarray, sig: np.ndarray) -> bool:
+    """Whether the new (last) source of ``q`` pays over ``p`` by the
+    criterion with each sample weighted by ``sig``, what the sources of ``p``
+    may misfit it (`flank_sigma`), on the samples within 2 m of it:
+    beside a strong source its walk misfit is expected there and buys nothing."""
+    x, y, v, geom = st.x, st.y, st.v, st.geom
+    loc = np.hypot(x - q[-3], y - q[-2]) < 2.0
+    n_l = int(loc.sum())
+    if n_l <= 7:
+        return False
+    lx, ly, lv = x[loc], y[loc], v[loc]
+    r_old = lv - model_at(lx, ly, lv, p, geom, x, y, v)
+    r_new = lv - model_at(lx, ly, lv, q, geom, x, y, v)
+    gain = penalised(chi2_drop(r_old, r_new, sig[loc] ** 2, st.config.robust), n_l, 6)
+    return pays(gain, st.config.bic_gain)
+
+
+def model_at(lx: np.ndarray, ly: np.ndarray, lv: np.ndarray, p: np.ndarray,
+             geom: SensorGeometry, x: np.ndarray, y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The field at (lx, ly) of the points ``p`` at their whole-window moments
+    (solved on ``x, y, v``)."""
+    lin = solve_linear(design_points(x, y, p, geom), v)
+    return design_points(lx, ly, p, geom) @ lin
 
 
 # ---------------------------------------------------------------- one more source

@@ -19,10 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from acquisition.dsp.addsources import (
+    flank_peaks,
+    flank_sigma,
     grid_seed,
     misfit_level,
     model,
     new_source_seed,
+    pays_weighted,
     residual_peaks,
     search_near_strong,
     try_add,
@@ -234,6 +237,67 @@ def residual_search(st: FitState) -> None:
     st.set_points(p)
 
 
+def flank_search(st: FitState) -> None:
+    """A weak, deep body on a strong neighbour's flank: its anomaly is
+    inside the neighbour's wide segment with no lane peak of its own, so no
+    hint seeds it, and the searches before gate the residual by the misfit
+    level of the fitted sources, which a strong neighbour's field makes
+    larger than the weak body's whole anomaly. Here the residual's maxima
+    are candidates whatever the level, ranked by how much of the residual
+    around them one dipole explains, each sample weighted by what the
+    fitted sources may misfit it (`addsources.flank_peaks`); each is fitted
+    with its near neighbours refitted (`try_add`, the criterion on the
+    samples around it) and kept only if it also pays in that weighted
+    chi-square (`addsources.pays_weighted`): a strong neighbour's misfit
+    from position error, steep where its slope is, buys nothing there.
+    Every window; it adds at most `flank_extra_sources`, in a joint window
+    beyond the source budget if need be (there a guess from the segment
+    count, as for `residual_over_budget`; elsewhere the caller's cap holds)."""
+    cfg = st.config
+    p = st.points()
+    if len(p) < 3:
+        return
+    k0 = len(p) // 3
+    extra = max(0, k0 + cfg.flank_extra_sources - cfg.max_sources) if cfg.joint else 0
+    if not st.room(p, extra):
+        return
+    tried: list[tuple[float, float]] = []
+    picks: list[tuple[float, float]] = []
+    sig = np.empty(0)
+    fresh = True
+    while (len(tried) < cfg.flank_budget and st.room(p, extra)
+           and len(p) // 3 < k0 + cfg.flank_extra_sources):
+        if fresh:
+            # Scored again after each source kept: two signals side by
+            # side (a bomblet on a projectile's flank) first give one
+            # candidate between them, then each its own.
+            sig = flank_sigma(st, p)
+            picks = flank_peaks(st.x, st.y, st.v - model(st, p), sig, st.thr, p, st.geom, cfg,
+                                tried)
+            fresh = False
+        if not picks:
+            break
+        sx, sy = picks.pop(0)
+        tried.append((sx, sy))
+        cand = try_add(st, p, model(st, p), sx, sy)
+        # A body on a neighbour's flank leaves the neighbour where it was:
+        # if the joint refit moves a neighbour, that neighbour was fitting a
+        # blend of several bodies (a deep cluster fitted with too few
+        # sources), and the residual is that blend's misfit, not a body.
+        if (cand is not None and _moved(p, cand.x) <= cfg.flank_max_move_m
+                and pays_weighted(st, p, cand.x, sig)):
+            p, st.converged = cand.x, st.converged and bool(cand.status > 0)
+            fresh = True
+    st.set_points(p)
+
+
+def _moved(p: np.ndarray, q: np.ndarray) -> float:
+    """How far (m, in 3-D) the points of ``p`` moved in ``q`` (which holds
+    them first)."""
+    d = (q[:len(p)] - p).reshape(-1, 3)
+    return float(np.max(np.linalg.norm(d, axis=1))) if d.size else 0.0
+
+
 def recentre_isolated_stage(st: FitState) -> None:
     """Joint windows: each source with no neighbour refitted on a window
     centred on itself (`broadfit.recentre_isolated`)."""
@@ -369,6 +433,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("ring_search", ring_search, "ring_search"),
     Stage("relevel", relevel_stage, "relevel"),
     Stage("residual_search", residual_search, "residual_search"),
+    Stage("flank_search", flank_search, "flank_search"),
     Stage("recentre_isolated", recentre_isolated_stage, "recentre_isolated"),
     Stage("polish_weak", polish_weak_stage, "polish_weak"),
     Stage("robust_refine", robust_refine_stage, "robust_refine"),
