@@ -281,9 +281,10 @@ class FitConfig:
     #: The residual search of a joint window may exceed the source budget
     #: (`residual_extra_sources`).
     residual_over_budget: bool = True
-    #: Off: measured on tuning seeds 1-5 it found weak bodies on strong
-    #: neighbours' flanks but, before the deep-cluster stages, cost bombs and
-    #: false picks in clusters (`bench/README.md`, `flank_search`).
+    #: Off: measured on tuning seeds 1-5 (after the deep-cluster stages) it
+    #: finds weak bodies on strong neighbours' flanks in most scenarios, but
+    #: on calibrated laterite it cost a bomb and false picks, and the found
+    #: bodies' depth-within share fell in four scenarios (docs/history.md).
     flank_search: bool = False
     recentre_isolated: bool = True
     polish_weak: bool = True
