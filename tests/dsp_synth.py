@@ -47,14 +47,29 @@ def lanes_xy(n_lanes: int = 8, length: float = 20.0, step: float = 0.1, x0: floa
 
 def survey(sources: list[Source], *, kind: str = "gradient", noise: float = 0.0,
            seed: int = 0, n_lanes: int = 8, length: float = 20.0, offsets: float = 0.0,
-           sidestep: int = 0, field: EarthField = QUANG_TRI):
+           sidestep: int = 0, field: EarthField = QUANG_TRI, walk: float = 0.0):
+    """``walk``: position error (m, 1 sigma), smooth along each lane over
+    about 3 m: the readings are taken off the recorded path."""
     rng = np.random.default_rng(seed)
     geometry = {"kind": kind, "sensor_height_m": 0.3, "sensor_separation_m": 0.65}
     geom = SensorGeometry.from_geometry(geometry, field)
     x, y, lane = lanes_xy(n_lanes, length, sidestep=sidestep)
+    xt, yt = x, y
+    if walk:
+        # its own generator: the draws of the other settings stay as they were
+        wr = np.random.default_rng([seed, 1])
+        ker = np.hanning(31) / np.hanning(31).sum()
+        err = np.zeros((2, x.size))
+        for k in np.unique(lane):
+            m = lane == k
+            n = int(m.sum())
+            for e in err:
+                e[m] = np.convolve(wr.normal(0, 1, n + 30), ker, "valid")[:n]
+        err *= walk / err.std(axis=1, keepdims=True)
+        xt, yt = x + err[0], y + err[1]
     v = np.zeros(x.size)
     for s in sources:
-        v += forward(x, y, s.x, s.y, s.depth, s.moment, geom)
+        v += forward(xt, yt, s.x, s.y, s.depth, s.moment, geom)
     if offsets:
         off = rng.normal(0, offsets, n_lanes + 1)
         v += off[np.clip(lane, 0, None)]

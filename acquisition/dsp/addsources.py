@@ -21,8 +21,11 @@ from acquisition.dsp.acceptance import chi2_drop, information_gain, pays, penali
 from acquisition.dsp.fitconfig import DEFAULT_FIT, FitConfig
 from acquisition.dsp.fitcore import (
     LMRun,
+    centre_depth,
+    centre_point,
     design_points,
     design_srcs,
+    dist_to_src,
     flatten_points,
     inside,
     local_res,
@@ -32,6 +35,7 @@ from acquisition.dsp.fitcore import (
     refit_local,
     residual,
     run_lm_local,
+    sigma_of,
     solve_linear,
 )
 from acquisition.dsp.plausibility import pairs_plausible
@@ -46,11 +50,12 @@ from acquisition.numfail import swallowed
 if TYPE_CHECKING:
     from acquisition.dsp.fitstate import FitState
 
-__all__ = ["grid_seed", "judge", "misfit_level", "model", "new_source_seed", "residual_peaks",
-           "search_near_strong", "try_add", "try_ring"]
+__all__ = ["as_sources", "flank_peaks", "flank_sigma", "grid_seed", "judge", "misfit_level",
+           "model", "new_source_seed", "pays_weighted", "residual_peaks", "search_near_strong",
+           "try_add", "try_add_srcs", "try_ring", "verdict_of"]
 
 def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
-               fixed: np.ndarray, sx: float, sy: float, keep: int = 2,
+               fixed: np.ndarray | list[np.ndarray], sx: float, sy: float, keep: int = 2,
                sides: bool = False, cfg: FitConfig = DEFAULT_FIT) -> list[np.ndarray]:
     """Best few (x, y, depth) for one more source on a small grid around (sx, sy)
     (`FitConfig.grid_depths`, `grid_dx`, `grid_dy`).
@@ -59,11 +64,9 @@ def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
     each candidate. All candidates are solved at once (batched normal
     equations), so the grid costs about as much as two or three LM steps and
     removes the local minima a single LM start can fall into (mostly in depth).
+    ``fixed``: points packed flat, or a list of sources (points or lines).
     """
-    base = [design_matrix(x, y, fixed[3 * k], fixed[3 * k + 1], fixed[3 * k + 2], geom)
-            for k in range(len(fixed) // 3)]
-    base.append(np.ones((len(x), 1)))
-    B = np.hstack(base)
+    B = design_srcs(x, y, as_sources(fixed), geom)
     D, OX, OY = np.meshgrid(cfg.grid_depths, cfg.grid_dx, cfg.grid_dy, indexing="ij")
     cx, cy, cd = sx + OX.ravel(), sy + OY.ravel(), D.ravel()
     Gc = design_batch(x, y, cx, cy, cd, geom)  # (c, n, 3)
@@ -298,6 +301,148 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
     return srcs
 
 
+def flank_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, sig: np.ndarray,
+                thr: float, srcs: list[np.ndarray], geom: SensorGeometry,
+                cfg: FitConfig = DEFAULT_FIT,
+                tried: list[tuple[float, float]] | None = None) -> list[tuple[float, float]]:
+    """Residual maxima that hold a dipole's anomaly, best first (the stage
+    `flank_search`).
+
+    Candidates are the residual's distinct maxima over ``thr`` (with a
+    second sample over it within 0.35 m, as in the detector) at least
+    `FitConfig.flank_clear_m` from every source of ``srcs`` (points, or
+    lines anywhere along them); not gated by the
+    fitted sources' misfit level, which beside a strong source swamps a
+    weak deep body's residual. Each is scored instead by what one dipole
+    explains of the residual within `flank_radius_m` (grid of
+    `grid_depths` and offsets up to a metre), in the chi-square weighted
+    by ``sig``, what the fitted sources may misfit each sample (noise,
+    position error times slope, shape): a weak body's broad anomaly pays
+    there, a strong neighbour's walk misfit, large only where its slope is,
+    is weighted down. Kept: those whose score pays `bic_gain`, at most
+    `flank_budget`, each at its best grid place; none within a metre of a
+    place ``tried`` before.
+    """
+    a = np.abs(res)
+    over = a > thr
+    alive = over.copy()
+    for s in srcs:
+        alive &= _dist_to(s, x, y) >= cfg.flank_clear_m
+    for tx, ty in tried or ():
+        alive &= np.hypot(x - tx, y - ty) >= 1.0
+    score = np.where(alive, a, -np.inf)
+    cands: list[int] = []
+    while len(cands) < cfg.flank_candidates:
+        j = int(np.argmax(score))
+        if not np.isfinite(score[j]):
+            break
+        d = np.hypot(x - x[j], y - y[j])
+        score[d < 1.5] = -np.inf
+        if int(np.count_nonzero(over & (d < 0.35))) >= 2:
+            cands.append(j)
+    w = 1.0 / np.maximum(sig, 1e-9)
+    scored: list[tuple[float, float, float]] = []
+    for j in cands:
+        # The scoring disc follows the best dipole (a few steps): a maximum
+        # on a broad anomaly's edge is scored on the anomaly, not its edge.
+        cx, cy, best = float(x[j]), float(y[j]), None
+        for _step in range(3):
+            best = _dipole_score(x, y, res, w, cx, cy, geom, cfg)
+            if best is None:
+                break
+            moved = math.hypot(best[1] - cx, best[2] - cy)
+            cx, cy = best[1], best[2]
+            if moved < 0.25:
+                break
+        if best is not None and pays(best[0], cfg.bic_gain):
+            scored.append(best)
+    scored.sort(key=lambda t: -t[0])
+    out: list[tuple[float, float]] = []
+    for _g, sx, sy in scored:
+        # Candidates on one anomaly converge to one place: it is tried once.
+        if len(out) < cfg.flank_budget and all(math.hypot(sx - ox, sy - oy) >= 1.0
+                                               for ox, oy in [*out, *(tried or ())]):
+            out.append((sx, sy))
+    return out
+
+
+def _dipole_score(x: np.ndarray, y: np.ndarray, res: np.ndarray, w: np.ndarray, cx: float,
+                  cy: float, geom: SensorGeometry, cfg: FitConfig
+                  ) -> tuple[float, float, float] | None:
+    """BIC gain of the best dipole (and offset) over an offset alone on the
+    residual within `flank_radius_m` of (cx, cy), samples weighted by ``w``;
+    the dipole on a grid of `grid_depths` and offsets up to a metre; with
+    its place. None if too few samples."""
+    loc = np.hypot(x - cx, y - cy) < cfg.flank_radius_m
+    n = int(loc.sum())
+    if n <= 12:
+        return None
+    lx, ly, lw = x[loc], y[loc], w[loc]
+    lr = res[loc] * lw
+    off = (-1.0, -0.5, 0.0, 0.5, 1.0)
+    D, OX, OY = np.meshgrid(cfg.grid_depths, off, off, indexing="ij")
+    gx, gy = cx + OX.ravel(), cy + OY.ravel()
+    Gc = design_batch(lx, ly, gx, gy, D.ravel(), geom)  # (c, n, 3)
+    G = np.concatenate((Gc, np.ones((*Gc.shape[:2], 1))), axis=2) * lw[None, :, None]
+    Gt = G.transpose(0, 2, 1)
+    A = Gt @ G + 1e-12 * np.eye(4)[None]
+    try:
+        sol = np.linalg.solve(A, (Gt @ lr)[..., None])[..., 0]
+    except np.linalg.LinAlgError as exc:
+        swallowed("addsources._dipole_score", exc)
+        return None
+    left = lr[None, :] - (G @ sol[..., None])[..., 0]
+    # Against an offset alone: the window's level is not a body.
+    r0 = lr - float(np.sum(lr * lw) / np.sum(lw * lw)) * lw
+    drop = float(r0 @ r0) - np.einsum("cn,cn->c", left, left)
+    b = int(np.argmax(drop))
+    return penalised(float(drop[b]), n, 6), float(gx[b]), float(gy[b])
+
+
+def flank_sigma(st: FitState, srcs: list[np.ndarray]) -> np.ndarray:
+    """Per-sample sigma of what the sources ``srcs`` may misfit, for the flank
+    search: sensor noise, `FitConfig.pos_sigma_m` of position error times
+    the model's slope, and `shape_rel` of the misfit level (`misfit_level`).
+    The shape term falls off like a body's higher multipoles, one power of
+    distance faster than its field (`fitcore.misfit_sigma` takes a share of
+    the field itself, which a metre or more beside a strong bomb is larger
+    than a deep body's whole anomaly)."""
+    x, y, geom = st.x, st.y, st.geom
+    lin = solve_linear(design_srcs(x, y, srcs, geom), st.v)
+    d = 0.02
+    fx = (design_srcs(x + d, y, srcs, geom) - design_srcs(x - d, y, srcs, geom)) @ lin
+    fy = (design_srcs(x, y + d, srcs, geom) - design_srcs(x, y - d, srcs, geom)) @ lin
+    slope2 = (fx * fx + fy * fy) / (4 * d * d)
+    return sigma_of(misfit_level(st, srcs), slope2, st.noise, st.config.pos_sigma_m,
+                    st.config.shape_rel)
+
+
+def pays_weighted(st: FitState, p: list[np.ndarray], q: list[np.ndarray],
+                  sig: np.ndarray) -> bool:
+    """Whether the new (last) source of ``q`` pays over ``p`` (source lists)
+    by the criterion with each sample weighted by ``sig``, what the sources
+    of ``p`` may misfit it (`flank_sigma`), on the samples within 2 m of it:
+    beside a strong source its walk misfit is expected there and buys nothing."""
+    x, y, v, geom = st.x, st.y, st.v, st.geom
+    loc = np.hypot(x - q[-1][0], y - q[-1][1]) < 2.0
+    n_l = int(loc.sum())
+    if n_l <= 7:
+        return False
+    lx, ly, lv = x[loc], y[loc], v[loc]
+    r_old = lv - model_at(lx, ly, lv, p, geom, x, y, v)
+    r_new = lv - model_at(lx, ly, lv, q, geom, x, y, v)
+    gain = penalised(chi2_drop(r_old, r_new, sig[loc] ** 2, st.config.robust), n_l, 6)
+    return pays(gain, st.config.bic_gain)
+
+
+def model_at(lx: np.ndarray, ly: np.ndarray, lv: np.ndarray, p: list[np.ndarray],
+             geom: SensorGeometry, x: np.ndarray, y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The field at (lx, ly) of the sources ``p`` at their whole-window moments
+    (solved on ``x, y, v``)."""
+    lin = solve_linear(design_srcs(x, y, p, geom), v)
+    return design_srcs(lx, ly, p, geom) @ lin
+
+
 # ---------------------------------------------------------------- one more source
 def model(st: FitState, p: np.ndarray) -> np.ndarray:
     """The field of the points ``p`` at their best moments on the window."""
@@ -305,22 +450,46 @@ def model(st: FitState, p: np.ndarray) -> np.ndarray:
     return G @ solve_linear(G, st.v)
 
 
-def misfit_level(st: FitState, p: np.ndarray, falloff: bool = True) -> np.ndarray:
+def misfit_level(st: FitState, p: np.ndarray | list[np.ndarray],
+                 falloff: bool = True) -> np.ndarray:
     """How much a single dipole may misfit each sample: |field of each source|
     × (depth + h) / distance, summed. An elongated body's misfit is a
     higher multipole and falls off one power of distance faster than its
-    field, so far from a strong source a weak signal still counts."""
+    field, so far from a strong source a weak signal still counts.
+    ``p``: points packed flat, or a list of sources (a line's distance is
+    to its nearest point, at its centre's depth)."""
     x, y = st.x, st.y
-    G = design_points(x, y, p, st.geom)
+    srcs = as_sources(p)
+    G = design_srcs(x, y, srcs, st.geom)
     lin = solve_linear(G, st.v)
     out = np.zeros(st.n)
     zs = st.geom.sensor_height_m
-    for i in range(len(p) // 3):
+    for i, s in enumerate(srcs):
         f = np.abs(G[:, 3 * i:3 * i + 3] @ lin[3 * i:3 * i + 3])
-        z = p[3 * i + 2] + zs
-        r = np.sqrt((x - p[3 * i]) ** 2 + (y - p[3 * i + 1]) ** 2 + z * z)
-        out += f * (z / r) if falloff else f
+        if not falloff:
+            out += f
+            continue
+        z = centre_depth(s)[2] + zs
+        h = _dist_to(s, x, y)
+        out += f * (z / np.sqrt(h * h + z * z))
     return out
+
+
+def _dist_to(s: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """`fitcore.dist_to_src` at every sample."""
+    if len(s) == 3:
+        return np.hypot(x - s[0], y - s[1])
+    ax, ay, dx, dy = float(s[0]), float(s[1]), float(s[3] - s[0]), float(s[4] - s[1])
+    L2 = dx * dx + dy * dy
+    t = np.zeros_like(x) if L2 == 0 else np.clip(((x - ax) * dx + (y - ay) * dy) / L2, 0.0, 1.0)
+    return np.hypot(ax + t * dx - x, ay + t * dy - y)
+
+
+def as_sources(p: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    """Sources as a list (points packed flat are split into triples)."""
+    if isinstance(p, list):
+        return p
+    return [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
 
 
 def try_add(st: FitState, p: np.ndarray, pred: np.ndarray, sx: float,
@@ -349,6 +518,61 @@ def try_add(st: FitState, p: np.ndarray, pred: np.ndarray, sx: float,
         swallowed("fit.try_add", exc)
         return None
     return cand if verdict == "ok" else None
+
+
+def try_add_srcs(st: FitState, srcs: list[np.ndarray], sx: float,
+                 sy: float) -> list[np.ndarray] | None:
+    """`try_add` among sources that may hold lines (after the line stage):
+    the new point source, last, and its near neighbours refitted as they are
+    (a line stays a line); the new sources if it pays (`judge`), else None.
+    Only points: `try_add` itself."""
+    if all(len(s) == 3 for s in srcs):
+        p = flatten_points(srcs)
+        cand = try_add(st, p, model(st, p), sx, sy)
+        return None if cand is None else as_sources(cand.x)
+    x, y, v, geom = st.x, st.y, st.v, st.geom
+    pred = design_srcs(x, y, srcs, geom) @ solve_linear(design_srcs(x, y, srcs, geom), v)
+    try:
+        near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, sx, sy, 3.0,
+                                           margin=st.config.far_margin_m)
+        sub = [srcs[i] for i in near]
+        seeds = grid_seed(lx, ly, lv, geom, sub, sx, sy, keep=2, sides=True, cfg=st.config)
+        for starts in (seeds[:2], seeds[2:]):
+            best = _best_start_srcs(sub, starts, lx, ly, lv, geom)
+            if best is None:
+                verdict = "no_fit"
+                break
+            qs = put_back(srcs, near, best)
+            verdict = verdict_of(st, pred, qs, sx, sy)
+            # As in `try_add`: the mirror across a lane, once more from the other sides.
+            if verdict != "too_close":
+                break
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        swallowed("addsources.try_add_srcs", exc)
+        return None
+    return qs if verdict == "ok" else None
+
+
+def _best_start_srcs(sub: list[np.ndarray], starts: list[np.ndarray], lx: np.ndarray,
+                     ly: np.ndarray, lv: np.ndarray,
+                     geom: SensorGeometry) -> list[np.ndarray] | None:
+    """`_best_start` on the local data ``lx, ly, lv`` among sources that may
+    hold lines: the new point (last) fitted alone, then with the sources
+    within 2.5 m of it free too unless that drags it more than 0.5 m."""
+    best: tuple[float, list[np.ndarray]] | None = None
+    k = len(sub)
+    for g in starts:
+        trial, sse = refit_local([*sub, g], [k], lx, ly, lv, geom)
+        nx, ny = float(trial[k][0]), float(trial[k][1])
+        nb = [i for i in range(k) if dist_to_src(sub[i], nx, ny) < 2.5]
+        if nb:
+            joint, sse_j = refit_local(trial, [*nb, k], lx, ly, lv, geom)
+            if (np.all(np.isfinite(joint[k]))
+                    and math.hypot(joint[k][0] - nx, joint[k][1] - ny) <= 0.5):
+                trial, sse = joint, sse_j
+        if np.isfinite(sse) and (best is None or sse < best[0]):
+            best = (sse, trial)
+    return None if best is None else best[1]
 
 
 def _expand(pts: list[np.ndarray], near: list[int], cand: LMRun | None) -> LMRun | None:
@@ -390,14 +614,21 @@ def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float,
 def judge(st: FitState, p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx: float,
           sy: float) -> str:
     """"ok" if the new (last) source of ``cand`` pays its way, else why not."""
-    cfg = st.config
-    x, y, v, geom = st.x, st.y, st.v, st.geom
     if cand is None:
         return "no_fit"
-    q = cand.x
+    return verdict_of(st, pred, as_sources(cand.x), sx, sy)
+
+
+def verdict_of(st: FitState, pred: np.ndarray, qs: list[np.ndarray], sx: float,
+               sy: float) -> str:
+    """`judge` of the sources ``qs`` (points or lines; the new one, a point,
+    last) against the field ``pred`` of those before."""
+    cfg = st.config
+    x, y, v, geom = st.x, st.y, st.v, st.geom
+    q = flatten_points([centre_point(s) for s in qs])
     if math.hypot(q[-3] - sx, q[-2] - sy) > 1.5 or not inside(q, st.footprint):
         return "off_seed"
-    Gq = design_points(x, y, q, geom)
+    Gq = design_srcs(x, y, qs, geom)
     # Judge the new source where it acts (2 m around it): elsewhere in a
     # wide window the misfit of a strong neighbour would drown its gain.
     loc = np.hypot(x - q[-3], y - q[-2]) < 2.0
@@ -416,7 +647,7 @@ def judge(st: FitState, p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx:
         # misfit, and a bomb 10 m from a 6600 nT one bought "no gain".
         # Only when isolated: beside a strong source its re-solved moment
         # takes up its misfit, and phantoms paid.
-        pts = [q[3 * j:3 * j + 3] for j in range(len(q) // 3)]
+        pts = qs
         near, _vw, lx, ly, lv = local_view(pts, x, y, v, geom, q[-3], q[-2], 2.0,
                                            margin=cfg.far_margin_m)
         if near == [len(pts) - 1] and lx.size > 7:

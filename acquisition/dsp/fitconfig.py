@@ -82,6 +82,20 @@ class FitConfig:
     #: the residual still holds.
     residual_extra_sources: int = 8
 
+    # ---- the search on a neighbour's flank (`flank_search`)
+    #: Residual maxima over the threshold taken as candidates, at most, and
+    #: how far (m) they must be from every fitted source.
+    flank_candidates: int = 24
+    flank_clear_m: float = 1.0
+    #: Radius (m) of the residual a candidate's dipole is scored on.
+    flank_radius_m: float = 2.5
+    #: Candidates tried (with their neighbours refitted) per window, at most,
+    #: and how many sources the stage may add beyond `max_sources`.
+    flank_budget: int = 6
+    flank_extra_sources: int = 4
+    #: A new source is refused if the joint refit moves a neighbour farther (m).
+    flank_max_move_m: float = 0.3
+
     # ---- the ring search beside a small body (`ring_search`)
     #: Sources of this moment (A m^2; mortar and projectile classes) get a try.
     ring_min_moment: float = 0.05
@@ -267,6 +281,11 @@ class FitConfig:
     #: The residual search of a joint window may exceed the source budget
     #: (`residual_extra_sources`).
     residual_over_budget: bool = True
+    #: Off: measured on tuning seeds 1-5 (after the deep-cluster stages) it
+    #: finds weak bodies on strong neighbours' flanks in most scenarios, but
+    #: on calibrated laterite it cost a bomb and false picks, and the found
+    #: bodies' depth-within share fell in four scenarios (docs/history.md).
+    flank_search: bool = False
     recentre_isolated: bool = True
     polish_weak: bool = True
     robust_refine: bool = True
@@ -348,7 +367,9 @@ _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close
                  "body_lobes_reach_m", "split_min_sep_m", "split_centre", "split_depth_tol",
                  "isolated_clear_m", "isolated_max_peak", "isolated_budget",
                  "isolated_radius_m", "isolated_max_depth", "sparse_box_depths",
-                 "residual_extra_sources",
+                 "residual_extra_sources", "flank_candidates", "flank_clear_m",
+                 "flank_radius_m", "flank_budget", "flank_extra_sources",
+                 "flank_max_move_m",
                  "sparse_box_min_m", "sparse_depth_margin_m",
                  "restart_min_depth", "restart_max_tries", "restart_max_sources",
                  "restart_max_grid", "restart_depth_tol")

@@ -19,13 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from acquisition.dsp.addsources import (
+    flank_peaks,
+    flank_sigma,
     grid_seed,
     misfit_level,
     model,
     new_source_seed,
+    pays_weighted,
     residual_peaks,
     search_near_strong,
     try_add,
+    try_add_srcs,
     try_ring,
 )
 from acquisition.dsp.broadfit import (
@@ -39,7 +43,14 @@ from acquisition.dsp.broadfit import (
 from acquisition.dsp.clusterfit import restart_deep
 from acquisition.dsp.droprules import drop_body_lobes, drop_subthreshold, drop_tails
 from acquisition.dsp.elongate import elongate_sources, replace_beside_lines
-from acquisition.dsp.fitcore import centre_point, design_points, inside, run_lm, solve_linear
+from acquisition.dsp.fitcore import (
+    centre_point,
+    design_points,
+    design_srcs,
+    inside,
+    run_lm,
+    solve_linear,
+)
 from acquisition.dsp.fitresult import cheap_result, report_sources
 from acquisition.dsp.fitstate import FitState, FitTrace
 from acquisition.dsp.refine import polish_weak, robust_refine
@@ -306,6 +317,75 @@ def restart_deep_stage(st: FitState) -> None:
                            st.footprint, st.lanes, dropped=st.dropped)
 
 
+def flank_search(st: FitState) -> None:
+    """A weak, deep body on a strong neighbour's flank: its anomaly is
+    inside the neighbour's wide segment with no lane peak of its own, so no
+    hint seeds it, and the searches before gate the residual by the misfit
+    level of the fitted sources, which a strong neighbour's field makes
+    larger than the weak body's whole anomaly. Here the residual's maxima
+    are candidates whatever the level, ranked by how much of the residual
+    around them one dipole explains, each sample weighted by what the
+    fitted sources may misfit it (`addsources.flank_peaks`); each is fitted
+    with its near neighbours refitted (`addsources.try_add_srcs`, the
+    criterion on the samples around it) and kept only if it also pays in
+    that weighted chi-square (`addsources.pays_weighted`): a strong
+    neighbour's misfit from position error, steep where its slope is, buys
+    nothing there. It runs after the deep-cluster stages, on their final
+    sources (points and lines): they re-model a deep cluster from the
+    points they are given, and one more point before them is one more
+    start, not one more body. Every window; it adds at most
+    `flank_extra_sources`, in a joint window beyond the source budget if
+    need be (there a guess from the segment count, as for
+    `residual_over_budget`; elsewhere the caller's cap holds)."""
+    cfg = st.config
+    srcs = list(st.srcs)
+    if not srcs:
+        return
+    k0 = len(srcs)
+    extra = max(0, k0 + cfg.flank_extra_sources - cfg.max_sources) if cfg.joint else 0
+
+    def room() -> bool:
+        k = len(srcs)
+        return (k < cfg.max_sources + extra and k < k0 + cfg.flank_extra_sources
+                and st.n >= (k + 1) * cfg.min_samples)
+
+    tried: list[tuple[float, float]] = []
+    picks: list[tuple[float, float]] = []
+    sig = np.empty(0)
+    fresh = True
+    while len(tried) < cfg.flank_budget and room():
+        if fresh:
+            # Scored again after each source kept: two signals side by
+            # side (a bomblet on a projectile's flank) first give one
+            # candidate between them, then each its own.
+            G = design_srcs(st.x, st.y, srcs, st.geom)
+            res = st.v - G @ solve_linear(G, st.v)
+            sig = flank_sigma(st, srcs)
+            picks = flank_peaks(st.x, st.y, res, sig, st.thr, srcs, st.geom, cfg, tried)
+            fresh = False
+        if not picks:
+            break
+        sx, sy = picks.pop(0)
+        tried.append((sx, sy))
+        cand = try_add_srcs(st, srcs, sx, sy)
+        # A body on a neighbour's flank leaves the neighbour where it was:
+        # if the joint refit moves a neighbour, that neighbour was fitting a
+        # blend of several bodies (a deep cluster fitted with too few
+        # sources), and the residual is that blend's misfit, not a body.
+        if (cand is not None and _moved(srcs, cand) <= cfg.flank_max_move_m
+                and pays_weighted(st, srcs, cand, sig)):
+            srcs = cand
+            fresh = True
+    st.srcs = srcs
+
+
+def _moved(srcs: list[np.ndarray], new: list[np.ndarray]) -> float:
+    """How far (m, in 3-D; a line by its centre) the sources ``srcs`` moved
+    in ``new`` (which holds them first)."""
+    return max((float(np.linalg.norm(centre_point(b) - centre_point(a)))
+                for a, b in zip(srcs, new, strict=False)), default=0.0)
+
+
 def search_near_strong_stage(st: FitState) -> None:
     """Weak shallow objects within 2 m of strong ones (`addsources.search_near_strong`)."""
     if len(st.srcs) < st.config.max_sources:
@@ -377,6 +457,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("split_deep", split_deep_stage, "split_deep"),
     Stage("sparse_deep", sparse_deep_stage, "sparse_deep"),
     Stage("restart_deep", restart_deep_stage, "restart_deep"),
+    Stage("flank_search", flank_search, "flank_search"),
     Stage("search_near_strong", search_near_strong_stage, "search_near_strong"),
     Stage("drop_tails", drop_tails_stage, "drop_tails"),
     Stage("drop_body_lobes", drop_body_lobes_stage, "drop_body_lobes"),
