@@ -64,6 +64,21 @@ def test_weak_deep_body_on_the_flank_is_found_only_with_the_flank_search():
     assert rec.ran and len(rec.sources_out) == len(rec.sources_in) + 1
 
 
+def test_the_flank_search_is_on_by_default_and_skips_magnetic_ground():
+    assert FitConfig().flank_search
+    trace = FitTrace()
+    # The same data fitted as on magnetic ground (the pipeline's `robust`):
+    # the stage does not run there, so the weak body stays unfound.
+    x, y, v, lane, _geo = survey([STRONG, WEAK], kind="gradient", noise=0.5, seed=5,
+                                 n_lanes=14, length=20.0, offsets=0.3)
+    fits = fit_sources(x, y, v, GRADIENT, 0.5, lanes=lane, thr=2.5, max_residual_rounds=0,
+                       hints=[(STRONG.x, STRONG.y)], trace=trace, robust=True)
+    rec = trace.stage("flank_search")
+    assert rec.ran and len(rec.sources_out) == len(rec.sources_in)
+    assert _nearest(fits, WEAK)[1] > 3.0
+    assert _nearest(fits, STRONG)[1] < 0.1
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_strong_bomb_walked_with_position_error_gets_no_second_source(seed):
     # (the fit's later drop rules are part of the guard: what is reported counts)

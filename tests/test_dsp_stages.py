@@ -334,10 +334,12 @@ def test_a_detected_weak_bomb_is_tried_though_the_greedy_pass_spent_the_budget(o
     # wide window can be: the greedy pass spends it on the two strong bombs.
     # The weak bomb's residual is over the threshold and the misfit level,
     # and it pays: the residual search adds it beyond the budget. Without
-    # `residual_over_budget` (the old rule) it is not found; `add_isolated`,
-    # the other way to it, is off here so that only the residual search can.
+    # `residual_over_budget` (the old rule) it is not found; `add_isolated`
+    # and `flank_search`, the other ways to it, are off here so that only
+    # the residual search can.
     x, y, v, lane, geom, bodies = _budget_spent_window()
-    cfg = replace(FitConfig(), add_isolated=False, residual_over_budget=over)
+    cfg = replace(FitConfig(), add_isolated=False, flank_search=False,
+                  residual_over_budget=over)
     strong, weak, other = bodies
     fits = fit_sources(x, y, v, geom, 0.1, thr=2.0, lanes=lane, joint=True, max_sources=2,
                        max_residual_rounds=3, hints=[strong[:2], other[:2]], config=cfg)

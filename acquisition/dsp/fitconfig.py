@@ -281,11 +281,10 @@ class FitConfig:
     #: The residual search of a joint window may exceed the source budget
     #: (`residual_extra_sources`).
     residual_over_budget: bool = True
-    #: Off: measured on tuning seeds 1-5 (after the deep-cluster stages) it
-    #: finds weak bodies on strong neighbours' flanks in most scenarios, but
-    #: on calibrated laterite it cost a bomb and false picks, and the found
-    #: bodies' depth-within share fell in four scenarios (docs/history.md).
-    flank_search: bool = False
+    #: The search for weak bodies on a strong neighbour's flank; it skips
+    #: windows on magnetic ground (`robust`), where the residual's maxima
+    #: are the soil's.
+    flank_search: bool = True
     recentre_isolated: bool = True
     polish_weak: bool = True
     robust_refine: bool = True

@@ -339,7 +339,10 @@ def flank_search(st: FitState) -> None:
     `residual_over_budget`; elsewhere the caller's cap holds)."""
     cfg = st.config
     srcs = list(st.srcs)
-    if not srcs:
+    # On magnetic ground the residual's maxima are the soil grains' own
+    # peaks, as strong as a deep body's flank anomaly: a candidate there is
+    # a soil phantom, or a start that pulls a real body's fit onto one.
+    if not srcs or cfg.robust:
         return
     k0 = len(srcs)
     extra = max(0, k0 + cfg.flank_extra_sources - cfg.max_sources) if cfg.joint else 0
