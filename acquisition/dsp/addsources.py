@@ -46,8 +46,18 @@ from acquisition.numfail import swallowed
 if TYPE_CHECKING:
     from acquisition.dsp.fitstate import FitState
 
-__all__ = ["grid_seed", "judge", "misfit_level", "model", "new_source_seed", "residual_peaks",
-           "search_near_strong", "try_add", "try_ring"]
+#: How far (m) from its seed a new source may end (`judge`): farther, its
+#: fit went off to explain something else ("off_seed").
+SEED_REACH_M = 1.5
+
+#: How far (m) refining a new source with its neighbours free may move it
+#: from where its own fit put it: farther, the refinement is taken to have
+#: dragged it off the signal it was seeded on, and is not kept.
+JOINT_MOVE_M = 0.5
+
+__all__ = ["JOINT_MOVE_M", "SEED_REACH_M", "grid_seed", "judge", "misfit_level", "model",
+           "new_source_seed", "residual_peaks", "search_near_strong", "solved_points", "try_add",
+           "try_ring"]
 
 def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
                fixed: np.ndarray, sx: float, sy: float, keep: int = 2,
@@ -299,20 +309,30 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
 
 
 # ---------------------------------------------------------------- one more source
-def model(st: FitState, p: np.ndarray) -> np.ndarray:
-    """The field of the points ``p`` at their best moments on the window."""
+def solved_points(st: FitState, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The design of the points ``p`` on the window and their best moments."""
     G = design_points(st.x, st.y, p, st.geom)
-    return G @ solve_linear(G, st.v)
+    return G, solve_linear(G, st.v)
 
 
-def misfit_level(st: FitState, p: np.ndarray, falloff: bool = True) -> np.ndarray:
+def model(st: FitState, p: np.ndarray,
+          solved: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The field of the points ``p`` at their best moments on the window
+    (``solved``: `solved_points` of ``p``, when the caller has it)."""
+    G, lin = solved if solved is not None else solved_points(st, p)
+    return G @ lin
+
+
+def misfit_level(st: FitState, p: np.ndarray, falloff: bool = True,
+                 solved: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """How much a single dipole may misfit each sample: |field of each source|
     × (depth + h) / distance, summed. An elongated body's misfit is a
     higher multipole and falls off one power of distance faster than its
-    field, so far from a strong source a weak signal still counts."""
+    field, so far from a strong source a weak signal still counts.
+    ``solved``: the design and moments of ``p`` on the window (`solved`),
+    when the caller has them."""
     x, y = st.x, st.y
-    G = design_points(x, y, p, st.geom)
-    lin = solve_linear(G, st.v)
+    G, lin = solved if solved is not None else solved_points(st, p)
     out = np.zeros(st.n)
     zs = st.geom.sensor_height_m
     for i in range(len(p) // 3):
@@ -366,10 +386,19 @@ def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float,
     x, y, geom = st.x, st.y, st.geom
     cand = None
     k = len(p) // 3
+    parts = []
     for g in seeds:
         part = run_lm_local(np.concatenate((p, g)), [k], x, y, vw, geom, (sx, sy), 3.0)
-        if not np.isfinite(part.cost):
-            continue
+        if np.isfinite(part.cost):
+            parts.append(part)
+    # The refinement below keeps a move of at most `JOINT_MOVE_M`: a source
+    # every start left farther than `SEED_REACH_M` + that from the
+    # seed ends off it whatever the refinement does (`judge`: "off_seed"), so
+    # the refinements are not run and the nearest such source is judged.
+    off = [math.hypot(part.x[-3] - sx, part.x[-2] - sy) for part in parts]
+    if parts and min(off) > SEED_REACH_M + JOINT_MOVE_M + 1e-9:
+        return parts[int(np.argmin(off))]
+    for part in parts:
         # Refine with the neighbours free too, unless that drags the new
         # source off the signal it was seeded on.
         nx, ny = part.x[-3], part.x[-2]
@@ -378,7 +407,7 @@ def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float,
         if nb:
             joint = run_lm_local(part.x, [*nb, k], x, y, vw, geom, (nx, ny), 3.5)
             if (np.isfinite(joint.cost)
-                    and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= 0.5):
+                    and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= JOINT_MOVE_M):
                 r = joint
         res_r = residual(r.x, lx, ly, lv, geom)
         r = LMRun(r.x, 0.5 * float(res_r @ res_r), r.status)
@@ -395,7 +424,7 @@ def judge(st: FitState, p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx:
     if cand is None:
         return "no_fit"
     q = cand.x
-    if math.hypot(q[-3] - sx, q[-2] - sy) > 1.5 or not inside(q, st.footprint):
+    if math.hypot(q[-3] - sx, q[-2] - sy) > SEED_REACH_M or not inside(q, st.footprint):
         return "off_seed"
     Gq = design_points(x, y, q, geom)
     # Judge the new source where it acts (2 m around it): elsewhere in a

@@ -25,6 +25,7 @@ from acquisition.dsp.addsources import (
     new_source_seed,
     residual_peaks,
     search_near_strong,
+    solved_points,
     try_add,
     try_ring,
 )
@@ -98,8 +99,9 @@ def add_sources(st: FitState) -> None:
     blocked = np.zeros(st.n, dtype=bool)
     refusals = 0
     while st.room(p) and refusals < st.config.max_refusals:
-        pred = model(st, p)
-        seed = new_source_seed(x, y, st.v - pred, misfit_level(st, p), st.thr,
+        solved = solved_points(st, p)
+        pred = model(st, p, solved)
+        seed = new_source_seed(x, y, st.v - pred, misfit_level(st, p, solved=solved), st.thr,
                                st.config.rel_misfit, blocked)
         if seed is None:
             break
@@ -143,12 +145,14 @@ def hint_sources(st: FitState) -> None:
         if min(math.hypot(hx - p[3 * i], hy - p[3 * i + 1])
                for i in range(k)) < cfg.hint_clear_m:
             continue
-        pred = model(st, p)
+        solved = solved_points(st, p)
+        pred = model(st, p, solved)
         near = np.hypot(x - hx, y - hy) < 1.0
         if not near.any():
             continue
         peak_res = float(np.max(np.abs((st.v - pred)[near])))
-        if peak_res < max(st.thr, cfg.rel_misfit * float(np.max(misfit_level(st, p)[near]))):
+        level = misfit_level(st, p, solved=solved)
+        if peak_res < max(st.thr, cfg.rel_misfit * float(np.max(level[near]))):
             continue
         a = np.abs((st.v - pred)[near])
         w = a * a
@@ -212,9 +216,13 @@ def residual_search(st: FitState) -> None:
     for _round in range(cfg.max_residual_rounds):
         if not st.room(p, extra):
             break
-        picks = residual_peaks(x, y, st.v - model(st, p), misfit_level(st, p), st.thr,
+        # One design and moment solve for the model of ``p``, until a try
+        # changes ``p``: the same numbers as solving it again for each use.
+        solved = solved_points(st, p)
+        pred = model(st, p, solved)
+        picks = residual_peaks(x, y, st.v - pred, misfit_level(st, p, solved=solved), st.thr,
                                cfg.rel_misfit, p, budget=cfg.residual_budget, tried=tried,
-                               field=misfit_level(st, p, falloff=False))
+                               field=misfit_level(st, p, falloff=False, solved=solved))
         for sx, sy in picks:
             if not st.room(p, extra):
                 break
@@ -226,9 +234,10 @@ def residual_search(st: FitState) -> None:
             tried.append((sx, sy))
             if min(math.hypot(sx - p[3 * i], sy - p[3 * i + 1]) for i in range(k)) < 1.0:
                 continue
-            cand = try_add(st, p, model(st, p), sx, sy)
+            cand = try_add(st, p, pred, sx, sy)
             if cand is not None:
                 p, st.converged = cand.x, st.converged and bool(cand.status > 0)
+                pred = model(st, p)
         if not picks:
             break
     st.set_points(p)
