@@ -380,9 +380,12 @@ def _expand(pts: list[np.ndarray], near: list[int], cand: LMRun | None) -> LMRun
 
 
 def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float, sy: float,
-                vw: np.ndarray, lx: np.ndarray, ly: np.ndarray, lv: np.ndarray) -> LMRun | None:
+                vw: np.ndarray, lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
+                refine_off_seed: bool = False) -> LMRun | None:
     """The cheapest local fit of one more source over the given starts
-    (``vw``: the window's data, ``lx, ly, lv``: the part judged)."""
+    (``vw``: the window's data, ``lx, ly, lv``: the part judged).
+    ``refine_off_seed``: refine even when every start ended off the seed
+    (the same verdict, for tests of the shortcut)."""
     x, y, geom = st.x, st.y, st.geom
     cand = None
     k = len(p) // 3
@@ -396,7 +399,7 @@ def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float,
     # seed ends off it whatever the refinement does (`judge`: "off_seed"), so
     # the refinements are not run and the nearest such source is judged.
     off = [math.hypot(part.x[-3] - sx, part.x[-2] - sy) for part in parts]
-    if parts and min(off) > SEED_REACH_M + JOINT_MOVE_M + 1e-9:
+    if not refine_off_seed and parts and min(off) > SEED_REACH_M + JOINT_MOVE_M + 1e-9:
         return parts[int(np.argmin(off))]
     for part in parts:
         # Refine with the neighbours free too, unless that drags the new
