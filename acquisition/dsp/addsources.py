@@ -22,6 +22,7 @@ from acquisition.dsp.fitconfig import DEFAULT_FIT, FitConfig
 from acquisition.dsp.fitcore import (
     LMRun,
     design_points,
+    design_reusing,
     design_srcs,
     flatten_points,
     inside,
@@ -344,19 +345,20 @@ def misfit_level(st: FitState, p: np.ndarray, falloff: bool = True,
 
 
 def try_add(st: FitState, p: np.ndarray, pred: np.ndarray, sx: float,
-            sy: float) -> LMRun | None:
+            sy: float, solved: tuple[np.ndarray, np.ndarray] | None = None) -> LMRun | None:
     """One more point source seeded at (sx, sy) among the points ``p``
-    (``pred``: their field), fitted with its near neighbours; the new
-    positions if it pays (`judge`), else None."""
+    (``pred``: their field; ``solved``: `solved_points` of ``p``, when the
+    caller has it), fitted with its near neighbours; the new positions if it
+    pays (`judge`), else None."""
     x, y, v, geom = st.x, st.y, st.v, st.geom
     try:
         pts = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
         near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, sx, sy, 3.0,
-                                          margin=st.config.far_margin_m)
+                                          margin=st.config.far_margin_m, solved=solved)
         pn = flatten_points([pts[i] for i in near])
         seeds = grid_seed(lx, ly, lv, geom, pn, sx, sy, keep=2, sides=True, cfg=st.config)
         cand = _expand(pts, near, _best_start(st, pn, seeds[:2], sx, sy, vn, lx, ly, lv))
-        verdict = judge(st, p, pred, cand, sx, sy)
+        verdict = judge(st, p, pred, cand, sx, sy, solved)
         if verdict == "too_close" and len(seeds) > 2:
             # Beside a strong source a weak signal seen on one lane has a
             # mirror image across that lane, and LM started on the wrong
@@ -364,7 +366,7 @@ def try_add(st: FitState, p: np.ndarray, pred: np.ndarray, sx: float,
             # neighbour and is refused. Start once more from the other
             # sides of the lane.
             cand = _expand(pts, near, _best_start(st, pn, seeds[2:], sx, sy, vn, lx, ly, lv))
-            verdict = judge(st, p, pred, cand, sx, sy)
+            verdict = judge(st, p, pred, cand, sx, sy, solved)
     except (ValueError, np.linalg.LinAlgError) as exc:
         swallowed("fit.try_add", exc)
         return None
@@ -420,8 +422,10 @@ def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float,
 
 
 def judge(st: FitState, p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx: float,
-          sy: float) -> str:
-    """"ok" if the new (last) source of ``cand`` pays its way, else why not."""
+          sy: float, solved: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """"ok" if the new (last) source of ``cand`` pays its way, else why not
+    (``solved``: `solved_points` of ``p``: the columns of the sources the
+    try left where they were are taken from it)."""
     cfg = st.config
     x, y, v, geom = st.x, st.y, st.v, st.geom
     if cand is None:
@@ -429,7 +433,8 @@ def judge(st: FitState, p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx:
     q = cand.x
     if math.hypot(q[-3] - sx, q[-2] - sy) > SEED_REACH_M or not inside(q, st.footprint):
         return "off_seed"
-    Gq = design_points(x, y, q, geom)
+    Gq = (design_points(x, y, q, geom) if solved is None
+          else design_reusing(x, y, q, p, solved[0], geom))
     # Judge the new source where it acts (2 m around it): elsewhere in a
     # wide window the misfit of a strong neighbour would drown its gain.
     loc = np.hypot(x - q[-3], y - q[-2]) < 2.0

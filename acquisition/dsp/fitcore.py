@@ -30,11 +30,12 @@ from acquisition.forward import (
 from acquisition.numfail import swallowed
 
 __all__ = ["MAX_DEPTH", "LMRun",
-           "best_line", "by_lane", "centre_depth", "centre_point", "design_points", "design_srcs",
-           "dist_to_src", "fit_line_local", "flatten_points", "fold_depths", "fold_src",
-           "index_of", "inside", "local_res", "local_sse", "local_view", "misfit_sigma",
-           "moment_sizes", "near_index", "put_back", "refit_local", "residual", "run_lm",
-           "run_lm_local", "sigma_of", "solve_linear", "solve_linear_many", "src_design"]
+           "best_line", "by_lane", "centre_depth", "centre_point", "design_points",
+           "design_reusing", "design_srcs", "dist_to_src", "fit_line_local", "flatten_points",
+           "fold_depths", "fold_src", "index_of", "inside", "local_res", "local_sse",
+           "local_view", "misfit_sigma", "moment_sizes", "near_index", "put_back",
+           "refit_local", "residual", "run_lm", "run_lm_local", "sigma_of", "solve_linear",
+           "solve_linear_many", "src_design"]
 
 #: The depth bound of every model (m): the fits clamp to it, the cheap
 #: estimate and the reports too, and a source at it models a regional level,
@@ -284,23 +285,49 @@ def near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> li
 
 
 def local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, cx: float, cy: float, radius: float, *, margin: float
+                geom: SensorGeometry, cx: float, cy: float, radius: float, *, margin: float,
+                solved: tuple[np.ndarray, np.ndarray] | None = None,
                 ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The near sources' indices (within ``radius`` + ``margin``), the
     window's data with the far sources' fields (at their whole-window
     moments) taken out, and its samples within ``radius`` of (cx, cy)
     (`_local`). A source farther than ``margin`` beyond the local data's
-    edge keeps the moment the whole window gives it (`FitConfig.far_margin_m`)."""
+    edge keeps the moment the whole window gives it (`FitConfig.far_margin_m`).
+    ``solved``: `design_srcs` of ``srcs`` on the window and its
+    `solve_linear` against ``v``, when the caller has them."""
     near = near_index(srcs, cx, cy, radius + margin)
     vw = v
     if len(near) < len(srcs):
-        G = design_srcs(x, y, srcs, geom)
-        lin = solve_linear(G, v)
+        G, lin = solved if solved is not None else _solved(x, y, srcs, v, geom)
         cols = np.concatenate([np.arange(3 * i, 3 * i + 3)
                                for i in range(len(srcs)) if i not in near])
         vw = v - G[:, cols] @ lin[cols]
     lx, ly, lv = _local(x, y, vw, cx, cy, radius)
     return near, vw, lx, ly, lv
+
+
+def _solved(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray], v: np.ndarray,
+            geom: SensorGeometry) -> tuple[np.ndarray, np.ndarray]:
+    G = design_srcs(x, y, srcs, geom)
+    return G, solve_linear(G, v)
+
+
+def design_reusing(x: np.ndarray, y: np.ndarray, q: np.ndarray, p: np.ndarray,
+                   G: np.ndarray, geom: SensorGeometry) -> np.ndarray:
+    """`design_points` of the points ``q``, taking the columns of each point
+    that is ``p``'s point of the same index to the bit from ``G`` (the
+    design of ``p`` on the same samples): the same matrix, built only for
+    the points that moved or are new."""
+    k_p = len(p) // 3
+    cols = []
+    for i in range(len(q) // 3):
+        qi = q[3 * i:3 * i + 3]
+        if i < k_p and np.array_equal(qi, p[3 * i:3 * i + 3]):
+            cols.append(G[:, 3 * i:3 * i + 3])
+        else:
+            cols.append(design_matrix(x, y, qi[0], qi[1], qi[2], geom))
+    cols.append(np.ones((len(x), 1)))
+    return np.hstack(cols)
 
 
 def put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) -> list[np.ndarray]:

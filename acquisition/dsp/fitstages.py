@@ -106,7 +106,7 @@ def add_sources(st: FitState) -> None:
         if seed is None:
             break
         sx, sy, jx, jy = seed
-        cand = try_add(st, p, pred, sx, sy)
+        cand = try_add(st, p, pred, sx, sy, solved)
         if cand is None:
             # Misfit or a neighbour's field there: look elsewhere, a few times.
             blocked |= (np.hypot(x - sx, y - sy) < 1.5) | (np.hypot(x - jx, y - jy) < 1.5)
@@ -159,7 +159,7 @@ def hint_sources(st: FitState) -> None:
         sx = float(np.sum(w * x[near]) / np.sum(w))
         sy = float(np.sum(w * y[near]) / np.sum(w))
         tries += 1
-        cand = try_add(st, p, pred, sx, sy)
+        cand = try_add(st, p, pred, sx, sy, solved)
         if cand is not None:
             p, st.converged = cand.x, st.converged and bool(cand.status > 0)
     st.set_points(p)
@@ -234,10 +234,11 @@ def residual_search(st: FitState) -> None:
             tried.append((sx, sy))
             if min(math.hypot(sx - p[3 * i], sy - p[3 * i + 1]) for i in range(k)) < 1.0:
                 continue
-            cand = try_add(st, p, pred, sx, sy)
+            cand = try_add(st, p, pred, sx, sy, solved)
             if cand is not None:
                 p, st.converged = cand.x, st.converged and bool(cand.status > 0)
-                pred = model(st, p)
+                solved = solved_points(st, p)
+                pred = model(st, p, solved)
         if not picks:
             break
     st.set_points(p)
