@@ -84,6 +84,13 @@ def solve_linear_many(G: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.linalg.solve(A, b[..., None])[..., 0] / scale
 
 
+#: Size (samples x columns) of a design up to which `_lm_blocks` builds and
+#: solves a block's stepped designs as one stack: the local fits of a new
+#: source, where numpy's per-call overheads dominate. A window-wide design
+#: (a joint refit of every source) is done design by design, which was
+#: faster there (the same numbers either way).
+_STACK_MAX = 20_000
+
 #: Relative step of the forward differences MINPACK's Levenberg-Marquardt is
 #: given (the one `scipy.optimize.least_squares` takes by default: sqrt(eps)).
 _FD_REL = float(np.finfo(np.float64).eps) ** 0.5
@@ -119,6 +126,9 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
     nb = len(cuts) - 1
     off = 0 if left is None else left.shape[1]
     last: dict[str, Any] = {}
+    width = off + 3 * nb + (0 if right is None else right.shape[1])
+    if v.size * width > _STACK_MAX:
+        many = None  # a large design: the stack costs more than the calls it saves
 
     def build(q: np.ndarray) -> np.ndarray:
         cols = [] if left is None else [left]
@@ -157,17 +167,24 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
                     q1 = np.copy(q)
                     q1[i] = q[i] + h[i]
                     stepped.append(block(b, q1[lo:hi]))
+            if many is None:
+                for i, cols in zip(range(lo, hi), stepped, strict=True):
+                    G1 = G0.copy()
+                    G1[:, c:c + 3] = cols
+                    f1 = G1 @ solve_linear(G1, v) - v
+                    jt[i] = (f1 - f0) / ((q[i] + h[i]) - q[i])
+                continue
             # The block's stepped designs solved at once (`solve_linear_many`:
             # each the numbers `solve_linear` gives it alone).
-            G1 = np.repeat(G0[None], hi - lo, axis=0)
+            Gs = np.repeat(G0[None], hi - lo, axis=0)
             for j, cols in enumerate(stepped):
-                G1[j, :, c:c + 3] = cols
+                Gs[j, :, c:c + 3] = cols
             try:
-                f1 = (G1 @ solve_linear_many(G1, v)[..., None])[..., 0] - v
+                fs = (Gs @ solve_linear_many(Gs, v)[..., None])[..., 0] - v
             except np.linalg.LinAlgError:  # one of them singular: each alone
-                f1 = np.stack([G @ solve_linear(G, v) - v for G in G1])
+                fs = np.stack([G @ solve_linear(G, v) - v for G in Gs])
             for i in range(lo, hi):
-                jt[i] = (f1[i - lo] - f0) / ((q[i] + h[i]) - q[i])
+                jt[i] = (fs[i - lo] - f0) / ((q[i] + h[i]) - q[i])
         return jt.T
 
     return least_squares(fun, q0, jac=jac, method="lm", x_scale=np.full(len(q0), 0.3),
