@@ -76,6 +76,8 @@ def test_point_fits_same_with_and_without_many(kind, monkeypatch):
         c, sse = fitcore.refit_local(srcs, [0, 1], x, y, v, geom, lanes=lane)
         return a, b, c, sse
 
+    # small enough that the stacked path is the one taken (whole window, 3 points)
+    assert x.size * 10 <= fitcore._STACK_MAX
     fast = fits()
     orig = fitcore._lm_blocks
     used = []
