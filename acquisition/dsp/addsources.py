@@ -330,8 +330,8 @@ def misfit_level(st: FitState, p: np.ndarray, falloff: bool = True,
     × (depth + h) / distance, summed. An elongated body's misfit is a
     higher multipole and falls off one power of distance faster than its
     field, so far from a strong source a weak signal still counts.
-    ``solved``: the design and moments of ``p`` on the window (`solved`),
-    when the caller has them."""
+    ``solved``: the design and moments of ``p`` on the window
+    (`solved_points`), when the caller has them."""
     x, y = st.x, st.y
     G, lin = solved if solved is not None else solved_points(st, p)
     out = np.zeros(st.n)

@@ -156,24 +156,19 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
         for b in range(nb):
             c = off + 3 * b
             lo, hi = int(cuts[b]), int(cuts[b + 1])
-            if many is not None:
-                # row j: the block's parameters with parameter j stepped
-                rows = np.repeat(q[None, lo:hi], hi - lo, axis=0)
-                rows[np.arange(hi - lo), np.arange(hi - lo)] = q[lo:hi] + h[lo:hi]
-                stepped = list(many(rows))
-            else:
-                stepped = []
+            if many is None:
                 for i in range(lo, hi):
                     q1 = np.copy(q)
                     q1[i] = q[i] + h[i]
-                    stepped.append(block(b, q1[lo:hi]))
-            if many is None:
-                for i, cols in zip(range(lo, hi), stepped, strict=True):
                     G1 = G0.copy()
-                    G1[:, c:c + 3] = cols
+                    G1[:, c:c + 3] = block(b, q1[lo:hi])
                     f1 = G1 @ solve_linear(G1, v) - v
                     jt[i] = (f1 - f0) / ((q[i] + h[i]) - q[i])
                 continue
+            # row j: the block's parameters with parameter j stepped
+            rows = np.repeat(q[None, lo:hi], hi - lo, axis=0)
+            rows[np.arange(hi - lo), np.arange(hi - lo)] = q[lo:hi] + h[lo:hi]
+            stepped = many(rows)
             # The block's stepped designs solved at once (`solve_linear_many`:
             # each the numbers `solve_linear` gives it alone).
             Gs = np.repeat(G0[None], hi - lo, axis=0)
