@@ -137,3 +137,24 @@ def test_off_seed_shortcut_same_sources(monkeypatch):
         assert a == b
     # the bomb is found where it is
     assert min(np.hypot(f[0] - 4.0, f[1] - 10.0) for f in fast) < 0.2
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**31 - 1), st.lists(st.booleans(), min_size=6,
+                                                              max_size=6), st.integers(0, 2))
+def test_design_reusing_is_design_points(k, seed, moved, new):
+    # Points of ``p`` moved or not, and new points after them: the design
+    # built from ``p``'s columns equals the one built from scratch, to the bit.
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0, 10, 400), rng.uniform(0, 10, 400)
+    geom = SensorGeometry(kind="total", field_unit=(0.0, 0.7, -0.7141428))
+    p = np.column_stack((rng.uniform(0, 10, k), rng.uniform(0, 10, k),
+                         rng.uniform(0.05, 4, k))).ravel()
+    q = p.copy()
+    for i in range(k):
+        if moved[i]:
+            q[3 * i:3 * i + 3] += rng.normal(0, 0.3, 3)
+    q = np.concatenate((q, rng.uniform(0.1, 3, 3 * new)))
+    G = fitcore.design_points(x, y, p, geom)
+    np.testing.assert_array_equal(fitcore.design_reusing(x, y, q, p, G, geom),
+                                  fitcore.design_points(x, y, q, geom))
