@@ -24,7 +24,7 @@ from acquisition.forward import SensorGeometry
 from acquisition.geomag import QUANG_TRI
 
 
-def _lm_global(q0, cuts, block, left, right, v, *, max_nfev, xtol, ftol):
+def _lm_global(q0, cuts, block, left, right, v, *, max_nfev, xtol, ftol, many=None):
     """The global path: every residual evaluation builds every source's columns."""
     def fun(q):
         cols = [] if left is None else [left]

@@ -24,6 +24,7 @@ from acquisition.dsp.fitcore import (
     centre_depth,
     centre_point,
     design_points,
+    design_reusing,
     design_srcs,
     dist_to_src,
     flatten_points,
@@ -50,9 +51,19 @@ from acquisition.numfail import swallowed
 if TYPE_CHECKING:
     from acquisition.dsp.fitstate import FitState
 
-__all__ = ["as_sources", "flank_peaks", "flank_sigma", "grid_seed", "judge", "misfit_level",
-           "model", "new_source_seed", "pays_weighted", "residual_peaks", "search_near_strong",
-           "try_add", "try_add_srcs", "try_ring", "verdict_of"]
+#: How far (m) from its seed a new source may end (`judge`): farther, its
+#: fit went off to explain something else ("off_seed").
+SEED_REACH_M = 1.5
+
+#: How far (m) refining a new source with its neighbours free may move it
+#: from where its own fit put it: farther, the refinement is taken to have
+#: dragged it off the signal it was seeded on, and is not kept.
+JOINT_MOVE_M = 0.5
+
+__all__ = ["JOINT_MOVE_M", "SEED_REACH_M", "as_sources", "flank_peaks", "flank_sigma",
+           "grid_seed", "judge", "misfit_level", "model", "new_source_seed", "pays_weighted",
+           "residual_peaks", "search_near_strong", "solved_points", "try_add", "try_add_srcs",
+           "try_ring", "verdict_of"]
 
 def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
                fixed: np.ndarray | list[np.ndarray], sx: float, sy: float, keep: int = 2,
@@ -444,24 +455,36 @@ def model_at(lx: np.ndarray, ly: np.ndarray, lv: np.ndarray, p: list[np.ndarray]
 
 
 # ---------------------------------------------------------------- one more source
-def model(st: FitState, p: np.ndarray) -> np.ndarray:
-    """The field of the points ``p`` at their best moments on the window."""
+def solved_points(st: FitState, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The design of the points ``p`` on the window and their best moments."""
     G = design_points(st.x, st.y, p, st.geom)
-    return G @ solve_linear(G, st.v)
+    return G, solve_linear(G, st.v)
 
 
-def misfit_level(st: FitState, p: np.ndarray | list[np.ndarray],
-                 falloff: bool = True) -> np.ndarray:
+def model(st: FitState, p: np.ndarray,
+          solved: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The field of the points ``p`` at their best moments on the window
+    (``solved``: `solved_points` of ``p``, when the caller has it)."""
+    G, lin = solved if solved is not None else solved_points(st, p)
+    return G @ lin
+
+
+def misfit_level(st: FitState, p: np.ndarray | list[np.ndarray], falloff: bool = True,
+                 solved: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """How much a single dipole may misfit each sample: |field of each source|
     × (depth + h) / distance, summed. An elongated body's misfit is a
     higher multipole and falls off one power of distance faster than its
     field, so far from a strong source a weak signal still counts.
     ``p``: points packed flat, or a list of sources (a line's distance is
-    to its nearest point, at its centre's depth)."""
+    to its nearest point, at its centre's depth). ``solved``: the design and
+    moments of ``p`` on the window (`solved_points`), when the caller has them."""
     x, y = st.x, st.y
     srcs = as_sources(p)
-    G = design_srcs(x, y, srcs, st.geom)
-    lin = solve_linear(G, st.v)
+    if solved is not None:
+        G, lin = solved
+    else:
+        G = design_srcs(x, y, srcs, st.geom)
+        lin = solve_linear(G, st.v)
     out = np.zeros(st.n)
     zs = st.geom.sensor_height_m
     for i, s in enumerate(srcs):
@@ -493,19 +516,20 @@ def as_sources(p: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
 
 
 def try_add(st: FitState, p: np.ndarray, pred: np.ndarray, sx: float,
-            sy: float) -> LMRun | None:
+            sy: float, solved: tuple[np.ndarray, np.ndarray] | None = None) -> LMRun | None:
     """One more point source seeded at (sx, sy) among the points ``p``
-    (``pred``: their field), fitted with its near neighbours; the new
-    positions if it pays (`judge`), else None."""
+    (``pred``: their field; ``solved``: `solved_points` of ``p``, when the
+    caller has it), fitted with its near neighbours; the new positions if it
+    pays (`judge`), else None."""
     x, y, v, geom = st.x, st.y, st.v, st.geom
     try:
         pts = [p[3 * i:3 * i + 3] for i in range(len(p) // 3)]
         near, vn, lx, ly, lv = local_view(pts, x, y, v, geom, sx, sy, 3.0,
-                                          margin=st.config.far_margin_m)
+                                          margin=st.config.far_margin_m, solved=solved)
         pn = flatten_points([pts[i] for i in near])
         seeds = grid_seed(lx, ly, lv, geom, pn, sx, sy, keep=2, sides=True, cfg=st.config)
         cand = _expand(pts, near, _best_start(st, pn, seeds[:2], sx, sy, vn, lx, ly, lv))
-        verdict = judge(st, p, pred, cand, sx, sy)
+        verdict = judge(st, p, pred, cand, sx, sy, solved)
         if verdict == "too_close" and len(seeds) > 2:
             # Beside a strong source a weak signal seen on one lane has a
             # mirror image across that lane, and LM started on the wrong
@@ -513,7 +537,7 @@ def try_add(st: FitState, p: np.ndarray, pred: np.ndarray, sx: float,
             # neighbour and is refused. Start once more from the other
             # sides of the lane.
             cand = _expand(pts, near, _best_start(st, pn, seeds[2:], sx, sy, vn, lx, ly, lv))
-            verdict = judge(st, p, pred, cand, sx, sy)
+            verdict = judge(st, p, pred, cand, sx, sy, solved)
     except (ValueError, np.linalg.LinAlgError) as exc:
         swallowed("fit.try_add", exc)
         return None
@@ -584,16 +608,28 @@ def _expand(pts: list[np.ndarray], near: list[int], cand: LMRun | None) -> LMRun
 
 
 def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float, sy: float,
-                vw: np.ndarray, lx: np.ndarray, ly: np.ndarray, lv: np.ndarray) -> LMRun | None:
+                vw: np.ndarray, lx: np.ndarray, ly: np.ndarray, lv: np.ndarray,
+                refine_off_seed: bool = False) -> LMRun | None:
     """The cheapest local fit of one more source over the given starts
-    (``vw``: the window's data, ``lx, ly, lv``: the part judged)."""
+    (``vw``: the window's data, ``lx, ly, lv``: the part judged).
+    ``refine_off_seed``: refine even when every start ended off the seed
+    (the same verdict, for tests of the shortcut)."""
     x, y, geom = st.x, st.y, st.geom
     cand = None
     k = len(p) // 3
+    parts = []
     for g in seeds:
         part = run_lm_local(np.concatenate((p, g)), [k], x, y, vw, geom, (sx, sy), 3.0)
-        if not np.isfinite(part.cost):
-            continue
+        if np.isfinite(part.cost):
+            parts.append(part)
+    # The refinement below keeps a move of at most `JOINT_MOVE_M`: a source
+    # every start left farther than `SEED_REACH_M` + that from the
+    # seed ends off it whatever the refinement does (`judge`: "off_seed"), so
+    # the refinements are not run and the nearest such source is judged.
+    off = [math.hypot(part.x[-3] - sx, part.x[-2] - sy) for part in parts]
+    if not refine_off_seed and parts and min(off) > SEED_REACH_M + JOINT_MOVE_M + 1e-9:
+        return parts[int(np.argmin(off))]
+    for part in parts:
         # Refine with the neighbours free too, unless that drags the new
         # source off the signal it was seeded on.
         nx, ny = part.x[-3], part.x[-2]
@@ -602,7 +638,7 @@ def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float,
         if nb:
             joint = run_lm_local(part.x, [*nb, k], x, y, vw, geom, (nx, ny), 3.5)
             if (np.isfinite(joint.cost)
-                    and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= 0.5):
+                    and math.hypot(joint.x[-3] - nx, joint.x[-2] - ny) <= JOINT_MOVE_M):
                 r = joint
         res_r = residual(r.x, lx, ly, lv, geom)
         r = LMRun(r.x, 0.5 * float(res_r @ res_r), r.status)
@@ -612,23 +648,29 @@ def _best_start(st: FitState, p: np.ndarray, seeds: list[np.ndarray], sx: float,
 
 
 def judge(st: FitState, p: np.ndarray, pred: np.ndarray, cand: LMRun | None, sx: float,
-          sy: float) -> str:
-    """"ok" if the new (last) source of ``cand`` pays its way, else why not."""
+          sy: float, solved: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """"ok" if the new (last) source of ``cand`` pays its way, else why not
+    (``solved``: `solved_points` of ``p``: the columns of the sources the
+    try left where they were are taken from it)."""
     if cand is None:
         return "no_fit"
-    return verdict_of(st, pred, as_sources(cand.x), sx, sy)
+    Gq = (None if solved is None
+          else design_reusing(st.x, st.y, cand.x, p, solved[0], st.geom))
+    return verdict_of(st, pred, as_sources(cand.x), sx, sy, Gq)
 
 
 def verdict_of(st: FitState, pred: np.ndarray, qs: list[np.ndarray], sx: float,
-               sy: float) -> str:
+               sy: float, Gq: np.ndarray | None = None) -> str:
     """`judge` of the sources ``qs`` (points or lines; the new one, a point,
-    last) against the field ``pred`` of those before."""
+    last) against the field ``pred`` of those before (``Gq``: their design
+    on the window, when the caller has it)."""
     cfg = st.config
     x, y, v, geom = st.x, st.y, st.v, st.geom
     q = flatten_points([centre_point(s) for s in qs])
-    if math.hypot(q[-3] - sx, q[-2] - sy) > 1.5 or not inside(q, st.footprint):
+    if math.hypot(q[-3] - sx, q[-2] - sy) > SEED_REACH_M or not inside(q, st.footprint):
         return "off_seed"
-    Gq = design_srcs(x, y, qs, geom)
+    if Gq is None:
+        Gq = design_srcs(x, y, qs, geom)
     # Judge the new source where it acts (2 m around it): elsewhere in a
     # wide window the misfit of a strong neighbour would drown its gain.
     loc = np.hypot(x - q[-3], y - q[-2]) < 2.0

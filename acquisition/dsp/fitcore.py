@@ -11,7 +11,7 @@ rules `plausibility`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from acquisition.dsp.fitconfig import FitConfig
 from acquisition.forward import (
     SensorGeometry,
     describe,
+    design_batch,
     design_matrix,
     ends_from,
     fold_ends,
@@ -29,11 +30,12 @@ from acquisition.forward import (
 from acquisition.numfail import swallowed
 
 __all__ = ["MAX_DEPTH", "LMRun",
-           "best_line", "by_lane", "centre_depth", "centre_point", "design_points", "design_srcs",
-           "dist_to_src", "fit_line_local", "flatten_points", "fold_depths", "fold_src",
-           "index_of", "inside", "local_res", "local_sse", "local_view", "misfit_sigma",
-           "moment_sizes", "near_index", "put_back", "refit_local", "residual", "run_lm",
-           "run_lm_local", "sigma_of", "solve_linear", "src_design"]
+           "best_line", "by_lane", "centre_depth", "centre_point", "design_points",
+           "design_reusing", "design_srcs", "dist_to_src", "fit_line_local", "flatten_points",
+           "fold_depths", "fold_src", "index_of", "inside", "local_res", "local_sse",
+           "local_view", "misfit_sigma", "moment_sizes", "near_index", "put_back",
+           "refit_local", "residual", "run_lm", "run_lm_local", "sigma_of", "solve_linear",
+           "solve_linear_many", "src_design"]
 
 #: The depth bound of every model (m): the fits clamp to it, the cheap
 #: estimate and the reports too, and a source at it models a regional level,
@@ -65,14 +67,43 @@ def solve_linear(G: np.ndarray, v: np.ndarray) -> np.ndarray:
     return sol / scale
 
 
+def solve_linear_many(G: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """`solve_linear` of each design ``G[j]`` (a stack (m, n, k)) against
+    ``v``, in one pass: the same BLAS and LAPACK calls per design as
+    `solve_linear` (A.T @ A, then an LU solve), so the same numbers to the
+    bit, without its per-call overheads. Raises `numpy.linalg.LinAlgError`
+    if any of them is singular (the caller then takes them one by one)."""
+    Gt = G.transpose(0, 2, 1)
+    A = Gt @ G
+    k = A.shape[1]
+    scale = np.sqrt(np.diagonal(A, axis1=1, axis2=2))
+    scale[scale == 0] = 1.0
+    A = A / (scale[:, :, None] * scale[:, None, :])
+    A[:, np.arange(k), np.arange(k)] += 1e-10
+    b = (Gt @ v) / scale
+    return np.linalg.solve(A, b[..., None])[..., 0] / scale
+
+
+#: Size (samples x columns) of a design up to which `_lm_blocks` builds and
+#: solves a block's stepped designs as one stack: the local fits of a new
+#: source, where numpy's per-call overheads dominate. A window-wide design
+#: (a joint refit of every source) is done design by design, which was
+#: faster there (the same numbers either way).
+_STACK_MAX = 20_000
+
 #: Relative step of the forward differences MINPACK's Levenberg-Marquardt is
 #: given (the one `scipy.optimize.least_squares` takes by default: sqrt(eps)).
 _FD_REL = float(np.finfo(np.float64).eps) ** 0.5
 
 
+#: Columns of several point sources at once: (m, 3) rows of (x, y, depth) ->
+#: m column blocks (n, 3), the numbers ``block`` gives row by row.
+Many = Callable[[np.ndarray], Sequence[np.ndarray] | np.ndarray]
+
+
 def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarray], np.ndarray],
                left: np.ndarray | None, right: np.ndarray | None, v: np.ndarray, *,
-               max_nfev: int, xtol: float, ftol: float) -> Any:
+               max_nfev: int, xtol: float, ftol: float, many: Many | None = None) -> Any:
     """Levenberg-Marquardt (MINPACK) on ``G(q) @ solve(G, v) - v`` where
     ``G = [left | block(0, q[cuts[0]:cuts[1]]) | block(1, ...) | ... | right]``
     and every block is 3 columns that depend on its own slice of ``q`` only.
@@ -83,14 +114,28 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
     only: the design of the k-1 others is taken from the base point. With k
     sources that is k times fewer field evaluations per Jacobian, which is
     what dominates the fit of a cluster.
+
+    ``many`` (every block then a point: 3 parameters, 3 columns): the
+    columns of several blocks in one pass of the forward model
+    (`design_batch`), element for element the numbers ``block`` gives, so
+    the fit is the same to the bit; a residual evaluation builds all the
+    blocks in one pass, a Jacobian each block's three stepped copies. The
+    forward model's numpy overheads, not its arithmetic, dominate on the
+    few hundred samples of a local fit.
     """
     nb = len(cuts) - 1
     off = 0 if left is None else left.shape[1]
     last: dict[str, Any] = {}
+    width = off + 3 * nb + (0 if right is None else right.shape[1])
+    if v.size * width > _STACK_MAX:
+        many = None  # a large design: the stack costs more than the calls it saves
 
     def build(q: np.ndarray) -> np.ndarray:
         cols = [] if left is None else [left]
-        cols += [block(b, q[cuts[b]:cuts[b + 1]]) for b in range(nb)]
+        if many is not None and nb > 1:
+            cols += list(many(q.reshape(nb, 3)))
+        else:
+            cols += [block(b, q[cuts[b]:cuts[b + 1]]) for b in range(nb)]
         if right is not None:
             cols.append(right)
         return np.hstack(cols)
@@ -110,17 +155,42 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
         jt = np.empty((q.size, f0.size))
         for b in range(nb):
             c = off + 3 * b
-            for i in range(int(cuts[b]), int(cuts[b + 1])):
-                q1 = np.copy(q)
-                q1[i] = q[i] + h[i]
-                G1 = G0.copy()
-                G1[:, c:c + 3] = block(b, q1[cuts[b]:cuts[b + 1]])
-                f1 = G1 @ solve_linear(G1, v) - v
-                jt[i] = (f1 - f0) / ((q[i] + h[i]) - q[i])
+            lo, hi = int(cuts[b]), int(cuts[b + 1])
+            if many is None:
+                for i in range(lo, hi):
+                    q1 = np.copy(q)
+                    q1[i] = q[i] + h[i]
+                    G1 = G0.copy()
+                    G1[:, c:c + 3] = block(b, q1[lo:hi])
+                    f1 = G1 @ solve_linear(G1, v) - v
+                    jt[i] = (f1 - f0) / ((q[i] + h[i]) - q[i])
+                continue
+            # row j: the block's parameters with parameter j stepped
+            rows = np.repeat(q[None, lo:hi], hi - lo, axis=0)
+            rows[np.arange(hi - lo), np.arange(hi - lo)] = q[lo:hi] + h[lo:hi]
+            stepped = many(rows)
+            # The block's stepped designs solved at once (`solve_linear_many`:
+            # each the numbers `solve_linear` gives it alone).
+            Gs = np.repeat(G0[None], hi - lo, axis=0)
+            for j, cols in enumerate(stepped):
+                Gs[j, :, c:c + 3] = cols
+            try:
+                fs = (Gs @ solve_linear_many(Gs, v)[..., None])[..., 0] - v
+            except np.linalg.LinAlgError:  # one of them singular: each alone
+                fs = np.stack([G @ solve_linear(G, v) - v for G in Gs])
+            for i in range(lo, hi):
+                jt[i] = (fs[i - lo] - f0) / ((q[i] + h[i]) - q[i])
         return jt.T
 
     return least_squares(fun, q0, jac=jac, method="lm", x_scale=np.full(len(q0), 0.3),
                          max_nfev=max_nfev, xtol=xtol, ftol=ftol)
+
+
+def _points_many(x: np.ndarray, y: np.ndarray, geom: SensorGeometry) -> Many:
+    """`_lm_blocks`' ``many`` for point sources whose depth enters as |u|."""
+    def many(rows: np.ndarray) -> np.ndarray:
+        return design_batch(x, y, rows[:, 0], rows[:, 1], np.abs(rows[:, 2]), geom)
+    return many
 
 
 def residual(p: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
@@ -159,7 +229,8 @@ def run_lm(p0: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray,
         return design_matrix(x, y, s[0], s[1], abs(s[2]), geom)
 
     r = _lm_blocks(p0, np.arange(0, len(p0) + 1, 3), block, None, np.ones((len(x), 1)), v,
-                   max_nfev=max_nfev * (len(p0) + 1), xtol=1e-6, ftol=1e-8)
+                   max_nfev=max_nfev * (len(p0) + 1), xtol=1e-6, ftol=1e-8,
+                   many=_points_many(x, y, geom))
     q = fold_depths(r.x)
     q[2::3] = np.minimum(q[2::3], MAX_DEPTH)
     return LMRun(q, float(r.cost), int(r.status))
@@ -195,7 +266,8 @@ def run_lm_local(p: np.ndarray, free: list[int], x: np.ndarray, y: np.ndarray, v
     s0 = fold_depths(np.concatenate([p[3 * i:3 * i + 3] for i in free]))
     s0[2::3] = np.maximum(s0[2::3], 0.02)
     r = _lm_blocks(s0, np.arange(0, len(s0) + 1, 3), block, B, None, v,
-                   max_nfev=60 * (len(s0) + 1), xtol=1e-6, ftol=1e-8)
+                   max_nfev=60 * (len(s0) + 1), xtol=1e-6, ftol=1e-8,
+                   many=_points_many(x, y, geom))
     q = np.array(p, dtype=np.float64)
     sol = fold_depths(r.x)
     for j, i in enumerate(free):
@@ -225,23 +297,49 @@ def near_index(srcs: list[np.ndarray], cx: float, cy: float, reach: float) -> li
 
 
 def local_view(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: np.ndarray,
-                geom: SensorGeometry, cx: float, cy: float, radius: float, *, margin: float
+                geom: SensorGeometry, cx: float, cy: float, radius: float, *, margin: float,
+                solved: tuple[np.ndarray, np.ndarray] | None = None,
                 ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The near sources' indices (within ``radius`` + ``margin``), the
     window's data with the far sources' fields (at their whole-window
     moments) taken out, and its samples within ``radius`` of (cx, cy)
     (`_local`). A source farther than ``margin`` beyond the local data's
-    edge keeps the moment the whole window gives it (`FitConfig.far_margin_m`)."""
+    edge keeps the moment the whole window gives it (`FitConfig.far_margin_m`).
+    ``solved``: `design_srcs` of ``srcs`` on the window and its
+    `solve_linear` against ``v``, when the caller has them."""
     near = near_index(srcs, cx, cy, radius + margin)
     vw = v
     if len(near) < len(srcs):
-        G = design_srcs(x, y, srcs, geom)
-        lin = solve_linear(G, v)
+        G, lin = solved if solved is not None else _solved(x, y, srcs, v, geom)
         cols = np.concatenate([np.arange(3 * i, 3 * i + 3)
                                for i in range(len(srcs)) if i not in near])
         vw = v - G[:, cols] @ lin[cols]
     lx, ly, lv = _local(x, y, vw, cx, cy, radius)
     return near, vw, lx, ly, lv
+
+
+def _solved(x: np.ndarray, y: np.ndarray, srcs: list[np.ndarray], v: np.ndarray,
+            geom: SensorGeometry) -> tuple[np.ndarray, np.ndarray]:
+    G = design_srcs(x, y, srcs, geom)
+    return G, solve_linear(G, v)
+
+
+def design_reusing(x: np.ndarray, y: np.ndarray, q: np.ndarray, p: np.ndarray,
+                   G: np.ndarray, geom: SensorGeometry) -> np.ndarray:
+    """`design_points` of the points ``q``, taking the columns of each point
+    that is ``p``'s point of the same index to the bit from ``G`` (the
+    design of ``p`` on the same samples): the same matrix, built only for
+    the points that moved or are new."""
+    k_p = len(p) // 3
+    cols = []
+    for i in range(len(q) // 3):
+        qi = q[3 * i:3 * i + 3]
+        if i < k_p and np.array_equal(qi, p[3 * i:3 * i + 3]):
+            cols.append(G[:, 3 * i:3 * i + 3])
+        else:
+            cols.append(design_matrix(x, y, qi[0], qi[1], qi[2], geom))
+    cols.append(np.ones((len(x), 1)))
+    return np.hstack(cols)
 
 
 def put_back(srcs: list[np.ndarray], near: list[int], sub: list[np.ndarray]) -> list[np.ndarray]:
@@ -351,9 +449,25 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
             c = c * w[:, None]
         return c
 
+    many = None
+    if all(size == 3 for size in sizes):
+        raw = _points_many(lx, ly, geom)  # fold_src of a point: its depth as |u|
+
+        def many(rows: np.ndarray) -> list[np.ndarray]:
+            out = []
+            for c in raw(rows):
+                if lanes is not None:
+                    c = by_lane(c, lanes)
+                if callable(w):
+                    c = w(c)
+                elif w is not None:
+                    c = c * w[:, None]
+                out.append(c)
+            return out
+
     q0 = np.concatenate([fold_src(srcs[i]) for i in free])
     r = _lm_blocks(q0, cuts, block, B, None, lv,
-                   max_nfev=max_nfev * (len(q0) + 1), xtol=1e-5, ftol=1e-7)
+                   max_nfev=max_nfev * (len(q0) + 1), xtol=1e-5, ftol=1e-7, many=many)
     out = list(srcs)
     for k, i in enumerate(free):
         e = split(r.x)[k]

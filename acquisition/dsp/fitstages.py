@@ -28,6 +28,7 @@ from acquisition.dsp.addsources import (
     pays_weighted,
     residual_peaks,
     search_near_strong,
+    solved_points,
     try_add,
     try_add_srcs,
     try_ring,
@@ -109,13 +110,14 @@ def add_sources(st: FitState) -> None:
     blocked = np.zeros(st.n, dtype=bool)
     refusals = 0
     while st.room(p) and refusals < st.config.max_refusals:
-        pred = model(st, p)
-        seed = new_source_seed(x, y, st.v - pred, misfit_level(st, p), st.thr,
+        solved = solved_points(st, p)
+        pred = model(st, p, solved)
+        seed = new_source_seed(x, y, st.v - pred, misfit_level(st, p, solved=solved), st.thr,
                                st.config.rel_misfit, blocked)
         if seed is None:
             break
         sx, sy, jx, jy = seed
-        cand = try_add(st, p, pred, sx, sy)
+        cand = try_add(st, p, pred, sx, sy, solved)
         if cand is None:
             # Misfit or a neighbour's field there: look elsewhere, a few times.
             blocked |= (np.hypot(x - sx, y - sy) < 1.5) | (np.hypot(x - jx, y - jy) < 1.5)
@@ -154,19 +156,21 @@ def hint_sources(st: FitState) -> None:
         if min(math.hypot(hx - p[3 * i], hy - p[3 * i + 1])
                for i in range(k)) < cfg.hint_clear_m:
             continue
-        pred = model(st, p)
+        solved = solved_points(st, p)
+        pred = model(st, p, solved)
         near = np.hypot(x - hx, y - hy) < 1.0
         if not near.any():
             continue
         peak_res = float(np.max(np.abs((st.v - pred)[near])))
-        if peak_res < max(st.thr, cfg.rel_misfit * float(np.max(misfit_level(st, p)[near]))):
+        level = misfit_level(st, p, solved=solved)
+        if peak_res < max(st.thr, cfg.rel_misfit * float(np.max(level[near]))):
             continue
         a = np.abs((st.v - pred)[near])
         w = a * a
         sx = float(np.sum(w * x[near]) / np.sum(w))
         sy = float(np.sum(w * y[near]) / np.sum(w))
         tries += 1
-        cand = try_add(st, p, pred, sx, sy)
+        cand = try_add(st, p, pred, sx, sy, solved)
         if cand is not None:
             p, st.converged = cand.x, st.converged and bool(cand.status > 0)
     st.set_points(p)
@@ -223,9 +227,13 @@ def residual_search(st: FitState) -> None:
     for _round in range(cfg.max_residual_rounds):
         if not st.room(p, extra):
             break
-        picks = residual_peaks(x, y, st.v - model(st, p), misfit_level(st, p), st.thr,
+        # One design and moment solve for the model of ``p``, until a try
+        # changes ``p``: the same numbers as solving it again for each use.
+        solved = solved_points(st, p)
+        pred = model(st, p, solved)
+        picks = residual_peaks(x, y, st.v - pred, misfit_level(st, p, solved=solved), st.thr,
                                cfg.rel_misfit, p, budget=cfg.residual_budget, tried=tried,
-                               field=misfit_level(st, p, falloff=False))
+                               field=misfit_level(st, p, falloff=False, solved=solved))
         for sx, sy in picks:
             if not st.room(p, extra):
                 break
@@ -237,9 +245,11 @@ def residual_search(st: FitState) -> None:
             tried.append((sx, sy))
             if min(math.hypot(sx - p[3 * i], sy - p[3 * i + 1]) for i in range(k)) < 1.0:
                 continue
-            cand = try_add(st, p, model(st, p), sx, sy)
+            cand = try_add(st, p, pred, sx, sy, solved)
             if cand is not None:
                 p, st.converged = cand.x, st.converged and bool(cand.status > 0)
+                solved = solved_points(st, p)
+                pred = model(st, p, solved)
         if not picks:
             break
     st.set_points(p)
