@@ -61,7 +61,8 @@ SEED_REACH_M = 1.5
 JOINT_MOVE_M = 0.5
 
 __all__ = ["JOINT_MOVE_M", "SEED_REACH_M", "as_sources", "flank_peaks", "flank_sigma",
-           "grid_seed", "judge", "misfit_level", "model", "new_source_seed", "pays_weighted",
+           "greedy_maxima", "grid_seed", "judge", "misfit_level", "model", "new_source_seed",
+           "pays_weighted",
            "residual_peaks", "search_near_strong", "solved_points", "try_add", "try_add_srcs",
            "try_ring", "verdict_of"]
 
@@ -184,19 +185,29 @@ def residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndar
     out: list[tuple[float, float]] = []
     ref = allow if field is None else np.maximum(thr, rel * field)
     score = np.where(alive, a / ref, -np.inf)
-    over = excess > 0
+    for j in greedy_maxima(score, x, y, excess > 0, radius, budget):
+        near = (np.hypot(x - x[j], y - y[j]) < 1.0) & (a >= 0.3 * a[j])
+        w = a[near] ** 2
+        out.append((float(np.sum(w * x[near]) / np.sum(w)),
+                    float(np.sum(w * y[near]) / np.sum(w))))
+    return out
+
+
+def greedy_maxima(score: np.ndarray, x: np.ndarray, y: np.ndarray, over: np.ndarray,
+                  radius: float, budget: int) -> list[int]:
+    """Indices of the largest finite values of ``score``, best first, taken
+    greedily: each suppresses the samples within ``radius`` m of it, and is
+    kept only with a second sample of ``over`` within 0.35 m (a lone spike
+    is not a signal, as in the detector). ``score`` is consumed."""
+    out: list[int] = []
     while len(out) < budget:
         j = int(np.argmax(score))
         if not np.isfinite(score[j]):
             break
         d = np.hypot(x - x[j], y - y[j])
         score[d < radius] = -np.inf
-        if int(np.count_nonzero(over & (d < 0.35))) < 2:
-            continue
-        near = (d < 1.0) & (a >= 0.3 * a[j])
-        w = a[near] ** 2
-        out.append((float(np.sum(w * x[near]) / np.sum(w)),
-                    float(np.sum(w * y[near]) / np.sum(w))))
+        if int(np.count_nonzero(over & (d < 0.35))) >= 2:
+            out.append(j)
     return out
 
 
@@ -249,15 +260,8 @@ def search_near_strong(srcs: list[np.ndarray], x: np.ndarray, y: np.ndarray, v: 
     for cx, cy in centre:
         alive &= np.hypot(x - cx, y - cy) >= 0.5
     score = np.where(alive, a / allow, -np.inf)
-    picks: list[tuple[float, float]] = []
-    while len(picks) < cfg.near_budget:
-        j = int(np.argmax(score))
-        if not np.isfinite(score[j]):
-            break
-        d = np.hypot(x - x[j], y - y[j])
-        score[d < 1.0] = -np.inf
-        if int(np.count_nonzero(over & (d < 0.35))) >= 2:
-            picks.append((float(x[j]), float(y[j])))
+    picks = [(float(x[j]), float(y[j]))
+             for j in greedy_maxima(score, x, y, over, 1.0, cfg.near_budget)]
     for sx, sy in picks:
         k_s = min(strong, key=lambda i: math.hypot(centre[i][0] - sx, centre[i][1] - sy))
         s_strong = srcs[k_s]
@@ -342,15 +346,7 @@ def flank_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, sig: np.ndarray,
     for tx, ty in tried or ():
         alive &= np.hypot(x - tx, y - ty) >= 1.0
     score = np.where(alive, a, -np.inf)
-    cands: list[int] = []
-    while len(cands) < cfg.flank_candidates:
-        j = int(np.argmax(score))
-        if not np.isfinite(score[j]):
-            break
-        d = np.hypot(x - x[j], y - y[j])
-        score[d < 1.5] = -np.inf
-        if int(np.count_nonzero(over & (d < 0.35))) >= 2:
-            cands.append(j)
+    cands = greedy_maxima(score, x, y, over, 1.5, cfg.flank_candidates)
     w = 1.0 / np.maximum(sig, 1e-9)
     scored: list[tuple[float, float, float]] = []
     for j in cands:

@@ -439,31 +439,24 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
     def split(q: np.ndarray) -> list[np.ndarray]:
         return [fold_src(q[cuts[k]:cuts[k + 1]]) for k in range(len(free))]
 
-    def block(_b: int, s: np.ndarray) -> np.ndarray:
-        c = src_design(lx, ly, fold_src(s), geom)
+    def finish(c: np.ndarray) -> np.ndarray:
+        # A source's columns as the fit sees them: per-lane offsets taken
+        # out, then weighted.
         if lanes is not None:
             c = by_lane(c, lanes)
         if callable(w):
-            c = w(c)
-        elif w is not None:
-            c = c * w[:, None]
-        return c
+            return w(c)
+        return c if w is None else c * w[:, None]
+
+    def block(_b: int, s: np.ndarray) -> np.ndarray:
+        return finish(src_design(lx, ly, fold_src(s), geom))
 
     many = None
     if all(size == 3 for size in sizes):
         raw = _points_many(lx, ly, geom)  # fold_src of a point: its depth as |u|
 
         def many(rows: np.ndarray) -> list[np.ndarray]:
-            out = []
-            for c in raw(rows):
-                if lanes is not None:
-                    c = by_lane(c, lanes)
-                if callable(w):
-                    c = w(c)
-                elif w is not None:
-                    c = c * w[:, None]
-                out.append(c)
-            return out
+            return [finish(c) for c in raw(rows)]
 
     q0 = np.concatenate([fold_src(srcs[i]) for i in free])
     r = _lm_blocks(q0, cuts, block, B, None, lv,
