@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -334,10 +335,11 @@ class Tally:
         for k in ("dh", "dz_rel", "depth_ok", "in_sz", "big_missed"):
             getattr(self, k).extend(rec[k])
         # Records written before ``bg_nT`` was stored: the DSP's measured
-        # background, which on soil is always above the white noise.
-        bg = rec.get("bg_nT", rec["noise_nT"])
+        # background, which on soil is always above the white noise. A body
+        # whose peak or background is not known counts as over it.
+        bg = rec.get("bg_nT", rec.get("noise_nT"))
         self.big_missed_bg += sum(1 for b in rec["big_missed"]
-                                  if b["peak_nT"] >= 8.0 * bg)
+                                  if bg is None or b.get("peak_nT", math.inf) >= 8.0 * bg)
 
     def row(self) -> dict:
         dh = np.array(self.dh) if self.dh else np.array([np.nan])
