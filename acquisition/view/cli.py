@@ -13,6 +13,7 @@ import atexit
 import shutil
 import sys
 import tempfile
+import threading
 from typing import Any, TextIO
 
 from acquisition.cli_common import add_bus_arguments, bus_options_from_args, stop_on_signals
@@ -84,14 +85,28 @@ def _cmd_view(args: argparse.Namespace) -> int:
     if missing:
         print(f"uxo view: {missing}", file=sys.stderr)
         return 2
+    # Ctrl-C and SIGTERM stop the page cleanly, even when started in the
+    # background. Installed before the URL is printed: whoever reads that
+    # line may signal at once, and a signal before the handlers would kill
+    # the process uncleanly.
+    stop_now = threading.Event()
+    started: list[Any] = []
+
+    def on_stop() -> None:
+        stop_now.set()
+        for srv in started:
+            srv.interrupt()
+
+    stop_on_signals(on_stop)
     try:
         bus = bus_options_from_args(args)
         server = start_view(args.endpoint, args.http, subscriber_options=bus or None)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"uxo view: {exc}", file=sys.stderr)
         return 2
-    # Ctrl-C and SIGTERM stop the page cleanly, even when started in the background.
-    stop_on_signals(server.interrupt)
+    started.append(server)
+    if stop_now.is_set():  # signalled while the server was starting
+        server.interrupt()
     try:
         server.wait()
     except KeyboardInterrupt:
