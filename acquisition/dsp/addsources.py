@@ -551,7 +551,8 @@ def try_add_srcs(st: FitState, srcs: list[np.ndarray], sx: float,
         cand = try_add(st, p, model(st, p), sx, sy)
         return None if cand is None else as_sources(cand.x)
     x, y, v, geom = st.x, st.y, st.v, st.geom
-    pred = design_srcs(x, y, srcs, geom) @ solve_linear(design_srcs(x, y, srcs, geom), v)
+    G = design_srcs(x, y, srcs, geom)
+    pred = G @ solve_linear(G, v)
     try:
         near, _vw, lx, ly, lv = local_view(srcs, x, y, v, geom, sx, sy, 3.0,
                                            margin=st.config.far_margin_m)
