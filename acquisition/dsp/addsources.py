@@ -13,6 +13,7 @@ pair rules (`acquisition.dsp.plausibility`).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +40,8 @@ from acquisition.dsp.fitcore import (
     sigma_of,
     solve_linear,
 )
-from acquisition.dsp.plausibility import pairs_plausible
+from acquisition.dsp.levelling import running_median
+from acquisition.dsp.plausibility import last_pairs_plausible, pairs_plausible
 from acquisition.forward import (
     SensorGeometry,
     describe,
@@ -63,8 +65,8 @@ JOINT_MOVE_M = 0.5
 __all__ = ["JOINT_MOVE_M", "SEED_REACH_M", "as_sources", "flank_peaks", "flank_sigma",
            "greedy_maxima", "grid_seed", "judge", "misfit_level", "model", "new_source_seed",
            "pays_weighted",
-           "residual_peaks", "search_near_strong", "solved_points", "try_add", "try_add_srcs",
-           "try_ring", "verdict_of"]
+           "residual_peaks", "search_near_strong", "sharp_residual", "solved_points",
+           "try_add", "try_add_srcs", "try_ring", "try_sharp", "verdict_of"]
 
 def grid_seed(x: np.ndarray, y: np.ndarray, v: np.ndarray, geom: SensorGeometry,
                fixed: np.ndarray | list[np.ndarray], sx: float, sy: float, keep: int = 2,
@@ -191,6 +193,105 @@ def residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndar
         out.append((float(np.sum(w * x[near]) / np.sum(w)),
                     float(np.sum(w * y[near]) / np.sum(w))))
     return out
+
+
+#: Samples this close (m) to a fitted source are left out of a narrow-peak
+#: source's fit (`try_sharp`); the residual search's picks are as far.
+SHARP_CLEAR_M = 1.0
+
+
+def solve_fit_at(x: np.ndarray, y: np.ndarray, v: np.ndarray, p: np.ndarray,
+                 geom: SensorGeometry) -> np.ndarray:
+    """The least-squares field of the points ``p`` (and an offset) on ``v``."""
+    G = design_points(x, y, p, geom)
+    return G @ solve_linear(G, v)
+
+
+def sharp_residual(x: np.ndarray, y: np.ndarray, res: np.ndarray, lanes: np.ndarray,
+                   width_m: float) -> np.ndarray:
+    """``res`` less its running median over ``width_m`` along each lane.
+
+    A body's anomaly along a lane is about as wide as the sensor's distance
+    to it: a shallow piece of scrap or a bomblet stands out of the median,
+    while the misfit a deep body's fit leaves (as wide as its depth) is
+    mostly taken out with it. Lanes are put in along-track order by their
+    own direction; a lane of fewer than 3 samples keeps its residual.
+
+    >>> s = np.arange(0.0, 10.0, 0.1)
+    >>> bump = 5.0 / (1 + ((s - 3) / 3.0) ** 2) + 4.0 / (1 + ((s - 7) / 0.3) ** 2)
+    >>> hp = sharp_residual(np.zeros_like(s), s, bump, np.zeros(s.size, int), 2.0)
+    >>> round(float(hp[30]), 1), round(float(hp[70]), 1)  # the broad bump, the narrow one
+    (0.1, 2.8)
+    """
+    out = res.copy()
+    for lane in np.unique(lanes):
+        idx = np.flatnonzero(lanes == lane)
+        if idx.size < 3:
+            continue
+        ux, uy = x[idx[-1]] - x[idx[0]], y[idx[-1]] - y[idx[0]]
+        s = x[idx] * ux + y[idx] * uy
+        idx = idx[np.argsort(s, kind="stable")]
+        along = np.hypot(np.diff(x[idx]), np.diff(y[idx]))
+        step = float(np.median(along))
+        size = int(width_m / step) | 1 if step > 0 else 3
+        out[idx] = res[idx] - running_median(res[idx], max(size, 3))
+    return out
+
+
+def try_sharp(st: FitState, srcs: list[np.ndarray], G: np.ndarray, hp: np.ndarray,
+              sig: np.ndarray, sx: float, sy: float, radius: float) -> list[np.ndarray] | None:
+    """One more point source at a narrow residual peak (the stage
+    `sharp_search`): ``srcs`` (points or lines) with the new point appended
+    if it pays, else None.
+
+    ``G``: the design of ``srcs`` on the window; ``hp``: the narrow residual
+    (`sharp_residual`) of their fit. The source is fitted alone to ``hp``
+    within ``radius`` of (sx, sy), from the grid's starts down to half the
+    median's length. Fitted to the residual as it is, a shallow object on a
+    deep body's flank is pulled deep and off its peak by the broad misfit
+    around it, and judged there that misfit drowns its gain; in the narrow
+    band only its own anomaly, the noise and the walk's misfit are left. So
+    the criterion is asked there, on the same samples, each weighted by
+    ``sig``, what ``srcs`` may misfit it (`flank_sigma`: beside a strong
+    source the walk's position error leaves narrow misfit too); the pair
+    rules between it and each other source, with every moment solved again
+    on the window.
+    """
+    cfg = st.config
+    loc = np.hypot(st.x - sx, st.y - sy) < radius
+    # Within a metre of a fitted source the narrow residual is as much that
+    # source's own misfit (the walk's position error on its steep slopes)
+    # as anything else: the new source is fitted and judged beyond it.
+    for s in srcs:
+        loc &= _dist_to(s, st.x, st.y) >= SHARP_CLEAR_M
+    n = int(loc.sum())
+    if n < 12:
+        return None
+    lx, ly, lv = st.x[loc], st.y[loc], hp[loc]
+    depths = tuple(d for d in cfg.grid_depths if d <= 0.5 * cfg.sharp_width_m)
+    # Seen on one lane, it fits nearly as well mirrored across it: starts on
+    # every side (`grid_seed`'s ``sides``), the cheapest fit kept.
+    starts = grid_seed(lx, ly, lv, st.geom, [], sx, sy, keep=2, sides=True,
+                       cfg=replace(cfg, grid_depths=depths or cfg.grid_depths[:1]))
+    best: LMRun | None = None
+    for g in starts:
+        r = run_lm_local(g, [0], lx, ly, lv, st.geom, (sx, sy), radius)
+        if np.isfinite(r.cost) and (best is None or r.cost < best.cost):
+            best = r
+    if best is None or math.hypot(best.x[0] - sx, best.x[1] - sy) > SEED_REACH_M:
+        return None
+    r0 = lv - float(np.mean(lv))
+    r1 = lv - solve_fit_at(lx, ly, lv, best.x, st.geom)
+    if not pays(penalised(chi2_drop(r0, r1, sig[loc] ** 2, False), n, 6), cfg.bic_gain):
+        return None
+    qs = [*srcs, best.x]
+    Gq = np.hstack((G[:, :-1], design_points(st.x, st.y, best.x, st.geom)))
+    lin_q = solve_linear(Gq, st.v)
+    q = flatten_points([centre_point(s) for s in qs])
+    if cfg.pairs_plausible and not last_pairs_plausible(q, lin_q, cfg.min_sep_m, cfg.close_m,
+                                                        cfg.pair_ratio):
+        return None
+    return qs
 
 
 def greedy_maxima(score: np.ndarray, x: np.ndarray, y: np.ndarray, over: np.ndarray,

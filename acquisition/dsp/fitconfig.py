@@ -81,6 +81,11 @@ class FitConfig:
     #: the segment count, caps the greedy search, not the detected signals
     #: the residual still holds.
     residual_extra_sources: int = 8
+    #: The search for narrow residual peaks (`sharp_search`): the length (m)
+    #: of the running median taken off the residual along each lane. A body
+    #: whose sensor-to-body distance is under about half of it leaves most
+    #: of its peak; a deep body's misfit, as wide as its depth, leaves little.
+    sharp_width_m: float = 2.0
 
     # ---- the search on a neighbour's flank (`flank_search`)
     #: Residual maxima over the threshold taken as candidates, at most, and
@@ -285,6 +290,8 @@ class FitConfig:
     #: windows on magnetic ground (`robust`), where the residual's maxima
     #: are the soil's.
     flank_search: bool = True
+    #: The search for narrow residual peaks in joint windows.
+    sharp_search: bool = True
     recentre_isolated: bool = True
     polish_weak: bool = True
     robust_refine: bool = True
@@ -366,7 +373,7 @@ _NOT_NEGATIVE = ("edge_margin", "rel_misfit", "pos_sigma_m", "min_sep_m", "close
                  "body_lobes_reach_m", "split_min_sep_m", "split_centre", "split_depth_tol",
                  "isolated_clear_m", "isolated_max_peak", "isolated_budget",
                  "isolated_radius_m", "isolated_max_depth", "sparse_box_depths",
-                 "residual_extra_sources", "flank_candidates", "flank_clear_m",
+                 "residual_extra_sources", "sharp_width_m", "flank_candidates", "flank_clear_m",
                  "flank_radius_m", "flank_budget", "flank_extra_sources",
                  "flank_max_move_m",
                  "sparse_box_min_m", "sparse_depth_margin_m",

@@ -28,10 +28,12 @@ from acquisition.dsp.addsources import (
     pays_weighted,
     residual_peaks,
     search_near_strong,
+    sharp_residual,
     solved_points,
     try_add,
     try_add_srcs,
     try_ring,
+    try_sharp,
 )
 from acquisition.dsp.broadfit import (
     add_isolated,
@@ -48,6 +50,8 @@ from acquisition.dsp.fitcore import (
     centre_point,
     design_points,
     design_srcs,
+    dist_to_src,
+    flatten_points,
     inside,
     run_lm,
     solve_linear,
@@ -255,6 +259,12 @@ def residual_search(st: FitState) -> None:
     st.set_points(p)
 
 
+#: Radius (m) of the narrow residual a `sharp_search` source is fitted on:
+#: a shallow object's anomaly and the lanes on either side of the one it is
+#: seen on (lanes 1 m apart), which tell on which side of it it lies.
+SHARP_RADIUS_M = 1.5
+
+
 def recentre_isolated_stage(st: FitState) -> None:
     """Joint windows: each source with no neighbour refitted on a window
     centred on itself (`broadfit.recentre_isolated`)."""
@@ -392,6 +402,50 @@ def flank_search(st: FitState) -> None:
     st.srcs = srcs
 
 
+def sharp_search(st: FitState) -> None:
+    """Joint windows, not on magnetic ground: the residual's narrow peaks.
+
+    A window of broad total-field anomalies holds more residual maxima than
+    `residual_search`'s rounds try, and the broad misfit of deep bodies
+    ranks first there, so small shallow objects (scrap, bomblets) on the
+    flanks of those anomalies are never reached. With the broad part taken
+    off along the lanes (`addsources.sharp_residual`), a peak still over
+    the threshold is a shallow object's anomaly; each gets one try, judged
+    by the criterion (`addsources.try_sharp`), up to one per detected lane
+    peak. It runs after the stages that re-model sources with their
+    neighbours (a deep bomb with a piece of scrap beside it is no longer
+    "isolated", and the deep-cluster stages would hold it in every
+    restart): a shallow object's narrow anomaly hardly touches their fits,
+    and added last it is a body of its own, not one more start. On magnetic
+    ground (`robust`) the narrow peaks are the soil's grains, and it does
+    not run.
+    """
+    cfg = st.config
+    srcs = list(st.srcs)
+    if not cfg.joint or cfg.robust or st.lanes is None or not srcs:
+        return
+    G = design_srcs(st.x, st.y, srcs, st.geom)
+    lin = solve_linear(G, st.v)
+    hp = sharp_residual(st.x, st.y, st.v - G @ lin, st.lanes, cfg.sharp_width_m)
+    sig = flank_sigma(st, srcs)
+    centres = flatten_points([centre_point(s) for s in srcs])
+    picks = residual_peaks(st.x, st.y, hp, misfit_level(st, srcs), st.thr, cfg.rel_misfit,
+                           centres, budget=max(cfg.residual_budget, len(st.hints)),
+                           field=misfit_level(st, srcs, falloff=False))
+    for sx, sy in picks:
+        if st.n < (len(srcs) + 1) * cfg.min_samples:
+            break
+        if min(dist_to_src(s, sx, sy) for s in srcs) < 1.0:
+            continue
+        qs = try_sharp(st, srcs, G, hp, sig, sx, sy, SHARP_RADIUS_M)
+        if qs is not None:
+            srcs = qs
+            centres = flatten_points([centre_point(s) for s in srcs])
+            G = design_srcs(st.x, st.y, srcs, st.geom)
+            sig = flank_sigma(st, srcs)
+    st.srcs = srcs
+
+
 def _moved(srcs: list[np.ndarray], new: list[np.ndarray]) -> float:
     """How far (m, in 3-D; a line by its centre) the sources ``srcs`` moved
     in ``new`` (which holds them first)."""
@@ -471,6 +525,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("sparse_deep", sparse_deep_stage, "sparse_deep"),
     Stage("restart_deep", restart_deep_stage, "restart_deep"),
     Stage("flank_search", flank_search, "flank_search"),
+    Stage("sharp_search", sharp_search, "sharp_search"),
     Stage("search_near_strong", search_near_strong_stage, "search_near_strong"),
     Stage("drop_tails", drop_tails_stage, "drop_tails"),
     Stage("drop_body_lobes", drop_body_lobes_stage, "drop_body_lobes"),

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["implausible_weaker", "pairs_plausible"]
+__all__ = ["implausible_weaker", "last_pairs_plausible", "pairs_plausible"]
 
 
 def pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
@@ -55,3 +55,18 @@ def implausible_weaker(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: 
                 mb = float(np.linalg.norm(lin[3 * b:3 * b + 3]))
                 return b if mb <= ma else a
     return None
+
+
+def last_pairs_plausible(p: np.ndarray, lin: np.ndarray, min_sep: float, close_m: float,
+                         ratio: float) -> bool:
+    """`pairs_plausible` of the last source with each of the others: the
+    rules for one more source among sources already judged (a pair the
+    stages before kept is theirs to judge, not the new source's)."""
+    k = len(p) // 3
+    b = k - 1
+    for a in range(b):
+        pair = np.concatenate((p[3 * a:3 * a + 3], p[3 * b:3 * b + 3]))
+        lp = np.concatenate((lin[3 * a:3 * a + 3], lin[3 * b:3 * b + 3]))
+        if not pairs_plausible(pair, lp, min_sep, close_m, ratio):
+            return False
+    return True
