@@ -31,7 +31,7 @@ from acquisition.numfail import swallowed
 __all__ = ["MAX_DEPTH", "LMRun",
            "best_line", "by_lane", "centre_depth", "centre_point", "design_points",
            "design_reusing", "design_srcs", "dist_to_src", "fit_line_local", "flatten_points",
-           "fold_depths", "fold_src", "index_of", "inside", "local_res", "local_sse",
+           "fold_depths", "fold_src", "index_of", "inside", "lane_groups", "local_res", "local_sse",
            "local_view", "misfit_sigma", "moment_sizes", "near_index", "put_back",
            "refit_local", "residual", "run_lm", "run_lm_local", "sigma_of", "solve_linear",
            "solve_linear_many", "src_design"]
@@ -77,8 +77,8 @@ def solve_linear_many(G: np.ndarray, v: np.ndarray) -> np.ndarray:
     k = A.shape[1]
     scale = np.sqrt(np.diagonal(A, axis1=1, axis2=2))
     scale[scale == 0] = 1.0
-    A = A / (scale[:, :, None] * scale[:, None, :])
-    A[:, np.arange(k), np.arange(k)] += 1e-10
+    A /= scale[:, :, None] * scale[:, None, :]
+    A.reshape(A.shape[0], k * k)[:, ::k + 1] += 1e-10  # the diagonals, as a strided view
     b = (Gt @ v) / scale
     return np.linalg.solve(A, b[..., None])[..., 0] / scale
 
@@ -465,11 +465,19 @@ def fold_src(q: np.ndarray) -> np.ndarray:
     return fold_depths(q) if len(q) == 3 else fold_ends(q)
 
 
-def by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
-    """``M``'s columns minus their mean on each lane: fitting these is fitting
-    ``M`` with a free offset per lane (the offsets projected out)."""
+def lane_groups(lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's lane as an index 0..L-1 and the samples per lane: what
+    `by_lane` needs of ``lanes``, for a caller that applies it many times."""
     _, inv = np.unique(lanes, return_inverse=True)
-    cnt = np.bincount(inv).astype(np.float64)
+    return inv, np.bincount(inv).astype(np.float64)
+
+
+def by_lane(M: np.ndarray, lanes: np.ndarray,
+            groups: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """``M``'s columns minus their mean on each lane: fitting these is fitting
+    ``M`` with a free offset per lane (the offsets projected out).
+    ``groups``: `lane_groups` of ``lanes``, when the caller has them."""
+    inv, cnt = groups if groups is not None else lane_groups(lanes)
     out = np.array(M, dtype=np.float64)
     for c in range(out.shape[1]):
         out[:, c] -= (np.bincount(inv, weights=out[:, c]) / cnt)[inv]
@@ -490,9 +498,12 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
     if lanes is None:
         base.append(np.ones((len(lx), 1)))
     B = np.hstack(base) if base else np.empty((len(lx), 0))
+    groups = None
     if lanes is not None:
-        B = by_lane(B, lanes)
-        lv = by_lane(lv[:, None], lanes)[:, 0]
+        # once, not on every column block the fit builds
+        groups = lane_groups(lanes)
+        B = by_lane(B, lanes, groups)
+        lv = by_lane(lv[:, None], lanes, groups)[:, 0]
     sizes = [len(srcs[i]) for i in free]
     cuts = np.cumsum([0, *sizes])
     if callable(w):
@@ -508,7 +519,7 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
         # A source's columns as the fit sees them: per-lane offsets taken
         # out, then weighted.
         if lanes is not None:
-            c = by_lane(c, lanes)
+            c = by_lane(c, lanes, groups)
         if callable(w):
             return w(c)
         return c if w is None else c * w[:, None]
