@@ -148,20 +148,25 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
         h = _FD_REL * ((q >= 0).astype(float) * 2 - 1) * np.maximum(1.0, np.abs(q))
         return h, (q + h) - q
 
-    def stacked(q: np.ndarray) -> np.ndarray:
-        # Design 0: the base point; design 1 + 3b + j: block b's parameter j
-        # stepped. Each block's four column sets from one pass of ``many``.
-        assert many is not None
-        h, _ = steps(q)
-        rows = np.repeat(q.reshape(nb, 1, 3), 4, axis=1)
-        diag = np.arange(3)
-        rows[:, diag + 1, diag] = (q + h).reshape(nb, 3)
-        cols = many(rows.reshape(4 * nb, 3))
-        Gs = np.empty((1 + 3 * nb, v.size, width))
+    if many is not None:
+        # The stack of designs, kept from one evaluation to the next: the
+        # held columns (``left``, ``right``) are the same in every design
+        # and every evaluation, and every block's columns are written anew.
+        n_st = 1 + 3 * nb
+        Gs = np.empty((n_st, v.size, width))
         if left is not None:
             Gs[:, :, :off] = left
         if right is not None:
             Gs[:, :, off + 3 * nb:] = right
+        stepped_row, stepped_col = np.arange(1, 4), np.arange(3)
+
+    def stacked(q: np.ndarray, h: np.ndarray) -> np.ndarray:
+        # Design 0: the base point; design 1 + 3b + j: block b's parameter j
+        # stepped. Every block's four column sets from one pass of ``many``.
+        assert many is not None
+        rows = np.repeat(q.reshape(nb, 1, 3), 4, axis=1)
+        rows[:, stepped_row, stepped_col] = (q + h).reshape(nb, 3)
+        cols = many(rows.reshape(4 * nb, 3))
         for b in range(nb):
             c = off + 3 * b
             Gs[:, :, c:c + 3] = cols[4 * b]
@@ -183,8 +188,10 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
         if "q" in last and last["q"].tobytes() == q.tobytes():
             return last["f"]
         last.clear()
+        h, step = steps(q)
+        last["h"], last["step"] = h, step
         if many is not None:
-            fs = stacked(q)
+            fs = stacked(q, h)
             last["q"], last["fs"], last["f"] = q.copy(), fs, fs[0]
             return fs[0]
         G = build(q)
@@ -196,7 +203,7 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
         if "qj" in last and last["qj"].tobytes() == q.tobytes():
             return last["J"]
         f0 = fun(q)
-        h, step = steps(q)
+        h, step = last["h"], last["step"]
         jt = np.empty((q.size, f0.size))
         if many is not None:
             np.divide(last["fs"][1:] - f0, step[:, None], out=jt)
@@ -205,10 +212,10 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
             for b in range(nb):
                 c = off + 3 * b
                 lo, hi = int(cuts[b]), int(cuts[b + 1])
+                G1 = G0.copy()  # its other columns stay those of G0
                 for i in range(lo, hi):
                     q1 = np.copy(q)
                     q1[i] = q[i] + h[i]
-                    G1 = G0.copy()
                     G1[:, c:c + 3] = block(b, q1[lo:hi])
                     f1 = G1 @ solve_linear(G1, v) - v
                     jt[i] = (f1 - f0) / step[i]
