@@ -159,6 +159,14 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
         if right is not None:
             Gs[:, :, off + 3 * nb:] = right
         stepped_row, stepped_col = np.arange(1, 4), np.arange(3)
+    else:
+        # The design of the per-design path, kept likewise (a Jacobian reads
+        # it only right after the residual evaluation that wrote it).
+        G_buf = np.empty((v.size, width))
+        if left is not None:
+            G_buf[:, :off] = left
+        if right is not None:
+            G_buf[:, off + 3 * nb:] = right
 
     def stacked(q: np.ndarray, h: np.ndarray) -> np.ndarray:
         # Design 0: the base point; design 1 + 3b + j: block b's parameter j
@@ -178,11 +186,10 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
             return np.stack([G @ solve_linear(G, v) - v for G in Gs])
 
     def build(q: np.ndarray) -> np.ndarray:
-        cols = [] if left is None else [left]
-        cols += [block(b, q[cuts[b]:cuts[b + 1]]) for b in range(nb)]
-        if right is not None:
-            cols.append(right)
-        return np.hstack(cols)
+        for b in range(nb):
+            c = off + 3 * b
+            G_buf[:, c:c + 3] = block(b, q[cuts[b]:cuts[b + 1]])
+        return G_buf
 
     def fun(q: np.ndarray) -> np.ndarray:
         if "q" in last and last["q"].tobytes() == q.tobytes():
