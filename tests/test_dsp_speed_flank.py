@@ -29,6 +29,7 @@ from acquisition.dsp.fit import fit_sources
 from acquisition.dsp.fitstate import FitTrace
 from acquisition.forward import SensorGeometry, design_batch, design_matrix, sensor_levels
 from acquisition.forward.dipole import MU0_4PI_NT, R2_MIN
+from acquisition.forward.line import LINE_POINTS, line_design, line_points
 from acquisition.geomag import QUANG_TRI
 
 
@@ -167,6 +168,20 @@ def test_field_rows_per_point_components_equal_reference(r, axis):
     # and scalars give one row
     np.testing.assert_array_equal(dipole.field_rows(1.0, -2.0, 0.5, np.eye(3)[axis]),
                                   _field_rows_reference(1.0, -2.0, 0.5, np.eye(3)[axis]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(finite, finite), min_size=1, max_size=40),
+       st.tuples(finite, finite, st.floats(-3.0, 3.0), finite, finite, st.floats(-3.0, 3.0)),
+       st.sampled_from(["gradient", "total"]))
+def test_line_design_equals_mean_of_its_points(samples, ends, kind):
+    # `line_design`'s sum and division are `np.mean`'s, to the bit.
+    geom = SensorGeometry.from_geometry({"kind": kind}, QUANG_TRI)
+    x, y = (np.array(c, dtype=float) for c in zip(*samples, strict=True))
+    e = np.array(ends, dtype=float)
+    pts = line_points(e, LINE_POINTS)
+    ref = design_batch(x, y, pts[:, 0], pts[:, 1], pts[:, 2], geom).mean(axis=0)
+    np.testing.assert_array_equal(line_design(x, y, e, geom), ref)
 
 
 def test_sensor_levels_taken_once_are_read_only_and_equal():
