@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import leastsq
 
 from acquisition.dsp.fitconfig import FitConfig
 from acquisition.forward import (
@@ -32,7 +31,7 @@ from acquisition.numfail import swallowed
 __all__ = ["MAX_DEPTH", "LMRun",
            "best_line", "by_lane", "centre_depth", "centre_point", "design_points",
            "design_reusing", "design_srcs", "dist_to_src", "fit_line_local", "flatten_points",
-           "fold_depths", "fold_src", "index_of", "inside", "local_res", "local_sse",
+           "fold_depths", "fold_src", "index_of", "inside", "lane_groups", "local_res", "local_sse",
            "local_view", "misfit_sigma", "moment_sizes", "near_index", "put_back",
            "refit_local", "residual", "run_lm", "run_lm_local", "sigma_of", "solve_linear",
            "solve_linear_many", "src_design"]
@@ -78,8 +77,8 @@ def solve_linear_many(G: np.ndarray, v: np.ndarray) -> np.ndarray:
     k = A.shape[1]
     scale = np.sqrt(np.diagonal(A, axis1=1, axis2=2))
     scale[scale == 0] = 1.0
-    A = A / (scale[:, :, None] * scale[:, None, :])
-    A[:, np.arange(k), np.arange(k)] += 1e-10
+    A /= scale[:, :, None] * scale[:, None, :]
+    A.reshape(A.shape[0], k * k)[:, ::k + 1] += 1e-10  # the diagonals, as a strided view
     b = (Gt @ v) / scale
     return np.linalg.solve(A, b[..., None])[..., 0] / scale
 
@@ -103,10 +102,12 @@ Many = Callable[[np.ndarray], Sequence[np.ndarray] | np.ndarray]
 
 def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarray], np.ndarray],
                left: np.ndarray | None, right: np.ndarray | None, v: np.ndarray, *,
-               max_nfev: int, xtol: float, ftol: float, many: Many | None = None) -> Any:
+               max_nfev: int, xtol: float, ftol: float, many: Many | None = None) -> LMRun:
     """Levenberg-Marquardt (MINPACK) on ``G(q) @ solve(G, v) - v`` where
     ``G = [left | block(0, q[cuts[0]:cuts[1]]) | block(1, ...) | ... | right]``
     and every block is 3 columns that depend on its own slice of ``q`` only.
+    Returns the end point (``x``, depths not folded), half the residual's
+    sum of squares (``cost``) and `least_squares`' status for it.
 
     The Jacobian is the forward difference `least_squares` makes on its own,
     step for step (same steps, same arithmetic, so the same fit to the bit),
@@ -118,72 +119,150 @@ def _lm_blocks(q0: np.ndarray, cuts: np.ndarray, block: Callable[[int, np.ndarra
     ``many`` (every block then a point: 3 parameters, 3 columns): the
     columns of several blocks in one pass of the forward model
     (`design_batch`), element for element the numbers ``block`` gives, so
-    the fit is the same to the bit; a residual evaluation builds all the
-    blocks in one pass, a Jacobian each block's three stepped copies. The
-    forward model's numpy overheads, not its arithmetic, dominate on the
-    few hundred samples of a local fit.
+    the fit is the same to the bit. A residual evaluation then also makes
+    the Jacobian's stepped designs (every block's three stepped copies): the
+    base design and the stepped ones come from one pass of the forward model
+    and are solved as one stack (`solve_linear_many`: each the numbers
+    `solve_linear` gives it alone). MINPACK asks for the Jacobian at every
+    point whose step it accepts, most of the points it evaluates, and the
+    forward model's and numpy's per-call overheads, not the arithmetic,
+    dominate on the few hundred samples of a local fit.
+
+    MINPACK is driven as `least_squares(method="lm")` drives it (`_minpack_lm`)
+    without its per-call wrappers: the same iterates, end point and cost.
     """
     nb = len(cuts) - 1
     off = 0 if left is None else left.shape[1]
-    last: dict[str, Any] = {}
     width = off + 3 * nb + (0 if right is None else right.shape[1])
     if v.size * width > _STACK_MAX:
         many = None  # a large design: the stack costs more than the calls it saves
+    # The last residual evaluated (its point, design, value and, with
+    # ``many``, the stepped residuals) and the last Jacobian: MINPACK asks
+    # for the Jacobian at the point it has just evaluated, and for the start
+    # point more than once.
+    last: dict[str, np.ndarray] = {}
+
+    def steps(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # scipy's `_compute_absolute_step` for "2-point" without a rel_step,
+        # and the step as taken (q + h) - q
+        h = _FD_REL * ((q >= 0).astype(float) * 2 - 1) * np.maximum(1.0, np.abs(q))
+        return h, (q + h) - q
+
+    if many is not None:
+        # The stack of designs, kept from one evaluation to the next: the
+        # held columns (``left``, ``right``) are the same in every design
+        # and every evaluation, and every block's columns are written anew.
+        n_st = 1 + 3 * nb
+        Gs = np.empty((n_st, v.size, width))
+        if left is not None:
+            Gs[:, :, :off] = left
+        if right is not None:
+            Gs[:, :, off + 3 * nb:] = right
+        stepped_row, stepped_col = np.arange(1, 4), np.arange(3)
+    else:
+        # The design of the per-design path, kept likewise (a Jacobian reads
+        # it only right after the residual evaluation that wrote it).
+        G_buf = np.empty((v.size, width))
+        if left is not None:
+            G_buf[:, :off] = left
+        if right is not None:
+            G_buf[:, off + 3 * nb:] = right
+
+    def stacked(q: np.ndarray, h: np.ndarray) -> np.ndarray:
+        # Design 0: the base point; design 1 + 3b + j: block b's parameter j
+        # stepped. Every block's four column sets from one pass of ``many``.
+        assert many is not None
+        rows = np.repeat(q.reshape(nb, 1, 3), 4, axis=1)
+        rows[:, stepped_row, stepped_col] = (q + h).reshape(nb, 3)
+        cols = many(rows.reshape(4 * nb, 3))
+        for b in range(nb):
+            c = off + 3 * b
+            Gs[:, :, c:c + 3] = cols[4 * b]
+            for j in range(3):
+                Gs[1 + 3 * b + j, :, c:c + 3] = cols[4 * b + 1 + j]
+        try:
+            return (Gs @ solve_linear_many(Gs, v)[..., None])[..., 0] - v
+        except np.linalg.LinAlgError:  # one of them singular: each alone
+            return np.stack([G @ solve_linear(G, v) - v for G in Gs])
 
     def build(q: np.ndarray) -> np.ndarray:
-        cols = [] if left is None else [left]
-        if many is not None and nb > 1:
-            cols += list(many(q.reshape(nb, 3)))
-        else:
-            cols += [block(b, q[cuts[b]:cuts[b + 1]]) for b in range(nb)]
-        if right is not None:
-            cols.append(right)
-        return np.hstack(cols)
+        for b in range(nb):
+            c = off + 3 * b
+            G_buf[:, c:c + 3] = block(b, q[cuts[b]:cuts[b + 1]])
+        return G_buf
 
     def fun(q: np.ndarray) -> np.ndarray:
+        if "q" in last and last["q"].tobytes() == q.tobytes():
+            return last["f"]
+        last.clear()
+        h, step = steps(q)
+        last["h"], last["step"] = h, step
+        if many is not None:
+            fs = stacked(q, h)
+            last["q"], last["fs"], last["f"] = q.copy(), fs, fs[0]
+            return fs[0]
         G = build(q)
         f = G @ solve_linear(G, v) - v
         last["q"], last["G"], last["f"] = q.copy(), G, f
         return f
 
     def jac(q: np.ndarray) -> np.ndarray:
-        if "q" not in last or last["q"].tobytes() != q.tobytes():
-            fun(q)
-        G0, f0 = last["G"], last["f"]
-        # scipy's `_compute_absolute_step` for "2-point" without a rel_step
-        h = _FD_REL * ((q >= 0).astype(float) * 2 - 1) * np.maximum(1.0, np.abs(q))
+        if "qj" in last and last["qj"].tobytes() == q.tobytes():
+            return last["J"]
+        f0 = fun(q)
+        h, step = last["h"], last["step"]
         jt = np.empty((q.size, f0.size))
-        for b in range(nb):
-            c = off + 3 * b
-            lo, hi = int(cuts[b]), int(cuts[b + 1])
-            if many is None:
+        if many is not None:
+            np.divide(last["fs"][1:] - f0, step[:, None], out=jt)
+        else:
+            G0 = last["G"]
+            for b in range(nb):
+                c = off + 3 * b
+                lo, hi = int(cuts[b]), int(cuts[b + 1])
+                G1 = G0.copy()  # its other columns stay those of G0
                 for i in range(lo, hi):
                     q1 = np.copy(q)
                     q1[i] = q[i] + h[i]
-                    G1 = G0.copy()
                     G1[:, c:c + 3] = block(b, q1[lo:hi])
                     f1 = G1 @ solve_linear(G1, v) - v
-                    jt[i] = (f1 - f0) / ((q[i] + h[i]) - q[i])
-                continue
-            # row j: the block's parameters with parameter j stepped
-            rows = np.repeat(q[None, lo:hi], hi - lo, axis=0)
-            rows[np.arange(hi - lo), np.arange(hi - lo)] = q[lo:hi] + h[lo:hi]
-            stepped = many(rows)
-            # The block's stepped designs solved at once (`solve_linear_many`:
-            # each the numbers `solve_linear` gives it alone).
-            Gs = np.repeat(G0[None], hi - lo, axis=0)
-            for j, cols in enumerate(stepped):
-                Gs[j, :, c:c + 3] = cols
-            try:
-                fs = (Gs @ solve_linear_many(Gs, v)[..., None])[..., 0] - v
-            except np.linalg.LinAlgError:  # one of them singular: each alone
-                fs = np.stack([G @ solve_linear(G, v) - v for G in Gs])
-            for i in range(lo, hi):
-                jt[i] = (fs[i - lo] - f0) / ((q[i] + h[i]) - q[i])
+                    jt[i] = (f1 - f0) / step[i]
+        last["qj"], last["J"] = q.copy(), jt.T
         return jt.T
 
-    return least_squares(fun, q0, jac=jac, method="lm", x_scale=np.full(len(q0), 0.3),
-                         max_nfev=max_nfev, xtol=xtol, ftol=ftol)
+    return _minpack_lm(fun, jac, q0, max_nfev=max_nfev, xtol=xtol, ftol=ftol)
+
+
+#: `least_squares`' status for MINPACK's ``info`` (scipy's
+#: ``FROM_MINPACK_TO_COMMON``; 6-8 are not in it there either).
+_LM_STATUS = {0: -1, 1: 2, 2: 3, 3: 4, 4: 1, 5: 0}
+
+
+def _minpack_lm(fun: Callable[[np.ndarray], np.ndarray], jac: Callable[[np.ndarray], np.ndarray],
+                q0: np.ndarray, *, max_nfev: int, xtol: float, ftol: float) -> LMRun:
+    """`least_squares(fun, q0, jac=jac, method="lm", x_scale=0.3, ...)`:
+    MINPACK's lmder with the settings, checks and result that call gives
+    (``gtol`` 1e-8, step bound factor 100, ``diag`` 1 / 0.3; a start that is
+    NaN, with a residual not finite or shorter than ``q0`` is a ValueError;
+    the cost is half the final residual's sum of squares), called through
+    `scipy.optimize.leastsq`, without `least_squares`' memoising wrappers
+    and the Jacobian it computes once more at the end (for its gradient,
+    which the fits do not read). ``fun`` and ``jac`` must be deterministic,
+    memoised on their point (MINPACK asks for the start point several times)."""
+    q0 = np.atleast_1d(q0).astype(float)
+    if not np.all((q0 >= -np.inf) & (q0 <= np.inf)):
+        raise ValueError("Initial guess is outside of provided bounds")
+    f0 = fun(q0)
+    jac(q0)  # where least_squares takes it: before the checks below
+    if not np.all(np.isfinite(f0)):
+        raise ValueError("Residuals are not finite in the initial point.")
+    if f0.size < q0.size:
+        raise ValueError("Method 'lm' doesn't work when the number of "
+                         "residuals is less than the number of variables.")
+    x, _cov, info, _msg, ier = leastsq(
+        fun, q0, Dfun=jac, full_output=True, col_deriv=False, ftol=ftol, xtol=xtol,
+        gtol=1e-8, maxfev=max_nfev, factor=100.0, diag=1 / np.full(q0.size, 0.3))
+    f = info["fvec"]
+    return LMRun(x, float(0.5 * np.dot(f, f)), _LM_STATUS[ier])
 
 
 def _points_many(x: np.ndarray, y: np.ndarray, geom: SensorGeometry) -> Many:
@@ -400,11 +479,19 @@ def fold_src(q: np.ndarray) -> np.ndarray:
     return fold_depths(q) if len(q) == 3 else fold_ends(q)
 
 
-def by_lane(M: np.ndarray, lanes: np.ndarray) -> np.ndarray:
-    """``M``'s columns minus their mean on each lane: fitting these is fitting
-    ``M`` with a free offset per lane (the offsets projected out)."""
+def lane_groups(lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's lane as an index 0..L-1 and the samples per lane: what
+    `by_lane` needs of ``lanes``, for a caller that applies it many times."""
     _, inv = np.unique(lanes, return_inverse=True)
-    cnt = np.bincount(inv).astype(np.float64)
+    return inv, np.bincount(inv).astype(np.float64)
+
+
+def by_lane(M: np.ndarray, lanes: np.ndarray,
+            groups: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """``M``'s columns minus their mean on each lane: fitting these is fitting
+    ``M`` with a free offset per lane (the offsets projected out).
+    ``groups``: `lane_groups` of ``lanes``, when the caller has them."""
+    inv, cnt = groups if groups is not None else lane_groups(lanes)
     out = np.array(M, dtype=np.float64)
     for c in range(out.shape[1]):
         out[:, c] -= (np.bincount(inv, weights=out[:, c]) / cnt)[inv]
@@ -425,9 +512,12 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
     if lanes is None:
         base.append(np.ones((len(lx), 1)))
     B = np.hstack(base) if base else np.empty((len(lx), 0))
+    groups = None
     if lanes is not None:
-        B = by_lane(B, lanes)
-        lv = by_lane(lv[:, None], lanes)[:, 0]
+        # once, not on every column block the fit builds
+        groups = lane_groups(lanes)
+        B = by_lane(B, lanes, groups)
+        lv = by_lane(lv[:, None], lanes, groups)[:, 0]
     sizes = [len(srcs[i]) for i in free]
     cuts = np.cumsum([0, *sizes])
     if callable(w):
@@ -443,7 +533,7 @@ def refit_local(srcs: list[np.ndarray], free: list[int], lx: np.ndarray, ly: np.
         # A source's columns as the fit sees them: per-lane offsets taken
         # out, then weighted.
         if lanes is not None:
-            c = by_lane(c, lanes)
+            c = by_lane(c, lanes, groups)
         if callable(w):
             return w(c)
         return c if w is None else c * w[:, None]

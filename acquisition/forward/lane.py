@@ -13,6 +13,8 @@ the other.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from acquisition.forward.dipole import UP, field_rows, reference_field
@@ -29,9 +31,21 @@ def sensor_levels(geom: SensorGeometry) -> list[tuple[float, np.ndarray, float]]
     return [(h, comp, 1.0), (h + geom.sensor_separation_m, comp, -1.0)]
 
 
+@functools.lru_cache(maxsize=64)
+def _levels(geom: SensorGeometry) -> tuple[tuple[float, np.ndarray, float], ...]:
+    """`sensor_levels` of a geometry, built once per geometry (a fit asks
+    for them on every design), their directions read-only."""
+    out = []
+    for h, comp, sign in sensor_levels(geom):
+        c = np.array(comp, dtype=np.float64)
+        c.flags.writeable = False
+        out.append((h, c, sign))
+    return tuple(out)
+
+
 def _design(dx: np.ndarray, dy: np.ndarray, depth: np.ndarray | float,
             geom: SensorGeometry) -> np.ndarray:
-    (h, comp, _), *others = sensor_levels(geom)
+    (h, comp, _), *others = _levels(geom)
     g = field_rows(dx, dy, h + depth, comp)
     for h, comp, sign in others:  # sign * rows is exact: the upper sensor is subtracted
         g += sign * field_rows(dx, dy, h + depth, comp)
