@@ -76,3 +76,26 @@ def survey(sources: list[Source], *, kind: str = "gradient", noise: float = 0.0,
     if noise:
         v += rng.normal(0, noise, x.size)
     return x, y, v, lane, geometry
+
+
+# Two bodies 1.2 m apart (their fields overlap: every Jacobian column of one
+# depends on the other through the shared moment solve) and one 9 m away:
+# the fit-core speed tests' world.
+NEAR_AND_FAR = [induced(3.2, 6.0, 0.8, 1.0), induced(4.1, 6.8, 0.4, 0.1),
+                induced(4.6, 15.0, 1.5, 5.0)]
+
+
+def near_and_far_case(kind: str, seed: int, line: bool = False):
+    """`NEAR_AND_FAR` surveyed with 0.3 nT of noise and 0.5 nT lane offsets,
+    as the speed tests fit it: x, y, v, lanes, the `SensorGeometry`, start
+    sources near the three bodies (the first a line with ``line``) and
+    weights per sample."""
+    x, y, v, lane, geometry = survey(NEAR_AND_FAR, kind=kind, noise=0.3, seed=seed,
+                                     offsets=0.5)
+    geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
+    first = np.array([3.0, 5.4, 0.7, 3.5, 6.6, 0.9]) if line else np.array([3.0, 5.5, 1.0])
+    near = np.array([4.2, 6.9, 0.4]) if line else np.array([4.4, 7.2, 0.6])
+    far = np.array([4.6, 15.0, 1.5]) if line else np.array([5.0, 14.0, 1.0])
+    w = 1.0 / (0.3 + 0.01 * np.abs(v))
+    return x, y, v, lane, geom, [first, near, far], w
+

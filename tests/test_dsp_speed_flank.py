@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dsp_synth import induced, survey
+from dsp_synth import NEAR_AND_FAR, induced, near_and_far_case, survey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import least_squares
@@ -220,10 +220,6 @@ def test_solve_linear_many_is_each_solve_linear(n, w, m, seed):
 
 
 # ------------------------------------------------------------ the LM runs
-NEAR_AND_FAR = [induced(3.2, 6.0, 0.8, 1.0), induced(4.1, 6.8, 0.4, 0.1),
-                induced(4.6, 15.0, 1.5, 5.0)]
-
-
 def _same_run(a, b):
     np.testing.assert_array_equal(a.x, b.x)
     assert a.cost == b.cost
@@ -232,11 +228,8 @@ def _same_run(a, b):
 
 @pytest.mark.parametrize("kind", ["gradient", "total", "tf_gradient"])
 def test_point_runs_equal_reference(kind, reference_core):
-    x, y, v, lane, geometry = survey(NEAR_AND_FAR, kind=kind, noise=0.3, seed=4, offsets=0.5)
-    geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
-    p0 = np.array([3.0, 5.5, 1.0, 4.4, 7.2, 0.6, 5.0, 14.0, 1.0])
-    srcs = [p0[0:3], p0[3:6], p0[6:9]]
-    w = 1.0 / (0.3 + 0.01 * np.abs(v))
+    x, y, v, lane, geom, srcs, w = near_and_far_case(kind, 4)
+    p0 = np.concatenate(srcs)
 
     def fits():
         return (fitcore.run_lm(p0, x, y, v, geom),                     # whole window
@@ -260,12 +253,7 @@ def test_point_runs_equal_reference(kind, reference_core):
 @pytest.mark.parametrize("lanes", [False, True])
 def test_line_refit_equals_reference(lanes, reference_core):
     # A line source (the per-design path) beside a point, weighted.
-    x, y, v, lane, geometry = survey(NEAR_AND_FAR, kind="total", noise=0.3, seed=8,
-                                     offsets=0.5)
-    geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
-    srcs = [np.array([3.0, 5.4, 0.7, 3.5, 6.6, 0.9]), np.array([4.2, 6.9, 0.4]),
-            np.array([4.6, 15.0, 1.5])]
-    w = 1.0 / (0.3 + 0.01 * np.abs(v))
+    x, y, v, lane, geom, srcs, w = near_and_far_case("total", 8, line=True)
     ll = lane if lanes else None
 
     def fit():

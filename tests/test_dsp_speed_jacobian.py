@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dsp_synth import induced, survey
+from dsp_synth import NEAR_AND_FAR, induced, near_and_far_case, survey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import least_squares
@@ -36,12 +36,6 @@ def _lm_global(q0, cuts, block, left, right, v, *, max_nfev, xtol, ftol, many=No
 
     return least_squares(fun, q0, method="lm", x_scale=np.full(len(q0), 0.3),
                          max_nfev=max_nfev, xtol=xtol, ftol=ftol)
-
-
-# Two bodies 1.2 m apart (their fields overlap: every Jacobian column of one
-# depends on the other through the shared moment solve) and one 9 m away.
-NEAR_AND_FAR = [induced(3.2, 6.0, 0.8, 1.0), induced(4.1, 6.8, 0.4, 0.1),
-                induced(4.6, 15.0, 1.5, 5.0)]
 
 
 @pytest.mark.parametrize("kind", ["gradient", "total", "tf_gradient"])
@@ -151,12 +145,7 @@ def test_jacobian_is_scipys_forward_difference(dx, dy, d1, d2, noise):
 def test_refit_local_with_a_line_equals_global_path(lanes):
     # A line source (6 parameters, 3 columns) beside a point, per-lane offsets
     # or one offset, weighted: the block bookkeeping of `refit_local`.
-    x, y, v, lane, geometry = survey(NEAR_AND_FAR, kind="total", noise=0.3, seed=8,
-                                     offsets=0.5)
-    geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
-    srcs = [np.array([3.0, 5.4, 0.7, 3.5, 6.6, 0.9]), np.array([4.2, 6.9, 0.4]),
-            np.array([4.6, 15.0, 1.5])]
-    w = 1.0 / (0.3 + 0.01 * np.abs(v))
+    x, y, v, lane, geom, srcs, w = near_and_far_case("total", 8, line=True)
     ll = lane if lanes else None
     fast, sse_fast = fitcore.refit_local(srcs, [0, 1], x, y, v, geom, w=w, lanes=ll)
     orig = fitcore._lm_blocks

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dsp_synth import induced, survey
+from dsp_synth import NEAR_AND_FAR, induced, near_and_far_case, survey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,16 +59,10 @@ def test_jacobian_falls_back_to_one_design_at_a_time(monkeypatch):
     assert np.hypot(fast.x[0] - 3.2, fast.x[1] - 6.0) < 0.3
 
 
-NEAR_AND_FAR = [induced(3.2, 6.0, 0.8, 1.0), induced(4.1, 6.8, 0.4, 0.1),
-                induced(4.6, 15.0, 1.5, 5.0)]
-
-
 @pytest.mark.parametrize("kind", ["gradient", "total", "tf_gradient"])
 def test_point_fits_same_with_and_without_many(kind, monkeypatch):
-    x, y, v, lane, geometry = survey(NEAR_AND_FAR, kind=kind, noise=0.3, seed=4, offsets=0.5)
-    geom = SensorGeometry.from_geometry(geometry, QUANG_TRI)
-    p0 = np.array([3.0, 5.5, 1.0, 4.4, 7.2, 0.6, 5.0, 14.0, 1.0])
-    srcs = [p0[0:3], p0[3:6], p0[6:9]]
+    x, y, v, lane, geom, srcs, _w = near_and_far_case(kind, 4)
+    p0 = np.concatenate(srcs)
 
     def fits():
         a = fitcore.run_lm(p0, x, y, v, geom)
