@@ -259,12 +259,6 @@ def residual_search(st: FitState) -> None:
     st.set_points(p)
 
 
-#: Radius (m) of the narrow residual a `sharp_search` source is fitted on:
-#: a shallow object's anomaly and the lanes on either side of the one it is
-#: seen on (lanes 1 m apart), which tell on which side of it it lies.
-SHARP_RADIUS_M = 1.5
-
-
 def recentre_isolated_stage(st: FitState) -> None:
     """Joint windows: each source with no neighbour refitted on a window
     centred on itself (`broadfit.recentre_isolated`)."""
@@ -400,6 +394,12 @@ def flank_search(st: FitState) -> None:
             srcs = cand
             fresh = True
     st.srcs = srcs
+
+
+#: Radius (m) of the narrow residual a `sharp_search` source is fitted on:
+#: a shallow object's anomaly and the lanes on either side of the one it is
+#: seen on (lanes 1 m apart), which tell on which side of it it lies.
+SHARP_RADIUS_M = 1.5
 
 
 def sharp_search(st: FitState) -> None:
