@@ -131,3 +131,17 @@ def test_sharp_residual_is_per_lane_and_in_any_sample_order(seed, n_lanes):
     np.testing.assert_array_equal(hp_p, hp[perm])
     one = sharp_residual(x[lane == 0], y[lane == 0], r[lane == 0], lane[lane == 0], 2.0)
     np.testing.assert_array_equal(one, hp[lane == 0])
+
+
+def test_sharp_residual_gives_samples_on_no_lane_nothing():
+    # Turns (lane < 0) have no track to take a median along: no narrow peak.
+    s = np.arange(0.0, 5.0, 0.1)
+    x = np.concatenate((np.zeros_like(s), np.linspace(0.0, 1.0, 5)))
+    y = np.concatenate((s, np.full(5, 5.0)))
+    lane = np.concatenate((np.zeros(s.size, dtype=int), np.full(5, -1)))
+    r = np.concatenate((np.zeros_like(s), np.full(5, 9.0)))
+    r[20] = 4.0
+    hp = sharp_residual(x, y, r, lane, 2.0)
+    assert np.all(hp[s.size:] == 0.0)
+    assert hp[20] == 4.0
+

@@ -215,7 +215,8 @@ def sharp_residual(x: np.ndarray, y: np.ndarray, res: np.ndarray, lanes: np.ndar
     to it: a shallow piece of scrap or a bomblet stands out of the median,
     while the misfit a deep body's fit leaves (as wide as its depth) is
     mostly taken out with it. Lanes are put in along-track order by their
-    own direction; a lane of fewer than 3 samples keeps its residual.
+    own direction; a lane of fewer than 3 samples keeps its residual, and
+    samples on no lane (``lanes`` < 0: turns) get 0, having no track.
 
     >>> s = np.arange(0.0, 10.0, 0.1)
     >>> bump = 5.0 / (1 + ((s - 3) / 3.0) ** 2) + 4.0 / (1 + ((s - 7) / 0.3) ** 2)
@@ -226,6 +227,9 @@ def sharp_residual(x: np.ndarray, y: np.ndarray, res: np.ndarray, lanes: np.ndar
     out = res.copy()
     for lane in np.unique(lanes):
         idx = np.flatnonzero(lanes == lane)
+        if lane < 0:
+            out[idx] = 0.0
+            continue
         if idx.size < 3:
             continue
         ux, uy = x[idx[-1]] - x[idx[0]], y[idx[-1]] - y[idx[0]]
