@@ -200,13 +200,6 @@ def residual_peaks(x: np.ndarray, y: np.ndarray, res: np.ndarray, level: np.ndar
 SHARP_CLEAR_M = 1.0
 
 
-def solve_fit_at(x: np.ndarray, y: np.ndarray, v: np.ndarray, p: np.ndarray,
-                 geom: SensorGeometry) -> np.ndarray:
-    """The least-squares field of the points ``p`` (and an offset) on ``v``."""
-    G = design_points(x, y, p, geom)
-    return G @ solve_linear(G, v)
-
-
 def sharp_residual(x: np.ndarray, y: np.ndarray, res: np.ndarray, lanes: np.ndarray,
                    width_m: float) -> np.ndarray:
     """``res`` less its running median over ``width_m`` along each lane.
@@ -243,10 +236,11 @@ def sharp_residual(x: np.ndarray, y: np.ndarray, res: np.ndarray, lanes: np.ndar
 
 
 def try_sharp(st: FitState, srcs: list[np.ndarray], G: np.ndarray, hp: np.ndarray,
-              sig: np.ndarray, sx: float, sy: float, radius: float) -> list[np.ndarray] | None:
+              sig: np.ndarray, sx: float, sy: float,
+              radius: float) -> tuple[list[np.ndarray], np.ndarray] | None:
     """One more point source at a narrow residual peak (the stage
-    `sharp_search`): ``srcs`` (points or lines) with the new point appended
-    if it pays, else None.
+    `sharp_search`): ``srcs`` (points or lines) with the new point appended,
+    and their design on the window, if it pays; else None.
 
     ``G``: the design of ``srcs`` on the window; ``hp``: the narrow residual
     (`sharp_residual`) of their fit. The source is fitted alone to ``hp``
@@ -262,13 +256,13 @@ def try_sharp(st: FitState, srcs: list[np.ndarray], G: np.ndarray, hp: np.ndarra
     on the window.
     """
     cfg = st.config
-    loc = np.hypot(st.x - sx, st.y - sy) < radius
+    loc = np.flatnonzero(np.hypot(st.x - sx, st.y - sy) < radius)
     # Within a metre of a fitted source the narrow residual is as much that
     # source's own misfit (the walk's position error on its steep slopes)
     # as anything else: the new source is fitted and judged beyond it.
     for s in srcs:
-        loc &= _dist_to(s, st.x, st.y) >= SHARP_CLEAR_M
-    n = int(loc.sum())
+        loc = loc[_dist_to(s, st.x[loc], st.y[loc]) >= SHARP_CLEAR_M]
+    n = int(loc.size)
     if n < 12:
         return None
     lx, ly, lv = st.x[loc], st.y[loc], hp[loc]
@@ -285,7 +279,7 @@ def try_sharp(st: FitState, srcs: list[np.ndarray], G: np.ndarray, hp: np.ndarra
     if best is None or math.hypot(best.x[0] - sx, best.x[1] - sy) > SEED_REACH_M:
         return None
     r0 = lv - float(np.mean(lv))
-    r1 = lv - solve_fit_at(lx, ly, lv, best.x, st.geom)
+    r1 = residual(best.x, lx, ly, lv, st.geom)
     if not pays(penalised(chi2_drop(r0, r1, sig[loc] ** 2, False), n, 6), cfg.bic_gain):
         return None
     qs = [*srcs, best.x]
@@ -295,7 +289,7 @@ def try_sharp(st: FitState, srcs: list[np.ndarray], G: np.ndarray, hp: np.ndarra
     if cfg.pairs_plausible and not last_pairs_plausible(q, lin_q, cfg.min_sep_m, cfg.close_m,
                                                         cfg.pair_ratio):
         return None
-    return qs
+    return qs, Gq
 
 
 def greedy_maxima(score: np.ndarray, x: np.ndarray, y: np.ndarray, over: np.ndarray,

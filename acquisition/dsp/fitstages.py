@@ -437,11 +437,9 @@ def sharp_search(st: FitState) -> None:
             break
         if min(dist_to_src(s, sx, sy) for s in srcs) < 1.0:
             continue
-        qs = try_sharp(st, srcs, G, hp, sig, sx, sy, SHARP_RADIUS_M)
-        if qs is not None:
-            srcs = qs
-            centres = flatten_points([centre_point(s) for s in srcs])
-            G = design_srcs(st.x, st.y, srcs, st.geom)
+        got = try_sharp(st, srcs, G, hp, sig, sx, sy, SHARP_RADIUS_M)
+        if got is not None:
+            srcs, G = got
             sig = flank_sigma(st, srcs)
     st.srcs = srcs
 
